@@ -1,0 +1,30 @@
+import { writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { benchCaSigning } from './ca-signing.bench.js'
+import type { BenchResult } from './harness.js'
+import { formatTable } from './harness.js'
+import { benchJwt } from './jwt.bench.js'
+
+/** Every benchmark group, in the order printed. */
+const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
+  ['CA signing', benchCaSigning],
+  ['JWT-SVIDs', benchJwt],
+]
+
+async function main(): Promise<void> {
+  const results: BenchResult[] = []
+  for (const [name, run] of GROUPS) {
+    process.stderr.write(`running ${name}…\n`)
+    results.push(...(await run()))
+  }
+  console.log(formatTable(results))
+  console.log(`\npeak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB; node ${process.version}`)
+  // bench/results.json sits beside the sources: dist/bench/run.js → ../../bench/results.json
+  const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results.json')
+  await writeFile(out, `${JSON.stringify(results, null, 2)}\n`)
+  console.log(`wrote ${out}`)
+  if (results.some((r) => r.met === false)) process.exitCode = 1
+}
+
+await main()

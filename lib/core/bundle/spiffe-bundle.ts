@@ -1,0 +1,213 @@
+import type { KeyObject } from 'node:crypto'
+import { IdentityError } from '../errors.js'
+import type { TrustDomain } from '../trust-domain.js'
+import { type Certificate, parseCertificate } from '../x509/certificate.js'
+import { documentText, isJsonObject, listMembers, parseJsonDocument } from './json-document.js'
+import { exportPublicJwk, importPublicJwk, isSupportedJwk } from './jwk.js'
+import { assertUniqueKids, authorityFromJwk, type JwtAuthority, JwtBundle } from './jwt-bundle.js'
+import { X509Bundle } from './x509-bundle.js'
+
+/** The largest `spiffe_sequence`: an unsigned 64-bit integer, as go-spiffe reads it. */
+export const MAX_SPIFFE_SEQUENCE = 2n ** 64n - 1n
+
+/** The parts of a {@link SpiffeBundle}; bundles given must belong to its trust domain. */
+export interface SpiffeBundleParts {
+  readonly x509?: X509Bundle
+  readonly jwt?: JwtBundle
+  /** `spiffe_sequence`, 0 to 2^64 − 1. */
+  readonly sequence?: bigint
+  /** `spiffe_refresh_hint`, whole seconds ≥ 0. */
+  readonly refreshHintSeconds?: number
+}
+
+/**
+ * A SPIFFE bundle (spec §6.1): the X.509 and JWT authorities of one trust domain, with the
+ * optional sequence number and refresh hint. Immutable. Converts to and from the JWK Set document
+ * that the federation endpoint serves.
+ */
+export class SpiffeBundle {
+  readonly #x509: X509Bundle
+  readonly #jwt: JwtBundle
+  readonly #sequence: bigint | undefined
+  readonly #refreshHintSeconds: number | undefined
+
+  private constructor(x509: X509Bundle, jwt: JwtBundle, sequence?: bigint, refreshHintSeconds?: number) {
+    this.#x509 = x509
+    this.#jwt = jwt
+    this.#sequence = sequence
+    this.#refreshHintSeconds = refreshHintSeconds
+  }
+
+  /**
+   * A bundle of `trustDomain` from its parts; a missing part is empty.
+   * @throws ERR_BUNDLE_MALFORMED when a part belongs to another trust domain, or the sequence
+   *   or refresh hint is out of range
+   */
+  static of(trustDomain: TrustDomain, parts: SpiffeBundleParts = {}): SpiffeBundle {
+    const x509 = parts.x509 ?? X509Bundle.empty(trustDomain)
+    const jwt = parts.jwt ?? JwtBundle.empty(trustDomain)
+    if (!x509.trustDomain.equals(trustDomain) || !jwt.trustDomain.equals(trustDomain)) {
+      throw malformed(`a bundle part does not belong to trust domain ${trustDomain.name}`)
+    }
+    const { sequence, refreshHintSeconds: hint } = parts
+    if (
+      sequence !== undefined &&
+      (typeof sequence !== 'bigint' || sequence < 0n || sequence > MAX_SPIFFE_SEQUENCE)
+    ) {
+      throw malformed('spiffe_sequence must be an integer from 0 to 2^64 - 1')
+    }
+    if (hint !== undefined && (!Number.isSafeInteger(hint) || hint < 0)) {
+      throw malformed('spiffe_refresh_hint must be a whole number of seconds >= 0')
+    }
+    return new SpiffeBundle(x509, jwt, sequence, hint)
+  }
+
+  /**
+   * Parses a bundle document. `keys` is required (it may be empty). Entries with a missing or
+   * unknown `use`, or an unknown `kty`/`crv`, are skipped; an `x509-svid` entry needs exactly one
+   * standard-base64 `x5c` certificate whose key matches the entry's key members, and no `kid`; a
+   * `jwt-svid` entry needs a unique `kid`.
+   * @throws ERR_BUNDLE_MALFORMED (the underlying error as `cause`)
+   */
+  static parse(trustDomain: TrustDomain, document: string | Uint8Array): SpiffeBundle {
+    const text = documentText(document)
+    const doc = parseJsonDocument(text)
+    if (!isJsonObject(doc) || !Array.isArray(doc['keys']))
+      throw malformed('a SPIFFE bundle needs a "keys" array')
+    const x509: Certificate[] = []
+    const jwt: JwtAuthority[] = []
+    for (const entry of doc['keys'] as unknown[]) {
+      if (!isJsonObject(entry)) throw malformed('a bundle key must be a JSON object')
+      if (!isSupportedJwk(entry)) continue
+      if (entry['use'] === 'x509-svid') x509.push(parseX509Entry(entry))
+      else if (entry['use'] === 'jwt-svid') jwt.push(authorityFromJwk(entry))
+    }
+    assertUniqueKids(jwt.map((a) => a.kid))
+    const hint = doc['spiffe_refresh_hint'] ?? undefined
+    if (hint !== undefined && typeof hint !== 'number')
+      throw malformed('spiffe_refresh_hint must be a number')
+    return SpiffeBundle.of(trustDomain, {
+      x509: X509Bundle.fromAuthorities(trustDomain, x509),
+      jwt: JwtBundle.fromAuthorities(trustDomain, jwt),
+      sequence: readSequence(text, doc),
+      refreshHintSeconds: hint,
+    })
+  }
+
+  /** The trust domain the bundle belongs to. */
+  get trustDomain(): TrustDomain {
+    return this.#x509.trustDomain
+  }
+
+  /** The X.509 authorities (CA certificates). */
+  get x509Authorities(): ReadonlyArray<Certificate> {
+    return this.#x509.authorities
+  }
+
+  /** The JWT authorities, in `kid` order. */
+  get jwtAuthorities(): ReadonlyArray<JwtAuthority> {
+    return this.#jwt.authorities
+  }
+
+  /** `spiffe_sequence`, when set. */
+  get sequence(): bigint | undefined {
+    return this.#sequence
+  }
+
+  /** `spiffe_refresh_hint` in seconds, when set. */
+  get refreshHintSeconds(): number | undefined {
+    return this.#refreshHintSeconds
+  }
+
+  /** The X.509 part. */
+  toX509Bundle(): X509Bundle {
+    return this.#x509
+  }
+
+  /** The JWT part. */
+  toJwtBundle(): JwtBundle {
+    return this.#jwt
+  }
+
+  /** This bundle with its parts replaced; omitted parts are kept. @throws ERR_BUNDLE_MALFORMED */
+  with(parts: SpiffeBundleParts): SpiffeBundle {
+    return SpiffeBundle.of(this.trustDomain, {
+      x509: this.#x509,
+      jwt: this.#jwt,
+      sequence: this.#sequence,
+      refreshHintSeconds: this.#refreshHintSeconds,
+      ...parts,
+    })
+  }
+
+  /**
+   * The bundle document as compact JSON: `keys` (X.509 entries first, each with `use`, the key
+   * members and `x5c`; then JWT entries with `use`, `kty`, `kid` and the key members), then
+   * `spiffe_sequence` and `spiffe_refresh_hint` when set.
+   * @throws ERR_KEY_MALFORMED when an authority's key type has no JWK form
+   */
+  marshal(): string {
+    const keys = [
+      ...this.#x509.authorities.map((c) => ({
+        use: 'x509-svid',
+        ...exportPublicJwk(c.publicKey),
+        x5c: [c.der.toString('base64')],
+      })),
+      ...this.#jwt.toJwks().keys.map((k) => ({ use: 'jwt-svid', ...k })),
+    ]
+    let json = `{"keys":${JSON.stringify(keys)}`
+    if (this.#sequence !== undefined) json += `,"spiffe_sequence":${this.#sequence.toString()}`
+    if (this.#refreshHintSeconds !== undefined) json += `,"spiffe_refresh_hint":${this.#refreshHintSeconds}`
+    return `${json}}`
+  }
+
+  /** True for equal X.509 and JWT parts, sequence and refresh hint. */
+  equals(other: SpiffeBundle): boolean {
+    return (
+      this.#x509.equals(other.#x509) &&
+      this.#jwt.equals(other.#jwt) &&
+      this.#sequence === other.#sequence &&
+      this.#refreshHintSeconds === other.#refreshHintSeconds
+    )
+  }
+}
+
+const STANDARD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+function parseX509Entry(entry: Readonly<Record<string, unknown>>): Certificate {
+  if (Object.hasOwn(entry, 'kid')) throw malformed('an x509-svid entry must not have a "kid"')
+  const x5c = entry['x5c']
+  if (!Array.isArray(x5c) || x5c.length !== 1)
+    throw malformed('an x509-svid entry needs exactly one x5c cert')
+  const [b64] = x5c as unknown[]
+  if (typeof b64 !== 'string' || b64.length === 0 || !STANDARD_BASE64.test(b64)) {
+    throw malformed('x5c must hold standard base64 DER')
+  }
+  let cert: Certificate
+  let key: KeyObject
+  try {
+    cert = parseCertificate(Buffer.from(b64, 'base64'))
+    key = importPublicJwk(entry)
+  } catch (err) {
+    throw malformed('an x509-svid entry does not parse', err)
+  }
+  if (!key.equals(cert.publicKey)) {
+    throw malformed('an x509-svid entry has key members that differ from its certificate key')
+  }
+  return cert
+}
+
+/** `spiffe_sequence` read from the source text, so that no bit of a 64-bit value is lost. */
+function readSequence(text: string, doc: Readonly<Record<string, unknown>>): bigint | undefined {
+  const value = doc['spiffe_sequence']
+  if (value === undefined || value === null) return undefined
+  const raw = listMembers(text).findLast((m) => m.name === 'spiffe_sequence')?.raw ?? ''
+  if (!/^\d+$/.test(raw)) throw malformed('spiffe_sequence must be a non-negative integer')
+  const sequence = BigInt(raw)
+  if (sequence > MAX_SPIFFE_SEQUENCE) throw malformed('spiffe_sequence does not fit in 64 bits')
+  return sequence
+}
+
+function malformed(message: string, cause?: unknown): IdentityError {
+  return new IdentityError('ERR_BUNDLE_MALFORMED', message, { cause })
+}

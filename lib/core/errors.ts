@@ -1,0 +1,89 @@
+/**
+ * Stable error codes. Codes are API: add new ones, never rename or reuse one.
+ * Adapters map each code to a transport status through one table (`Record<ErrorCode, …>`),
+ * so the compiler reports any code that is left unmapped.
+ */
+export type ErrorCode =
+  // SPIFFE IDs, trust domains, selectors
+  | 'ERR_ID_INVALID'
+  | 'ERR_TRUST_DOMAIN_INVALID'
+  | 'ERR_SELECTOR_INVALID'
+  | 'ERR_DNS_NAME_INVALID'
+  // encodings
+  | 'ERR_DER_MALFORMED'
+  | 'ERR_PEM_MALFORMED'
+  | 'ERR_CERT_MALFORMED'
+  | 'ERR_KEY_MALFORMED'
+  | 'ERR_KEY_MISMATCH'
+  | 'ERR_CSR_MALFORMED'
+  | 'ERR_CSR_SIGNATURE_INVALID'
+  // X509-SVIDs
+  | 'ERR_X509_SVID_INVALID'
+  | 'ERR_X509_SVID_UNTRUSTED'
+  | 'ERR_X509_SVID_EXPIRED'
+  // JWT-SVIDs
+  | 'ERR_JWT_MALFORMED'
+  | 'ERR_JWT_ALG_UNSUPPORTED'
+  | 'ERR_JWT_INVALID'
+  | 'ERR_JWT_KEY_NOT_FOUND'
+  | 'ERR_JWT_SIGNATURE_INVALID'
+  | 'ERR_JWT_EXPIRED'
+  | 'ERR_JWT_NOT_YET_VALID'
+  | 'ERR_JWT_AUDIENCE_MISMATCH'
+  // bundles
+  | 'ERR_BUNDLE_MALFORMED'
+  | 'ERR_BUNDLE_NOT_FOUND'
+  // the CA and its keys
+  | 'ERR_TTL_INVALID'
+  | 'ERR_CA_NOT_READY'
+  | 'ERR_CA_EXPIRED'
+  | 'ERR_KEY_STORE_CORRUPT'
+  | 'ERR_KEY_STORE_IO'
+  // registration entries, join tokens, agents
+  | 'ERR_ENTRY_INVALID'
+  | 'ERR_ENTRY_NOT_FOUND'
+  | 'ERR_ENTRY_EXISTS'
+  | 'ERR_ENTRY_REVISION_CONFLICT'
+  | 'ERR_PAGE_TOKEN_INVALID'
+  | 'ERR_JOIN_TOKEN_INVALID'
+  | 'ERR_AGENT_NOT_FOUND'
+  | 'ERR_AGENT_EXISTS'
+  | 'ERR_AGENT_BANNED'
+  | 'ERR_AGENT_UNAUTHORIZED'
+  // storage and configuration
+  | 'ERR_DATASTORE_IO'
+  | 'ERR_DATASTORE_SCHEMA'
+  | 'ERR_CONFIG_INVALID'
+  // callers and requests
+  | 'ERR_PEER_UNAUTHORIZED'
+  | 'ERR_REQUEST_INVALID'
+  | 'ERR_REQUEST_TOO_LARGE'
+
+/** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
+export class IdentityError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'IdentityError'
+    this.code = code
+  }
+}
+
+/** True when `err` is an {@link IdentityError}, optionally with the given code. */
+export function isIdentityError(err: unknown, code?: ErrorCode): err is IdentityError {
+  return err instanceof IdentityError && (code === undefined || err.code === code)
+}
+
+/**
+ * Runs `fn`; any error that is not already an {@link IdentityError} is wrapped with `code`.
+ * Used at the edges where foreign libraries (node:crypto, jose) throw their own errors.
+ */
+export function wrapErrors<T>(code: ErrorCode, message: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (err instanceof IdentityError) throw err
+    throw new IdentityError(code, message, { cause: err })
+  }
+}

@@ -1,0 +1,90 @@
+import { KeyObject } from 'node:crypto'
+import { CompactSign } from 'jose'
+import { IdentityError } from '../errors.js'
+import { SpiffeId } from '../spiffe-id.js'
+import { algorithmsForKey, cryptoKeyFor } from './jwt-svid.js'
+
+/** What {@link mintJwtSvid} needs. */
+export interface MintJwtSvidParams {
+  /** The subject; any valid SPIFFE ID, the trust domain's own ID included. */
+  readonly id: SpiffeId
+  /** The audiences, written to `aud` exactly as given (as an array). At least one, none empty. */
+  readonly audience: ReadonlyArray<string>
+  /** The signing key and the `kid` under which its public half is in the JWT bundle. */
+  readonly key: Readonly<{ kid: string; privateKey: KeyObject }>
+  /** The issue time (ms since the epoch); `iat` is its whole second. */
+  readonly nowMs: number
+  /** The requested lifetime. */
+  readonly ttlMs: number
+  /** An upper bound for the expiry, such as the signing key's own notAfter. */
+  readonly expiresAtCapMs?: number
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * Signs a JWT-SVID: header exactly `{alg, kid, typ: "JWT"}` (ES256 for P-256, ES384 for P-384,
+ * ES512 for P-521, RS256 for RSA) and claims `sub`, `aud`, `exp`, `iat` with integer times, where
+ * `exp` is `min(nowMs + ttlMs, expiresAtCapMs)` rounded down to the second.
+ * The key's WebCrypto form is imported once and cached per `KeyObject`.
+ * @throws ERR_ID_INVALID when `id` is not a SpiffeId; ERR_JWT_INVALID on an empty audience list,
+ *   an empty audience or an empty `kid`; ERR_TTL_INVALID when the token would not outlive its
+ *   issue second; ERR_KEY_MALFORMED when the key is not a private KeyObject;
+ *   ERR_JWT_ALG_UNSUPPORTED for key types with no allowed algorithm (Ed25519, for instance)
+ */
+export async function mintJwtSvid(params: MintJwtSvidParams): Promise<string> {
+  const { id, audience, key } = params
+  if (!(id instanceof SpiffeId)) throw new IdentityError('ERR_ID_INVALID', 'the subject must be a SpiffeId')
+  checkAudience(audience)
+  if (typeof key?.kid !== 'string' || key.kid.length === 0) {
+    throw new IdentityError('ERR_JWT_INVALID', 'the signing key needs a non-empty kid')
+  }
+  const alg = signingAlgorithm(key.privateKey)
+  const { iat, exp } = lifetime(params)
+  const claims = { sub: id.toString(), aud: [...audience], exp, iat }
+  const signingKey = await cryptoKeyFor(key.privateKey, alg)
+  try {
+    return await new CompactSign(encoder.encode(JSON.stringify(claims)))
+      .setProtectedHeader({ alg, kid: key.kid, typ: 'JWT' })
+      .sign(signingKey)
+  } catch (err) {
+    throw new IdentityError('ERR_KEY_MALFORMED', 'signing the JWT-SVID failed', { cause: err })
+  }
+}
+
+function checkAudience(audience: ReadonlyArray<string>): void {
+  if (!Array.isArray(audience) || audience.length === 0) {
+    throw new IdentityError('ERR_JWT_INVALID', 'a JWT-SVID needs at least one audience')
+  }
+  for (const a of audience) {
+    if (typeof a !== 'string' || a.length === 0) {
+      throw new IdentityError('ERR_JWT_INVALID', 'every audience must be a non-empty string')
+    }
+  }
+}
+
+function signingAlgorithm(privateKey: KeyObject) {
+  if (!(privateKey instanceof KeyObject) || privateKey.type !== 'private') {
+    throw new IdentityError('ERR_KEY_MALFORMED', 'the signing key must be a private KeyObject')
+  }
+  const alg = algorithmsForKey(privateKey)[0]
+  if (alg === undefined) {
+    throw new IdentityError('ERR_JWT_ALG_UNSUPPORTED', 'no JWT-SVID algorithm fits this key type')
+  }
+  return alg
+}
+
+function lifetime(params: MintJwtSvidParams): { iat: number; exp: number } {
+  const { nowMs, ttlMs, expiresAtCapMs } = params
+  if (!Number.isFinite(nowMs) || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new IdentityError('ERR_TTL_INVALID', 'nowMs and a positive ttlMs are required')
+  }
+  if (expiresAtCapMs !== undefined && Number.isNaN(expiresAtCapMs)) {
+    throw new IdentityError('ERR_TTL_INVALID', 'expiresAtCapMs must be a number')
+  }
+  const iat = Math.floor(nowMs / 1000)
+  const exp = Math.floor(Math.min(nowMs + ttlMs, expiresAtCapMs ?? Number.POSITIVE_INFINITY) / 1000)
+  if (exp <= iat)
+    throw new IdentityError('ERR_TTL_INVALID', 'the JWT-SVID would expire within its issue second')
+  return { iat, exp }
+}

@@ -1,0 +1,117 @@
+/**
+ * Test fixtures made once with the openssl CLI (see each constant's summary) and embedded so
+ * tests never read disk or spawn processes. Test-only material: none of these keys protects anything.
+ */
+
+/** EC P-256 self-signed CA: C=US, O=SPIFFE, serialNumber=1; serial 0x1f2e3d4c5b6a79881726354453627180; 36500 days (notAfter is a GeneralizedTime); basicConstraints critical CA:TRUE pathlen:1; keyUsage critical keyCertSign, cRLSign; SKI; URI SAN spiffe://example.org. */
+export const caCertPem = `
+-----BEGIN CERTIFICATE-----
+MIIBuTCCAWCgAwIBAgIQHy49TFtqeYgXJjVEU2JxgDAKBggqhkjOPQQDAjAqMQsw
+CQYDVQQGEwJVUzEPMA0GA1UECgwGU1BJRkZFMQowCAYDVQQFEwExMCAXDTI2MTEy
+MzAxMTUyM1oYDzIxMjYxMDMwMDExNTIzWjAqMQswCQYDVQQGEwJVUzEPMA0GA1UE
+CgwGU1BJRkZFMQowCAYDVQQFEwExMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+mTjl9Jlij2U7PmB0Eqpiuikq98BVshS43OnFuGyBA83RE7hsbGcXDkZ9f3jpHaPl
+IGhbWOV1sMEXNu0fvplbO6NmMGQwEgYDVR0TAQH/BAgwBgEB/wIBATAOBgNVHQ8B
+Af8EBAMCAQYwHQYDVR0OBBYEFOxzjPu/TI/G5QIx51xHCEKPtJbeMB8GA1UdEQQY
+MBaGFHNwaWZmZTovL2V4YW1wbGUub3JnMAoGCCqGSM49BAMCA0cAMEQCIH5QNz2c
+b6XUJzae/TEppEaKx9z/GnL8xCvNf41RTLnqAiAbug2TV8fqvUBM9HJBJUhiZ63j
+pqcqA6tD6TZVehJb7A==
+-----END CERTIFICATE-----
+`
+
+/** The CA's private key, PKCS#8. */
+export const caKeyPem = `
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7f5124MqQKETjUDy
+LUkG4L0B+cR4YYciHEwJ8DNHFAqhRANCAASZOOX0mWKPZTs+YHQSqmK6KSr3wFWy
+FLjc6cW4bIEDzdETuGxsZxcORn1/eOkdo+UgaFtY5XWwwRc27R++mVs7
+-----END PRIVATE KEY-----
+`
+
+/** EC P-256 leaf signed by {@link caCertPem}: C=US, O=SPIRE; serial 0xe1; 3650 days; basicConstraints critical CA:FALSE; keyUsage critical digitalSignature, keyEncipherment, keyAgreement; EKU serverAuth, clientAuth; SKI; AKI keyid; SANs URI spiffe://example.org/a and DNS a.example.org. */
+export const leafCertPem = `
+-----BEGIN CERTIFICATE-----
+MIIB6jCCAZCgAwIBAgICAOEwCgYIKoZIzj0EAwIwKjELMAkGA1UEBhMCVVMxDzAN
+BgNVBAoMBlNQSUZGRTEKMAgGA1UEBRMBMTAeFw0yNjExMjMwMTE1MjNaFw0zNjEx
+MjAwMTE1MjNaMB0xCzAJBgNVBAYTAlVTMQ4wDAYDVQQKDAVTUElSRTBZMBMGByqG
+SM49AgEGCCqGSM49AwEHA0IABNmmTHrIhyt/GwVbA/LrtofRvEMq/ce+VF9dvsUD
+bcGIoxFR2apP1OBK4d+woOWEFnFRms4S2o5tNjmitIf93JWjgbIwga8wDAYDVR0T
+AQH/BAIwADAOBgNVHQ8BAf8EBAMCA6gwHQYDVR0lBBYwFAYIKwYBBQUHAwEGCCsG
+AQUFBwMCMB0GA1UdDgQWBBTTAbSczW9Hg98BppATdoE1tryJMTAfBgNVHSMEGDAW
+gBTsc4z7v0yPxuUCMedcRwhCj7SW3jAwBgNVHREEKTAnhhZzcGlmZmU6Ly9leGFt
+cGxlLm9yZy9hgg1hLmV4YW1wbGUub3JnMAoGCCqGSM49BAMCA0gAMEUCIB9C5sSM
+ynQX7L/aOw8ryk+coFyOlSYJHvuJMkrWLZKLAiEA9wlZ2L+Kx/al1cyztvAFemvJ
+ourAg2FCvW84OEIa87E=
+-----END CERTIFICATE-----
+`
+
+/** The leaf's private key, PKCS#8. */
+export const leafKeyPem = `
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg3GGXdpKCrAxBHXDM
+cXi2dk7fN6L/xk70tcUh2tSu4MShRANCAATZpkx6yIcrfxsFWwPy67aH0bxDKv3H
+vlRfXb7FA23BiKMRUdmqT9TgSuHfsKDlhBZxUZrOEtqObTY5orSH/dyV
+-----END PRIVATE KEY-----
+`
+
+/** The PKCS#10 request the leaf was issued from (openssl req, SHA-256): same subject and SANs. */
+export const leafCsrPem = `
+-----BEGIN CERTIFICATE REQUEST-----
+MIIBGjCBwgIBADAdMQswCQYDVQQGEwJVUzEOMAwGA1UECgwFU1BJUkUwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAATZpkx6yIcrfxsFWwPy67aH0bxDKv3HvlRfXb7F
+A23BiKMRUdmqT9TgSuHfsKDlhBZxUZrOEtqObTY5orSH/dyVoEMwQQYJKoZIhvcN
+AQkOMTQwMjAwBgNVHREEKTAnhhZzcGlmZmU6Ly9leGFtcGxlLm9yZy9hgg1hLmV4
+YW1wbGUub3JnMAoGCCqGSM49BAMCA0cAMEQCIH0wcyqW+MCJEIm3ebsPYXN1o/sH
+dHe2yLGRGpLm9/SwAiAtfX2yqlpqhWsrYIo9hFgAeV0pEetAZY5hOYKMbZUYeQ==
+-----END CERTIFICATE REQUEST-----
+`
+
+/** RSA 2048 self-signed CA, sha256WithRSAEncryption: CN=RSA Test CA, OU=Test; serial 4242; basicConstraints critical CA:TRUE; keyUsage critical keyCertSign. */
+export const rsaCertPem = `
+-----BEGIN CERTIFICATE-----
+MIIDCDCCAfCgAwIBAgICEJIwDQYJKoZIhvcNAQELBQAwJTEUMBIGA1UEAwwLUlNB
+IFRlc3QgQ0ExDTALBgNVBAsMBFRlc3QwHhcNMjYxMTIzMDExNTI5WhcNMzYxMTIw
+MDExNTI5WjAlMRQwEgYDVQQDDAtSU0EgVGVzdCBDQTENMAsGA1UECwwEVGVzdDCC
+ASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAOJHlLZQQBw7Fq4VvwqIP8mJ
+lbg8K4Bysmipuaj3blr3BCKHVmUDEh8rBeE/ZMB7dqsO6sBbw6eLBQmT+90fqwpK
+gweHmfnesDl1AlWA5FZSF5Kp8XqUDYQPxEpNl/HfWpsnalIKO7/R7GeHR1ccLdK9
+ulfZTuqjK3mCHEAjLfnzEYeJRJ9D705jBMvm8gZ/iRSEBs3bQmdBosaNleOM+qYQ
+dmbtocyGuWIPmZAh2LEo/iLNDi6CVhEieyPpVpR9f/K3qUu817s1lsVKuGmKjlTz
+Bew3Voi3CQ4ROOQTvOKMAaDaICzs+BFiq+45NKq+BSLGHKcmdNhnzPmkLp0hf2sC
+AwEAAaNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAgQwHQYDVR0O
+BBYEFJa1xjbBIJ1n+uid7/pzf7NSby5mMA0GCSqGSIb3DQEBCwUAA4IBAQABqbTm
+BsC4ljBvWBtiIc1Puu3M8TyqcZ6XIbttWlFn5UyhKkdw5jMgS8lhTyTrkzmoXV8L
+ng5xjniqyG7/cfozZCM3r8UYYcTvzKZE5SlkB0gpbGDxe4sbDVqJ50osbjKSfZoX
+E0ftjKaseOhRoHahSZSm4AX6StXN+AYp7+UvsC6v/8UmYJd1yONAECUoN12u9S7h
+nqKr8BfR9mlWXnLnKfBooti4En+sw0vftwC5D/uB+hDZRZB97ZD2UIw5H6KxUZnY
+laLGrjljwmsXNzGUh/cXe9ZXEmwWz9MwX4UcY3lYpKvsDOcNaRiP41oxBuY0FSjz
+9z0E0PTFng+TD86m
+-----END CERTIFICATE-----
+`
+
+/** EC P-256 self-signed CA (serial 7) with a critical nameConstraints (permitted URI example.org), a critical unknown extension 1.3.6.1.4.1.99999.1 and a non-critical certificatePolicies. */
+export const criticalExtCertPem = `
+-----BEGIN CERTIFICATE-----
+MIIBqDCCAU2gAwIBAgIBBzAKBggqhkjOPQQDAjAXMRUwEwYDVQQDDAxDcml0aWNh
+bCBFeHQwHhcNMjYxMTIzMDExNTI5WhcNMzYxMTIwMDExNTI5WjAXMRUwEwYDVQQD
+DAxDcml0aWNhbCBFeHQwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASrnuQDhVa9
+9AhdwHvDm7hijWqQ+S0DqKUzfTTxVdsQJ0p4Qx5UhhnBarYgu9n6fpOHSIuMNQav
+GifLDhj3gWjdo4GJMIGGMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgIE
+MB0GA1UdHgEB/wQTMBGgDzANhgtleGFtcGxlLm9yZzASBgkrBgEEAYaNHwEBAf8E
+AgUAMBEGA1UdIAQKMAgwBgYEVR0gADAdBgNVHQ4EFgQUQmzunJYy04sXu58SNHK2
+vVpRfx4wCgYIKoZIzj0EAwIDSQAwRgIhAMTBNULhymQRL3vRikD08GPcH1aQ6y/a
+zO14xuPurZcQAiEApi2us/hLEFRQfujJhZ1F84/+BQek9UAmBfB6ogTMhq8=
+-----END CERTIFICATE-----
+`
+
+/** EC P-256 self-signed version 1 certificate (no extensions): CN=v1 cert, serial 1. */
+export const v1CertPem = `
+-----BEGIN CERTIFICATE-----
+MIIBCzCBsgIBATAKBggqhkjOPQQDAjASMRAwDgYDVQQDDAd2MSBjZXJ0MB4XDTI2
+MTEyMzAxMTUyOVoXDTM2MTEyMDAxMTUyOVowEjEQMA4GA1UEAwwHdjEgY2VydDBZ
+MBMGByqGSM49AgEGCCqGSM49AwEHA0IABJYO8TEoIA6wihzHYGd+BK/zB8Y2YMcU
+KfUHZs05BwNEc+w1KDqld6B2DcGphw3TpEpuPhRrQp5R1n+sMKqC9/EwCgYIKoZI
+zj0EAwIDSAAwRQIgIWxZbBXCE4w+rGkUT1yeiQqWSIGxWZmjMJvJq20/Px4CIQCp
+gEN0iR/82LCAh9YDpOaOW0IjCeHo3Un99qKQLdvwyg==
+-----END CERTIFICATE-----
+`

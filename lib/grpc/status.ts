@@ -1,0 +1,79 @@
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js'
+import { type ErrorCode, IdentityError } from '../core/errors.js'
+
+/**
+ * The one table that maps Tessera's error codes to gRPC statuses. Its type makes the compiler
+ * report any code that is added to `ErrorCode` and left unmapped.
+ */
+export const statusFor: Record<ErrorCode, status> = {
+  ERR_ID_INVALID: status.INVALID_ARGUMENT,
+  ERR_TRUST_DOMAIN_INVALID: status.INVALID_ARGUMENT,
+  ERR_SELECTOR_INVALID: status.INVALID_ARGUMENT,
+  ERR_DNS_NAME_INVALID: status.INVALID_ARGUMENT,
+  ERR_DER_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_PEM_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_CERT_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_KEY_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_KEY_MISMATCH: status.INVALID_ARGUMENT,
+  ERR_CSR_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_CSR_SIGNATURE_INVALID: status.INVALID_ARGUMENT,
+  ERR_X509_SVID_INVALID: status.INVALID_ARGUMENT,
+  ERR_X509_SVID_UNTRUSTED: status.PERMISSION_DENIED,
+  ERR_X509_SVID_EXPIRED: status.PERMISSION_DENIED,
+  ERR_JWT_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_JWT_ALG_UNSUPPORTED: status.INVALID_ARGUMENT,
+  ERR_JWT_INVALID: status.INVALID_ARGUMENT,
+  ERR_JWT_KEY_NOT_FOUND: status.INVALID_ARGUMENT,
+  ERR_JWT_SIGNATURE_INVALID: status.INVALID_ARGUMENT,
+  ERR_JWT_EXPIRED: status.INVALID_ARGUMENT,
+  ERR_JWT_NOT_YET_VALID: status.INVALID_ARGUMENT,
+  ERR_JWT_AUDIENCE_MISMATCH: status.INVALID_ARGUMENT,
+  ERR_BUNDLE_MALFORMED: status.INVALID_ARGUMENT,
+  ERR_BUNDLE_NOT_FOUND: status.NOT_FOUND,
+  ERR_TTL_INVALID: status.INVALID_ARGUMENT,
+  ERR_CA_NOT_READY: status.UNAVAILABLE,
+  ERR_CA_EXPIRED: status.UNAVAILABLE,
+  ERR_KEY_STORE_CORRUPT: status.INTERNAL,
+  ERR_KEY_STORE_IO: status.UNAVAILABLE,
+  ERR_ENTRY_INVALID: status.INVALID_ARGUMENT,
+  ERR_ENTRY_NOT_FOUND: status.NOT_FOUND,
+  ERR_ENTRY_EXISTS: status.ALREADY_EXISTS,
+  ERR_ENTRY_REVISION_CONFLICT: status.FAILED_PRECONDITION,
+  ERR_PAGE_TOKEN_INVALID: status.INVALID_ARGUMENT,
+  ERR_JOIN_TOKEN_INVALID: status.PERMISSION_DENIED,
+  ERR_AGENT_NOT_FOUND: status.NOT_FOUND,
+  ERR_AGENT_EXISTS: status.ALREADY_EXISTS,
+  ERR_AGENT_BANNED: status.PERMISSION_DENIED,
+  ERR_AGENT_UNAUTHORIZED: status.PERMISSION_DENIED,
+  ERR_DATASTORE_IO: status.UNAVAILABLE,
+  ERR_DATASTORE_SCHEMA: status.FAILED_PRECONDITION,
+  ERR_CONFIG_INVALID: status.INVALID_ARGUMENT,
+  ERR_PEER_UNAUTHORIZED: status.PERMISSION_DENIED,
+  ERR_REQUEST_INVALID: status.INVALID_ARGUMENT,
+  ERR_REQUEST_TOO_LARGE: status.RESOURCE_EXHAUSTED,
+}
+
+/** The metadata key that carries the stable error code next to the gRPC status. */
+export const ERROR_CODE_KEY = 'tessera-error-code'
+
+/**
+ * Turns any thrown value into a gRPC error for the client. An {@link IdentityError} keeps its
+ * message and code (in the `tessera-error-code` trailer); anything else becomes INTERNAL with a
+ * generic message — the real error must go to the log, never to the client.
+ */
+export function toServiceError(err: unknown): Partial<ServiceError> {
+  const metadata = new Metadata()
+  if (err instanceof IdentityError) {
+    metadata.set(ERROR_CODE_KEY, err.code)
+    return { code: statusFor[err.code], details: err.message, metadata }
+  }
+  metadata.set(ERROR_CODE_KEY, 'ERR_INTERNAL')
+  return { code: status.INTERNAL, details: 'internal error', metadata }
+}
+
+/** The stable error code a server attached to a gRPC error, if any. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const md = (err as { metadata?: Metadata } | undefined)?.metadata
+  const value = md instanceof Metadata ? md.get(ERROR_CODE_KEY)[0] : undefined
+  return typeof value === 'string' ? value : undefined
+}
