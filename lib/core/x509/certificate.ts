@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto'
 import {
-  asBuffer,
   expectTag,
   rawOf,
   readOctetAlignedBitString,
