@@ -1,15 +1,21 @@
 import { writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { benchAgentApi } from './agent-api.bench.js'
+import { benchAttestation } from './attestation.bench.js'
 import { benchCaSigning } from './ca-signing.bench.js'
 import type { BenchResult } from './harness.js'
 import { formatTable } from './harness.js'
 import { benchJwt } from './jwt.bench.js'
+import { benchRegistration } from './registration.bench.js'
 
 /** Every benchmark group, in the order printed. */
 const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['CA signing', benchCaSigning],
   ['JWT-SVIDs', benchJwt],
+  ['Workload attestation', benchAttestation],
+  ['Agent API', benchAgentApi],
+  ['registration', benchRegistration],
 ]
 
 async function main(): Promise<void> {

@@ -55,9 +55,15 @@ export type ErrorCode =
   | 'ERR_DATASTORE_SCHEMA'
   | 'ERR_CONFIG_INVALID'
   // callers and requests
+  | 'ERR_ATTESTATION_FAILED'
   | 'ERR_PEER_UNAUTHORIZED'
+  | 'ERR_NO_IDENTITY'
+  | 'ERR_UNIMPLEMENTED'
   | 'ERR_REQUEST_INVALID'
   | 'ERR_REQUEST_TOO_LARGE'
+  // the Workload API client
+  | 'ERR_ENDPOINT_INVALID'
+  | 'ERR_WORKLOAD_API_UNAVAILABLE'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -48,9 +48,14 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_DATASTORE_IO: status.UNAVAILABLE,
   ERR_DATASTORE_SCHEMA: status.FAILED_PRECONDITION,
   ERR_CONFIG_INVALID: status.INVALID_ARGUMENT,
+  ERR_ATTESTATION_FAILED: status.UNAVAILABLE,
   ERR_PEER_UNAUTHORIZED: status.PERMISSION_DENIED,
+  ERR_NO_IDENTITY: status.PERMISSION_DENIED,
+  ERR_UNIMPLEMENTED: status.UNIMPLEMENTED,
   ERR_REQUEST_INVALID: status.INVALID_ARGUMENT,
   ERR_REQUEST_TOO_LARGE: status.RESOURCE_EXHAUSTED,
+  ERR_ENDPOINT_INVALID: status.INVALID_ARGUMENT,
+  ERR_WORKLOAD_API_UNAVAILABLE: status.UNAVAILABLE,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */
@@ -76,4 +81,9 @@ export function errorCodeOf(err: unknown): string | undefined {
   const md = (err as { metadata?: Metadata } | undefined)?.metadata
   const value = md instanceof Metadata ? md.get(ERROR_CODE_KEY)[0] : undefined
   return typeof value === 'string' ? value : undefined
+}
+
+/** Ends a server stream with the status `err` maps to (grpc-js turns an 'error' event into the final status). */
+export function failStream(call: { emit(event: 'error', err: unknown): boolean }, err: unknown): void {
+  call.emit('error', toServiceError(err))
 }

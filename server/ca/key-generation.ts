@@ -1,5 +1,6 @@
-import { generateKeyPair, type KeyObject, randomBytes } from 'node:crypto'
+import { type KeyObject, randomBytes } from 'node:crypto'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
 import { X509Ca } from './x509-ca.js'
 
 /** Where a key generation stands in its life. */
@@ -25,12 +26,8 @@ export interface KeyGeneration {
   readonly jwtKey: JwtSigningKey
 }
 
-/** Generates a fresh EC P-256 private key off the event loop (the async API also avoids a Node 20 JWK-export deadlock). */
-export async function generateP256Key(): Promise<KeyObject> {
-  return new Promise((resolve, reject) => {
-    generateKeyPair('ec', { namedCurve: 'P-256' }, (err, _pub, priv) => (err ? reject(err) : resolve(priv)))
-  })
-}
+/** Generates a fresh EC P-256 private key off the event loop (see `generateP256PrivateKey`). */
+export const generateP256Key: () => Promise<KeyObject> = generateP256PrivateKey
 
 /** A random 32-character key ID (base64url of 24 random bytes). */
 export function newKeyId(): string {

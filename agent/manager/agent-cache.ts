@@ -1,0 +1,89 @@
+import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
+import type { Clock } from '../../lib/core/clock.js'
+import { isEntryExpired, type RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { type Selector, selectorsAdmit } from '../../lib/core/selector.js'
+import type { WorkloadIdentities, WorkloadJwt } from '../workload-api/ports.js'
+import { JwtCache } from './jwt-cache.js'
+import type { KeyFactory, SigningServer } from './ports.js'
+import { SvidCache, type X509View } from './svid-cache.js'
+import { type TrustBundleSnapshot, TrustBundles } from './trust-bundles.js'
+
+/** What the agent cache needs. */
+export interface AgentCacheDeps {
+  readonly clock: Clock
+  readonly server: SigningServer
+  readonly generateKey: KeyFactory
+  readonly onError?: (err: unknown, entryId?: string) => void
+}
+
+/**
+ * Everything the agent serves to workloads: the authorized entries and bundles from the server's sync
+ * stream, the X509-SVIDs signed for them, and cached JWT-SVIDs. It is the Workload API's
+ * {@link WorkloadIdentities}; every change is announced to the open streams.
+ */
+export class AgentCache implements WorkloadIdentities {
+  readonly #clock: Clock
+  readonly #svids: SvidCache
+  readonly #jwts: JwtCache
+  readonly #bundles = new TrustBundles()
+  readonly #listeners = new Set<() => void>()
+
+  constructor(deps: AgentCacheDeps) {
+    this.#clock = deps.clock
+    this.#svids = new SvidCache({ ...deps, onChange: () => this.#notify() })
+    this.#jwts = new JwtCache(deps.clock, deps.server)
+  }
+
+  /** Applies one sync snapshot from the server; resolves once missing SVIDs are signed. */
+  async applySnapshot(
+    entries: ReadonlyArray<RegistrationEntry>,
+    own: SpiffeBundle,
+    federated: ReadonlyArray<SpiffeBundle>,
+  ): Promise<void> {
+    this.#bundles.set(own, federated)
+    this.#jwts.retain(new Set(entries.map((e) => e.id)))
+    const signing = this.#svids.setEntries(entries)
+    // Entries or bundles may have changed: streams recompute and send only what differs.
+    this.#notify()
+    await signing
+  }
+
+  /** Rotates SVIDs that are due (call periodically). */
+  rotate(): Promise<void> {
+    return this.#svids.reconcile()
+  }
+
+  /** True once the first snapshot arrived. */
+  get isSynced(): boolean {
+    return this.#bundles.snapshot !== undefined
+  }
+
+  x509For(selectors: ReadonlyArray<Selector>): X509View {
+    return this.#svids.viewFor(selectors)
+  }
+
+  entriesFor(selectors: ReadonlyArray<Selector>): ReadonlyArray<RegistrationEntry> {
+    const nowMs = this.#clock.nowMs()
+    return this.#svids.entries.filter(
+      (e) => !isEntryExpired(e, nowMs) && selectorsAdmit(e.selectors, selectors),
+    )
+  }
+
+  async jwtFor(entry: RegistrationEntry, audience: ReadonlyArray<string>): Promise<WorkloadJwt> {
+    const minted = await this.#jwts.fetch(entry, audience)
+    return { entry, token: minted.token }
+  }
+
+  bundles(): TrustBundleSnapshot | undefined {
+    return this.#bundles.snapshot
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #notify(): void {
+    for (const l of this.#listeners) l()
+  }
+}

@@ -1,0 +1,35 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../../lib/core/clock.js'
+import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
+import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
+import type { SelectorAttestor } from './caller.js'
+import type { WorkloadIdentities } from './ports.js'
+import type { OpenStreams } from './update-stream.js'
+
+/** What the Workload API handlers need (one deps object, STYLE §1). */
+export interface WorkloadApiDeps {
+  readonly identities: WorkloadIdentities
+  readonly attestor: SelectorAttestor
+  /** The attested facts of the connection a call arrived on. */
+  readonly factsOf: (call: { getPeer(): string }) => ProcessFacts | undefined
+  readonly clock: Clock
+  readonly audit: AuditLog
+  readonly log: Logger
+  /** SPIRE's `allow_unauthenticated_verifiers`: callers with no identity may fetch the own bundle. */
+  readonly allowUnauthenticatedVerifiers: boolean
+  /** How long a first stream response may wait for SVIDs still being signed. */
+  readonly firstResponseWaitMs: number
+  /** The open streams, ended with UNAVAILABLE at shutdown. */
+  readonly openStreams: OpenStreams
+}
+
+/** The audit form of a workload caller. */
+export function workloadCaller(facts: ProcessFacts | undefined): Extract<AuditCaller, { kind: 'workload' }> {
+  return {
+    kind: 'workload',
+    pid: facts?.pid ?? 0,
+    uid: facts?.uid ?? -1,
+    gid: facts?.gid ?? -1,
+    exe: facts?.exe,
+  }
+}

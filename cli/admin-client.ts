@@ -1,0 +1,83 @@
+import { type CallOptions, credentials, type ServiceError, status } from '@grpc/grpc-js'
+import { IdentityError } from '../lib/core/errors.js'
+import type { AgentsClient } from '../lib/gen/tessera/admin/v1/Agents.js'
+import type { BundlesClient } from '../lib/gen/tessera/admin/v1/Bundles.js'
+import type { EntriesClient } from '../lib/gen/tessera/admin/v1/Entries.js'
+import type { JoinTokensClient } from '../lib/gen/tessera/admin/v1/JoinTokens.js'
+import { adminApi } from '../lib/grpc/protos.js'
+import { errorCodeOf } from '../lib/grpc/status.js'
+
+/** How long one admin call may take before the CLI gives up. */
+export const ADMIN_DEADLINE_MS = 10_000
+/** Largest response the CLI reads (a page of large entries, a big federated bundle). */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+/** The admin API's services, over one admin socket. */
+export interface AdminClients {
+  /** The socket path, for error messages. */
+  readonly socket: string
+  readonly entries: EntriesClient
+  readonly joinTokens: JoinTokensClient
+  readonly agents: AgentsClient
+  readonly bundles: BundlesClient
+  /** Closes every client's channel. */
+  close(): void
+}
+
+/** The reply callback of a generated client method. */
+export type Reply<Res> = (err: ServiceError | null, response?: Res) => void
+
+/** Clients of the admin API over the Unix socket at `socket` (absolute path). Connects lazily. */
+export function connectAdmin(socket: string): AdminClients {
+  const api = adminApi().tessera.admin.v1
+  const target = `unix://${socket}`
+  const insecure = credentials.createInsecure()
+  const options = { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES }
+  const clients = {
+    entries: new api.Entries(target, insecure, options),
+    joinTokens: new api.JoinTokens(target, insecure, options),
+    agents: new api.Agents(target, insecure, options),
+    bundles: new api.Bundles(target, insecure, options),
+  }
+  return {
+    socket,
+    ...clients,
+    close: () => {
+      for (const client of Object.values(clients)) client.close()
+    },
+  }
+}
+
+/**
+ * Runs one unary call with the admin deadline:
+ * `await callAdmin(admin, (options, reply) => admin.entries.GetEntry({ id }, options, reply))`.
+ * A failure the server gave a stable code to is returned as is (`describeFailure` prints the code);
+ * transport failures become errors that name the socket.
+ */
+export function callAdmin<Res>(
+  admin: Pick<AdminClients, 'socket'>,
+  invoke: (options: CallOptions, reply: Reply<Res>) => void,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    invoke({ deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, response) => {
+      if (err) reject(explainFailure(err, admin.socket))
+      else if (response === undefined) reject(new Error('the admin API sent an empty answer'))
+      else resolve(response)
+    })
+  })
+}
+
+/** The error to show for a failed call. */
+function explainFailure(err: ServiceError, socket: string): unknown {
+  if (errorCodeOf(err) !== undefined) return err
+  switch (err.code) {
+    case status.RESOURCE_EXHAUSTED:
+      return new IdentityError('ERR_REQUEST_TOO_LARGE', err.details || 'the request is too large')
+    case status.UNAVAILABLE:
+      return new Error(`cannot reach the admin API at ${socket} (is the server running?): ${err.details}`)
+    case status.DEADLINE_EXCEEDED:
+      return new Error(`the admin API at ${socket} did not answer within ${ADMIN_DEADLINE_MS / 1000} s`)
+    default:
+      return new Error(`admin call failed (${status[err.code] ?? err.code}): ${err.details}`)
+  }
+}

@@ -1,0 +1,79 @@
+import { type Command, Option } from 'commander'
+import { loadAdminCliConfig } from '../../lib/config/cli-config.js'
+import { ConfigError } from '../../lib/config/config-source.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import { type AdminClients, connectAdmin } from '../admin-client.js'
+import { failAndExit } from '../output.js'
+
+/** `--output`: human-readable lines (the default) or JSON. */
+export type OutputFormat = 'human' | 'json'
+
+/** The options every admin command has. */
+export interface AdminOptions {
+  readonly socket?: string
+  readonly output?: OutputFormat
+}
+
+/** Where a command writes its result. */
+export interface Output {
+  readonly format: OutputFormat
+  /** Prints `value` as JSON, or `human(value)` as lines, to stdout. */
+  print<T>(value: T, human: (value: T) => string): void
+}
+
+/** Adds `--socket` and `--output` to an admin command; returns it. */
+export function withAdminOptions(command: Command): Command {
+  return command
+    .option(
+      '--socket <path>',
+      'admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
+    )
+    .addOption(new Option('--output <format>', 'output format (default human)').choices(['human', 'json']))
+}
+
+function makeOutput(format: OutputFormat): Output {
+  return {
+    format,
+    print(value, human) {
+      const text = format === 'json' ? JSON.stringify(value, null, 2) : human(value)
+      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+    },
+  }
+}
+
+/** A config error on one line: every problem, separated by `; `. */
+function oneLine(err: unknown): unknown {
+  return err instanceof ConfigError ? new IdentityError(err.code, err.problems.join('; ')) : err
+}
+
+/**
+ * The commander action of an admin command: loads the socket setting, connects, runs `run`, closes.
+ * Any failure prints one line (`error ERR_CODE: message`) and exits 1.
+ */
+export function adminAction<O extends AdminOptions>(
+  run: (admin: AdminClients, options: O, out: Output) => Promise<void>,
+): (options: O) => Promise<void> {
+  return async (options) => {
+    let admin: AdminClients | undefined
+    try {
+      const config = loadAdminCliConfig({ flags: { socket: options.socket } })
+      admin = connectAdmin(config.socket)
+      await run(admin, options, makeOutput(options.output ?? 'human'))
+      admin.close()
+    } catch (err) {
+      admin?.close()
+      failAndExit(oneLine(err))
+    }
+  }
+}
+
+/** Formats Unix seconds as RFC 3339 (UTC); 0 reads `never`. */
+export function formatTime(seconds: number): string {
+  return seconds === 0 ? 'never' : new Date(seconds * 1000).toISOString().replace('.000Z', 'Z')
+}
+
+/** `label : value` lines with aligned colons, one per value (a label may repeat). */
+export function formatFields(rows: ReadonlyArray<readonly [string, string]>): string {
+  const width = Math.max(...rows.map(([label]) => label.length))
+  return rows.map(([label, value]) => `${label.padEnd(width)} : ${value}`).join('\n')
+}

@@ -1,0 +1,69 @@
+import type { Command } from 'commander'
+import { prepareAgentDataDir, startAgent } from '../../agent/agent-app.js'
+import { loadAgentConfig } from '../../lib/config/agent-config.js'
+import { createLogger } from '../../lib/log/logger.js'
+import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
+import { failAndExit } from '../output.js'
+
+/** Adds `tessera agent run` to the `agent` command group (creating the group if needed). */
+export function registerAgentRunCommand(program: Command): void {
+  const agent =
+    program.commands.find((c) => c.name() === 'agent') ?? program.command('agent').description('agents')
+  agent
+    .command('run')
+    .description('run the agent: attest to the server, then serve the SPIFFE Workload API on a Unix socket')
+    .option('--config <file>', 'JSON config file')
+    .option(
+      '--data-dir <dir>',
+      'state directory: the agent SVID and key live here, 0600 (default ./.tessera/agent)',
+    )
+    .option('--server-address <host:port>', "the server's agent API (default 127.0.0.1:8081)")
+    .option('--socket <path>', 'Workload API socket (default <data-dir>/public/api.sock)')
+    .option('--trust-domain <name>', 'trust domain (default tessera.local)')
+    .option(
+      '--join-token <token>',
+      'one-time join token for the first attestation (prefer TESSERA_AGENT_JOIN_TOKEN)',
+    )
+    .option('--trust-bundle <file>', 'PEM bundle to trust the server with before the first attestation')
+    .option('--insecure-bootstrap', 'trust the first server reached (development only)')
+    .option(
+      '--hash-size-limit-bytes <n>',
+      'largest executable hashed for unix:sha256 (0 = no limit, <0 = off)',
+    )
+    .option('--allow-unauthenticated-verifiers', 'let callers with no identity fetch bundles')
+    .option('--log-level <level>', 'error | warn | info | debug (default info)')
+    .option('--log-format <format>', 'json | text (default json)')
+    .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
+    .action(async (opts: Record<string, unknown>) => {
+      try {
+        await runAgent(opts)
+      } catch (err) {
+        failAndExit(err)
+      }
+    })
+}
+
+async function runAgent(flags: Record<string, unknown>): Promise<void> {
+  const config = loadAgentConfig({ flags, env: process.env, cwd: process.cwd() })
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'agent' })
+  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  // Before the audit log creates it 0700: workloads of other users must reach the socket inside.
+  await prepareAgentDataDir(config.dataDir)
+  const audit = PinoAuditLog.open(config.auditLogPath)
+  const running = await startAgent(config, {
+    log,
+    audit,
+    onRefused: () => void stop('evicted', 3),
+  })
+  let stopping = false
+  async function stop(reason: string, exitCode = 0): Promise<void> {
+    if (stopping) return
+    stopping = true
+    log.info({ reason }, 'Agent stopping.')
+    await running.stop()
+    audit.close()
+    process.exit(exitCode)
+  }
+  process.once('SIGINT', () => void stop('SIGINT'))
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander'
+import { loadServerConfig } from '../../lib/config/server-config.js'
+import { createLogger } from '../../lib/log/logger.js'
+import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
+import { startServer } from '../../server/server-app.js'
+import { collect, failAndExit } from '../output.js'
+
+/** `tessera server run`. */
+export function registerServerCommands(program: Command): void {
+  const server = program.command('server').description('the trust-domain server')
+  server
+    .command('run')
+    .description(
+      'run the server: CA, registration entries, admin API (Unix socket) and agent API (TCP + mTLS)',
+    )
+    .option('--config <file>', 'JSON config file')
+    .option('--data-dir <dir>', 'state directory (default ./.tessera/server)')
+    .option('--trust-domain <name>', 'trust domain (default tessera.local)')
+    .option('--bind-address <addr>', 'agent API address (default 127.0.0.1)')
+    .option('--bind-port <port>', 'agent API port (default 8081; 0 picks one)')
+    .option('--admin-socket <path>', 'admin API socket (default <data-dir>/admin.sock)')
+    .option('--admin-uid <uid>', 'another uid allowed on the admin socket (repeatable)', collect)
+    .option('--default-x509-svid-ttl <duration>', 'X509-SVID TTL when an entry sets none (default 1h)')
+    .option('--default-jwt-svid-ttl <duration>', 'JWT-SVID TTL when an entry sets none (default 5m)')
+    .option('--ca-ttl <duration>', 'CA and JWT key lifetime (default 24h)')
+    .option('--agent-svid-ttl <duration>', 'agent SVID TTL (default 1h)')
+    .option('--join-token-ttl <duration>', 'join token TTL when none is asked (default 10m)')
+    .option('--log-level <level>', 'error | warn | info | debug (default info)')
+    .option('--log-format <format>', 'json | text (default json)')
+    .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
+    .option('--db-path <path>', 'SQLite datastore (default <data-dir>/datastore.sqlite3)')
+    .action(async (opts: Record<string, unknown>) => {
+      try {
+        await runServer(opts)
+      } catch (err) {
+        failAndExit(err)
+      }
+    })
+}
+
+async function runServer(flags: Record<string, unknown>): Promise<void> {
+  const config = loadServerConfig({ flags, env: process.env, cwd: process.cwd() })
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'server' })
+  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  const audit = PinoAuditLog.open(config.auditLogPath)
+  const running = await startServer(config, { log, audit })
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'Server stopping.')
+    await running.stop()
+    audit.close()
+    process.exit(0)
+  }
+  process.once('SIGINT', () => void stop('SIGINT'))
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { Command } from 'commander'
+import { registerAgentCommands } from './commands/agent.js'
+import { registerAgentRunCommand } from './commands/agent-run.js'
+import { registerApiCommands } from './commands/api.js'
+import { registerBundleCommands } from './commands/bundle.js'
+import { registerEntryCommands } from './commands/entry.js'
+import { registerHealthcheckCommand } from './commands/healthcheck.js'
+import { registerServerCommands } from './commands/server.js'
+import { registerTokenCommands } from './commands/token.js'
+import { failAndExit } from './output.js'
+
+/**
+ * A commander usage error (unknown option, missing value, …) as the CLI's one failure line,
+ * `error ERR_REQUEST_INVALID: …`; commander then exits non-zero.
+ */
+function formatUsageError(text: string): string {
+  const message = text
+    .replace(/^error:\s*/, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+  return `error ERR_REQUEST_INVALID: ${message}\n`
+}
+
+/**
+ * `tessera`: one CLI for admins and workloads, with SPIRE's verbs. Human output by default,
+ * `--output json` everywhere, a non-zero exit with a one-line reason on failure.
+ */
+export function buildProgram(): Command {
+  const program = new Command('tessera')
+    .description(
+      'SPIFFE-compatible workload identity: attested X.509-SVIDs and JWT-SVIDs for local agents and tools',
+    )
+    .configureOutput({ outputError: (text, write) => write(formatUsageError(text)) })
+  registerServerCommands(program)
+  registerEntryCommands(program)
+  registerTokenCommands(program)
+  registerAgentCommands(program)
+  registerAgentRunCommand(program)
+  registerBundleCommands(program)
+  registerApiCommands(program)
+  registerHealthcheckCommand(program)
+  return program
+}
+
+try {
+  await buildProgram().parseAsync(process.argv)
+} catch (err) {
+  failAndExit(err)
+}

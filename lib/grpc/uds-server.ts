@@ -1,0 +1,246 @@
+import { chmod, lstat } from 'node:fs/promises'
+import { createServer, type Server as NetServer, type Socket } from 'node:net'
+import {
+  type ConnectionInjector,
+  Server as GrpcServer,
+  ServerCredentials,
+  ServerInterceptingCall,
+  type ServerInterceptor,
+  status,
+} from '@grpc/grpc-js'
+import { IdentityError } from '../core/errors.js'
+import { fdOf, getPeerCred, type PeerCred } from '../peercred/peercred.js'
+import { prepareSocketPath, unlinkIfSame } from './socket-file.js'
+import { toServiceError } from './status.js'
+
+/** The logger port this server writes to (a pino child logger fits). */
+export interface UdsServerLog {
+  debug(fields: object, message: string): void
+  warn(fields: object, message: string): void
+}
+
+/** Options for {@link UdsServer}. Paths and modes come from config. */
+export interface UdsServerOptions<I> {
+  /** Absolute path of the socket. A stale socket file there is replaced; a live one is an error. */
+  readonly path: string
+  /** Mode of the socket's parent directory if it has to be created (e.g. 0o700 admin, 0o755 public). */
+  readonly dirMode: number
+  /** Mode set on the socket file after bind (e.g. 0o600 admin, 0o777 Workload API). */
+  readonly socketMode: number
+  /**
+   * Attests a paused connection and returns its identity; throwing refuses (the socket is
+   * destroyed). It must not read from or resume the socket: grpc-js needs the first bytes.
+   */
+  readonly admit: (socket: Socket, creds: PeerCred) => Promise<I>
+  /** Called once when an admitted connection ends, e.g. to close a pidfd. */
+  readonly release?: (identity: I) => void
+  /** Connections (admitted or being admitted) past this are dropped at accept; default 1024. */
+  readonly maxConnections?: number
+  /** Largest request message the gRPC server accepts; default 4 MiB. */
+  readonly maxMessageBytes?: number
+  /** An admission still running after this is refused; default 5000 ms. */
+  readonly admitTimeoutMs?: number
+  /** Interceptors run after the one that rejects unadmitted connections. */
+  readonly interceptors?: readonly ServerInterceptor[]
+  readonly log?: UdsServerLog
+}
+
+interface Admitted {
+  readonly owner: object
+  readonly identity: unknown
+}
+
+/** Tag (`uds-conn:N`, the socket's `remoteAddress`) → admitted identity, for every UdsServer here. */
+const admitted = new Map<string, Admitted>()
+let tagCounter = 0
+const noop = (): void => {}
+
+/**
+ * The admitted identity of the connection a call came in on, by its tag (`call.getPeer()`);
+ * undefined when the connection was not admitted here. `I` is whatever the `admit` hook of the
+ * serving {@link UdsServer} returned (unchecked: prefer {@link UdsServer.peerOf}).
+ */
+export function peerOf<I = unknown>(call: { getPeer(): string }): I | undefined {
+  return admitted.get(call.getPeer())?.identity as I | undefined
+}
+
+/**
+ * Server interceptor that fails every call on a connection no {@link UdsServer} admitted with
+ * PERMISSION_DENIED (ERR_PEER_UNAUTHORIZED), before the handler runs. UdsServer installs it itself.
+ */
+export const requireAdmittedPeer: ServerInterceptor = (_method, call) =>
+  new ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMetadata: (metadata, forward) => {
+          if (admitted.has(call.getPeer())) return forward(metadata)
+          const {
+            code,
+            details,
+            metadata: trailers,
+          } = toServiceError(new IdentityError('ERR_PEER_UNAUTHORIZED', 'connection was not admitted'))
+          call.sendStatus({
+            code: code ?? status.PERMISSION_DENIED,
+            details: details ?? '',
+            metadata: trailers ?? null,
+          })
+        },
+      }),
+  })
+
+/**
+ * A gRPC server on a Unix socket that knows who is calling (DESIGN §5 "peer identity per call"):
+ * it accepts connections itself, paused; runs `admit`; tags the socket with a unique
+ * `remoteAddress`; injects it into grpc-js; then resumes it. Handlers map `call.getPeer()` to the
+ * identity with {@link UdsServer.peerOf}. The gRPC server binds no port, so injection is the only
+ * way in: an unadmitted connection cannot reach a handler (the interceptor double-checks).
+ * Add services to {@link UdsServer.grpc} before {@link UdsServer.listen}.
+ */
+export class UdsServer<I> {
+  /** The gRPC server: add services here. Do not bind it to ports. */
+  readonly grpc: GrpcServer
+  readonly #options: UdsServerOptions<I>
+  readonly #net: NetServer
+  readonly #injector: ConnectionInjector
+  readonly #sockets = new Set<Socket>()
+  #boundIno: number | undefined
+  #closing: Promise<void> | undefined
+
+  constructor(options: UdsServerOptions<I>) {
+    this.#options = options
+    this.grpc = new GrpcServer({
+      'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+      interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
+    })
+    this.#injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure())
+    this.#net = createServer({ pauseOnConnect: true }, (socket) => this.#onConnection(socket))
+    this.#net.maxConnections = options.maxConnections ?? 1024
+    this.#net.on('drop', () => this.#options.log?.warn({}, 'Connection dropped: too many connections.'))
+  }
+
+  /** The identity admitted for the connection of `call`; undefined if another server admitted it. */
+  peerOf(call: { getPeer(): string }): I | undefined {
+    const entry = admitted.get(call.getPeer())
+    return entry?.owner === this ? (entry.identity as I) : undefined
+  }
+
+  /** Number of open connections, admitted or being admitted. */
+  get connectionCount(): number {
+    return this.#sockets.size
+  }
+
+  /**
+   * Creates the parent directory (mode `dirMode`) if needed, replaces a stale socket, binds and
+   * sets `socketMode` on the socket.
+   * @throws ERR_CONFIG_INVALID when the path is held by a live server, is not a socket, or cannot
+   *   be created or bound.
+   */
+  async listen(): Promise<void> {
+    const { path, dirMode, socketMode } = this.#options
+    try {
+      await prepareSocketPath(path, dirMode)
+      await new Promise<void>((resolve, reject) => {
+        this.#net.once('error', reject)
+        this.#net.listen(path, () => {
+          this.#net.off('error', reject)
+          resolve()
+        })
+      })
+      await chmod(path, socketMode)
+      this.#boundIno = (await lstat(path)).ino
+    } catch (err) {
+      if (err instanceof IdentityError) throw err
+      throw new IdentityError('ERR_CONFIG_INVALID', `cannot listen on ${path}`, { cause: err })
+    }
+  }
+
+  /**
+   * Stops accepting, lets calls finish for up to `graceMs`, then closes every connection and
+   * removes the socket file. Idempotent.
+   */
+  close(graceMs = 2000): Promise<void> {
+    this.#closing ??= this.#shutdown(graceMs)
+    return this.#closing
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const netClosed = new Promise<void>((resolve) => this.#net.close(() => resolve()))
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpc.forceShutdown()
+        resolve()
+      }, graceMs)
+      this.grpc.tryShutdown(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    for (const socket of this.#sockets) socket.destroy()
+    await netClosed
+    await unlinkIfSame(this.#options.path, this.#boundIno)
+  }
+
+  #onConnection(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy()
+      return
+    }
+    this.#sockets.add(socket)
+    socket.on('error', (err) => this.#options.log?.debug({ err }, 'Connection error.'))
+    socket.once('close', () => this.#sockets.delete(socket))
+    this.#admit(socket).catch((err: unknown) => {
+      this.#options.log?.debug({ err }, 'Connection refused.')
+      socket.destroy()
+    })
+  }
+
+  async #admit(socket: Socket): Promise<void> {
+    const creds = getPeerCred(fdOf(socket))
+    const identity = await this.#runAdmit(socket, creds)
+    if (socket.destroyed || this.#closing) {
+      this.#release(identity)
+      socket.destroy()
+      return
+    }
+    tagCounter += 1
+    const tag = `uds-conn:${tagCounter}`
+    Object.defineProperty(socket, 'remoteAddress', { get: () => tag, configurable: true })
+    admitted.set(tag, { owner: this, identity })
+    socket.once('close', () => {
+      admitted.delete(tag)
+      this.#release(identity)
+    })
+    this.#options.log?.debug(
+      { pid: creds.pid, uid: creds.uid, gid: creds.gid, peer: tag },
+      'Connection admitted.',
+    )
+    this.#injector.injectConnection(socket)
+    socket.resume()
+  }
+
+  #release(identity: I): void {
+    try {
+      this.#options.release?.(identity)
+    } catch (err) {
+      this.#options.log?.warn({ err }, 'Releasing a connection identity failed.')
+    }
+  }
+
+  /** Runs the admit hook under the timeout; an identity that arrives too late is released. */
+  #runAdmit(socket: Socket, creds: PeerCred): Promise<I> {
+    const timeoutMs = this.#options.admitTimeoutMs ?? 5000
+    const pending = this.#options.admit(socket, creds)
+    return new Promise<I>((resolve, reject) => {
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        reject(new IdentityError('ERR_PEER_UNAUTHORIZED', `admission took over ${timeoutMs} ms`))
+      }, timeoutMs)
+      pending.then(
+        (identity) => (timedOut ? this.#release(identity) : resolve(identity)),
+        (err: unknown) => reject(err),
+      )
+      pending.finally(() => clearTimeout(timer)).catch(noop)
+    })
+  }
+}

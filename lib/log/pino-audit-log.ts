@@ -1,0 +1,73 @@
+import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { type DestinationStream, type Logger, pino } from 'pino'
+import { IdentityError } from '../core/errors.js'
+import { type AuditRecord, AuditRecorder } from './audit-log.js'
+import { REDACT_CENSOR, REDACT_PATHS } from './logger.js'
+
+/** Audit files hold who got which identity: readable by the service's user only. */
+export const AUDIT_FILE_MODE = 0o600
+const AUDIT_DIR_MODE = 0o700
+
+/**
+ * The audit log as JSON lines through its own pino instance: ISO `time`, no `level` (nothing is
+ * ever filtered by level), the same redaction as the process log.
+ */
+export class PinoAuditLog extends AuditRecorder {
+  readonly #logger: Logger
+  readonly #close: () => void
+
+  /** Writes to `destination`; `close` releases it (the file's descriptor; nothing for stdout). */
+  constructor(destination: DestinationStream, close: () => void = () => {}) {
+    super()
+    this.#close = close
+    this.#logger = pino(
+      {
+        level: 'info',
+        base: undefined,
+        // No `level` field: every record is kept whatever the level. pino caches the level formatter's
+        // output (and an empty one makes it write `{,`), so the time comes from pino's timestamp hook.
+        timestamp: () => `"time":"${new Date().toISOString()}"`,
+        formatters: { level: () => ({}) },
+        redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR },
+      },
+      destination,
+    )
+  }
+
+  /**
+   * Opens the audit log at `path` (`-` is standard output): appends to the file, creating it and
+   * its directory (0700) as needed, and sets the file's mode to 0600 even if it existed. Each
+   * record is written synchronously, so none is lost when the process dies.
+   * @throws ERR_CONFIG_INVALID when the file cannot be opened
+   */
+  static open(path: string): PinoAuditLog {
+    if (path === '-') return new PinoAuditLog(pino.destination({ dest: 1, sync: true }))
+    let fd: number
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: AUDIT_DIR_MODE })
+      fd = openSync(path, 'a', AUDIT_FILE_MODE)
+    } catch (err) {
+      throw new IdentityError('ERR_CONFIG_INVALID', `audit log ${path} cannot be opened`, { cause: err })
+    }
+    try {
+      fchmodSync(fd, AUDIT_FILE_MODE)
+    } catch (err) {
+      closeSync(fd)
+      throw new IdentityError('ERR_CONFIG_INVALID', `audit log ${path} cannot be made private`, {
+        cause: err,
+      })
+    }
+    const destination = pino.destination({ fd, sync: true })
+    return new PinoAuditLog(destination, () => destination.end())
+  }
+
+  protected write(record: AuditRecord): void {
+    this.#logger.info(record)
+  }
+
+  /** Releases the destination; nothing may be written afterwards. */
+  close(): void {
+    this.#close()
+  }
+}

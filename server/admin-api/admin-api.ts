@@ -1,0 +1,146 @@
+import { stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
+import type { Logger } from 'pino'
+import { IdentityError } from '../../lib/core/errors.js'
+import { adminApi } from '../../lib/grpc/protos.js'
+import { toServiceError } from '../../lib/grpc/status.js'
+import { UdsServer } from '../../lib/grpc/uds-server.js'
+import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
+import { AgentAdminService } from '../agents/agent-admin-service.js'
+import type { ServerContext } from '../context.js'
+import { EntryService } from '../registration/entry-service.js'
+import { JoinTokenService } from '../registration/join-token-service.js'
+import { createAgentHandlers } from './agent-handlers.js'
+import { createBundleHandlers } from './bundle-handlers.js'
+import { createEntriesHandlers } from './entries-handlers.js'
+import { createJoinTokenHandlers } from './join-token-handlers.js'
+import type { HandlerKit } from './unary.js'
+
+/** Largest admin request accepted; a bigger one is refused with RESOURCE_EXHAUSTED. */
+export const ADMIN_MAX_MESSAGE_BYTES = 1024 * 1024
+
+/** A running admin API. */
+export interface AdminApi {
+  /** Stops accepting, lets running calls finish briefly, removes the socket. */
+  close(): Promise<void>
+}
+
+/** Options of {@link startAdminApi}; tests and benchmarks change them. */
+export interface AdminApiOptions {
+  readonly maxMessageBytes?: number
+  /** The server's own uid, always allowed; `process.getuid()` by default. */
+  readonly serverUid?: number
+}
+
+/** Who is on an admin connection, from the kernel (SO_PEERCRED) at accept. */
+interface AdminPeer {
+  readonly uid: number
+  readonly pid: number
+  readonly isAdmin: boolean
+}
+
+/**
+ * Serves the admin API (DESIGN §4) on `ctx.settings.adminSocket`. Every connection is accepted and
+ * its peer uid read from the kernel; only the server's own uid and `ctx.settings.adminUids` may
+ * call: any other peer's every call is refused with PERMISSION_DENIED (ERR_PEER_UNAUTHORIZED) and
+ * audited as `call.denied`, before any handler runs.
+ *
+ * File modes: with no extra admin uid, the socket is 0600 (and a directory created for it 0700), so
+ * no other user can even connect. With admin uids, the socket is 0666 (directory 0755) so those
+ * users can reach it; then the peer-uid check is the guard. An existing directory is left as is:
+ * it must be searchable by the admin uids (a warning is logged when it is not).
+ * @throws ERR_CONFIG_INVALID when the socket cannot be bound
+ */
+export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions = {}): Promise<AdminApi> {
+  const log = ctx.log.child({ component: 'admin-api' })
+  const serverUid = options.serverUid ?? process.getuid?.() ?? 0
+  const allowed = new Set([serverUid, ...ctx.settings.adminUids])
+  const isShared = ctx.settings.adminUids.length > 0
+  const holder: { server?: UdsServer<AdminPeer> } = {}
+  const peerOf = (call: { getPeer(): string }) => holder.server?.peerOf(call)
+  const server = new UdsServer<AdminPeer>({
+    path: ctx.settings.adminSocket,
+    dirMode: isShared ? 0o755 : 0o700,
+    socketMode: isShared ? 0o666 : 0o600,
+    admit: async (_socket, creds) => ({ uid: creds.uid, pid: creds.pid, isAdmin: allowed.has(creds.uid) }),
+    maxMessageBytes: options.maxMessageBytes ?? ADMIN_MAX_MESSAGE_BYTES,
+    interceptors: [refuseNonAdmins(peerOf, ctx.audit)],
+    log,
+  })
+  holder.server = server
+  addServices(server, ctx, { log, callerOf: (call) => callerOf(peerOf(call)) })
+  await server.listen()
+  if (isShared) await warnIfUnreachable(ctx.settings.adminSocket, log)
+  log.info({ socket: ctx.settings.adminSocket, adminUids: [...allowed] }, 'Admin API listening.')
+  return { close: () => server.close() }
+}
+
+function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: HandlerKit): void {
+  const { trustDomain, audit, events, datastore } = ctx
+  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, events })
+  const tokens = new JoinTokenService({
+    trustDomain,
+    tokens: datastore.joinTokens,
+    entries,
+    audit,
+    clock: ctx.clock,
+    defaultTtlMs: ctx.settings.joinTokenTtlMs,
+  })
+  const agents = new AgentAdminService({ agents: datastore.agents, audit, events })
+  const api = adminApi().tessera.admin.v1
+  server.grpc.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
+  server.grpc.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
+  server.grpc.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
+  server.grpc.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
+}
+
+function callerOf(peer: AdminPeer | undefined): AuditCaller {
+  if (peer === undefined || !peer.isAdmin)
+    throw new IdentityError('ERR_PEER_UNAUTHORIZED', 'the connection was not admitted as an admin')
+  return { kind: 'admin', uid: peer.uid, pid: peer.pid }
+}
+
+/**
+ * Refuses every call from a peer that is not an admin, before its request is read, and audits it.
+ * Runs after UdsServer's own check that the connection was admitted at all.
+ */
+function refuseNonAdmins(
+  peerOf: (call: { getPeer(): string }) => AdminPeer | undefined,
+  audit: AuditLog,
+): ServerInterceptor {
+  return (method, call) =>
+    new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, forward) => {
+            const peer = peerOf(call)
+            if (peer?.isAdmin === true) return forward(metadata)
+            const caller: AuditCaller =
+              peer === undefined
+                ? { kind: 'remote', address: call.getPeer() }
+                : { kind: 'admin', uid: peer.uid, pid: peer.pid }
+            const reason = `uid ${peer?.uid ?? 'unknown'} is not an admin uid`
+            audit.callDenied({ method: method.path, code: 'ERR_PEER_UNAUTHORIZED', reason, caller })
+            const refusal = new IdentityError('ERR_PEER_UNAUTHORIZED', 'this uid may not use the admin API')
+            const { code, details, metadata: trailers } = toServiceError(refusal)
+            call.sendStatus({
+              code: code ?? status.PERMISSION_DENIED,
+              details: details ?? '',
+              metadata: trailers ?? null,
+            })
+          },
+        }),
+    })
+}
+
+/** Warns when other users cannot search the socket's directory, so `--admin-uid` would not work. */
+async function warnIfUnreachable(socket: string, log: Logger): Promise<void> {
+  const dir = dirname(socket)
+  const mode = (await stat(dir)).mode
+  if ((mode & 0o001) === 0)
+    log.warn(
+      { dir, mode: (mode & 0o777).toString(8) },
+      'Admin uids are configured but the admin socket directory is not searchable by other users.',
+    )
+}

@@ -1,0 +1,36 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../lib/core/clock.js'
+import type { TrustDomain } from '../lib/core/trust-domain.js'
+import type { AuditLog } from '../lib/log/audit-log.js'
+import type { BundleService } from './bundle/bundle-service.js'
+import type { CaRotator } from './ca/rotator.js'
+import type { Datastore } from './datastore/ports.js'
+import type { ServerEvents } from './events.js'
+
+/** Server-wide settings the APIs need (a subset of the loaded config). */
+export interface ServerSettingsView {
+  readonly adminSocket: string
+  readonly adminUids: ReadonlyArray<number>
+  readonly bindAddress: string
+  readonly bindPort: number
+  readonly defaultX509SvidTtlMs: number
+  readonly defaultJwtSvidTtlMs: number
+  readonly agentSvidTtlMs: number
+  readonly joinTokenTtlMs: number
+}
+
+/**
+ * The side effects and shared state of one server process, passed to every API as one `deps`
+ * object (STYLE §1). Built once in `server-app.ts`.
+ */
+export interface ServerContext {
+  readonly settings: ServerSettingsView
+  readonly trustDomain: TrustDomain
+  readonly clock: Clock
+  readonly log: Logger
+  readonly audit: AuditLog
+  readonly datastore: Datastore
+  readonly rotator: CaRotator
+  readonly bundles: BundleService
+  readonly events: ServerEvents
+}

@@ -1,0 +1,223 @@
+import type { IdentityError } from '../../lib/core/errors.js'
+import type { EntryFields, RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { Selector, SelectorMatchMode } from '../../lib/core/selector.js'
+import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import type { KeyJournalStore } from '../ca/key-journal.js'
+
+export type { KeyJournalStore } from '../ca/key-journal.js'
+
+/** Entries per page when a listing does not ask for a size. */
+export const DEFAULT_PAGE_SIZE = 500
+/** Largest page a listing returns; bigger requests are clamped to it. */
+export const MAX_PAGE_SIZE = 1000
+
+/** Which page of a listing to return. */
+export interface PageRequest {
+  /** 1 to {@link MAX_PAGE_SIZE}; 0 or absent means {@link DEFAULT_PAGE_SIZE}. */
+  readonly pageSize?: number
+  /** The `nextPageToken` of the previous page; absent or `''` for the first page. */
+  readonly pageToken?: string
+}
+
+/** A set of values and how an entry's own set must compare with it ({@link SelectorMatchMode}). */
+export interface SetMatch<T> {
+  readonly set: ReadonlyArray<T>
+  readonly mode: SelectorMatchMode
+}
+
+/** Filters of {@link EntryStore.list} and {@link EntryStore.count}; all given ones must hold. */
+export interface EntryFilter {
+  readonly spiffeId?: SpiffeId
+  readonly parentId?: SpiffeId
+  /** An empty set matches nothing (as `matchSelectors`). */
+  readonly selectors?: SetMatch<Selector>
+  /** An empty set matches nothing; entries that federate with no trust domain match no set. */
+  readonly federatesWith?: SetMatch<TrustDomain>
+  readonly hint?: string
+}
+
+/** One page of entries, ordered by id. */
+export interface EntryPage {
+  readonly entries: ReadonlyArray<RegistrationEntry>
+  /** Pass back to get the next page; undefined on the last page. */
+  readonly nextPageToken: string | undefined
+}
+
+/** The outcome of one item of {@link EntryStore.createBatch}. */
+export type EntryBatchResult =
+  | { readonly ok: true; readonly entry: RegistrationEntry }
+  | { readonly ok: false; readonly error: IdentityError }
+
+/** Options of {@link EntryStore.update}. */
+export interface EntryUpdateOptions {
+  /** The update fails with ERR_ENTRY_REVISION_CONFLICT unless the stored revision is this one. */
+  readonly expectedRevision?: number
+}
+
+/**
+ * Registration entries (DESIGN §3). Fields are validated and normalized with `normalizeEntryFields`
+ * on every write. Two entries with the same SPIFFE ID, parent ID and selector set cannot coexist.
+ * Every method may also fail with ERR_DATASTORE_IO.
+ */
+export interface EntryStore {
+  /**
+   * Stores a new entry (revision 0, a fresh UUID v4 id).
+   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS
+   */
+  create(fields: EntryFields): Promise<RegistrationEntry>
+  /**
+   * Stores several entries in one transaction; an invalid or duplicate item fails alone (its code in
+   * its result), the others are stored. Results are in the order of `items`.
+   */
+  createBatch(items: ReadonlyArray<EntryFields>): Promise<ReadonlyArray<EntryBatchResult>>
+  /** The entry with this id, or undefined. */
+  fetch(id: string): Promise<RegistrationEntry | undefined>
+  /**
+   * One page of the entries that pass `filter`, ordered by id.
+   * @throws ERR_PAGE_TOKEN_INVALID, ERR_REQUEST_INVALID (page size)
+   */
+  list(filter?: EntryFilter, page?: PageRequest): Promise<EntryPage>
+  /** Every entry whose parent is one of `parentIds` (expired ones included), ordered by id. */
+  listByParents(parentIds: ReadonlyArray<SpiffeId>): Promise<ReadonlyArray<RegistrationEntry>>
+  /**
+   * Replaces an entry's fields; its revision goes up by one.
+   * @throws ERR_ENTRY_NOT_FOUND, ERR_ENTRY_REVISION_CONFLICT, ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS
+   */
+  update(id: string, fields: EntryFields, options?: EntryUpdateOptions): Promise<RegistrationEntry>
+  /**
+   * Deletes an entry and returns it as it was.
+   * @throws ERR_ENTRY_NOT_FOUND
+   */
+  delete(id: string): Promise<RegistrationEntry>
+  /** Deletes the entries expired at `nowMs` (`expiresAtMs <= nowMs`); returns how many. */
+  prune(nowMs: number): Promise<number>
+  /** How many entries pass `filter`. */
+  count(filter?: EntryFilter): Promise<number>
+}
+
+/** A join token an admin generated (DESIGN §3), good for one agent attestation. */
+export interface JoinToken {
+  readonly token: string
+  readonly expiresAtMs: number
+  /** An alias SPIFFE ID for the agent that uses it (SPIRE's `token generate -spiffeID`). */
+  readonly aliasId?: SpiffeId | undefined
+}
+
+/**
+ * Join tokens. Only a SHA-256 digest of each token is stored, so the database never holds a usable token.
+ * Every method may also fail with ERR_DATASTORE_IO.
+ */
+export interface JoinTokenStore {
+  /**
+   * Stores a new token.
+   * @throws ERR_JOIN_TOKEN_INVALID when the token is empty or already stored
+   */
+  create(token: JoinToken): Promise<void>
+  /**
+   * Atomically removes the token and returns it if it was stored and unexpired at `nowMs`; undefined
+   * otherwise, and for every later call with the same token.
+   */
+  consume(token: string, nowMs: number): Promise<JoinToken | undefined>
+  /** Deletes the tokens expired at `nowMs`; returns how many. */
+  prune(nowMs: number): Promise<number>
+}
+
+/** An attested agent: its ID, how it attested, its current SVID, and whether it is banned. */
+export interface AttestedAgent {
+  readonly spiffeId: SpiffeId
+  /** The attestor that admitted it, `join_token`. */
+  readonly attestationType: string
+  /** Serial number of its current agent SVID, lowercase hex ('' once banned, as SPIRE does). */
+  readonly serialHex: string
+  /** When its current SVID expires. */
+  readonly expiresAtMs: number
+  readonly banned: boolean
+  readonly createdAtMs: number
+  readonly updatedAtMs: number
+  readonly selectors: ReadonlyArray<Selector>
+}
+
+/** The fields given when an agent is first stored; the times are stamped by the store. */
+export type AgentFields = Omit<AttestedAgent, 'createdAtMs' | 'updatedAtMs'>
+
+/** The fields {@link AgentStore.update} can change (renewal, ban, unban); absent ones are kept. */
+export type AgentChanges = Partial<Omit<AgentFields, 'spiffeId'>>
+
+/** Filter of {@link AgentStore.list}. */
+export interface AgentFilter {
+  readonly banned?: boolean
+}
+
+/** One page of agents, ordered by SPIFFE ID. */
+export interface AgentPage {
+  readonly agents: ReadonlyArray<AttestedAgent>
+  readonly nextPageToken: string | undefined
+}
+
+/** Attested agents. Every method may also fail with ERR_DATASTORE_IO. */
+export interface AgentStore {
+  /**
+   * Stores a newly attested agent.
+   * @throws ERR_AGENT_EXISTS when an agent with this ID is already stored
+   */
+  create(fields: AgentFields): Promise<AttestedAgent>
+  /** The agent with this ID, or undefined. */
+  fetch(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>
+  /**
+   * One page of agents, ordered by SPIFFE ID.
+   * @throws ERR_PAGE_TOKEN_INVALID, ERR_REQUEST_INVALID (page size)
+   */
+  list(filter?: AgentFilter, page?: PageRequest): Promise<AgentPage>
+  /**
+   * Changes an agent (a renewal sets `serialHex` and `expiresAtMs`; a ban sets `banned`), stamps `updatedAtMs`.
+   * @throws ERR_AGENT_NOT_FOUND
+   */
+  update(spiffeId: SpiffeId, changes: AgentChanges): Promise<AttestedAgent>
+  /**
+   * Evicts an agent and returns it as it was.
+   * @throws ERR_AGENT_NOT_FOUND
+   */
+  delete(spiffeId: SpiffeId): Promise<AttestedAgent>
+  /** How many agents pass `filter`. */
+  count(filter?: AgentFilter): Promise<number>
+}
+
+/** A trust domain's bundle as stored: the SPIFFE bundle JSON document and its sequence number. */
+export interface StoredBundle {
+  readonly trustDomain: TrustDomain
+  /** The SPIFFE bundle (JWK Set) document, as given. */
+  readonly document: string
+  /** `spiffe_sequence`, 0 to 2^64 − 1. */
+  readonly sequence: bigint
+  readonly updatedAtMs: number
+}
+
+/** The server's own bundle and the federated ones, one per trust domain. May fail with ERR_DATASTORE_IO. */
+export interface BundleStore {
+  /**
+   * Creates or replaces the bundle of `trustDomain`.
+   * @throws ERR_BUNDLE_MALFORMED when the sequence is out of range
+   */
+  set(trustDomain: TrustDomain, document: string, sequence: bigint): Promise<StoredBundle>
+  /** The bundle of `trustDomain`, or undefined. */
+  fetch(trustDomain: TrustDomain): Promise<StoredBundle | undefined>
+  /** Every stored bundle, ordered by trust domain name. */
+  list(): Promise<ReadonlyArray<StoredBundle>>
+  /**
+   * Deletes the bundle of `trustDomain`.
+   * @throws ERR_BUNDLE_NOT_FOUND
+   */
+  delete(trustDomain: TrustDomain): Promise<void>
+}
+
+/** Every store of one datastore, and how to close it. */
+export interface Datastore {
+  readonly entries: EntryStore
+  readonly joinTokens: JoinTokenStore
+  readonly agents: AgentStore
+  readonly bundles: BundleStore
+  readonly keyJournal: KeyJournalStore
+  /** Closes the database; the stores must not be used afterwards. */
+  close(): Promise<void>
+}

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino'
+import type { ServerConfig } from '../lib/config/server-config.js'
+import { type Clock, systemClock } from '../lib/core/clock.js'
+import { PushCertificateProvider } from '../lib/grpc/certificate-provider.js'
+import type { AuditLog } from '../lib/log/audit-log.js'
+import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
+import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
+import { BundleService } from './bundle/bundle-service.js'
+import { CaRotator } from './ca/rotator.js'
+import type { ServerContext } from './context.js'
+import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
+import { ServerEvents } from './events.js'
+import { ServerSvid } from './identity/server-svid.js'
+
+/** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
+export const MAINTENANCE_INTERVAL_MS = 10_000
+
+/** A running server. */
+export interface RunningServer {
+  readonly context: ServerContext
+  /** The agent API's TCP port (useful when the config asked for port 0). */
+  readonly agentApiPort: number
+  stop(): Promise<void>
+}
+
+/** Side effects the caller provides. */
+export interface ServerDeps {
+  readonly log: Logger
+  readonly audit: AuditLog
+  readonly clock?: Clock
+}
+
+/**
+ * Starts a trust-domain server from a loaded config: the datastore, the CA and its rotation, the
+ * bundle, the server's own SVID, the admin API on its Unix socket and the agent API over TLS.
+ * Everything started is stopped again if a later step fails.
+ */
+export async function startServer(config: ServerConfig, deps: ServerDeps): Promise<RunningServer> {
+  const clock = deps.clock ?? systemClock
+  const log = deps.log.child({ component: 'server' })
+  const trustDomain = config.trustDomain
+  const events = new ServerEvents()
+  const datastore = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
+  const stack: Array<() => Promise<void>> = [() => datastore.close()]
+  try {
+    const rotator = new CaRotator({
+      trustDomain,
+      clock,
+      journal: datastore.keyJournal,
+      caTtlMs: config.caTtlMs,
+      onEvent: (e) =>
+        log.info(
+          { event: e.kind, generationId: e.generationId, notAfterMs: e.notAfterMs },
+          'CA key rotation step',
+        ),
+    })
+    await rotator.start()
+    const bundles = new BundleService({ trustDomain, store: datastore.bundles, events, keys: rotator })
+    await bundles.start()
+    stack.push(() => bundles.stop())
+    const context: ServerContext = {
+      settings: config,
+      trustDomain,
+      clock,
+      log: deps.log,
+      audit: deps.audit,
+      datastore,
+      rotator,
+      bundles,
+      events,
+    }
+
+    const tls = new PushCertificateProvider()
+    const serverSvid = new ServerSvid({
+      trustDomain,
+      clock,
+      activeCa: () => rotator.active().x509Ca,
+      bundlePem: () => bundles.own().toX509Bundle().marshalPem(),
+      ttlMs: config.agentSvidTtlMs,
+      provider: tls,
+    })
+    await serverSvid.refresh()
+    const unsubscribe = events.on(
+      'bundle-changed',
+      () => void serverSvid.refresh().catch((err) => log.error({ err }, 'server SVID refresh failed')),
+    )
+    stack.push(async () => unsubscribe())
+
+    const adminApi: AdminApi = await startAdminApi(context)
+    stack.push(() => adminApi.close())
+    const agentApi: AgentApi = await startAgentApi(context, tls)
+    stack.push(() => agentApi.close())
+
+    const timer = setInterval(() => void maintain(context, serverSvid), MAINTENANCE_INTERVAL_MS)
+    timer.unref()
+    stack.push(async () => clearInterval(timer))
+    log.info(
+      {
+        trustDomain: trustDomain.name,
+        adminSocket: config.adminSocket,
+        agentApi: `${config.bindAddress}:${agentApi.port}`,
+      },
+      'server ready',
+    )
+    return { context, agentApiPort: agentApi.port, stop: () => unwind(stack) }
+  } catch (err) {
+    await unwind(stack)
+    throw err
+  }
+}
+
+/** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens and entries. */
+async function maintain(ctx: ServerContext, serverSvid: ServerSvid): Promise<void> {
+  try {
+    await ctx.rotator.rotate()
+    await serverSvid.refresh()
+    const nowMs = ctx.clock.nowMs()
+    await ctx.datastore.joinTokens.prune(nowMs)
+    if ((await ctx.datastore.entries.prune(nowMs)) > 0) ctx.events.emit('entries-changed')
+  } catch (err) {
+    ctx.log.error({ err, component: 'server.maintenance' }, 'maintenance pass failed')
+  }
+}
+
+async function unwind(stack: Array<() => Promise<void>>): Promise<void> {
+  while (stack.length > 0) {
+    const step = stack.pop()
+    await step?.().catch(() => undefined)
+  }
+}

@@ -1,0 +1,77 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { isIdentityError } from '../../lib/core/errors.js'
+import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
+
+const ADMIN = { kind: 'admin', uid: 0 } as const
+
+describe('PinoAuditLog on a file', () => {
+  let dir: string
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-audit-'))
+  })
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  function modeOf(path: string): number {
+    return statSync(path).mode & 0o777
+  }
+
+  it('creates the file with mode 0600 (and a missing directory with 0700)', () => {
+    const path = join(dir, 'state', 'audit.log')
+    const audit = PinoAuditLog.open(path)
+    audit.agentEvicted({ agentId: 'spiffe://td/a', caller: ADMIN })
+    audit.close()
+    expect(modeOf(path)).toBe(0o600)
+    expect(modeOf(join(dir, 'state'))).toBe(0o700)
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({
+      event: 'agent.evicted',
+      subject: 'spiffe://td/a',
+    })
+  })
+
+  it('makes an existing file private and appends to it', () => {
+    const path = join(dir, 'audit.log')
+    writeFileSync(path, '{"event":"earlier"}\n')
+    chmodSync(path, 0o644)
+    const audit = PinoAuditLog.open(path)
+    audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
+    audit.agentBanned({ agentId: 'spiffe://td/b', caller: ADMIN })
+    audit.close()
+    expect(modeOf(path)).toBe(0o600)
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual([
+      'earlier',
+      'agent.banned',
+      'agent.banned',
+    ])
+  })
+
+  it('writes each record before returning (synchronous)', () => {
+    const path = join(dir, 'audit.log')
+    const audit = PinoAuditLog.open(path)
+    audit.callDenied({
+      method: '/m',
+      code: 'ERR_PEER_UNAUTHORIZED',
+      reason: 'uid not allowed',
+      caller: ADMIN,
+    })
+    expect(readFileSync(path, 'utf8')).toContain('"call.denied"')
+    audit.close()
+  })
+
+  it('refuses a path it cannot open (a directory), with ERR_CONFIG_INVALID', () => {
+    let error: unknown
+    try {
+      PinoAuditLog.open(dir)
+    } catch (err) {
+      error = err
+    }
+    expect(isIdentityError(error, 'ERR_CONFIG_INVALID')).toBe(true)
+  })
+})
