@@ -14,6 +14,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          globalSetup: ['test/helpers/global-setup.ts'],
           environment: 'node',
           pool: 'forks',
           fileParallelism: false,
