@@ -4,10 +4,12 @@ import { fileURLToPath } from 'node:url'
 import { benchAgentApi } from './agent-api.bench.js'
 import { benchAttestation } from './attestation.bench.js'
 import { benchCaSigning } from './ca-signing.bench.js'
+import { benchGateway } from './gateway.bench.js'
 import type { BenchResult } from './harness.js'
 import { formatTable } from './harness.js'
 import { benchJwt } from './jwt.bench.js'
 import { benchRegistration } from './registration.bench.js'
+import { benchWorkloadApi } from './workload-api.bench.js'
 
 /** Every benchmark group, in the order printed. */
 const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
@@ -16,6 +18,8 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['Workload attestation', benchAttestation],
   ['Agent API', benchAgentApi],
   ['registration', benchRegistration],
+  ['Workload API', benchWorkloadApi],
+  ['gateway', benchGateway],
 ]
 
 async function main(): Promise<void> {

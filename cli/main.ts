@@ -5,9 +5,11 @@ import { registerAgentRunCommand } from './commands/agent-run.js'
 import { registerApiCommands } from './commands/api.js'
 import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
+import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
 import { registerServerCommands } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
+import { registerUpCommand } from './commands/up.js'
 import { failAndExit } from './output.js'
 
 /**
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerBundleCommands(program)
   registerApiCommands(program)
   registerHealthcheckCommand(program)
+  registerGatewayCommand(program)
+  registerUpCommand(program)
   return program
 }
 

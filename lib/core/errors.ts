@@ -64,6 +64,14 @@ export type ErrorCode =
   // the Workload API client
   | 'ERR_ENDPOINT_INVALID'
   | 'ERR_WORKLOAD_API_UNAVAILABLE'
+  // the request guard and the gateway (HTTP callers of a tool)
+  | 'ERR_AUTH_MISSING'
+  | 'ERR_ORIGIN_REFUSED'
+  | 'ERR_HOST_REFUSED'
+  | 'ERR_THROTTLED'
+  | 'ERR_POLICY_DENIED'
+  | 'ERR_UPSTREAM_UNAVAILABLE'
+  | 'ERR_UPSTREAM_TIMEOUT'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

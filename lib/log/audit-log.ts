@@ -37,6 +37,7 @@ export type AuditEvent =
   | 'svid.issued'
   | 'svid.denied'
   | 'attestation.result'
+  | 'call.allowed'
   | 'call.denied'
   | 'bundle.changed'
 
@@ -116,6 +117,12 @@ export interface AttestationResult {
   readonly code?: ErrorCode
   readonly reason?: string
 }
+export interface CallAllowed {
+  readonly method: string
+  /** How the caller authenticated (`jwt`, `mtls`). */
+  readonly via?: string
+  readonly caller: AuditCaller
+}
 export interface CallDenied {
   readonly method: string
   readonly code: ErrorCode
@@ -139,6 +146,7 @@ export interface AuditLog {
   svidIssued(e: SvidIssued): void
   issuanceDenied(e: IssuanceDenied): void
   attestationResult(e: AttestationResult): void
+  callAllowed(e: CallAllowed): void
   callDenied(e: CallDenied): void
   bundleChanged(e: BundleChanged): void
 }
@@ -201,6 +209,9 @@ export abstract class AuditRecorder implements AuditLog {
   attestationResult({ caller, outcome, code, ...rest }: AttestationResult): void {
     const common = { event: 'attestation.result', outcome, caller, code } as const
     this.#emit({ ...common, subject: `pid:${caller.pid}` }, rest)
+  }
+  callAllowed({ caller, method, via }: CallAllowed): void {
+    this.#emit({ event: 'call.allowed', outcome: 'allowed', caller, subject: method }, { via })
   }
   callDenied({ caller, method, code, reason }: CallDenied): void {
     this.#emit({ event: 'call.denied', outcome: 'denied', caller, subject: method, code }, { reason })

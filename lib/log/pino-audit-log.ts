@@ -41,8 +41,14 @@ export class PinoAuditLog extends AuditRecorder {
    * record is written synchronously, so none is lost when the process dies.
    * @throws ERR_CONFIG_INVALID when the file cannot be opened
    */
-  static open(path: string): PinoAuditLog {
-    if (path === '-') return new PinoAuditLog(pino.destination({ dest: 1, sync: true }))
+  static open<T extends PinoAuditLog>(
+    this: new (
+      destination: DestinationStream,
+      close?: () => void,
+    ) => T,
+    path: string,
+  ): T {
+    if (path === '-') return new this(pino.destination({ dest: 1, sync: true }))
     let fd: number
     try {
       mkdirSync(dirname(path), { recursive: true, mode: AUDIT_DIR_MODE })
@@ -59,7 +65,7 @@ export class PinoAuditLog extends AuditRecorder {
       })
     }
     const destination = pino.destination({ fd, sync: true })
-    return new PinoAuditLog(destination, () => destination.end())
+    return new this(destination, () => destination.end())
   }
 
   protected write(record: AuditRecord): void {

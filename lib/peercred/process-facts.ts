@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs'
 import { open, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IdentityError } from '../core/errors.js'
@@ -41,6 +42,12 @@ export interface ProcessFacts {
   readonly weak: boolean
   /** Whether the peer process still exists; false once closed. */
   isAlive(): boolean
+  /**
+   * Reads the target of `/proc/<pid>/exe` again, now (procfs only: it never reaches the
+   * executable's own filesystem). Trust it only if {@link ProcessFacts.isAlive} holds afterwards.
+   * @throws ERR_PEER_UNAUTHORIZED when it cannot be read (the peer exited, or this was closed).
+   */
+  readExe(): string
   /** Releases the pidfd; idempotent. */
   close(): void
 }
@@ -76,7 +83,7 @@ export async function readProcessFacts(fd: number, options: ProcessFactsOptions 
     if (facts.uid !== cred.uid || facts.gid !== cred.gid) {
       throw refuse('peer credentials changed since connect')
     }
-    return new PeerProcess({ ...facts, pid: cred.pid, weak }, pidfd)
+    return new PeerProcess({ ...facts, pid: cred.pid, weak }, pidfd, procDir)
   } catch (err) {
     closeFd(pidfd)
     throw err instanceof IdentityError ? err : refuse('peer process facts unreadable', err)
@@ -191,9 +198,10 @@ class PeerProcess implements ProcessFacts {
   readonly exe: string
   readonly cgroups: readonly CgroupEntry[]
   readonly weak: boolean
+  readonly #procDir: string
   #pidfd: number | undefined
 
-  constructor(facts: Omit<ProcessFacts, 'isAlive' | 'close'>, pidfd: number) {
+  constructor(facts: Omit<ProcessFacts, 'isAlive' | 'readExe' | 'close'>, pidfd: number, procDir: string) {
     this.pid = facts.pid
     this.uid = facts.uid
     this.gid = facts.gid
@@ -202,10 +210,20 @@ class PeerProcess implements ProcessFacts {
     this.cgroups = Object.freeze(facts.cgroups.map((c) => Object.freeze({ ...c })))
     this.weak = facts.weak
     this.#pidfd = pidfd
+    this.#procDir = procDir
   }
 
   isAlive(): boolean {
     return this.#pidfd !== undefined && pidfdIsAlive(this.#pidfd)
+  }
+
+  readExe(): string {
+    if (this.#pidfd === undefined) throw refuse('process facts were closed')
+    try {
+      return readlinkSync(join(this.#procDir, 'exe'))
+    } catch (err) {
+      throw refuse('peer executable unreadable', err)
+    }
   }
 
   close(): void {

@@ -1,0 +1,123 @@
+import { join } from 'node:path'
+import type { BenchResult } from './harness.js'
+import { type HeldLoad, holdLoad, runLoad } from './load/children.js'
+import type { GatewayLoadFigures, GatewayLoadTarget, GatewayLoadTask } from './load/gateway-http.js'
+import type { UpstreamReady } from './load/gateway-upstream.js'
+import { comparedRow, plainRow } from './load/rows.js'
+import { type BenchStack, type Child, CLI_PATH, spawnNode, startBenchStack, waitForOutput } from './stack.js'
+
+const AUDIENCE = 'gateway.bench'
+/** Each target's best of 2 interleaved rounds: warm-up 0.5 s (1 s in the first), then 3 s measured. */
+const ROUNDS = { rounds: 2, warmupMs: 500, measureMs: 3000 }
+const CONCURRENCIES = [1, 16] as const
+const NAMES = { jwt: 'JWT-SVID bearer', mtls: 'mTLS client X509-SVID (--tls)' } as const
+
+interface Gateway {
+  readonly child: Child
+  readonly port: number
+}
+
+/** `tessera gateway` in front of the upstream's Unix socket, its audit log in a file (one line per request). */
+async function startGateway(stack: BenchStack, upstreamSocket: string, tls: boolean): Promise<Gateway> {
+  const args = ['gateway', '--listen', '127.0.0.1:0', '--upstream', `unix://${upstreamSocket}`]
+  args.push('--audience', AUDIENCE, '--socket', `unix://${stack.socketPath}`)
+  args.push('--audit-log-path', join(stack.dir, `gateway-${tls ? 'tls' : 'plain'}-audit.log`))
+  const child = spawnNode(CLI_PATH, tls ? [...args, '--tls'] : args)
+  try {
+    const ready = await waitForOutput(child, /"listen":"[^"]*:(\d+)".*"gateway ready"/)
+    return { child, port: Number(ready[1]) }
+  } catch (err) {
+    await child.stop()
+    throw err
+  }
+}
+
+const rate = (name: string, f: GatewayLoadFigures, direct: GatewayLoadFigures) =>
+  comparedRow(name, {
+    value: f.requestsPerSecond,
+    baseline: direct.requestsPerSecond,
+    unit: 'req/s',
+    digits: 0,
+  })
+
+const ms = (name: string, value: number, baseline: number) =>
+  comparedRow(name, { value, baseline, unit: 'ms', digits: 2 })
+
+function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>): BenchResult[] {
+  const get = (name: string) => {
+    const f = report[name]
+    if (!f) throw new Error(`the gateway load child measured no ${name}`)
+    return f
+  }
+  const clients = `${c} client${c === 1 ? '' : 's'}`
+  const direct = get('direct')
+  const rows: BenchResult[] = []
+  for (const kind of ['jwt', 'mtls'] as const) {
+    const f = get(kind)
+    rows.push(
+      rate(`gateway: ${NAMES[kind]}, ${clients}, vs upstream direct`, f, direct),
+      ms(`  p50, ${clients}, vs direct`, f.p50Ms, direct.p50Ms),
+      ms(`  p99, ${clients}, vs direct`, f.p99Ms, direct.p99Ms),
+      plainRow(`  added p99 (gateway − direct), ${clients}`, f.p99Ms - direct.p99Ms, 'ms'),
+      comparedRow(`  gateway CPU per request, ${clients}, vs upstream's direct`, {
+        value: f.cpuUsPerRequest,
+        baseline: direct.cpuUsPerRequest,
+        unit: 'µs',
+        digits: 0,
+      }),
+    )
+  }
+  const errors = Object.values(report).reduce((n, f) => n + (f?.errors ?? 0), 0)
+  rows.push(plainRow(`  requests failed and retried, ${clients} (all targets, rounds)`, errors, 'requests'))
+  return rows
+}
+
+async function measure(
+  stack: BenchStack,
+  upstream: HeldLoad<UpstreamReady>,
+  gateways: { plain: Gateway; tls: Gateway },
+): Promise<BenchResult[]> {
+  const targets: GatewayLoadTarget[] = [
+    { name: 'direct', kind: 'direct', port: upstream.ready.port, pid: upstream.ready.pid },
+    { name: 'jwt', kind: 'jwt', port: gateways.plain.port, pid: gateways.plain.child.pid },
+    { name: 'mtls', kind: 'mtls', port: gateways.tls.port, pid: gateways.tls.child.pid },
+  ]
+  const rows: BenchResult[] = []
+  for (const concurrency of CONCURRENCIES) {
+    const task: GatewayLoadTask = {
+      targets,
+      concurrency,
+      ...ROUNDS,
+      endpoint: `unix://${stack.socketPath}`,
+      audience: AUDIENCE,
+      trustDomain: stack.trustDomain,
+    }
+    rows.push(...rowsAt(concurrency, await runLoad('gateway-http', task)))
+  }
+  return rows
+}
+
+/**
+ * `tessera gateway` (issue 5): GET requests on keep-alive connections at 1 and 16 clients through the
+ * gateway with a bearer JWT-SVID and through `--tls` with a client X509-SVID, each beside the same
+ * tiny upstream reached directly over TCP in the same run. The gateway reaches the upstream over its
+ * Unix socket. Upstream, gateways and load each run in their own child process.
+ */
+export async function benchGateway(): Promise<BenchResult[]> {
+  const stack = await startBenchStack('bench-gateway.local')
+  const started: Child[] = []
+  let upstream: HeldLoad<UpstreamReady> | undefined
+  try {
+    const socket = join(stack.dir, 'tool.sock')
+    upstream = await holdLoad<UpstreamReady>('gateway-upstream', { socket })
+    const plain = await startGateway(stack, socket, false)
+    started.push(plain.child)
+    const tls = await startGateway(stack, socket, true)
+    started.push(tls.child)
+    return await measure(stack, upstream, { plain, tls })
+  } finally {
+    for (const child of started) await child.stop()
+    await upstream?.finish()
+    await stack.stop()
+  }
+}

@@ -1,0 +1,135 @@
+import type { Command } from 'commander'
+import type { Logger } from 'pino'
+import { type GatewayConfig, loadGatewayConfig } from '../../lib/config/gateway-config.js'
+import type { IdentityError } from '../../lib/core/errors.js'
+import { startGatewayServer } from '../../lib/gateway/gateway-server.js'
+import { PinoGatewayAudit } from '../../lib/guard/gateway-audit.js'
+import { createGuard, type GatewayAudit } from '../../lib/guard/guard.js'
+import { Policy } from '../../lib/guard/policy.js'
+import { FailureThrottle } from '../../lib/guard/throttle.js'
+import { createLogger } from '../../lib/log/logger.js'
+import { BundleSource } from '../../lib/workload/bundle-source.js'
+import { X509Source } from '../../lib/workload/x509-source.js'
+import { collect, failAndExit } from '../output.js'
+import { oneLine } from './workload-command.js'
+
+/** The flags of `tessera gateway` (the config's keys; see `loadGatewayConfig`). */
+const GATEWAY_FLAGS: ReadonlyArray<readonly [flags: string, description: string, isRepeatable?: boolean]> = [
+  ['--config <file>', 'JSON config file'],
+  ['--listen <host:port>', 'where to listen, e.g. 127.0.0.1:8080 (port 0 picks one)'],
+  ['--upstream <address>', 'the tool: unix:///path/tool.sock or http://127.0.0.1:PORT'],
+  ['--audience <aud>', 'audience bearer JWT-SVIDs must carry (repeatable)', true],
+  ['--policy <file>', 'JSON policy: allow/deny rules over SPIFFE IDs, methods, paths, tools'],
+  [
+    '--allow-origin <origin>',
+    'a browser origin allowed to call, e.g. https://app.example (repeatable)',
+    true,
+  ],
+  [
+    '--host <name>',
+    'a name the Host header may carry (repeatable; default the listen host and localhost)',
+    true,
+  ],
+  ['--tls', "serve HTTPS with the gateway's own X509-SVID and accept client SVIDs (mTLS)"],
+  [
+    '--socket <address>',
+    'Workload API (default $SPIFFE_ENDPOINT_SOCKET, else ./.tessera/agent/public/api.sock)',
+  ],
+  ['--upstream-timeout <duration>', 'how long the tool may take to answer (default 30s)'],
+  ['--throttle-failures <n>', 'failed authentications from a peer before it is throttled (default 5)'],
+  ['--throttle-max-delay <duration>', 'the longest throttle block (default 5m)'],
+  ['--log-level <level>', 'error | warn | info | debug (default info)'],
+  ['--log-format <format>', 'json | text (default json)'],
+  ['--audit-log-path <path>', 'audit log file, - for stdout (default -)'],
+]
+
+/** `tessera gateway`: an identity-checking reverse proxy in front of a local tool. */
+export function registerGatewayCommand(program: Command): void {
+  const command = program
+    .command('gateway')
+    .description(
+      'put a local tool behind per-request SPIFFE authentication: every request and WebSocket upgrade needs an SVID',
+    )
+  for (const [flags, description, isRepeatable] of GATEWAY_FLAGS) {
+    if (isRepeatable === true) command.option(flags, description, collect)
+    else command.option(flags, description)
+  }
+  command.action(async (opts: Record<string, unknown>) => {
+    try {
+      await runGateway(opts)
+    } catch (err) {
+      failAndExit(oneLine(err))
+    }
+  })
+}
+
+/** The agent's bundles and, with TLS, the gateway's own SVID; both kept current by the agent's streams. */
+async function openSources(config: GatewayConfig, log: Logger) {
+  const onError = (err: IdentityError) =>
+    log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
+  const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
+  try {
+    const svids = config.tls ? await X509Source.create({ endpoint: config.endpoint, onError }) : undefined
+    return { bundles, svids }
+  } catch (err) {
+    bundles.close()
+    throw err
+  }
+}
+
+function buildGuard(
+  config: GatewayConfig,
+  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit },
+) {
+  const { policy, bundles, audit } = deps
+  return createGuard({
+    jwtBundles: bundles,
+    x509Bundles: bundles,
+    audience: config.audience,
+    ...(policy !== undefined && { policy }),
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    throttle: new FailureThrottle({
+      maxFailures: config.throttleFailures,
+      maxDelayMs: config.throttleMaxDelayMs,
+    }),
+    audit,
+  })
+}
+
+/** Closes everything on SIGINT/SIGTERM, then exits. */
+function stopOnSignals(log: Logger, closers: ReadonlyArray<() => unknown>): void {
+  let isStopping = false
+  const stop = async (reason: string) => {
+    if (isStopping) return
+    isStopping = true
+    log.info({ reason }, 'Gateway stopping.')
+    for (const close of closers) await close()
+    process.exit(0)
+  }
+  process.once('SIGINT', () => void stop('SIGINT'))
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+}
+
+async function runGateway(flags: Record<string, unknown>): Promise<void> {
+  const config = loadGatewayConfig({ flags, env: process.env, cwd: process.cwd() })
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'gateway' })
+  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  const policy = config.policyPath === undefined ? undefined : Policy.read(config.policyPath)
+  const audit = PinoGatewayAudit.open(config.auditLogPath)
+  const { bundles, svids } = await openSources(config, log)
+  const server = await startGatewayServer({
+    listen: config.listen,
+    upstream: config.upstream,
+    guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit }),
+    readsTools: policy?.usesTools ?? false,
+    responseTimeoutMs: config.upstreamTimeoutMs,
+    log: log.child({ component: 'gateway.proxy' }),
+    ...(svids !== undefined && { tlsSource: svids }),
+  })
+  const { host, port } = server.address
+  const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  const spiffeId = svids?.getX509Svid().id.toString()
+  log.info({ listen, upstream: config.upstream.uri, tls: config.tls, spiffeId }, 'gateway ready')
+  stopOnSignals(log, [() => server.close(), () => svids?.close(), () => bundles.close(), () => audit.close()])
+}

@@ -1,0 +1,101 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
+import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
+import { IdentityError, isIdentityError } from '../core/errors.js'
+import { parseJwtSvidInsecure } from '../core/jwt/jwt-svid.js'
+import type { SpiffeId } from '../core/spiffe-id.js'
+import { authorizeAny } from '../verify/authorizer.js'
+import { bearerTokenOf, verifyJwtPeer } from '../verify/jwt-peer.js'
+import { type PeerCertificateLike, verifyPeerCertificate } from '../verify/x509-peer.js'
+
+/** How a caller proved its identity: a JWT-SVID bearer token, or an X509-SVID client certificate. */
+export type AuthMethod = 'jwt' | 'mtls'
+
+/** The outcome of authenticating one request. */
+export type Authentication =
+  | { readonly kind: 'verified'; readonly id: SpiffeId; readonly via: AuthMethod }
+  /** No credential was presented: nothing to throttle. */
+  | { readonly kind: 'missing'; readonly reason: string }
+  /** A credential was presented and refused; `claimedId` is the token's unverified `sub`, for the audit. */
+  | {
+      readonly kind: 'failed'
+      readonly via: AuthMethod
+      readonly error: IdentityError
+      readonly claimedId?: string
+    }
+
+/** What authentication checks against. */
+export interface AuthenticateDeps {
+  readonly jwtBundles: JwtBundleSource
+  readonly x509Bundles: X509BundleSource
+  readonly audience: ReadonlyArray<string>
+  readonly nowMs: number
+  /** Skew tolerated on JWT times; default that of `validateJwtSvid` (30 s). */
+  readonly jwtLeewayMs?: number
+}
+
+/** The certificate a TLS client sent, when it sent one; undefined for plain connections. */
+function clientCertificate(socket: Socket): PeerCertificateLike | undefined {
+  if (!(socket instanceof TLSSocket)) return undefined
+  const cert: PeerCertificateLike = socket.getPeerCertificate(true)
+  return cert?.raw === undefined ? undefined : cert
+}
+
+/** True when the `Authorization` header uses the Bearer scheme (well formed or not). */
+function isBearer(value: string | undefined): value is string {
+  return value !== undefined && /^bearer(\s|$)/i.test(value)
+}
+
+function claimedSubject(token: string): string | undefined {
+  try {
+    return parseJwtSvidInsecure(token).id.toString()
+  } catch {
+    return undefined
+  }
+}
+
+function asIdentityError(err: unknown, code: 'ERR_JWT_INVALID' | 'ERR_X509_SVID_INVALID'): IdentityError {
+  if (isIdentityError(err)) return err
+  return new IdentityError(code, 'the credential could not be checked', { cause: err })
+}
+
+/**
+ * Authenticates a request (DESIGN §1: the source address proves nothing): a TLS client certificate,
+ * when there is one, must be an X509-SVID that chains to the bundle of its own trust domain; else an
+ * `Authorization: Bearer` JWT-SVID is validated locally against the JWT bundles for the audience.
+ * @example
+ * const auth = await authenticate(req, { jwtBundles, x509Bundles, audience: ['tool'], nowMs: Date.now() })
+ * if (auth.kind === 'verified') console.log(auth.id.toString(), auth.via)
+ */
+export async function authenticate(
+  request: { readonly headers: IncomingHttpHeaders; readonly socket: Socket },
+  deps: AuthenticateDeps,
+): Promise<Authentication> {
+  const cert = clientCertificate(request.socket)
+  if (cert !== undefined) {
+    try {
+      const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), { nowMs: deps.nowMs })
+      return { kind: 'verified', id: peer.id, via: 'mtls' }
+    } catch (err) {
+      return { kind: 'failed', via: 'mtls', error: asIdentityError(err, 'ERR_X509_SVID_INVALID') }
+    }
+  }
+  const header = request.headers.authorization
+  if (header === undefined) return { kind: 'missing', reason: 'no client certificate and no bearer token' }
+  if (!isBearer(header)) return { kind: 'missing', reason: 'the Authorization header is not a Bearer token' }
+  let token: string | undefined
+  try {
+    token = bearerTokenOf(header)
+    const leeway = deps.jwtLeewayMs === undefined ? {} : { leewayMs: deps.jwtLeewayMs }
+    const svid = await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), {
+      nowMs: deps.nowMs,
+      ...leeway,
+    })
+    return { kind: 'verified', id: svid.id, via: 'jwt' }
+  } catch (err) {
+    const claimedId = token === undefined ? undefined : claimedSubject(token)
+    const error = asIdentityError(err, 'ERR_JWT_INVALID')
+    return { kind: 'failed', via: 'jwt', error, ...(claimedId !== undefined && { claimedId }) }
+  }
+}

@@ -1,0 +1,71 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
+import type { ErrorCode } from '../core/errors.js'
+import type { SpiffeId } from '../core/spiffe-id.js'
+import type { AuthMethod } from './authenticate.js'
+
+/** The parts of a request the guard reads; an `http.IncomingMessage` is one. */
+export interface GuardRequest {
+  readonly method?: string | undefined
+  /** The request target, `/path?query`. */
+  readonly url?: string | undefined
+  readonly headers: IncomingHttpHeaders
+  /** A `net.Socket`, or a `tls.TLSSocket` whose client certificate is then checked. */
+  readonly socket: Socket
+}
+
+/** Per-request extras. */
+export interface GuardCheckOptions {
+  /**
+   * Reads the names of the tools the request calls (`[]` for none, undefined when unreadable).
+   * Called only for an authenticated caller, and only when the policy has `tools` rules.
+   */
+  readonly readTools?: () => Promise<ReadonlyArray<string> | undefined>
+}
+
+/** An authenticated, authorized caller. `path` is the canonical path the policy saw. */
+export interface GuardAllowed {
+  readonly allowed: true
+  readonly id: SpiffeId
+  readonly via: AuthMethod
+  readonly path: string
+}
+
+/** The HTTP status of a refusal: 400 ambiguous path, 401 not authenticated, 403 not allowed, 421 wrong Host, 429 throttled. */
+export type RefusalStatus = 400 | 401 | 403 | 421 | 429
+
+/** A refused request: the status to answer with, the stable code and a one-line reason. */
+export interface GuardRefused {
+  readonly allowed: false
+  readonly status: RefusalStatus
+  readonly code: ErrorCode
+  readonly reason: string
+  /** Set with status 429: seconds until the peer may try again (`Retry-After`). */
+  readonly retryAfterSeconds?: number
+  /** The caller, when it authenticated but was not allowed. */
+  readonly id?: SpiffeId
+}
+
+export type GuardDecision = GuardAllowed | GuardRefused
+
+/** One audited decision about a request. */
+export interface RequestDecided {
+  readonly outcome: 'allowed' | 'denied'
+  readonly method: string
+  /** The canonical path; for a request refused before it was read, the raw path (capped). */
+  readonly path: string
+  /** The peer's address (recorded, never trusted). */
+  readonly address: string
+  /** The verified caller. */
+  readonly spiffeId?: string
+  /** The `sub` of a JWT-SVID that failed validation: unverified, for forensics only. */
+  readonly claimedSpiffeId?: string
+  readonly via?: AuthMethod
+  readonly code: ErrorCode | 'OK'
+  readonly reason?: string
+}
+
+/** Where the guard reports every decision (DESIGN §7). */
+export interface GatewayAudit {
+  requestDecided(event: RequestDecided): void
+}

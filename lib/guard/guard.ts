@@ -1,0 +1,233 @@
+import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
+import { type Clock, systemClock } from '../core/clock.js'
+import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
+import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
+import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
+import type {
+  GatewayAudit,
+  GuardCheckOptions,
+  GuardDecision,
+  GuardRequest,
+  RefusalStatus,
+} from './decision.js'
+import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
+import type { Policy } from './policy.js'
+import { canonicalRequestPath } from './request-path.js'
+import { FailureThrottle } from './throttle.js'
+
+export type {
+  GatewayAudit,
+  GuardAllowed,
+  GuardCheckOptions,
+  GuardDecision,
+  GuardRefused,
+  GuardRequest,
+  RefusalStatus,
+  RequestDecided,
+} from './decision.js'
+
+/** What {@link createGuard} needs. */
+export interface GuardOptions {
+  /** JWT bundles to validate bearer JWT-SVIDs with (a `BundleSource` or `JwtSource`). */
+  readonly jwtBundles: JwtBundleSource
+  /** X.509 bundles to verify client certificates with (a `BundleSource` or `X509Source`). */
+  readonly x509Bundles: X509BundleSource
+  /** The audience bearer tokens must carry (any one of them). */
+  readonly audience: string | ReadonlyArray<string>
+  /** Runs after authentication; default `authorizeAny()`. */
+  readonly authorizer?: Authorizer
+  /** Evaluated on every authenticated request; default none (everything authenticated passes). */
+  readonly policy?: Policy
+  /** Origins whose browser pages may call (`https://app.example`); a request with any other Origin is refused. */
+  readonly allowedOrigins?: ReadonlyArray<string>
+  /** Names the Host header must carry (compared without the port): the DNS-rebinding defence. */
+  readonly allowedHosts: ReadonlyArray<string>
+  /** Failed-authentication throttle; default a {@link FailureThrottle} with its defaults; `null` for none. */
+  readonly throttle?: FailureThrottle | null
+  /** The throttle's key for a request; default the peer address. */
+  readonly peerKey?: (request: GuardRequest) => string
+  readonly audit: GatewayAudit
+  readonly clock?: Clock
+  /** Skew tolerated on JWT times; default 30 s. */
+  readonly jwtLeewayMs?: number
+}
+
+/** Checks requests; see {@link createGuard}. */
+export interface Guard {
+  /**
+   * Decides one request and audits the decision. Rejects only on a bug (a non-IdentityError from
+   * a source or the authorizer).
+   */
+  check(request: GuardRequest, options?: GuardCheckOptions): Promise<GuardDecision>
+}
+
+/** A decision before the audit: refusals may carry the audit's extra fields. */
+type Verdict = GuardDecision & { readonly claimedId?: string; readonly via?: AuthMethod }
+
+function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: object = {}): Verdict {
+  return { allowed: false, status, code, reason, ...extra }
+}
+
+/** The decision without the audit-only fields (an unverified claimed ID must not reach callers). */
+function publicDecision(v: Verdict): GuardDecision {
+  if (v.allowed) return { allowed: true, id: v.id, via: v.via, path: v.path }
+  const { status, code, reason, retryAfterSeconds, id } = v
+  return {
+    allowed: false,
+    status,
+    code,
+    reason,
+    ...(retryAfterSeconds !== undefined && { retryAfterSeconds }),
+    ...(id !== undefined && { id }),
+  }
+}
+
+function rawPath(target: string | undefined): string {
+  return (target ?? '').split('?')[0]?.slice(0, 256) ?? ''
+}
+
+/** An authenticated caller, before the authorizer and the policy. */
+type Verified = Extract<Authentication, { kind: 'verified' }>
+
+/** One request being decided. */
+interface Pending {
+  readonly request: GuardRequest
+  readonly options: GuardCheckOptions
+  readonly path: string
+}
+
+/** The guard's settings, normalized once. */
+interface Settings {
+  readonly options: GuardOptions
+  readonly hosts: ReadonlySet<string>
+  readonly origins: ReadonlySet<string>
+  readonly audience: ReadonlyArray<string>
+  readonly clock: Clock
+  readonly throttle: FailureThrottle | null
+  readonly peerKey: (request: GuardRequest) => string
+  readonly authorize: Authorizer
+}
+
+function settle(options: GuardOptions): Settings {
+  const hosts = new Set(options.allowedHosts.map(normalizeAllowedHost))
+  const origins = new Set((options.allowedOrigins ?? []).map(normalizeAllowedOrigin))
+  const audience = typeof options.audience === 'string' ? [options.audience] : [...options.audience]
+  if (hosts.size === 0)
+    throw new IdentityError('ERR_CONFIG_INVALID', 'the guard needs at least one allowed host')
+  if (audience.length === 0 || audience.some((a) => a.length === 0))
+    throw new IdentityError('ERR_CONFIG_INVALID', 'the guard needs a non-empty audience')
+  const clock = options.clock ?? systemClock
+  return {
+    options,
+    hosts,
+    origins,
+    audience,
+    clock,
+    throttle: options.throttle === undefined ? new FailureThrottle({ clock }) : options.throttle,
+    peerKey: options.peerKey ?? ((r) => r.socket.remoteAddress ?? 'unknown'),
+    authorize: options.authorizer ?? authorizeAny(),
+  }
+}
+
+/** Host, Origin and path: the checks before any credential is looked at. Returns the canonical path. */
+function screen(s: Settings, request: GuardRequest): Verdict | string {
+  const host = hostOfHeader(request.headers.host)
+  if (host === undefined || !s.hosts.has(host))
+    return refused(421, 'ERR_HOST_REFUSED', 'the Host header does not name this service')
+  const origin = request.headers.origin
+  if (origin !== undefined && !s.origins.has(originOfHeader(origin) ?? '\0'))
+    return refused(403, 'ERR_ORIGIN_REFUSED', `origin ${JSON.stringify(origin.slice(0, 200))} is not allowed`)
+  try {
+    return canonicalRequestPath(request.url)
+  } catch (err) {
+    if (!isIdentityError(err)) throw err
+    return refused(400, err.code, err.message)
+  }
+}
+
+/** The throttle, then authentication; failures count toward the throttle. */
+async function identify(s: Settings, request: GuardRequest): Promise<Verdict | Verified> {
+  const key = s.peerKey(request)
+  const blocked = s.throttle?.check(key)
+  if (blocked?.isBlocked) {
+    const retryAfterSeconds = Math.max(1, Math.ceil(blocked.retryAfterMs / 1000))
+    return refused(429, 'ERR_THROTTLED', 'too many failed authentications', { retryAfterSeconds })
+  }
+  const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
+  const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs: s.clock.nowMs(), jwtLeewayMs }
+  const auth = await authenticate(request, deps)
+  if (auth.kind === 'missing') return refused(401, 'ERR_AUTH_MISSING', auth.reason)
+  if (auth.kind === 'verified') return auth
+  s.throttle?.recordFailure(key)
+  const extra = { via: auth.via, ...(auth.claimedId !== undefined && { claimedId: auth.claimedId }) }
+  return refused(401, auth.error.code, auth.error.message, extra)
+}
+
+/** The authorizer, then the policy, for an authenticated caller. */
+async function permit(s: Settings, pending: Pending, caller: Verified): Promise<Verdict> {
+  const { request, path } = pending
+  const { id, via } = caller
+  try {
+    s.authorize(id)
+  } catch (err) {
+    if (!isIdentityError(err)) throw err
+    return refused(403, err.code, err.message, { id, via })
+  }
+  const { policy } = s.options
+  if (policy === undefined) return { allowed: true, id, via, path }
+  const tools = policy.usesTools ? await pending.options.readTools?.() : []
+  const verdict = policy.evaluate({ id, method: request.method ?? 'GET', path, tools })
+  if (verdict.effect === 'allow') return { allowed: true, id, via, path }
+  const about = verdict.tool === undefined ? '' : ` for tool ${JSON.stringify(verdict.tool)}`
+  return refused(403, 'ERR_POLICY_DENIED', `denied by policy rule ${verdict.rule}${about}`, { id, via })
+}
+
+function record(s: Settings, { request, path }: Pending, verdict: Verdict): void {
+  const id = verdict.id?.toString()
+  s.options.audit.requestDecided({
+    outcome: verdict.allowed ? 'allowed' : 'denied',
+    method: request.method ?? 'GET',
+    path,
+    address: request.socket.remoteAddress ?? 'unknown',
+    ...(id !== undefined && { spiffeId: id }),
+    ...(verdict.claimedId !== undefined && { claimedSpiffeId: verdict.claimedId }),
+    ...(verdict.via !== undefined && { via: verdict.via }),
+    code: verdict.allowed ? 'OK' : verdict.code,
+    ...(!verdict.allowed && { reason: verdict.reason }),
+  })
+}
+
+async function decide(
+  s: Settings,
+  request: GuardRequest,
+  options: GuardCheckOptions,
+): Promise<GuardDecision> {
+  const screened = screen(s, request)
+  const pending = { request, options, path: typeof screened === 'string' ? screened : rawPath(request.url) }
+  let verdict: Verdict | Verified = typeof screened === 'string' ? await identify(s, request) : screened
+  if ('kind' in verdict) verdict = await permit(s, pending, verdict)
+  record(s, pending, verdict)
+  return publicDecision(verdict)
+}
+
+/**
+ * The per-request identity guard: in order, the `Host` header must name one of `allowedHosts`
+ * (421), an `Origin` header must be on `allowedOrigins` (403), the path must be unambiguous (400),
+ * a throttled peer is refused (429 with `Retry-After`), then the caller must authenticate with an
+ * X509-SVID client certificate or a bearer JWT-SVID for `audience` (401; failures count toward the
+ * throttle), pass the authorizer and the policy (403). Every decision is audited.
+ * @throws ERR_CONFIG_INVALID when `allowedHosts` is empty, an origin or host is malformed, or the audience is empty
+ * @example
+ * const guard = createGuard({
+ *   jwtBundles: bundles, x509Bundles: bundles, audience: 'my-tool',
+ *   allowedHosts: ['127.0.0.1', 'localhost'], audit,
+ * })
+ * const decision = await guard.check(req)
+ * if (decision.allowed) console.log(decision.id.toString(), decision.via)
+ */
+export function createGuard(options: GuardOptions): Guard {
+  const settings = settle(options)
+  return {
+    check: (request, options = {}) => decide(settings, request, options),
+  }
+}

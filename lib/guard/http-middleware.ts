@@ -1,0 +1,202 @@
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { SpiffeId } from '../core/spiffe-id.js'
+import type { AuthMethod } from './authenticate.js'
+import type { Guard, GuardAllowed, GuardCheckOptions } from './guard.js'
+
+/** The header that carries the verified caller's SPIFFE ID to the handler or upstream. */
+export const IDENTITY_HEADER = 'x-tessera-spiffe-id'
+/** The header that says how the caller authenticated: `jwt` or `mtls`. */
+export const AUTH_METHOD_HEADER = 'x-tessera-auth-method'
+
+/** The verified caller of a request the guard allowed. */
+export interface VerifiedCaller {
+  readonly id: SpiffeId
+  readonly via: AuthMethod
+}
+
+/** Options of the middleware functions. */
+export interface MiddlewareOptions {
+  /** Reads the tools a request calls, for policies with `tools` rules (see `GuardCheckOptions`). */
+  readonly readTools?: (req: IncomingMessage) => Promise<ReadonlyArray<string> | undefined>
+  /** Told of a failure that is a bug, in the guard or the handler (the request is answered 500 if it still can be). */
+  readonly onError?: (err: unknown, req: IncomingMessage) => void
+}
+
+const callers = new WeakMap<IncomingMessage, VerifiedCaller>()
+
+/** True for headers that claim an identity: `x-tessera-*`, anything with `spiffe`, client-cert headers. */
+function isIdentityHeader(name: string): boolean {
+  const n = name.toLowerCase()
+  return (
+    n.startsWith('x-tessera-') ||
+    n.includes('spiffe') ||
+    n === 'x-forwarded-client-cert' ||
+    n === 'x-client-cert'
+  )
+}
+
+/**
+ * Removes every identity-claiming header a client sent (`X-Tessera-*`, `X-Spiffe-Id` and anything
+ * else naming SPIFFE, `X-Forwarded-Client-Cert`) from `headers` and `rawHeaders`.
+ * @example
+ * stripIdentityHeaders(req) // req.headers['x-spiffe-id'] is gone
+ */
+export function stripIdentityHeaders(req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>): void {
+  for (const name of Object.keys(req.headers)) if (isIdentityHeader(name)) delete req.headers[name]
+  const raw = req.rawHeaders
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (isIdentityHeader(raw[i] ?? '')) raw.splice(i, 2)
+}
+
+/** Strips client identity headers, then sets the verified caller's (headers and {@link callerOf}). */
+function admit(req: IncomingMessage, decision: GuardAllowed): void {
+  stripIdentityHeaders(req)
+  const id = decision.id.toString()
+  req.headers[IDENTITY_HEADER] = id
+  req.headers[AUTH_METHOD_HEADER] = decision.via
+  req.rawHeaders.push('X-Tessera-Spiffe-Id', id, 'X-Tessera-Auth-Method', decision.via)
+  callers.set(req, { id: decision.id, via: decision.via })
+}
+
+/**
+ * The verified caller of a request the guard middleware allowed; undefined otherwise.
+ * @example
+ * const caller = callerOf(req)
+ * if (caller) console.log(`${caller.id} via ${caller.via}`)
+ */
+export function callerOf(req: IncomingMessage): VerifiedCaller | undefined {
+  return callers.get(req)
+}
+
+function refusalHeaders(refusal: Refusal, length: number) {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(length),
+    'cache-control': 'no-store',
+  }
+  if (refusal.status === 401)
+    headers['www-authenticate'] =
+      refusal.code === 'ERR_AUTH_MISSING' ? 'Bearer' : 'Bearer error="invalid_token"'
+  if (refusal.retryAfterSeconds !== undefined) headers['retry-after'] = String(refusal.retryAfterSeconds)
+  return headers
+}
+
+/** A refusal as status, headers and its JSON body `{ "error": code, "message": reason }`; a {@link GuardRefused} is one. */
+export interface Refusal {
+  readonly status: number
+  /** The stable code (`ERR_…`), the body's `error`. */
+  readonly code: string
+  /** One line, the body's `message`. */
+  readonly reason: string
+  /** Sent as `Retry-After` (429). */
+  readonly retryAfterSeconds?: number
+}
+
+const INTERNAL: Refusal = { status: 500, code: 'ERR_INTERNAL', reason: 'internal error' }
+
+/**
+ * Answers a refused request: its status, `{ "error": code, "message": reason }`, `WWW-Authenticate`
+ * on 401 and `Retry-After` on 429.
+ * @example
+ * if (!decision.allowed) return writeRefusal(res, decision)
+ */
+export function writeRefusal(res: ServerResponse, refusal: Refusal): void {
+  const body = JSON.stringify({ error: refusal.code, message: refusal.reason })
+  res.writeHead(refusal.status, refusalHeaders(refusal, Buffer.byteLength(body)))
+  res.end(body)
+}
+
+/**
+ * Answers a refused upgrade on the raw socket (there is no `ServerResponse` for an upgrade), then
+ * destroys the socket.
+ * @example
+ * if (!decision.allowed) return writeRefusalToSocket(socket, decision)
+ */
+export function writeRefusalToSocket(socket: Duplex, refusal: Refusal): void {
+  const body = JSON.stringify({ error: refusal.code, message: refusal.reason })
+  const headers = { ...refusalHeaders(refusal, Buffer.byteLength(body)), connection: 'close' }
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`)
+  const head = `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\n${lines.join('')}\r\n`
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  socket.end(head + body, () => socket.destroy())
+}
+
+type Outcome = GuardAllowed | (Refusal & { readonly allowed: false })
+
+async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOptions): Promise<Outcome> {
+  const readTools = options.readTools
+  const checkOptions: GuardCheckOptions = readTools ? { readTools: () => readTools(req) } : {}
+  try {
+    return await guard.check(req, checkOptions)
+  } catch (err) {
+    options.onError?.(err, req)
+    return { allowed: false, ...INTERNAL }
+  }
+}
+
+/**
+ * Connect/Express-style middleware: allowed requests get `X-Tessera-Spiffe-Id` (client-sent
+ * identity headers stripped first) and go to `next()`; refused ones are answered here.
+ * @example
+ * app.use(guardMiddleware(guard))
+ */
+export function guardMiddleware(guard: Guard, options: MiddlewareOptions = {}) {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    decide(guard, req, options)
+      .then((decision) => {
+        if (!decision.allowed) return writeRefusal(res, decision)
+        admit(req, decision)
+        next()
+      })
+      .catch((err: unknown) => {
+        options.onError?.(err, req)
+        if (!res.headersSent) writeRefusal(res, INTERNAL)
+        else res.destroy()
+      })
+  }
+}
+
+/**
+ * Wraps an `http.createServer` request handler: it runs only for allowed requests, which carry
+ * the verified caller in `X-Tessera-Spiffe-Id` and {@link callerOf}.
+ * @example
+ * http.createServer(guardRequests(guard, (req, res) => res.end(`hello ${req.headers['x-tessera-spiffe-id']}`)))
+ */
+export function guardRequests(
+  guard: Guard,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  options: MiddlewareOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const middleware = guardMiddleware(guard, options)
+  return (req, res) => middleware(req, res, () => handler(req, res))
+}
+
+/**
+ * Wraps an `'upgrade'` listener (WebSocket): it runs only for allowed upgrades; refused ones are
+ * answered on the raw socket, which is then destroyed. Works with `ws` in `noServer` mode.
+ * @example
+ * server.on('upgrade', guardUpgrades(guard, (req, socket, head) =>
+ *   wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))))
+ */
+export function guardUpgrades(
+  guard: Guard,
+  handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+  options: MiddlewareOptions = {},
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => {
+    socket.on('error', () => socket.destroy())
+    decide(guard, req, options)
+      .then((decision) => {
+        if (!decision.allowed) return writeRefusalToSocket(socket, decision)
+        admit(req, decision)
+        handler(req, socket, head)
+      })
+      .catch((err: unknown) => {
+        options.onError?.(err, req)
+        socket.destroy()
+      })
+  }
+}
