@@ -35,11 +35,23 @@ export interface AuthenticateDeps {
   readonly jwtLeewayMs?: number
 }
 
-/** The certificate a TLS client sent, when it sent one; undefined for plain connections. */
+/** Client certificates by connection: a TLS peer's certificate cannot change on a connection. */
+const certificates = new WeakMap<TLSSocket, PeerCertificateLike | null>()
+
+/**
+ * The certificate a TLS client sent, when it sent one; undefined for plain connections. Node builds
+ * the whole detailed chain object on every `getPeerCertificate(true)` (~400 µs), so it is read once per
+ * connection, not per request (every request is still verified against the current bundles).
+ */
 function clientCertificate(socket: Socket): PeerCertificateLike | undefined {
   if (!(socket instanceof TLSSocket)) return undefined
-  const cert: PeerCertificateLike = socket.getPeerCertificate(true)
-  return cert?.raw === undefined ? undefined : cert
+  let cert = certificates.get(socket)
+  if (cert === undefined) {
+    const peer: PeerCertificateLike = socket.getPeerCertificate(true)
+    cert = peer?.raw === undefined ? null : peer
+    certificates.set(socket, cert)
+  }
+  return cert ?? undefined
 }
 
 /** True when the `Authorization` header uses the Bearer scheme (well formed or not). */
