@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { type Clock, systemClock } from '../core/clock.js'
 import type { ErrorCode } from '../core/errors.js'
+import { REDACT_CENSOR, SECRET_FIELDS } from './secret-fields.js'
 
 /** Who asked, as far as Tessera could establish it. */
 export type AuditCaller =
@@ -166,17 +167,80 @@ function outcomeOf(code: ErrorCode | undefined, failure: AuditOutcome): AuditOut
   return code === undefined ? 'allowed' : failure
 }
 
-/** Maps each event to its record; implementations say where records go. */
+const SECRET_NAMES: ReadonlySet<string> = new Set(SECRET_FIELDS)
+/** Deeper than any record is built (the caller is one level down): whatever is below is censored whole. */
+const MAX_DEPTH = 4
+
+/**
+ * `value` as an audit record may hold it: a nested field named like a secret ({@link SECRET_FIELDS})
+ * has its value censored, at any depth, in objects and arrays alike, and what would be serialized
+ * through `toJSON` is checked as serialized. Returns `value` itself when nothing needed censoring
+ * (the typed events' values: strings, numbers, arrays of strings, the caller), else a copy.
+ */
+function censored(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (depth >= MAX_DEPTH) return REDACT_CENSOR
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      const clean = censored(item, depth + 1)
+      if (clean !== item) {
+        copy ??= [...value]
+        copy[i] = clean
+      }
+    }
+    return copy ?? value
+  }
+  const toJSON: unknown = (value as { toJSON?: unknown }).toJSON
+  if (typeof toJSON === 'function') return censored(toJSON.call(value), depth + 1)
+  let copy: Record<string, unknown> | undefined
+  for (const key of Object.keys(value)) {
+    const item: unknown = (value as Record<string, unknown>)[key]
+    const clean = SECRET_NAMES.has(key) && item !== undefined ? REDACT_CENSOR : censored(item, depth + 1)
+    if (clean !== item) {
+      copy ??= { ...value }
+      copy[key] = clean
+    }
+  }
+  return copy ?? value
+}
+
+/**
+ * Maps each event to its record; implementations say where records go.
+ *
+ * Secrets: a record is built only from a typed event, whose fields never hold key material and
+ * whose token ids are fingerprinted ({@link fingerprintToken}). Against a secret smuggled in anyway
+ * (an event object built with a cast or from a wider object), the record is censored while it is
+ * built: a field named like a secret ({@link SECRET_FIELDS}: `token`, `joinToken`, `privateKey`, …)
+ * is written as `[REDACTED]`, at the top level and at any depth below it (the caller, a smuggled
+ * object or array). That covers every path the process log's pino `redact` covers for these names,
+ * and more, by construction and for every {@link AuditRecorder}, so {@link PinoAuditLog} needs no
+ * `redact` of its own (its wildcard paths cost more than everything else in a record). Free text
+ * (`reason`) is written as given: no redaction by field name could see into it.
+ */
 export abstract class AuditRecorder implements AuditLog {
+  /**
+   * Takes one record, a fresh object each time. Its nested values (the caller, arrays) may be the
+   * event's own objects: serialize or copy them before returning, and never change them.
+   */
   protected abstract write(record: AuditRecord): void
 
-  /** Writes a copy (the caller's objects are left alone), details first so they never hide a common field. */
+  /**
+   * Builds one plain record, the event's own details first (undefined ones left out) so they never
+   * hide or reorder a common field, then the common fields, secret-named fields censored throughout.
+   */
   #emit(common: Omit<AuditFields, 'code'> & { code?: ErrorCode | undefined }, details: object): void {
-    const fields = Object.entries(details)
-      .filter(([, value]) => value !== undefined)
-      .map(([key, value]) => [key, Array.isArray(value) ? Object.freeze([...value]) : value])
-    const caller = Object.freeze({ ...common.caller })
-    this.write(Object.freeze({ ...Object.fromEntries(fields), ...common, caller, code: common.code ?? 'OK' }))
+    const record: Record<string, unknown> = {}
+    for (const key of Object.keys(details)) {
+      const value: unknown = (details as Record<string, unknown>)[key]
+      if (value === undefined) continue
+      record[key] = SECRET_NAMES.has(key) ? REDACT_CENSOR : censored(value, 1)
+    }
+    for (const key of Object.keys(common)) record[key] = common[key as keyof typeof common]
+    record['caller'] = censored(common.caller, 1)
+    record['code'] = common.code ?? 'OK'
+    this.write(record as unknown as AuditRecord)
   }
 
   entryChanged({ caller, code, spiffeId, ...rest }: EntryChanged): void {
@@ -224,6 +288,15 @@ export abstract class AuditRecorder implements AuditLog {
 /** An audit record as {@link MemoryAuditLog} keeps it, with the time it was written. */
 export type TimedAuditRecord = AuditRecord & { readonly time: string }
 
+/** Arrays and plain objects copied and frozen, at any depth; anything else as it is. */
+function frozenCopy(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy))
+  const proto: unknown = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return value
+  return Object.freeze(Object.fromEntries(Object.entries(value).map(([k, v]) => [k, frozenCopy(v)])))
+}
+
 /** The in-memory AuditLog: keeps every record, in order, frozen. Tests use it in place of the file. */
 export class MemoryAuditLog extends AuditRecorder {
   readonly #records: TimedAuditRecord[] = []
@@ -234,8 +307,12 @@ export class MemoryAuditLog extends AuditRecorder {
     this.#clock = clock
   }
 
+  /** Keeps a frozen copy, its caller and arrays copied and frozen too: later changes to the event's objects do not show. */
   protected write(record: AuditRecord): void {
-    this.#records.push(Object.freeze({ ...record, time: new Date(this.#clock.nowMs()).toISOString() }))
+    const copy: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(record)) copy[key] = frozenCopy(value)
+    copy['time'] = new Date(this.#clock.nowMs()).toISOString()
+    this.#records.push(Object.freeze(copy) as TimedAuditRecord)
   }
 
   /** Every record so far, oldest first. */

@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from 'pino'
+import { REDACT_CENSOR, SECRET_FIELDS } from './secret-fields.js'
 import { createTextDestination } from './text-format.js'
 
 /** Levels an operator can choose: `error` needs action, `warn` is degraded, `info` lifecycle, `debug` per request. */
@@ -9,37 +10,13 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 export const LOG_FORMATS = ['json', 'text'] as const
 export type LogFormat = (typeof LOG_FORMATS)[number]
 
-/** What replaces a redacted value. */
-export const REDACT_CENSOR = '[REDACTED]'
+export { REDACT_CENSOR } from './secret-fields.js'
 
 /**
- * Field names whose values are secrets: private keys (object or PEM), bearer tokens, join tokens,
- * JWTs and JWT-SVIDs, whole SVIDs (they carry their key), passwords and other secrets, HTTP/gRPC
- * authorization and cookie headers.
- */
-const SECRET_FIELDS = [
-  'privateKey',
-  'privateKeyPem',
-  'key',
-  'keyPem',
-  'token',
-  'joinToken',
-  'accessToken',
-  'bearerToken',
-  'jwt',
-  'jwtSvid',
-  'svid',
-  'password',
-  'secret',
-  'authorization',
-  'cookie',
-] as const
-
-/**
- * The redact paths of every Tessera pino instance (the process log and the audit log). Each secret
- * field is covered at the top level and one level down (`token`, `*.token`); deeper fields are not
- * (pino's wildcards cover one level), so log secrets-bearing objects flat or not at all. Headers
- * are also covered under `req.headers` and `metadata` (gRPC).
+ * The redact paths of the process log (the audit log censors the same {@link SECRET_FIELDS} itself,
+ * see `AuditRecorder`). Each secret field is covered at the top level and one level down (`token`,
+ * `*.token`); deeper fields are not (pino's wildcards cover one level), so log secrets-bearing
+ * objects flat or not at all. Headers are also covered under `req.headers` and `metadata` (gRPC).
  */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
   ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`]),

@@ -1,7 +1,8 @@
 import type { DestinationStream } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { fingerprintToken } from './audit-log.js'
+import { type AuditCaller, type AuditLog, fingerprintToken } from './audit-log.js'
 import { PinoAuditLog } from './pino-audit-log.js'
+import { REDACT_CENSOR, SECRET_FIELDS } from './secret-fields.js'
 
 function memoryAudit() {
   const lines: string[] = []
@@ -54,5 +55,86 @@ describe('PinoAuditLog', () => {
     audit.tokenUsed({ tokenId: token, caller: { kind: 'remote', address: '1.2.3.4:5' } })
     expect(lines.join('')).not.toContain(token)
     expect(lines.join('')).toContain(fingerprintToken(token))
+  })
+})
+
+/** One valid event for every method of the port, with `extra` smuggled in (as a cast would). */
+const EVERY_METHOD: ReadonlyArray<readonly [keyof AuditLog, (caller: AuditCaller) => object]> = [
+  ['entryChanged', (caller) => ({ action: 'updated', entryId: 'e1', spiffeId: 'spiffe://td/a', caller })],
+  [
+    'tokenCreated',
+    (caller) => ({ tokenId: fingerprintToken('t'), ttlMs: 1, aliasId: 'spiffe://td/n', caller }),
+  ],
+  ['tokenUsed', (caller) => ({ tokenId: fingerprintToken('t'), agentId: 'spiffe://td/ag', caller })],
+  [
+    'agentAttested',
+    (caller) => ({ agentId: 'spiffe://td/ag', attestor: 'join_token', serial: '01', caller }),
+  ],
+  ['agentEvicted', (caller) => ({ agentId: 'spiffe://td/ag', caller })],
+  ['agentBanned', (caller) => ({ agentId: 'spiffe://td/ag', caller })],
+  ['svidIssued', (caller) => ({ spiffeId: 'spiffe://td/a', kind: 'jwt', ttlMs: 1, audience: ['x'], caller })],
+  ['issuanceDenied', (caller) => ({ kind: 'x509', code: 'ERR_PEER_UNAUTHORIZED', reason: 'no', caller })],
+  ['attestationResult', (caller) => ({ outcome: 'allowed', matched: ['spiffe://td/a'], caller })],
+  ['callAllowed', (caller) => ({ method: '/m', via: 'jwt', caller })],
+  ['callDenied', (caller) => ({ method: '/m', code: 'ERR_PEER_UNAUTHORIZED', reason: 'no', caller })],
+  ['bundleChanged', (caller) => ({ trustDomain: 'td', action: 'set', caller })],
+]
+
+describe('PinoAuditLog and secrets smuggled into an event', () => {
+  // A distinct secret-looking value per field name and place, so a leak names itself.
+  const secret = (field: string, where: string) => `-----BEGIN PRIVATE KEY----- ${where}.${field} eyJhbGciOi`
+  const smuggled = (where: string) =>
+    Object.fromEntries(SECRET_FIELDS.map((field) => [field, secret(field, where)]))
+
+  it('covers at least the tokens and keys', () => {
+    expect(SECRET_FIELDS).toEqual(expect.arrayContaining(['token', 'joinToken', 'privateKey', 'jwtSvid']))
+  })
+
+  it.each(EVERY_METHOD)(
+    '%s never writes one in clear, at any depth, and keeps the record',
+    (method, event) => {
+      const { audit, lines, records } = memoryAudit()
+      const caller = { ...WORKLOAD, ...smuggled('caller') } as AuditCaller
+      const wider = {
+        ...event(caller),
+        ...smuggled('top'),
+        extra: smuggled('nested'),
+        list: [smuggled('array')],
+        req: { headers: smuggled('headers') },
+        metadata: { authorization: secret('authorization', 'metadata') },
+      }
+      ;(audit[method] as (e: object) => void)(wider)
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).not.toContain('BEGIN PRIVATE KEY')
+      expect(lines[0]).not.toContain('eyJhbGciOi')
+      const [record] = records()
+      expect(record?.['caller']).toMatchObject({
+        ...WORKLOAD,
+        token: REDACT_CENSOR,
+        privateKey: REDACT_CENSOR,
+      })
+      expect(record).toHaveProperty('event')
+      expect(record).toHaveProperty('code')
+    },
+  )
+
+  it('censors a smuggled field only, leaving the event and the caller’s objects alone', () => {
+    const { audit, records } = memoryAudit()
+    const caller = { ...WORKLOAD, joinToken: 'raw-join-token' }
+    const event = { spiffeId: 'spiffe://td/a', kind: 'x509', ttlMs: 5, caller, token: 'raw-token' } as const
+    audit.svidIssued(event)
+    expect(records()[0]).toEqual({
+      time: expect.any(String),
+      event: 'svid.issued',
+      outcome: 'allowed',
+      caller: { ...WORKLOAD, joinToken: REDACT_CENSOR },
+      subject: 'spiffe://td/a',
+      code: 'OK',
+      kind: 'x509',
+      ttlMs: 5,
+      token: REDACT_CENSOR,
+    })
+    expect(caller.joinToken).toBe('raw-join-token')
+    expect(event.token).toBe('raw-token')
   })
 })

@@ -3,7 +3,6 @@ import { dirname } from 'node:path'
 import { type DestinationStream, type Logger, pino } from 'pino'
 import { IdentityError } from '../core/errors.js'
 import { type AuditRecord, AuditRecorder } from './audit-log.js'
-import { REDACT_CENSOR, REDACT_PATHS } from './logger.js'
 
 /** Audit files hold who got which identity: readable by the service's user only. */
 export const AUDIT_FILE_MODE = 0o600
@@ -11,7 +10,9 @@ const AUDIT_DIR_MODE = 0o700
 
 /**
  * The audit log as JSON lines through its own pino instance: ISO `time`, no `level` (nothing is
- * ever filtered by level), the same redaction as the process log.
+ * ever filtered by level). No pino `redact`: {@link AuditRecorder} censors every field named like a
+ * secret while it builds the record, at any depth, which covers all the process log's redact paths
+ * cover for those names; the 33 wildcard paths cost ~12 µs a record, more than the rest together.
  */
 export class PinoAuditLog extends AuditRecorder {
   readonly #logger: Logger
@@ -29,7 +30,6 @@ export class PinoAuditLog extends AuditRecorder {
         // output (and an empty one makes it write `{,`), so the time comes from pino's timestamp hook.
         timestamp: () => `"time":"${new Date().toISOString()}"`,
         formatters: { level: () => ({}) },
-        redact: { paths: [...REDACT_PATHS], censor: REDACT_CENSOR },
       },
       destination,
     )
