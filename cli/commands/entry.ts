@@ -123,7 +123,7 @@ function formatTtl(seconds: number): string {
 /** An entry with its fields in the proto's order, for `--output json`. */
 function ordered(e: Entry__Output): Entry__Output {
   const { id, spiffe_id, parent_id, selectors, x509_svid_ttl, jwt_svid_ttl, dns_names, hint, admin } = e
-  const { federates_with, expires_at, revision_number, created_at } = e
+  const { federates_with, expires_at, revision_number, created_at, created_at_ms } = e
   return {
     id,
     spiffe_id,
@@ -138,6 +138,7 @@ function ordered(e: Entry__Output): Entry__Output {
     expires_at,
     revision_number,
     created_at,
+    created_at_ms,
   }
 }
 

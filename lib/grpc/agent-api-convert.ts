@@ -52,6 +52,7 @@ export function entryToProto(e: RegistrationEntry): Entry {
     expires_at: e.expiresAtMs === undefined ? 0 : toSeconds(e.expiresAtMs),
     revision_number: e.revision,
     created_at: toSeconds(e.createdAtMs),
+    created_at_ms: e.createdAtMs,
   }
 }
 
@@ -73,7 +74,7 @@ export function entryFromProto(p: Entry__Output): RegistrationEntry {
     federatesWith: p.federates_with.map((name) => TrustDomain.parse(name)),
     expiresAtMs: p.expires_at === 0 ? undefined : p.expires_at * 1000,
     revision: p.revision_number,
-    createdAtMs: p.created_at * 1000,
+    createdAtMs: p.created_at_ms > 0 ? p.created_at_ms : p.created_at * 1000,
   }))
 }
 

@@ -29,6 +29,7 @@ function message(overrides: Partial<Entry__Output> = {}): Entry__Output {
     expires_at: 1_900_000_000,
     revision_number: 0,
     created_at: 0,
+    created_at_ms: 0,
     ...overrides,
   }
 }
@@ -91,7 +92,13 @@ describe('toEntryFields', () => {
     }
     const back = fromEntry(entry)
     const expected = { ...message(), federates_with: ['other.org'] }
-    expect(back).toEqual({ ...expected, id: entry.id, revision_number: 3, created_at: 1_700_000_000 })
+    expect(back).toEqual({
+      ...expected,
+      id: entry.id,
+      revision_number: 3,
+      created_at: 1_700_000_000,
+      created_at_ms: 1_700_000_000_500,
+    })
   })
 })
 

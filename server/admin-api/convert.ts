@@ -125,6 +125,7 @@ export function fromEntry(entry: RegistrationEntry): Entry {
     expires_at: entry.expiresAtMs === undefined ? 0 : Math.floor(entry.expiresAtMs / 1000),
     revision_number: entry.revision,
     created_at: Math.floor(entry.createdAtMs / 1000),
+    created_at_ms: entry.createdAtMs,
   }
 }
 
