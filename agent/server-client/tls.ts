@@ -8,9 +8,10 @@ import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { type Certificate, parseCertificate } from '../../lib/core/x509/certificate.js'
 import { encodePem } from '../../lib/core/x509/pem.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
-import { verifyX509Svid } from '../../lib/core/x509/verify-chain.js'
 import { validateLeaf, type X509Svid } from '../../lib/core/x509/x509-svid.js'
 import { PushCertificateProvider } from '../../lib/grpc/certificate-provider.js'
+import { authorizeId } from '../../lib/verify/authorizer.js'
+import { verifyPeerCertificate } from '../../lib/verify/x509-peer.js'
 
 /** The server's SPIFFE ID in `td`: `spiffe://<td>/tessera/server`. */
 export function serverIdIn(td: TrustDomain): SpiffeId {
@@ -92,15 +93,15 @@ export class ServerTls {
     try {
       if (!this.#bundle) throw new IdentityError('ERR_BUNDLE_NOT_FOUND', 'no trust bundle yet')
       const bundle = this.#bundle
-      const chain = peerChain(cert).map((der) => parseCertificate(der))
       const source = {
         getX509BundleForTrustDomain: (td: TrustDomain) =>
           td.equals(bundle.trustDomain) ? bundle : undefined,
       }
-      const { id } = verifyX509Svid(chain, source, this.#clock.nowMs())
-      return id.equals(this.#serverId)
-        ? undefined
-        : new Error(`the server presented ${id}, not ${this.#serverId}`)
+      verifyPeerCertificate(cert, source, authorizeId(this.#serverId), {
+        nowMs: this.#clock.nowMs(),
+        cache: false,
+      })
+      return undefined
     } catch (err) {
       return err instanceof Error ? err : new Error('server verification failed')
     }
@@ -116,17 +117,6 @@ export class ServerTls {
       return err instanceof Error ? err : new Error('server verification failed')
     }
   }
-}
-
-/** The peer's chain as sent, leaf first (Node links each certificate to its issuer). */
-function peerChain(cert: PeerCertificate): Buffer[] {
-  const chain: Buffer[] = []
-  let c: PeerCertificate | undefined = cert
-  while (c?.raw && !chain.some((d) => d.equals(c?.raw as Buffer))) {
-    chain.push(c.raw)
-    c = (c as { issuerCertificate?: PeerCertificate }).issuerCertificate
-  }
-  return chain
 }
 
 /**

@@ -36,15 +36,20 @@ function toSeconds(ms: number): number {
   return Math.floor(ms / 1000)
 }
 
-/** A registration entry as the agent API sends it. */
+/** A TTL in whole seconds for the wire, rounded up so a positive TTL never reads as 0 (the default). */
+function ttlSeconds(ms: number): number {
+  return Math.ceil(ms / 1000)
+}
+
+/** A registration entry as both the agent API and the admin API send it (`tessera.types.v1.Entry`). */
 export function entryToProto(e: RegistrationEntry): Entry {
   return {
     id: e.id,
     spiffe_id: e.spiffeId.toString(),
     parent_id: e.parentId.toString(),
     selectors: e.selectors.map((s) => ({ type: s.type, value: s.value })),
-    x509_svid_ttl: toSeconds(e.x509SvidTtlMs),
-    jwt_svid_ttl: toSeconds(e.jwtSvidTtlMs),
+    x509_svid_ttl: ttlSeconds(e.x509SvidTtlMs),
+    jwt_svid_ttl: ttlSeconds(e.jwtSvidTtlMs),
     dns_names: [...e.dnsNames],
     hint: e.hint,
     admin: e.admin,

@@ -14,6 +14,7 @@ import type { Agent } from '../../lib/gen/tessera/types/v1/Agent.js'
 import type { Entry, Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
 import type { Selector__Output } from '../../lib/gen/tessera/types/v1/Selector.js'
 import type { Status } from '../../lib/gen/tessera/types/v1/Status.js'
+import { entryToProto } from '../../lib/grpc/agent-api-convert.js'
 import { statusFor } from '../../lib/grpc/status.js'
 import type { AttestedAgent, EntryFilter, PageRequest } from '../datastore/ports.js'
 
@@ -104,29 +105,9 @@ export function toEntryFields(entry: Entry__Output | null | undefined): EntryFie
   }
 }
 
-/** Milliseconds to whole seconds for the wire, rounding up so a TTL never reads as 0 (the default). */
-function toSeconds(ms: number): number {
-  return Math.ceil(ms / 1000)
-}
-
-/** An entry as the API returns it. */
+/** An entry as the API returns it (the same wire form the agent API uses). */
 export function fromEntry(entry: RegistrationEntry): Entry {
-  return {
-    id: entry.id,
-    spiffe_id: entry.spiffeId.toString(),
-    parent_id: entry.parentId.toString(),
-    selectors: entry.selectors.map((s) => ({ type: s.type, value: s.value })),
-    x509_svid_ttl: toSeconds(entry.x509SvidTtlMs),
-    jwt_svid_ttl: toSeconds(entry.jwtSvidTtlMs),
-    dns_names: [...entry.dnsNames],
-    hint: entry.hint,
-    admin: entry.admin,
-    federates_with: entry.federatesWith.map((td) => td.name),
-    expires_at: entry.expiresAtMs === undefined ? 0 : Math.floor(entry.expiresAtMs / 1000),
-    revision_number: entry.revision,
-    created_at: Math.floor(entry.createdAtMs / 1000),
-    created_at_ms: entry.createdAtMs,
-  }
+  return entryToProto(entry)
 }
 
 /**
