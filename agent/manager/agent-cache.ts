@@ -71,7 +71,7 @@ export class AgentCache implements WorkloadIdentities {
 
   async jwtFor(entry: RegistrationEntry, audience: ReadonlyArray<string>): Promise<WorkloadJwt> {
     const minted = await this.#jwts.fetch(entry, audience)
-    return { entry, token: minted.token }
+    return { entry, token: minted.token, expiresAtMs: minted.expiresAtMs }
   }
 
   bundles(): TrustBundleSnapshot | undefined {

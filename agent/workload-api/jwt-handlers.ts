@@ -53,7 +53,7 @@ export async function fetchJwtSvids(
       kind: 'jwt',
       entryId: t.entry.id,
       audience,
-      ttlMs: 0,
+      ttlMs: Math.max(0, t.expiresAtMs - deps.clock.nowMs()),
       caller: workloadCaller(caller.facts),
     })
   }

@@ -7,6 +7,7 @@ import type { TrustBundleSnapshot } from '../manager/trust-bundles.js'
 export interface WorkloadJwt {
   readonly entry: RegistrationEntry
   readonly token: string
+  readonly expiresAtMs: number
 }
 
 /**
