@@ -59,6 +59,8 @@ export class X509Ca {
   readonly #key: KeyObject
   readonly #issuer: Buffer
   readonly #fixedExtensions: Buffer
+  /** The leaf subject when no DNS name asks for a CN: the same for every leaf. */
+  readonly #plainSubject = encodeName({ country: 'US', organization: ORGANIZATION })
 
   private constructor(trustDomain: TrustDomain, certificate: Certificate, key: KeyObject) {
     this.trustDomain = trustDomain
@@ -161,7 +163,9 @@ export class X509Ca {
       ECDSA_WITH_SHA256,
       this.#issuer,
       validity(req.nowMs - BACKDATE_MS, notAfterMs),
-      encodeName({ country: 'US', organization: ORGANIZATION, commonName: dnsNames[0] }),
+      dnsNames.length === 0
+        ? this.#plainSubject
+        : encodeName({ country: 'US', organization: ORGANIZATION, commonName: dnsNames[0] }),
       req.spkiDer,
       explicit(
         3,
