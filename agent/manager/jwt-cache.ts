@@ -22,7 +22,7 @@ export class JwtCache {
 
   /** A JWT-SVID for `entry` whose `aud` is exactly `audience` (order kept as requested). */
   async fetch(entry: RegistrationEntry, audience: ReadonlyArray<string>): Promise<MintedJwt> {
-    const key = `${entry.id}\n${entry.revision}\n${audience.join('\n')}`
+    const key = `${entry.id}\n${entry.revision}\n${JSON.stringify(audience)}`
     const cached = this.#tokens.get(key)
     if (cached && this.#clock.nowMs() < cached.issuedAtMs + (cached.expiresAtMs - cached.issuedAtMs) / 2)
       return cached
