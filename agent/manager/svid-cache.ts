@@ -62,6 +62,9 @@ export class SvidCache {
   readonly #svids = new Map<string, CachedX509Svid>()
   #reconciling: Promise<void> | undefined
   #again = false
+  /** After a failed signing call, periodic retries wait until then (1 s doubling to 30 s). */
+  #retryAtMs = 0
+  #failures = 0
 
   constructor(deps: SvidCacheDeps) {
     this.#deps = deps
@@ -80,6 +83,8 @@ export class SvidCache {
       }
     }
     if (changed) this.#deps.onChange()
+    // A new snapshot proves the server is reachable: sign at once, whatever the retry backoff says.
+    this.#retryAtMs = 0
     return this.reconcile()
   }
 
@@ -121,13 +126,17 @@ export class SvidCache {
 
   async #signDue(): Promise<void> {
     const nowMs = this.#deps.clock.nowMs()
+    if (nowMs < this.#retryAtMs) return
     const due = this.#entries.filter((e) => {
       if (!isWorkloadEntry(e) || isEntryExpired(e, nowMs)) return false
       const svid = this.#svids.get(e.id)
       return !svid || nowMs >= svid.rotateAtMs
     })
     const size = this.#deps.batchSize ?? 100
-    for (let i = 0; i < due.length; i += size) await this.#signBatch(due.slice(i, i + size))
+    for (let i = 0; i < due.length; i += size) {
+      if (this.#deps.clock.nowMs() < this.#retryAtMs) return // a batch failed: back off
+      await this.#signBatch(due.slice(i, i + size))
+    }
   }
 
   async #signBatch(entries: ReadonlyArray<RegistrationEntry>): Promise<void> {
@@ -140,9 +149,13 @@ export class SvidCache {
         jobs.map((j) => ({ entryId: j.entry.id, csrDer: createCsr(j.key) })),
       )
     } catch (err) {
+      this.#failures++
+      this.#retryAtMs = this.#deps.clock.nowMs() + Math.min(30_000, 1000 * 2 ** (this.#failures - 1))
       this.#deps.onError?.(err)
       return
     }
+    this.#failures = 0
+    this.#retryAtMs = 0
     const nowMs = this.#deps.clock.nowMs()
     let changed = false
     for (const [i, { entry, key }] of jobs.entries()) {

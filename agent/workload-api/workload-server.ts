@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
-import { workloadApi } from '../../lib/grpc/protos.js'
+import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
@@ -10,6 +10,7 @@ import {
   readProcessFacts,
 } from '../../lib/peercred/process-facts.js'
 import type { WorkloadApiDeps } from './context.js'
+import { healthHandlers } from './health-service.js'
 import type { OpenStreams } from './update-stream.js'
 import { workloadApiHandlers } from './workload-service.js'
 
@@ -77,6 +78,13 @@ export async function startWorkloadApi(
     factsOf: (call) => server.peerOf(call),
   })
   server.grpc.addService(workloadApi().SpiffeWorkloadAPI.service, handlers)
+  server.grpc.addService(
+    healthApi().grpc.health.v1.Health.service,
+    healthHandlers({
+      isServing: () => deps.identities.bundles() !== undefined,
+      onChange: (l) => deps.identities.onChange(l),
+    }),
+  )
   await server.listen()
   return {
     close: () => {

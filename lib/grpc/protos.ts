@@ -5,6 +5,7 @@ import { loadPackageDefinition } from '@grpc/grpc-js'
 import { loadSync, type Options } from '@grpc/proto-loader'
 import type { ProtoGrpcType as AdminGrpc } from '../gen/admin.js'
 import type { ProtoGrpcType as AgentGrpc } from '../gen/agent.js'
+import type { ProtoGrpcType as HealthGrpc } from '../gen/health.js'
 import type { ProtoGrpcType as WorkloadGrpc } from '../gen/workload.js'
 
 /** Loader options; they must match the `gen` script's flags so the generated types describe the runtime objects. */
@@ -35,6 +36,7 @@ function load<T>(file: string): T {
 let workload: WorkloadGrpc | undefined
 let admin: AdminGrpc | undefined
 let agent: AgentGrpc | undefined
+let health: HealthGrpc | undefined
 
 /** The standard SPIFFE Workload API (`SpiffeWorkloadAPI`, no package). */
 export function workloadApi(): WorkloadGrpc {
@@ -52,4 +54,10 @@ export function adminApi(): AdminGrpc {
 export function agentApi(): AgentGrpc {
   agent ??= load<AgentGrpc>('tessera/agent/v1/agent.proto')
   return agent
+}
+
+/** The standard gRPC health service (`grpc.health.v1`). */
+export function healthApi(): HealthGrpc {
+  health ??= load<HealthGrpc>('grpc/health/v1/health.proto')
+  return health
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { workloadApi } from '../../lib/grpc/protos.js'
+import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { isRoot } from '../helpers/processes.js'
 import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 
@@ -161,6 +161,26 @@ describe('Workload API over the agent socket', () => {
       expect(updates.at(-1)?.ids).toEqual(['spiffe://tessera.local/w/root'])
     } finally {
       call.cancel()
+      client.close()
+    }
+  })
+
+  it('serves grpc.health.v1 beside the Workload API, without the security header', async () => {
+    const client = new (healthApi().grpc.health.v1.Health)(
+      `unix://${stack.socketPath}`,
+      credentials.createInsecure(),
+    )
+    try {
+      const check = (service: string) =>
+        new Promise<{ status?: string; code?: number }>((resolve) =>
+          client.Check({ service }, (err, res) =>
+            resolve(err ? { code: err.code } : { status: res?.status }),
+          ),
+        )
+      expect(await check('')).toEqual({ status: 'SERVING' })
+      expect(await check('SpiffeWorkloadAPI')).toEqual({ status: 'SERVING' })
+      expect(await check('no.such.Service')).toEqual({ code: 5 })
+    } finally {
       client.close()
     }
   })
