@@ -8,12 +8,11 @@ import type { WorkloadApiError } from '../../lib/workload/workload-api-error.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
 import { type Stack, startStack } from '../helpers/stack.js'
+import { fastBackoff, nextUpdate as waitForUpdate } from '../helpers/x509-updates.js'
 
 const TD = 'tessera.local'
 const uid = process.getuid?.() ?? 0
 const WEB = `spiffe://${TD}/workload/web`
-/** Fast retries, so tests wait for propagation and restarts in well under a second per attempt. */
-const fastBackoff = (): Backoff => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 500 })
 
 let stack: Stack
 let endpoint: string
@@ -28,24 +27,13 @@ afterAll(async () => {
   await stack?.stop()
 })
 
-/** Resolves with the next update that satisfies `accept`. */
+/** The next update of `source` that satisfies `accept` (see test/helpers/x509-updates.ts). */
 function nextUpdate(
   source: X509Source,
   accept: (c: X509Context) => boolean,
   timeoutMs = 10_000,
 ): Promise<X509Context> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off()
-      reject(new Error(`no matching update within ${timeoutMs} ms\n${stack.output()}`))
-    }, timeoutMs)
-    const off = source.onUpdate((c) => {
-      if (!accept(c)) return
-      clearTimeout(timer)
-      off()
-      resolve(c)
-    })
-  })
+  return waitForUpdate(source, accept, timeoutMs, () => stack.output())
 }
 
 /** A LinearBackoff that records every delay it hands out and every reset. */

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { validateJwtSvid } from '../../lib/core/jwt/jwt-svid-validate.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { verifyX509Svid } from '../../lib/core/x509/verify-chain.js'
-import { type Backoff, LinearBackoff } from '../../lib/workload/backoff.js'
 import { BundleSource } from '../../lib/workload/bundle-source.js'
 import { JwtSource } from '../../lib/workload/jwt-source.js'
 import type { X509Context } from '../../lib/workload/responses.js'
@@ -13,13 +12,12 @@ import { WorkloadApiError } from '../../lib/workload/workload-api-error.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
 import { type Stack, startStack } from '../helpers/stack.js'
+import { fastBackoff, nextUpdate as waitForUpdate } from '../helpers/x509-updates.js'
 
 const TD = 'tessera.local'
 const td = TrustDomain.parse(TD)
 const uid = process.getuid?.() ?? 0
 const WEB = `spiffe://${TD}/workload/web`
-/** Fast retries, so tests wait for propagation and restarts in well under a second per attempt. */
-const fastBackoff = (): Backoff => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 500 })
 
 let stack: Stack
 let endpoint: string
@@ -34,24 +32,13 @@ afterAll(async () => {
   await stack?.stop()
 })
 
-/** Resolves with the next update that satisfies `accept`. */
+/** The next update of `source` that satisfies `accept` (see test/helpers/x509-updates.ts). */
 function nextUpdate(
   source: X509Source,
   accept: (c: X509Context) => boolean,
   timeoutMs = 10_000,
 ): Promise<X509Context> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off()
-      reject(new Error(`no matching update within ${timeoutMs} ms\n${stack.output()}`))
-    }, timeoutMs)
-    const off = source.onUpdate((c) => {
-      if (!accept(c)) return
-      clearTimeout(timer)
-      off()
-      resolve(c)
-    })
-  })
+  return waitForUpdate(source, accept, timeoutMs, () => stack.output())
 }
 
 describe('X509Source against a real agent', () => {
