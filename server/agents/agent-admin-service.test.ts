@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
 import { type AuditCaller, MemoryAuditLog } from '../../lib/log/audit-log.js'
+import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -11,16 +11,6 @@ import {
 import type { AgentFields } from '../datastore/ports.js'
 import { ServerEvents } from '../events.js'
 import { AgentAdminService } from './agent-admin-service.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 function agentFields(name: string): AgentFields {
   return {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
+import type { ErrorCode } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { type AuditCaller, MemoryAuditLog } from '../../lib/log/audit-log.js'
+import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -12,16 +13,6 @@ import {
 } from '../../test/helpers/temp-datastore.js'
 import { ServerEvents } from '../events.js'
 import { EntryService } from './entry-service.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 const caller: AuditCaller = { kind: 'admin', uid: 1000, pid: 42 }
 let t: TempDatastore

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
+import { IdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { type AuditCaller, fingerprintToken, MemoryAuditLog } from '../../lib/log/audit-log.js'
+import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   TEST_START_MS,
@@ -14,16 +15,6 @@ import type { JoinTokenStore } from '../datastore/ports.js'
 import { ServerEvents } from '../events.js'
 import { EntryService } from './entry-service.js'
 import { JoinTokenService, type JoinTokenServiceDeps } from './join-token-service.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 const caller: AuditCaller = { kind: 'admin', uid: 0, pid: 7 }
 const DEFAULT_TTL_MS = 600_000

@@ -1,17 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
 import { TrustDomain } from '../../../lib/core/trust-domain.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import { openTempDatastore, TEST_START_MS, type TempDatastore } from '../../../test/helpers/temp-datastore.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 const own = TrustDomain.parse('example.org')
 const other = TrustDomain.parse('other.org')

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -16,16 +16,6 @@ import {
 import { openSqliteDatastore } from './datastore.js'
 import { SCHEMA_VERSION } from './migrations/migrate.js'
 import { openDatabase } from './open.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 let t: TempDatastore
 beforeEach(async () => {

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
+import type { ErrorCode } from '../../../lib/core/errors.js'
 import type { EntryFields, RegistrationEntry } from '../../../lib/core/registration-entry.js'
 import { SpiffeId } from '../../../lib/core/spiffe-id.js'
 import { TrustDomain } from '../../../lib/core/trust-domain.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -15,16 +16,6 @@ import {
 /** The entry as plain JSON: value objects become their strings, so `toEqual` compares them. */
 function plain(entry: RegistrationEntry | undefined): unknown {
   return entry === undefined ? undefined : JSON.parse(JSON.stringify(entry))
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
 }
 
 let t: TempDatastore

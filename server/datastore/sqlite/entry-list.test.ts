@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
 import type { EntryFields } from '../../../lib/core/registration-entry.js'
 import { matchSelectors, type SelectorMatchMode } from '../../../lib/core/selector.js'
 import { TrustDomain } from '../../../lib/core/trust-domain.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -12,16 +12,6 @@ import {
 } from '../../../test/helpers/temp-datastore.js'
 import type { EntryFilter } from '../ports.js'
 import { encodePageToken } from './page-token.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 const tds = (...names: string[]) => names.map((n) => TrustDomain.parse(n))
 

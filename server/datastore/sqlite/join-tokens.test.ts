@@ -1,21 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   TEST_START_MS,
   type TempDatastore,
   testId,
 } from '../../../test/helpers/temp-datastore.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 const HOUR = 3_600_000
 let t: TempDatastore

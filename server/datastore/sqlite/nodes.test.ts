@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ErrorCode, IdentityError } from '../../../lib/core/errors.js'
+import { codeOf } from '../../../test/helpers/error-code.js'
 import {
   openTempDatastore,
   selectors,
@@ -8,16 +8,6 @@ import {
   testId,
 } from '../../../test/helpers/temp-datastore.js'
 import type { AgentFields, AttestedAgent } from '../ports.js'
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | undefined> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof IdentityError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 function plain(agent: AttestedAgent | undefined): unknown {
   return agent === undefined ? undefined : JSON.parse(JSON.stringify(agent))
