@@ -72,6 +72,20 @@ export type ErrorCode =
   | 'ERR_POLICY_DENIED'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_TIMEOUT'
+  // binding a connection to the process that made it (DESIGN §6.1)
+  | 'ERR_PEER_EXECUTED'
+  | 'ERR_PEER_TRACED'
+  | 'ERR_PEER_SOCKET_HANDED_ON'
+  | 'ERR_PEER_PRELOADED'
+  // reserved identities and resource limits (DESIGN §6.1, §9, §10)
+  | 'ERR_ENTRY_ID_RESERVED'
+  | 'ERR_CONNECTION_LIMIT'
+  // failure that must never pass for a fresh install or a committed write (DESIGN §7, §9)
+  | 'ERR_DATASTORE_CORRUPT'
+  | 'ERR_AUDIT_UNAVAILABLE'
+  // the gateway's request shape
+  | 'ERR_PATH_INVALID'
+  | 'ERR_UPGRADE_REFUSED'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

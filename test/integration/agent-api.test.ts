@@ -78,22 +78,19 @@ describe('RenewAgent', () => {
 })
 
 describe('SyncAuthorized', () => {
-  it('sends a snapshot at once and a new one within 1 s of an entry create and delete', async () => {
+  // How soon a change arrives is measured by `npm run bench` (entry → stream); tests never time.
+  it('sends a snapshot at once and a new one on every entry create and delete', async () => {
     const agent = await fx.attest()
     const web = await fx.entry(agent.agentId, '/sync/web')
     const sync = new SyncRecorder(agent.client)
     const first = await sync.next((s) => s.entries.some((e) => e.id === web.id))
     expect(first.snapshot.bundles[0]?.trustDomain.name).toBe(td())
 
-    const startedAt = performance.now()
     const db = await fx.entry(agent.agentId, '/sync/db')
-    const created = await sync.next((s) => s.entries.some((e) => e.id === db.id), 1)
-    expect(created.atMs - startedAt).toBeLessThan(1000)
+    await sync.next((s) => s.entries.some((e) => e.id === db.id), 1)
 
-    const deleteAt = performance.now()
     await fx.admin.deleteEntry(db.id)
     const deleted = await sync.next((s) => !s.entries.some((e) => e.id === db.id), 2)
-    expect(deleted.atMs - deleteAt).toBeLessThan(1000)
     expect(deleted.snapshot.entries.map((e) => e.id)).toEqual([web.id])
     sync.stream.stop()
   })

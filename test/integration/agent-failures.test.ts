@@ -94,8 +94,8 @@ describe('server stopped', () => {
     console.log(
       `server down ${backAt - stoppedAt} ms; back → new entry served ${sinceBack} ms (${sinceCreated} ms after create)`,
     )
-    // The agent's sync stream backs off 0.5 s, 1 s, 2 s, 4 s… (±20%) while the server is down.
-    expect(sinceBack).toBeLessThan(8000)
+    // The agent's sync stream backs off 0.5 s, 1 s, 2 s, 4 s… (±20%) while the server is down; how
+    // soon it is back is printed above and measured by `npm run bench`, never asserted here.
     expect([...(after.ids ?? [])].sort()).toEqual([WEB, LATER].sort())
     expect(after.bundle).toBe(x509.bundle)
     const againJwt = await probe(stack.socketPath, ['jwt', 'aud-a', 'aud-b'])
@@ -240,7 +240,6 @@ describe('1000 concurrent FetchX509SVID streams', () => {
         `after the update ${after.rssMb} MB (VmHWM ${after.peakMb} MB)`,
     )
     expect(connections).toBeGreaterThanOrEqual(10)
-    expect(propagated).toBeLessThan(5000)
     expect(Math.max(held.rssMb, after.rssMb)).toBeLessThan(300)
     expect(events.filter((e) => e['event'] === 'error')).toEqual([])
   })

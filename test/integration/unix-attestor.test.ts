@@ -104,21 +104,17 @@ describe('selectors of a real process', () => {
     })
   })
 
-  it('serves a repeat caller from the cache in under 100 µs', async () => {
+  // How fast a cache hit is lives in `npm run bench` (Workload attestation): tests never time.
+  it('serves a repeat caller from the hash cache, with the same selectors', async () => {
     const peer = await spawnPeer(tool)
     const attestor = newAttestor()
-    expect((await attestor.attestDetailed(peer.facts)).exe.hashOutcome).toBe('hashed')
-    const timesUs: number[] = []
-    for (let i = 0; i < 300; i++) {
-      const start = performance.now()
-      const { exe } = await attestor.attestDetailed(peer.facts)
-      timesUs.push((performance.now() - start) * 1000)
-      expect(exe.hashOutcome).toBe('cached')
+    const first = await attestor.attestDetailed(peer.facts)
+    expect(first.exe.hashOutcome).toBe('hashed')
+    for (let i = 0; i < 50; i++) {
+      const again = await attestor.attestDetailed(peer.facts)
+      expect(again.exe.hashOutcome).toBe('cached')
+      expect(texts(again.selectors)).toEqual(texts(first.selectors))
     }
-    timesUs.sort((a, b) => a - b)
-    const medianUs = timesUs[Math.floor(timesUs.length / 2)] ?? Number.POSITIVE_INFINITY
-    console.info(`unix-attestor: cache-hit attestation median ${medianUs.toFixed(1)} µs`)
-    expect(medianUs).toBeLessThan(100)
   })
 })
 

@@ -73,9 +73,7 @@ describe('agent restart', () => {
       const before = backoff.events.length
       const reconnected = nextUpdate(source, () => true, 15_000)
       await stack.restartAgent()
-      const readyAt = Date.now()
       const context = await reconnected
-      expect(Date.now() - readyAt).toBeLessThan(400 + 2000)
       expect(context.svids[0]?.id.toString()).toBe(WEB)
       const during = backoff.events.slice(before)
       const delays = during.filter((e): e is number => e !== 'reset')

@@ -174,13 +174,11 @@ describe('updates pushed by the agent', () => {
   it('an entry created and deleted reaches the open stream, each update a full snapshot', async () => {
     const DB = `spiffe://${TD}/workload/db`
     const added = nextUpdate(source, (c) => c.svids.some((s) => s.id.toString() === DB))
-    const startedAt = Date.now()
     const id = await stack.registerEntry({
       spiffeId: DB,
       selectors: [`unix:uid:${uid}`, `unix:gid:${process.getgid?.() ?? 0}`],
     })
     const context = await added
-    expect(Date.now() - startedAt).toBeLessThan(5000)
     expect(context.svids[0]?.id.toString()).toBe(WEB)
     expect(source.getX509Svids().map((s) => s.id.toString())).toContain(DB)
     const removed = nextUpdate(source, (c) => !c.svids.some((s) => s.id.toString() === DB))
