@@ -1,9 +1,17 @@
-import { type CallOptions, credentials, type ServiceError, status } from '@grpc/grpc-js'
+import {
+  type CallOptions,
+  type ClientUnaryCall,
+  credentials,
+  type ServiceError,
+  type StatusObject,
+  status,
+} from '@grpc/grpc-js'
 import { IdentityError } from '../lib/core/errors.js'
 import type { AgentsClient } from '../lib/gen/tessera/admin/v1/Agents.js'
 import type { BundlesClient } from '../lib/gen/tessera/admin/v1/Bundles.js'
 import type { EntriesClient } from '../lib/gen/tessera/admin/v1/Entries.js'
 import type { JoinTokensClient } from '../lib/gen/tessera/admin/v1/JoinTokens.js'
+import { WARNING_TRAILER } from '../lib/grpc/admin-warnings.js'
 import { adminApi } from '../lib/grpc/protos.js'
 import { errorCodeOf } from '../lib/grpc/status.js'
 
@@ -63,6 +71,35 @@ export function callAdmin<Res>(
       if (err) reject(explainFailure(err, admin.socket))
       else if (response === undefined) reject(new Error('the admin API sent an empty answer'))
       else resolve(response)
+    })
+  })
+}
+
+/**
+ * {@link callAdmin} for a write that may come back with warnings (the `tessera-warning` trailers):
+ * resolves once both the answer and the call's status are in.
+ */
+export function callAdminWarned<Res>(
+  admin: Pick<AdminClients, 'socket'>,
+  invoke: (options: CallOptions, reply: Reply<Res>) => ClientUnaryCall,
+): Promise<{ response: Res; warnings: string[] }> {
+  return new Promise((resolve, reject) => {
+    let response: Res | undefined
+    let warnings: string[] | undefined
+    const settle = () => {
+      if (response !== undefined && warnings !== undefined) resolve({ response, warnings })
+    }
+    const call = invoke({ deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, res) => {
+      if (err) reject(explainFailure(err, admin.socket))
+      else if (res === undefined) reject(new Error('the admin API sent an empty answer'))
+      else {
+        response = res
+        settle()
+      }
+    })
+    call.on('status', (s: StatusObject) => {
+      warnings = s.metadata.get(WARNING_TRAILER).map(String)
+      settle()
     })
   })
 }

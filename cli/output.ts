@@ -24,3 +24,8 @@ export function failAndExit(err: unknown, exitCode = 1): never {
   process.stderr.write(`${describeFailure(err)}\n`)
   process.exit(exitCode)
 }
+
+/** Prints each warning the server returned as `warning: …` on stderr (stdout stays the result). */
+export function printWarnings(warnings: ReadonlyArray<string>): void {
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`)
+}

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../lib/core/clock.js'
 import { PushCertificateProvider } from '../lib/grpc/certificate-provider.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
+import { serveRemoteAdmin } from './admin-api/remote-admin.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { BundleService } from './bundle/bundle-service.js'
 import { CaRotator } from './ca/rotator.js'
@@ -88,7 +89,7 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
 
     const adminApi: AdminApi = await startAdminApi(context)
     stack.push(() => adminApi.close())
-    const agentApi: AgentApi = await startAgentApi(context, tls)
+    const agentApi: AgentApi = await startAgentApi(context, tls, (grpc) => serveRemoteAdmin(grpc, context))
     stack.push(() => agentApi.close())
 
     const timer = setInterval(() => void maintain(context, serverSvid), MAINTENANCE_INTERVAL_MS)

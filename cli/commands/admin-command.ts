@@ -1,9 +1,11 @@
 import { type Command, Option } from 'commander'
 import { loadAdminCliConfig } from '../../lib/config/cli-config.js'
 import { ConfigError } from '../../lib/config/config-source.js'
+import { loadWorkloadCliConfig } from '../../lib/config/workload-endpoint.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { type AdminClients, connectAdmin } from '../admin-client.js'
 import { failAndExit } from '../output.js'
+import { connectRemoteAdmin } from '../remote-admin-client.js'
 
 /** `--output`: human-readable lines (the default) or JSON. */
 export type OutputFormat = 'human' | 'json'
@@ -11,6 +13,7 @@ export type OutputFormat = 'human' | 'json'
 /** The options every admin command has. */
 export interface AdminOptions {
   readonly socket?: string
+  readonly serverAddress?: string
   readonly output?: OutputFormat
 }
 
@@ -21,12 +24,16 @@ export interface Output {
   print<T>(value: T, human: (value: T) => string): void
 }
 
-/** Adds `--socket` and `--output` to an admin command; returns it. */
+/** Adds `--socket`, `--server-address` and `--output` to an admin command; returns it. */
 export function withAdminOptions(command: Command): Command {
   return command
     .option(
       '--socket <path>',
       'admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
+    )
+    .option(
+      '--server-address <host:port>',
+      "instead of the socket: the server's TCP port over mTLS, as this process's X509-SVID from the Workload API ($SPIFFE_ENDPOINT_SOCKET); its entry must have --admin",
     )
     .addOption(new Option('--output <format>', 'output format (default human)').choices(['human', 'json']))
 }
@@ -56,8 +63,7 @@ export function adminAction<O extends AdminOptions>(
   return async (options) => {
     let admin: AdminClients | undefined
     try {
-      const config = loadAdminCliConfig({ flags: { socket: options.socket } })
-      admin = connectAdmin(config.socket)
+      admin = await connect(options)
       await run(admin, options, makeOutput(options.output ?? 'human'))
       admin.close()
     } catch (err) {
@@ -65,6 +71,16 @@ export function adminAction<O extends AdminOptions>(
       failAndExit(oneLine(err))
     }
   }
+}
+
+/** The admin socket, or with `--server-address` the TCP port over mTLS (SVID from the Workload API). */
+async function connect(options: AdminOptions): Promise<AdminClients> {
+  if (options.serverAddress === undefined)
+    return connectAdmin(loadAdminCliConfig({ flags: { socket: options.socket } }).socket)
+  if (options.socket !== undefined)
+    throw new IdentityError('ERR_REQUEST_INVALID', 'give --socket or --server-address, not both')
+  const { endpoint, timeoutMs } = loadWorkloadCliConfig({})
+  return connectRemoteAdmin(options.serverAddress, { endpoint, timeoutMs })
 }
 
 /** Formats Unix seconds as RFC 3339 (UTC); 0 reads `never`. */

@@ -4,8 +4,8 @@ import { IdentityError } from '../../lib/core/errors.js'
 import type { ListEntriesRequest } from '../../lib/gen/tessera/admin/v1/ListEntriesRequest.js'
 import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
 import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
-import { type AdminClients, callAdmin } from '../admin-client.js'
-import { collect } from '../output.js'
+import { type AdminClients, callAdmin, callAdminWarned } from '../admin-client.js'
+import { collect, printWarnings } from '../output.js'
 import {
   type AdminOptions,
   adminAction,
@@ -65,16 +65,22 @@ async function createEntry(admin: AdminClients, options: EntryOptions, out: Outp
     if (value === undefined) throw new IdentityError('ERR_REQUEST_INVALID', `${flag} is required`)
   }
   const entry = applyEntryFlags({}, options)
-  const created = await callAdmin<Entry__Output>(admin, (o, r) => admin.entries.CreateEntry({ entry }, o, r))
-  out.print(ordered(created), formatEntry)
+  const created = await callAdminWarned<Entry__Output>(admin, (o, r) =>
+    admin.entries.CreateEntry({ entry }, o, r),
+  )
+  out.print(ordered(created.response), formatEntry)
+  printWarnings(created.warnings)
 }
 
 async function updateEntry(admin: AdminClients, options: EntryOptions, out: Output): Promise<void> {
   const id = options.id ?? ''
   const current = await callAdmin<Entry__Output>(admin, (o, r) => admin.entries.GetEntry({ id }, o, r))
   const entry = applyEntryFlags(current, options)
-  const updated = await callAdmin<Entry__Output>(admin, (o, r) => admin.entries.UpdateEntry({ entry }, o, r))
-  out.print(ordered(updated), formatEntry)
+  const updated = await callAdminWarned<Entry__Output>(admin, (o, r) =>
+    admin.entries.UpdateEntry({ entry }, o, r),
+  )
+  out.print(ordered(updated.response), formatEntry)
+  printWarnings(updated.warnings)
 }
 
 async function deleteEntry(admin: AdminClients, options: { id: string }, out: Output): Promise<void> {

@@ -65,6 +65,8 @@ export interface EntryChanged {
   readonly caller: AuditCaller
   /** Set when the change failed (outcome `error`). */
   readonly code?: ErrorCode
+  /** What the admin was warned of with this change (e.g. an interpreter-only binary pin). */
+  readonly warnings?: ReadonlyArray<string>
 }
 export interface TokenCreated {
   /** `fingerprintToken(token)`; a raw token is fingerprinted here, never written. */

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
+import { type Server, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import { adminApi } from '../../lib/grpc/protos.js'
@@ -14,6 +14,7 @@ import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
 import { createBundleHandlers } from './bundle-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
+import { hostInterpreterHashes } from './entry-policy.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
 import type { HandlerKit } from './unary.js'
 
@@ -69,14 +70,19 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
     log,
   })
   holder.server = server
-  addServices(server, ctx, { log, callerOf: (call) => callerOf(peerOf(call)) })
+  void hostInterpreterHashes()
+  addAdminServices(server.grpc, ctx, { log, callerOf: (call) => callerOf(peerOf(call)) })
   await server.listen()
   if (isShared) await warnIfUnreachable(ctx.settings.adminSocket, log)
   log.info({ socket: ctx.settings.adminSocket, adminUids: [...allowed] }, 'Admin API listening.')
   return { close: () => server.close() }
 }
 
-function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: HandlerKit): void {
+/**
+ * Adds the admin API's four services to `server`; `kit.callerOf` says who may call (the admin
+ * socket's peer-uid check, or remote admin's per-call entry lookup).
+ */
+export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
   const { trustDomain, audit, events, datastore } = ctx
   const entries = new EntryService({ trustDomain, store: datastore.entries, audit, events })
   const tokens = new JoinTokenService({
@@ -89,10 +95,10 @@ function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: Hand
   })
   const agents = new AgentAdminService({ agents: datastore.agents, audit, events })
   const api = adminApi().tessera.admin.v1
-  server.grpc.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
-  server.grpc.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
-  server.grpc.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
-  server.grpc.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
+  server.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
+  server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
+  server.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
+  server.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
 }
 
 function callerOf(peer: AdminPeer | undefined): AuditCaller {

@@ -6,7 +6,8 @@ import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import type { EntryCreateResult, EntryService } from '../registration/entry-service.js'
 import { fromEntry, toEntryFields, toEntryFilter, toEntryId, toItemStatus, toPageRequest } from './convert.js'
-import { type HandlerKit, unary } from './unary.js'
+import { entryWarnings, refuseReservedId } from './entry-policy.js'
+import { type HandlerKit, unary, WarnedResponse } from './unary.js'
 
 /** Most entries one `BatchCreateEntry` call may carry. */
 export const MAX_BATCH_ENTRIES = 500
@@ -21,16 +22,21 @@ export interface EntriesHandlerDeps extends HandlerKit {
 
 /**
  * The `tessera.admin.v1.Entries` service. Requests are converted and validated at this boundary;
- * a write refused here (malformed field) is audited like one the service refuses.
+ * a write refused here (malformed field, a reserved `…/tessera/…` ID) is audited like one the
+ * service refuses. A write whose entry deserves a warning (an interpreter-only binary pin) succeeds
+ * and returns the warnings: as `tessera-warning` trailers (CreateEntry, UpdateEntry) or in the
+ * item's `warnings` (BatchCreateEntry); the audit line carries them too.
  */
 export function createEntriesHandlers(deps: EntriesHandlerDeps): EntriesHandlers {
   const { entries } = deps
   const parse = (entry: Entry__Output | null, action: 'created' | 'updated', caller: AuditCaller) =>
     parseAudited(deps.audit, { entry, action, caller })
   return {
-    CreateEntry: unary(deps, 'CreateEntry', async (req, caller) =>
-      fromEntry(await entries.create(parse(req.entry, 'created', caller), caller)),
-    ),
+    CreateEntry: unary(deps, 'CreateEntry', async (req, caller) => {
+      const fields = parse(req.entry, 'created', caller)
+      const warnings = await entryWarnings(fields)
+      return new WarnedResponse(fromEntry(await entries.create(fields, caller, warnings)), warnings)
+    }),
     BatchCreateEntry: unary(deps, 'BatchCreateEntry', (req, caller) =>
       batchCreate(deps, req.entries, caller),
     ),
@@ -38,7 +44,9 @@ export function createEntriesHandlers(deps: EntriesHandlerDeps): EntriesHandlers
       const id = toEntryId(req.entry?.id ?? '')
       const fields = parse(req.entry, 'updated', caller)
       const expectedRevision = req.entry?.revision_number ?? 0
-      return fromEntry(await entries.update(id, fields, { expectedRevision, caller }))
+      const warnings = await entryWarnings(fields)
+      const updated = await entries.update(id, fields, { expectedRevision, caller, warnings })
+      return new WarnedResponse(fromEntry(updated), warnings)
     }),
     DeleteEntry: unary(deps, 'DeleteEntry', async (req, caller) =>
       fromEntry(await entries.delete(toEntryId(req.id), caller)),
@@ -57,7 +65,9 @@ function parseAudited(
   request: { entry: Entry__Output | null; action: 'created' | 'updated'; caller: AuditCaller },
 ): EntryFields {
   try {
-    return toEntryFields(request.entry)
+    const fields = toEntryFields(request.entry)
+    refuseReservedId(fields)
+    return fields
   } catch (err) {
     const spiffeId = (request.entry?.spiffe_id ?? '').slice(0, MAX_AUDITED_ID_LENGTH) || '-'
     const code = isIdentityError(err) ? err.code : 'ERR_REQUEST_INVALID'
@@ -86,16 +96,20 @@ async function batchCreate(
     }
   })
   const valid = parsed.filter((p): p is EntryFields => !(p instanceof IdentityError))
-  const created = valid.length === 0 ? [] : await deps.entries.createBatch(valid, caller)
-  const results: EntryCreateResult[] = []
+  const warnings = await Promise.all(valid.map(entryWarnings))
+  const created = valid.length === 0 ? [] : await deps.entries.createBatch(valid, caller, warnings)
+  const results: Array<EntryCreateResult & { warnings?: ReadonlyArray<string> }> = []
   let next = 0
   for (const p of parsed) {
+    const i = next
     const result = p instanceof IdentityError ? { ok: false as const, error: p } : created[next++]
-    if (result !== undefined) results.push(result)
+    if (result !== undefined) results.push(result.ok ? { ...result, warnings: warnings[i] ?? [] } : result)
   }
   return {
     results: results.map((r) =>
-      r.ok ? { status: toItemStatus(), entry: fromEntry(r.entry) } : { status: toItemStatus(r.error) },
+      r.ok
+        ? { status: toItemStatus(), entry: fromEntry(r.entry), warnings: [...(r.warnings ?? [])] }
+        : { status: toItemStatus(r.error) },
     ),
   }
 }

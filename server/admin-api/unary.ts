@@ -1,14 +1,41 @@
-import type { handleUnaryCall, ServerUnaryCall } from '@grpc/grpc-js'
+import { type handleUnaryCall, Metadata, type ServerUnaryCall } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
+import { WARNING_TRAILER } from '../../lib/grpc/admin-warnings.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import type { AuditCaller } from '../../lib/log/audit-log.js'
 
 /** What every admin handler needs: a logger and who is calling. */
 export interface HandlerKit {
   readonly log: Logger
-  /** The audited identity of the admitted admin behind a call. @throws ERR_PEER_UNAUTHORIZED */
-  callerOf(call: { getPeer(): string }): AuditCaller
+  /**
+   * The audited identity of the admitted admin behind a call: known at once on the admin socket,
+   * looked up per call over mTLS (remote admin). A refusal is audited by the kit.
+   * @throws ERR_PEER_UNAUTHORIZED
+   */
+  callerOf(call: AdminCall): AuditCaller | Promise<AuditCaller>
+}
+
+/** What {@link HandlerKit.callerOf} reads of a call (every grpc-js server call has it). */
+export interface AdminCall {
+  getPeer(): string
+  getPath(): string
+  getAuthContext(): { readonly sslPeerCertificate?: { readonly raw?: Buffer } } | null
+}
+
+/** A response with warnings for the caller, sent as {@link WARNING_TRAILER} trailers. */
+export class WarnedResponse<Res> {
+  constructor(
+    readonly response: Res,
+    readonly warnings: ReadonlyArray<string>,
+  ) {}
+}
+
+function trailersOf(warnings: ReadonlyArray<string>): Metadata | undefined {
+  if (warnings.length === 0) return undefined
+  const trailers = new Metadata()
+  for (const w of warnings) trailers.add(WARNING_TRAILER, w.replace(/[^\x20-\x7e]/g, '?'))
+  return trailers
 }
 
 /**
@@ -19,15 +46,16 @@ export interface HandlerKit {
 export function unary<Req, Res>(
   kit: HandlerKit,
   method: string,
-  handle: (request: Req, caller: AuditCaller) => Promise<Res>,
+  handle: (request: Req, caller: AuditCaller) => Promise<Res | WarnedResponse<Res>>,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now()
-    const run = async () => handle(call.request, kit.callerOf(call))
+    const run = async () => handle(call.request, await kit.callerOf(call))
     run().then(
-      (response) => {
+      (answer) => {
         kit.log.debug({ method, durationMs: Math.round(performance.now() - started) }, 'Admin call served.')
-        callback(null, response)
+        if (answer instanceof WarnedResponse) callback(null, answer.response, trailersOf(answer.warnings))
+        else callback(null, answer)
       },
       (err: unknown) => {
         if (err instanceof IdentityError) kit.log.debug({ method, code: err.code }, 'Admin call refused.')

@@ -29,7 +29,12 @@ export const SHUTDOWN_GRACE_MS = 2000
  * comes before the agent has an SVID); every other call authenticates the agent itself, per call.
  * @throws when the address cannot be bound (the grpc-js error)
  */
-export async function startAgentApi(ctx: ServerContext, tls: PushCertificateProvider): Promise<AgentApi> {
+export async function startAgentApi(
+  ctx: ServerContext,
+  tls: PushCertificateProvider,
+  /** Adds more services to the same TLS server (remote admin) before it binds. */
+  addServices?: (server: Server) => void,
+): Promise<AgentApi> {
   const log = ctx.log.child({ component: 'agent-api' })
   const auth = new AgentAuthenticator(ctx)
   const authorized = new AuthorizedEntries({
@@ -48,6 +53,7 @@ export async function startAgentApi(ctx: ServerContext, tls: PushCertificateProv
     NewJwtSvid: newJwtSvidHandler(deps),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
+  addServices?.(server)
   // One provider serves both roles (grpc-js passes the two arguments through in swapped order).
   const credentials = experimental.createCertificateProviderServerCredentials(tls, tls, false)
   const address = `${hostForUri(ctx.settings.bindAddress)}:${ctx.settings.bindPort}`

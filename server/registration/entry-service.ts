@@ -35,37 +35,48 @@ export class EntryService {
   }
 
   /**
-   * Creates an entry.
+   * Creates an entry; `warnings` (what the admin was warned of) go into its audit record.
    * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, ERR_DATASTORE_IO
    */
-  async create(fields: EntryFields, caller: AuditCaller): Promise<RegistrationEntry> {
+  async create(
+    fields: EntryFields,
+    caller: AuditCaller,
+    warnings?: ReadonlyArray<string>,
+  ): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
+    const warned = warnedOf(warnings)
     try {
       const entry = await this.#deps.store.create(this.#normalize(fields))
-      this.#changed({ action: 'created', entryId: entry.id, spiffeId, caller })
+      this.#changed({ action: 'created', entryId: entry.id, spiffeId, caller, ...warned })
       return entry
     } catch (err) {
-      this.#failed({ action: 'created', spiffeId, caller }, err)
+      this.#failed({ action: 'created', spiffeId, caller, ...warned }, err)
       throw err
     }
   }
 
   /**
    * Creates several entries in one transaction; an invalid or duplicate item fails alone.
+   * `warnings[i]` goes into item i's audit record.
    * @throws ERR_DATASTORE_IO (then nothing is stored)
    */
   async createBatch(
     items: ReadonlyArray<EntryFields>,
     caller: AuditCaller,
+    warnings: ReadonlyArray<ReadonlyArray<string>> = [],
   ): Promise<ReadonlyArray<EntryCreateResult>> {
     const results = await this.#deps.store.createBatch(items).catch((err: unknown) => {
-      for (const f of items) this.#failed({ action: 'created', spiffeId: f.spiffeId.toString(), caller }, err)
+      items.forEach((f, i) => {
+        const record = { action: 'created' as const, spiffeId: f.spiffeId.toString(), caller }
+        this.#failed({ ...record, ...warnedOf(warnings[i]) }, err)
+      })
       throw err
     })
     results.forEach((result, i) => {
       const spiffeId = items[i]?.spiffeId.toString() ?? '-'
-      if (result.ok) this.#audit({ action: 'created', entryId: result.entry.id, spiffeId, caller })
-      else this.#audit({ action: 'created', spiffeId, caller, code: result.error.code })
+      const warned = warnedOf(warnings[i])
+      if (result.ok) this.#audit({ action: 'created', entryId: result.entry.id, spiffeId, caller, ...warned })
+      else this.#audit({ action: 'created', spiffeId, caller, code: result.error.code, ...warned })
     })
     if (results.some((r) => r.ok)) this.#deps.events.emit('entries-changed')
     return results
@@ -78,17 +89,22 @@ export class EntryService {
   async update(
     id: string,
     fields: EntryFields,
-    options: { readonly expectedRevision?: number; readonly caller: AuditCaller },
+    options: {
+      readonly expectedRevision?: number
+      readonly caller: AuditCaller
+      readonly warnings?: ReadonlyArray<string>
+    },
   ): Promise<RegistrationEntry> {
     const { caller, expectedRevision } = options
     const spiffeId = fields.spiffeId.toString()
+    const warned = warnedOf(options.warnings)
     try {
       const revision = expectedRevision === undefined ? {} : { expectedRevision }
       const entry = await this.#deps.store.update(id, this.#normalize(fields), revision)
-      this.#changed({ action: 'updated', entryId: id, spiffeId, caller })
+      this.#changed({ action: 'updated', entryId: id, spiffeId, caller, ...warned })
       return entry
     } catch (err) {
-      this.#failed({ action: 'updated', entryId: id, spiffeId, caller }, err)
+      this.#failed({ action: 'updated', entryId: id, spiffeId, caller, ...warned }, err)
       throw err
     }
   }
@@ -150,6 +166,12 @@ interface AuditedChange {
   readonly entryId?: string
   readonly spiffeId: string
   readonly caller: AuditCaller
+  readonly warnings?: ReadonlyArray<string>
+}
+
+/** `{ warnings }` when there are any, else nothing (the audit line leaves the field out). */
+function warnedOf(warnings: ReadonlyArray<string> | undefined): { warnings?: ReadonlyArray<string> } {
+  return warnings === undefined || warnings.length === 0 ? {} : { warnings }
 }
 
 /** The stable code of a failure; anything unexpected is recorded as a datastore failure. */
