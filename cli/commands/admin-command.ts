@@ -33,7 +33,7 @@ export function withAdminOptions(command: Command): Command {
     )
     .option(
       '--server-address <host:port>',
-      "instead of the socket: the server's TCP port over mTLS, as this process's X509-SVID from the Workload API ($SPIFFE_ENDPOINT_SOCKET); its entry must have --admin",
+      "instead of the socket: the server's TCP port, over mTLS, as this process's X509-SVID from the Workload API ($SPIFFE_ENDPOINT_SOCKET), whose entry must be an admin entry",
     )
     .addOption(new Option('--output <format>', 'output format (default human)').choices(['human', 'json']))
 }

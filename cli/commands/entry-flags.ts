@@ -32,7 +32,7 @@ export function addEntryFieldOptions(command: Command): Command {
     .option('--jwt-ttl <duration>', 'JWT-SVID TTL, e.g. 5m (0 = server default)')
     .option('--dns-name <name>', 'a DNS name for the X509-SVID (repeatable)', collect)
     .option('--hint <text>', 'a hint passed to workloads to tell SVIDs apart')
-    .option('--admin', 'the holder may call the admin API')
+    .option('--admin', 'the holder may call the admin API (over mTLS, --server-address)')
     .option('--no-admin', 'the holder may not call the admin API (update)')
     .option('--expires-at <time>', 'RFC 3339 time or Unix seconds when the entry expires (0 = never)')
     .option(

@@ -11,7 +11,7 @@ export function registerServerCommands(program: Command): void {
   server
     .command('run')
     .description(
-      'run the server: CA, registration entries, admin API (Unix socket) and agent API (TCP + mTLS)',
+      'run the server: CA, registration entries, admin API (Unix socket, and mTLS on the TCP port for SVIDs of admin entries) and agent API (TCP + mTLS)',
     )
     .option('--config <file>', 'JSON config file')
     .option('--data-dir <dir>', 'state directory (default ./.tessera/server)')

@@ -38,7 +38,10 @@ export function formatShellSetup(facts: StackFacts): string[] {
   ]
 }
 
-/** The three example commands: register the user's uid, fetch an X.509-SVID, fetch a JWT-SVID. */
+/**
+ * The three example commands: register the user's uid (an entry for every process of that user,
+ * and said so where it is printed), fetch an X.509-SVID, fetch a JWT-SVID.
+ */
 export function formatSteps(facts: StackFacts): [string, string, string] {
   const userId = `spiffe://${facts.trustDomain}/user/${facts.userName}`
   const register = [
@@ -59,9 +62,12 @@ export function formatInstructions(facts: StackFacts): string[] {
     '',
     ...formatShellSetup(facts),
     '',
-    `1. Give your own processes (uid ${facts.uid}) an identity${registered}:`,
+    `1. Give every process of your user (uid ${facts.uid}: shell, browser, agents alike) one identity${registered}:`,
     '',
     register,
+    '',
+    '   The uid is the boundary: to give one program an identity of its own, run it under a user of',
+    '   its own (docs/boundary.md).',
     '',
     '2. Fetch your X.509-SVID:',
     '',
