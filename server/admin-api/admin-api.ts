@@ -96,7 +96,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
   const agents = new AgentAdminService({ agents: datastore.agents, audit, events })
   const api = adminApi().tessera.admin.v1
   server.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
-  server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
+  server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens, audit }))
   server.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
   server.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
 }

@@ -26,6 +26,20 @@ export function refuseReservedId(fields: EntryFields): void {
     )
 }
 
+/**
+ * Refuses a join-token alias among Tessera's own IDs other than an agent's (`…/tessera/agent/…`): the
+ * alias entry's ID is one the agent may have signed, so `…/tessera/server` would let that agent's
+ * host present itself as the server.
+ * @throws ERR_ENTRY_ID_RESERVED
+ */
+export function refuseReservedAlias(aliasId: SpiffeId): void {
+  if (isReservedId(aliasId) && !aliasId.path.startsWith(`${RESERVED_PATH}/agent/`))
+    throw new IdentityError(
+      'ERR_ENTRY_ID_RESERVED',
+      `${aliasId} is reserved; an agent alias below ${RESERVED_PATH} must be below ${RESERVED_PATH}/agent/`,
+    )
+}
+
 let hostHashes: Promise<InterpreterHashes> | undefined
 
 /**

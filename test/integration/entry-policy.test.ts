@@ -82,12 +82,17 @@ describe('reserved IDs: spiffe://<td>/tessera/… belongs to the server and agen
       refused,
     )
 
+    // A join token's alias entry may name an agent (`…/tessera/agent/…`), never the server.
+    const token = await stack.cli(['token', 'generate', '--spiffe-id', serverId])
+    expect([token.code, token.stderr]).toEqual([1, expect.stringMatching(/^error ERR_ENTRY_ID_RESERVED: /)])
+
     const denied = (await audit()).filter((r) => r['event'] === 'entry.changed' && r['subject'] === serverId)
     expect(denied.map((r) => [r['action'], r['code']])).toEqual([
       ['created', 'ERR_ENTRY_ID_RESERVED'],
       ['created', 'ERR_ENTRY_ID_RESERVED'],
       ['created', 'ERR_ENTRY_ID_RESERVED'],
       ['updated', 'ERR_ENTRY_ID_RESERVED'],
+      ['created', 'ERR_ENTRY_ID_RESERVED'],
     ])
     // The attack this closes: a workload holding the server's SVID could present it to a new agent
     // bootstrapping with the trust bundle and take its join token. It matches nothing here.
