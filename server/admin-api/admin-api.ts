@@ -14,7 +14,6 @@ import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
 import { createBundleHandlers } from './bundle-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
-import { hostInterpreterHashes } from './entry-policy.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
 import type { HandlerKit } from './unary.js'
 
@@ -70,7 +69,6 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
     log,
   })
   holder.server = server
-  void hostInterpreterHashes()
   addAdminServices(server.grpc, ctx, { log, callerOf: (call) => callerOf(peerOf(call)) })
   await server.listen()
   if (isShared) await warnIfUnreachable(ctx.settings.adminSocket, log)

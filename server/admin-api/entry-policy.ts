@@ -43,8 +43,8 @@ export function refuseReservedAlias(aliasId: SpiffeId): void {
 let hostHashes: Promise<InterpreterHashes> | undefined
 
 /**
- * The sha256 of this host's interpreters, found once per process (the first call starts the scan;
- * start it early so the first entry write does not wait). A failed scan counts as none found.
+ * The sha256 of this host's interpreters, found once per process, on the first entry write that pins
+ * a hash (that write waits for the scan, well under a second here). A failed scan counts as none found.
  */
 export function hostInterpreterHashes(): Promise<InterpreterHashes> {
   hostHashes ??= findInterpreterHashes().catch(() => new Map<string, string>())
@@ -53,5 +53,6 @@ export function hostInterpreterHashes(): Promise<InterpreterHashes> {
 
 /** The warnings an admin gets with an entry write (today: an interpreter-only binary pin). */
 export async function entryWarnings(fields: EntryFields): Promise<string[]> {
-  return interpreterWarnings(fields.selectors, await hostInterpreterHashes())
+  const pinsHash = fields.selectors.some((s) => s.type === 'unix' && s.value.startsWith('sha256:'))
+  return interpreterWarnings(fields.selectors, pinsHash ? await hostInterpreterHashes() : new Map())
 }
