@@ -21,7 +21,7 @@ export interface RegistrationEntry {
   readonly dnsNames: ReadonlyArray<string>
   /** Operator label passed to workloads ('' when none). */
   readonly hint: string
-  /** The holder may call the admin API (later: over mTLS). */
+  /** The holder may call the admin API over mTLS on the server's TCP port (remote admin). */
   readonly admin: boolean
   readonly federatesWith: ReadonlyArray<TrustDomain>
   /** When the entry stops being served; undefined = never. */

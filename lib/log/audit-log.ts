@@ -17,7 +17,7 @@ export type AuditCaller =
       readonly gid: number
       readonly exe?: string
     }
-  /** A caller authenticated by an SVID (a tool's peer, remote admin later). */
+  /** A caller authenticated by an SVID (a tool's peer, a remote admin). */
   | { readonly kind: 'svid'; readonly spiffeId: string; readonly address?: string }
   /** A network peer not yet authenticated (join-token attestation). */
   | { readonly kind: 'remote'; readonly address: string }

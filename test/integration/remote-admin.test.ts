@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { credentials, type ServiceError, status } from '@grpc/grpc-js'
+import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
 import { adminApi } from '../../lib/grpc/protos.js'
@@ -24,6 +24,19 @@ function remote(args: ReadonlyArray<string>, runAs?: { uid: number; gid: number 
 function expectRefused(result: CliResult, code = 'ERR_PEER_UNAUTHORIZED'): void {
   expect([result.code, result.stderr]).toEqual([1, expect.stringMatching(new RegExp(`^error ${code}: `))])
 }
+
+/** ListEntries over mTLS with `creds` (any server accepted: the test's own client); the error, or null. */
+async function listWith(creds: ChannelCredentials): Promise<ServiceError | null> {
+  const options = { 'grpc.ssl_target_name_override': stack.trustDomain }
+  const client = new (adminApi().tessera.admin.v1.Entries)(address, creds, options)
+  const err = await new Promise<ServiceError | null>((resolve) =>
+    client.ListEntries({}, (e: ServiceError | null, _r?: ListEntriesResponse__Output) => resolve(e)),
+  )
+  client.close()
+  return err
+}
+
+const anyServer = { checkServerIdentity: () => undefined }
 
 beforeAll(async () => {
   stack = await startStack()
@@ -96,7 +109,20 @@ describe('remote admin over mTLS on the server TCP port', () => {
         caller: expect.objectContaining({ spiffeId: adminId }),
       }),
     )
+
+    // Flag set again; the workload keeps its SVID files. Deleting the entry refuses the very next
+    // call made with that (still unexpired) SVID.
+    expect((await stack.cli(['entry', 'update', '--id', adminEntry, '--admin'])).code).toBe(0)
+    const files = join(stack.dir, 'admin-svid')
+    expect((await stack.cli(['api', 'fetch', 'x509', '--write', files])).code).toBe(0)
+    const [cert, key, bundle] = await Promise.all(
+      ['svid.pem', 'svid.key', 'bundle.pem'].map((f) => readFile(join(files, f))),
+    )
+    const asAdmin = credentials.createSsl(bundle, key, cert, anyServer)
+    expect(await listWith(asAdmin)).toBeNull()
     await stack.deleteEntry(adminEntry)
+    const err = await listWith(asAdmin)
+    expect([err?.code, errorCodeOf(err)]).toEqual([status.PERMISSION_DENIED, 'ERR_PEER_UNAUTHORIZED'])
   })
 
   it.skipIf(!isRoot)(
@@ -130,8 +156,6 @@ describe('remote admin over mTLS on the server TCP port', () => {
     const pem = (label: string, b64: string) => `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`
     const bundle = await readFile(join(stack.dir, 'bundle.pem'))
     const chain = state.chain.map((c) => pem('CERTIFICATE', c)).join('')
-    const options = { 'grpc.ssl_target_name_override': stack.trustDomain }
-    const anyServer = { checkServerIdentity: () => undefined }
     const asAgent = credentials.createSsl(
       bundle,
       Buffer.from(pem('PRIVATE KEY', state.key)),
@@ -140,11 +164,7 @@ describe('remote admin over mTLS on the server TCP port', () => {
     )
     const anonymous = credentials.createSsl(bundle, null, null, anyServer)
     for (const creds of [asAgent, anonymous]) {
-      const client = new (adminApi().tessera.admin.v1.Entries)(address, creds, options)
-      const err = await new Promise<ServiceError | null>((resolve) =>
-        client.ListEntries({}, (e: ServiceError | null, _r?: ListEntriesResponse__Output) => resolve(e)),
-      )
-      client.close()
+      const err = await listWith(creds)
       expect([err?.code, errorCodeOf(err)]).toEqual([status.PERMISSION_DENIED, 'ERR_PEER_UNAUTHORIZED'])
     }
     expect(await audit()).toContainEqual(
