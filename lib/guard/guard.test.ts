@@ -134,7 +134,7 @@ describe('guard decisions', () => {
       'an ambiguous path',
       async () => request(await bearer(), { url: '/tools/../admin' }),
       400,
-      'ERR_REQUEST_INVALID',
+      'ERR_PATH_INVALID',
     ],
     ['no credential', async () => request(), 401, 'ERR_AUTH_MISSING'],
     [
@@ -195,6 +195,7 @@ describe('guard decisions', () => {
         id: SpiffeId.parse(CLAUDE),
         via: codeOrVia,
         path: '/tools/search',
+        expiresAtMs: expect.any(Number),
       })
     } else {
       expect(decision).toMatchObject({ allowed: false, status, code: codeOrVia })
