@@ -66,12 +66,12 @@ export interface Guard {
    * a source or the authorizer).
    */
   check(request: GuardRequest, options?: GuardCheckOptions): Promise<GuardDecision>
-  /** True when the policy has `tools` rules: every WebSocket message must then be decided. */
+  /** True when the policy has `tools` or `methods` rules: every WebSocket message must then be decided. */
   readonly inspectsMessages: boolean
   /**
-   * Decides one message of an allowed WebSocket by the tools it calls (undefined: unreadable,
-   * which deny rules with `tools` match), with the policy the upgrade passed; audits a denial and
-   * an allowed tool call (subject `WS <path>`).
+   * Decides one message of an allowed WebSocket as a `POST` of it to the upgrade's path, by the
+   * tools it calls (undefined: unreadable, which deny rules with `tools` match); audits a denial
+   * and an allowed tool call (subject `WS <path>`).
    */
   checkMessage(upgrade: AllowedUpgrade, tools: ReadonlyArray<string> | undefined): GuardDecision
   /** Audits the gateway's ending an allowed WebSocket: its credential expired, or a frame was unreadable. */
@@ -234,10 +234,7 @@ function decideMessage(
   const verdict =
     policy === undefined
       ? allowed
-      : byPolicy(
-          policy.evaluate({ id: allowed.id, method: request.method ?? 'GET', path: allowed.path, tools }),
-          allowed,
-        )
+      : byPolicy(policy.evaluate({ id: allowed.id, method: 'POST', path: allowed.path, tools }), allowed)
   const pending = { request, options: {}, path: allowed.path }
   if (!verdict.allowed || (tools?.length ?? 0) > 0) record(s, pending, verdict, 'WS')
   return publicDecision(verdict)
@@ -291,7 +288,7 @@ export function createGuard(options: GuardOptions): Guard {
   const settings = settle(options)
   return {
     check: (request, options = {}) => decide(settings, request, options),
-    inspectsMessages: options.policy?.usesTools ?? false,
+    inspectsMessages: options.policy?.decidesMessages ?? false,
     checkMessage: (upgrade, tools) => decideMessage(settings, upgrade, tools),
     recordWebSocketEnd(upgrade, why) {
       const { allowed, request } = upgrade

@@ -230,6 +230,14 @@ export class Policy {
     return this.#rules.some((r) => r.tools !== undefined)
   }
 
+  /**
+   * True when the policy can tell one WebSocket message from another: a rule has a `tools` or a
+   * `methods` condition (each message is decided as a `POST` of it to the upgrade's path).
+   */
+  get decidesMessages(): boolean {
+    return this.#rules.some((r) => r.tools !== undefined || r.methods !== undefined)
+  }
+
   /** How paths are compared: `sensitive` unless the policy says `"pathCase": "insensitive"`. */
   get pathCase(): PathCase {
     return this.#pathCase
