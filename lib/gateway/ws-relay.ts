@@ -33,12 +33,18 @@ export interface WebSocketRelayOptions {
   readonly maxMessageBytes?: number
 }
 
+/** Destinations whose source is paused until they drain. */
+const draining = new WeakSet<Duplex>()
+
 /** Writes with backpressure: a full destination pauses the source until it drains. */
 function pass(dest: Duplex, data: Buffer, source: Duplex): void {
-  if (!dest.destroyed && !dest.write(data)) {
-    source.pause()
-    dest.once('drain', () => source.resume())
-  }
+  if (dest.destroyed || dest.write(data) || draining.has(dest)) return
+  draining.add(dest)
+  source.pause()
+  dest.once('drain', () => {
+    draining.delete(dest)
+    source.resume()
+  })
 }
 
 class WebSocketRelay {
