@@ -93,3 +93,14 @@ describe('ClientMessages (client frames on their way upstream)', () => {
     expect(encodeCloseFrame(1008, 'x', { mask: false })).toEqual(Buffer.from([0x88, 3, 0x03, 0xf0, 0x78]))
   })
 })
+
+describe('ClientMessages bounds what it holds', () => {
+  it('pings between the fragments of a message cannot grow the hold without a bound', () => {
+    const half = makeHalf({ inspect: true, maxMessageBytes: 64, allow: () => false })
+    const [first] = encodeFragments('x'.repeat(40), 8)
+    half.scanner.push(first as Buffer)
+    for (let i = 0; i < 40; i++) half.scanner.push(encodeFrame(Buffer.alloc(10), { mask: true, opcode: 0x9 }))
+    expect(half.decided).toEqual([undefined])
+    expect(half.forwarded().length).toBe(0)
+  })
+})

@@ -33,9 +33,9 @@ function frameProblem(head: FrameHead, inMessage: boolean): string | undefined {
  * The client→upstream half of a WebSocket relay, as a {@link FrameSink}: checks every frame against
  * RFC 6455 and, when `inspect` is on, holds each data message back (with any control frames
  * between its fragments) until it is whole, reads the MCP tools it calls (text JSON-RPC, single or
- * batch), and forwards it only if `decide` allows. A message larger than `maxMessageBytes` is
- * decided as unreadable when it crosses the limit, and streamed on if allowed. Bytes are forwarded
- * exactly as the client sent them.
+ * batch), and forwards it only if `decide` allows. A message larger than `maxMessageBytes` (or
+ * held bytes beyond twice that, control frames included) is decided as unreadable when it crosses
+ * the limit, and streamed on if allowed. Bytes are forwarded exactly as the client sent them.
  * @example
  * const scanner = new FrameScanner(new ClientMessages(host, { inspect: true, maxMessageBytes: 1 << 20 }))
  */
@@ -47,6 +47,7 @@ export class ClientMessages implements FrameSink {
   #isText = false
   #isPending = false
   #held: Buffer[] = []
+  #heldBytes = 0
   #data: Buffer[] = []
   #dataBytes = 0
   #isDenied = false
@@ -108,6 +109,9 @@ export class ClientMessages implements FrameSink {
     if (this.#isDenied) return
     if (this.#isHolding) {
       this.#held.push(raw)
+      this.#heldBytes += raw.length
+      // Pings between fragments are held too: they must not grow the hold without a bound.
+      if (this.#heldBytes > 2 * this.#maxMessageBytes) this.#settle(undefined, false)
       return
     }
     if (isHead) this.#isForwardedOpen = true
@@ -118,6 +122,8 @@ export class ClientMessages implements FrameSink {
     this.#isPending = false
     const held = this.#held
     this.#held = []
+    this.#heldBytes = 0
+    this.#data = []
     if (!this.#host.decide(tools)) {
       this.#isDenied = true
       return
