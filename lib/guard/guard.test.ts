@@ -386,3 +386,20 @@ describe('createGuard', () => {
     expect(() => makeGuard(over)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
   })
 })
+
+describe('throttled refusals in the audit', () => {
+  it('the first 429 of a block is recorded, the others counted into the next block’s record', async () => {
+    const clock = new ManualClock(NOW)
+    const { guard, audit } = makeGuard({ clock, throttle: new FailureThrottle({ maxFailures: 1, clock }) })
+    const bad = await bearer({ audience: ['other'] })
+    await guard.check(request(bad))
+    for (let i = 0; i < 50; i++) expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
+    const throttledRecords = () => audit.events.filter((e) => e.code === 'ERR_THROTTLED')
+    expect(throttledRecords()).toHaveLength(1)
+    clock.advance(1_000)
+    await guard.check(request(bad))
+    expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
+    expect(throttledRecords()).toHaveLength(2)
+    expect(throttledRecords()[1]?.reason).toContain('49 more refused in the previous block')
+  })
+})

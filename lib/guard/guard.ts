@@ -16,6 +16,7 @@ import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHea
 import type { Policy, PolicyDecision } from './policy.js'
 import { canonicalRequestPath } from './request-path.js'
 import { FailureThrottle } from './throttle.js'
+import { ThrottledAudit } from './throttle-audit.js'
 
 export type {
   AllowedUpgrade,
@@ -78,8 +79,13 @@ export interface Guard {
   recordWebSocketEnd(upgrade: AllowedUpgrade, why: { code: ErrorCode; reason: string }): void
 }
 
-/** A decision before the audit: refusals may carry the audit's extra fields. */
-type Verdict = GuardDecision & { readonly claimedId?: string; readonly via?: AuthMethod }
+/** A decision before the audit: refusals may carry the audit's extra fields, or not be audited alone. */
+type Verdict = GuardDecision & {
+  readonly claimedId?: string
+  readonly via?: AuthMethod
+  /** A throttled refusal counted into the summary of its block rather than recorded. */
+  readonly isSummarised?: boolean
+}
 
 function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: object = {}): Verdict {
   return { allowed: false, status, code, reason, ...extra }
@@ -121,6 +127,7 @@ interface Settings {
   readonly audience: ReadonlyArray<string>
   readonly clock: Clock
   readonly throttle: FailureThrottle | null
+  readonly throttledAudit: ThrottledAudit
   readonly peerKey: (request: GuardRequest) => string
   readonly authorize: Authorizer
 }
@@ -141,6 +148,7 @@ function settle(options: GuardOptions): Settings {
     audience,
     clock,
     throttle: options.throttle === undefined ? new FailureThrottle({ clock }) : options.throttle,
+    throttledAudit: new ThrottledAudit(),
     peerKey: options.peerKey ?? ((r) => r.socket.remoteAddress ?? 'unknown'),
     authorize: options.authorizer ?? authorizeAny(),
   }
@@ -183,10 +191,7 @@ function upgradeProblem(request: GuardRequest): string | undefined {
 async function identify(s: Settings, request: GuardRequest): Promise<Verdict | Verified> {
   const key = s.peerKey(request)
   const blocked = s.throttle?.check(key)
-  if (blocked?.isBlocked) {
-    const retryAfterSeconds = Math.max(1, Math.ceil(blocked.retryAfterMs / 1000))
-    return refused(429, 'ERR_THROTTLED', 'too many failed authentications', { retryAfterSeconds })
-  }
+  if (blocked?.isBlocked) return throttled(s, key, blocked)
   const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
   const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs: s.clock.nowMs(), jwtLeewayMs }
   const auth = await authenticate(request, deps)
@@ -195,6 +200,20 @@ async function identify(s: Settings, request: GuardRequest): Promise<Verdict | V
   s.throttle?.recordFailure(key)
   const extra = { via: auth.via, ...(auth.claimedId !== undefined && { claimedId: auth.claimedId }) }
   return refused(401, auth.error.code, auth.error.message, extra)
+}
+
+/** A 429; only the first of each block of a key is audited, with a count of the previous block's others. */
+function throttled(
+  s: Settings,
+  key: string,
+  block: { readonly retryAfterMs: number; readonly blockedUntilMs: number },
+): Verdict {
+  const retryAfterSeconds = Math.max(1, Math.ceil(block.retryAfterMs / 1000))
+  const gate = s.throttledAudit.admit(key, block.blockedUntilMs)
+  const before =
+    gate.isRecorded && gate.unrecorded > 0 ? `; ${gate.unrecorded} more refused in the previous block` : ''
+  const reason = `too many failed authentications from ${key}: refused for ${retryAfterSeconds} s, recorded once per block${before}`
+  return refused(429, 'ERR_THROTTLED', reason, { retryAfterSeconds, isSummarised: !gate.isRecorded })
 }
 
 /** The authorizer, then the policy, for an authenticated caller. */
@@ -265,7 +284,7 @@ async function decide(
   const pending = { request, options, path: typeof screened === 'string' ? screened : rawPath(request.url) }
   let verdict: Verdict | Verified = typeof screened === 'string' ? await identify(s, request) : screened
   if ('kind' in verdict) verdict = await permit(s, pending, verdict)
-  record(s, pending, verdict)
+  if (verdict.isSummarised !== true) record(s, pending, verdict)
   return publicDecision(verdict)
 }
 
