@@ -47,22 +47,22 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 }
 
 /**
- * The uid of the local process that owns the other end of a loopback TCP connection, from the
- * kernel's socket diagnostics (NETLINK_SOCK_DIAG, inet_diag): the client's socket is looked up by
- * its exact 4-tuple (its address and port, then ours). Undefined when the peer is not on loopback
- * or its socket is already gone.
+ * The uid of the local process that owns the other end of a TCP connection, from the kernel's
+ * socket diagnostics (NETLINK_SOCK_DIAG, inet_diag): the client's socket is looked up by its exact
+ * 4-tuple (its address and port, then ours) in this network namespace. Undefined when there is no
+ * such socket: the peer is on another host, or its socket is already gone.
  * @throws ERR_PEER_UNAUTHORIZED when the addon is missing or the kernel refuses the query
  * @example
  * server.on('connection', (socket) => console.log(tcpPeerUid(socket)))
  */
 export function tcpPeerUid(socket: Socket): number | undefined {
   const { remoteAddress, remotePort, localAddress, localPort } = socket
-  if (!isLoopbackAddress(remoteAddress) || remotePort === undefined) return undefined
+  if (remoteAddress === undefined || remotePort === undefined) return undefined
   if (localAddress === undefined || localPort === undefined) return undefined
-  const peer = unmapped(remoteAddress as string)
+  const peer = unmapped(remoteAddress)
   const own = unmapped(localAddress)
-  const family = isIP(peer) === 4 ? 4 : 6
-  if (isIP(own) !== family) return undefined
+  const family = isIP(peer)
+  if ((family !== 4 && family !== 6) || isIP(own) !== family) return undefined
   try {
     return loadAddon().tcpSocketUid(family, peer, remotePort, own, localPort) ?? undefined
   } catch (err) {
@@ -76,26 +76,28 @@ const keys = new WeakMap<Socket, string>()
 
 /**
  * The key the gateway throttles a connection's failed authentications under (DESIGN §10): `uid:<n>`
- * for a loopback peer, whatever loopback address it uses; `local:unattributed` for a loopback peer
- * whose socket could not be found (it closed at once); `remote:<address>` for a peer on another host,
- * where the address is all there is. Computed once per connection.
+ * for a peer on this host, whatever address it connects from (any loopback address, or one of the
+ * host's own); `local:unattributed` for a loopback peer whose socket could not be found (it closed
+ * at once); `remote:<address>` for a peer on another host, where the address is all there is.
+ * Computed once per connection.
  * @example
  * createGuard({ ...options, peerKey: (request) => localPeerKey(request.socket) })
  */
 export function localPeerKey(socket: Socket): string {
   const known = keys.get(socket)
   if (known !== undefined) return known
-  let key: string
-  if (!isLoopbackAddress(socket.remoteAddress)) key = `remote:${socket.remoteAddress ?? 'unknown'}`
-  else {
-    let uid: number | undefined
-    try {
-      uid = tcpPeerUid(socket)
-    } catch {
-      uid = undefined
-    }
-    key = uid === undefined ? 'local:unattributed' : `uid:${uid}`
+  let uid: number | undefined
+  try {
+    uid = tcpPeerUid(socket)
+  } catch {
+    uid = undefined
   }
+  const key =
+    uid !== undefined
+      ? `uid:${uid}`
+      : isLoopbackAddress(socket.remoteAddress)
+        ? 'local:unattributed'
+        : `remote:${socket.remoteAddress ?? 'unknown'}`
   keys.set(socket, key)
   return key
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, connect as netConnect, type Socket } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { isLoopbackAddress, localPeerKey, tcpPeerUid } from '../../lib/peercred/sock-diag.js'
 
@@ -13,6 +14,10 @@ const IS_ROOT = process.getuid?.() === 0
 const SKIPPED = 'sock-diag other-uid cases SKIPPED: they need root to run a client as uid 65534'
 if (!IS_ROOT) console.warn(SKIPPED)
 const NOBODY = 65534
+/** One of this host's own non-loopback IPv4 addresses, if it has one. */
+const HOST_ADDRESS = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address
 
 /** Listens on `host`, lets `connectClient` connect, and returns what the server learnt of the peer. */
 async function peerOf(host: string, connectClient: (port: number) => Promise<unknown>) {
@@ -73,6 +78,15 @@ describe('tcpPeerUid (NETLINK_SOCK_DIAG)', () => {
     const peer = await peerOf(listen, connectAsNobody(host, from))
     expect(peer).toMatchObject({ uid: NOBODY, key: `uid:${NOBODY}` })
   })
+
+  it.skipIf(!IS_ROOT || HOST_ADDRESS === undefined)(
+    'a client of uid 65534 through one of the host’s own addresses is still its uid',
+    async () => {
+      const address = HOST_ADDRESS as string
+      const peer = await peerOf('0.0.0.0', connectAsNobody(address, address))
+      expect(peer).toMatchObject({ uid: NOBODY, key: `uid:${NOBODY}` })
+    },
+  )
 
   it('loopback addresses', () => {
     for (const a of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1'])
