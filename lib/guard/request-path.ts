@@ -8,6 +8,8 @@ const ENCODED_STRUCTURE = /%(2f|5c|2e|00|25)/i
 
 /** Characters a path keeps unencoded in its canonical form (RFC 3986 `pchar` and `/`, minus `;`). */
 const PLAIN = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]$/
+/** A path made only of {@link PLAIN} characters (the common case: nothing to encode). */
+const ALL_PLAIN = /^[A-Za-z0-9\-._~!$&'()*+,=:@/]*$/
 
 /** True when `text` has a character at or below `highest` (control characters, space) or DEL. */
 function hasControl(text: string, highest: number): boolean {
@@ -64,7 +66,8 @@ export function canonicalRequestPath(target: string | undefined): string {
  */
 export function canonicalTarget(path: string, originalTarget: string | undefined): string {
   let encoded = ''
-  for (const char of path) encoded += PLAIN.test(char) ? char : encodeURIComponent(char)
+  if (ALL_PLAIN.test(path)) encoded = path
+  else for (const char of path) encoded += PLAIN.test(char) ? char : encodeURIComponent(char)
   const target = originalTarget ?? ''
   const queryAt = target.search(/[?#]/)
   const query = queryAt === -1 || target[queryAt] === '#' ? '' : target.slice(queryAt).split('#')[0]
