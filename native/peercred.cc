@@ -3,6 +3,8 @@
 // failure throws a JS Error (code = errno name, errno = positive errno, syscall) and returns.
 #include <napi.h>
 
+#include "sock-diag.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -178,6 +180,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdIsAlive", Napi::Function::New(env, PidfdIsAlive, "pidfdIsAlive"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  RegisterSockDiag(env, exports);
   return exports;
 }
 

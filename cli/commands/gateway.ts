@@ -8,6 +8,7 @@ import { createGuard, type GatewayAudit } from '../../lib/guard/guard.js'
 import { Policy } from '../../lib/guard/policy.js'
 import { FailureThrottle } from '../../lib/guard/throttle.js'
 import { createLogger } from '../../lib/log/logger.js'
+import { localPeerKey } from '../../lib/peercred/sock-diag.js'
 import { BundleSource } from '../../lib/workload/bundle-source.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
 import { collect, failAndExit } from '../output.js'
@@ -36,7 +37,11 @@ const GATEWAY_FLAGS: ReadonlyArray<readonly [flags: string, description: string,
     'Workload API (default $SPIFFE_ENDPOINT_SOCKET, else ./.tessera/agent/public/api.sock)',
   ],
   ['--upstream-timeout <duration>', 'how long the tool may take to answer (default 30s)'],
-  ['--throttle-failures <n>', 'failed authentications from a peer before it is throttled (default 5)'],
+  [
+    '--throttle-failures <n>',
+    'failed authentications from one local uid (or remote address) before it is throttled (default 5)',
+  ],
+  ['--throttle-delay <duration>', 'the first throttle block; each further failure doubles it (default 1s)'],
   ['--throttle-max-delay <duration>', 'the longest throttle block (default 5m)'],
   ['--log-level <level>', 'error | warn | info | debug (default info)'],
   ['--log-format <format>', 'json | text (default json)'],
@@ -91,8 +96,11 @@ function buildGuard(
     allowedHosts: config.allowedHosts,
     throttle: new FailureThrottle({
       maxFailures: config.throttleFailures,
+      baseDelayMs: config.throttleDelayMs,
       maxDelayMs: config.throttleMaxDelayMs,
     }),
+    // Before authentication, a loopback peer is its uid (NETLINK_SOCK_DIAG), never its address.
+    peerKey: (request) => localPeerKey(request.socket),
     audit,
   })
 }

@@ -26,6 +26,7 @@ describe('loadGatewayConfig', () => {
       tls: false,
       upstreamTimeoutMs: 30_000,
       throttleFailures: 5,
+      throttleDelayMs: 1_000,
       throttleMaxDelayMs: 300_000,
       auditLogPath: '-',
       endpoint: { transport: 'unix', path: '/work/.tessera/agent/public/api.sock' },

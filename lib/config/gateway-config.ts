@@ -39,6 +39,8 @@ export interface GatewaySettings {
   readonly upstreamTimeoutMs: number
   /** Failed authentications from one peer before it is throttled (default 5). */
   readonly throttleFailures: number
+  /** The first throttle block (default 1s); each further failure doubles it. */
+  readonly throttleDelayMs: number
   /** The longest throttle block (default 5m). */
   readonly throttleMaxDelayMs: number
   readonly logLevel: LogLevel
@@ -102,6 +104,7 @@ const GATEWAY_SCHEMA: Schema<GatewaySettings> = {
   tls: { kind: booleanKind(), default: false },
   upstreamTimeoutMs: { kind: durationKind(), name: 'upstreamTimeout', default: '30s' },
   throttleFailures: { kind: integerKind({ min: 1, max: 1000 }), default: 5 },
+  throttleDelayMs: { kind: durationKind(), name: 'throttleDelay', default: '1s' },
   throttleMaxDelayMs: { kind: durationKind(), name: 'throttleMaxDelay', default: '5m' },
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
@@ -116,6 +119,7 @@ function checkGatewaySettings(c: Partial<GatewaySettings>) {
   if (c.allowedHosts === undefined && c.listen !== undefined && WILDCARD_HOSTS.has(c.listen.host))
     problems.push('allowedHosts: is required when listening on every interface (set --host)')
   if (c.upstreamTimeoutMs === 0) problems.push('upstreamTimeout: must be more than 0')
+  if (c.throttleDelayMs === 0) problems.push('throttleDelay: must be more than 0')
   if (c.listen !== undefined && !isLoopback(c.listen.host) && c.tls !== true)
     warnings.push(
       'the gateway listens beyond loopback without --tls: bearer tokens cross the network in clear',

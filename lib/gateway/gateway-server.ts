@@ -4,13 +4,14 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
-import type { Guard } from '../guard/guard.js'
+import type { AllowedUpgrade, Guard } from '../guard/guard.js'
 import { guardRequests, guardUpgrades, type MiddlewareOptions } from '../guard/http-middleware.js'
 import type { X509Source } from '../workload/x509-source.js'
 import { gatewayTlsOptions, svidCredentials } from './gateway-tls.js'
 import { forwardRequest, type ProxyContext } from './proxy-http.js'
-import { forwardUpgrade } from './proxy-upgrade.js'
+import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
 import { type BodyPrefix, readBodyPrefix, TOOL_BODY_LIMIT_BYTES, toolNamesOf } from './tool-names.js'
 import type { UpstreamTarget } from './upstream.js'
 
@@ -34,6 +35,8 @@ export interface GatewayServerOptions {
   readonly log: Logger
   /** With TLS: the gateway's own SVID, whose rotations apply to new connections. */
   readonly tlsSource?: Pick<X509Source, 'getX509Svid' | 'onUpdate'>
+  /** The time WebSocket credential expiries are measured by; default the system clock (the guard's should be the same). */
+  readonly clock?: Clock
 }
 
 /** A listening gateway. */
@@ -66,6 +69,21 @@ function makeTlsServer(options: GatewayServerOptions, onRequest: RequestListener
   return server
 }
 
+/** How an allowed WebSocket is watched: its messages decided and audited, closed when its credential expires. */
+function sessionOf(guard: Guard, upgrade: AllowedUpgrade): WebSocketSession {
+  const { via, expiresAtMs } = upgrade.allowed
+  return {
+    ...(guard.inspectsMessages && {
+      decideMessage: (tools: ReadonlyArray<string> | undefined) => guard.checkMessage(upgrade, tools).allowed,
+    }),
+    credentialExpiry: {
+      atMs: expiresAtMs,
+      code: via === 'jwt' ? 'ERR_JWT_EXPIRED' : 'ERR_X509_SVID_EXPIRED',
+    },
+    onEnded: (why) => guard.recordWebSocketEnd(upgrade, why),
+  }
+}
+
 function makeServer(options: GatewayServerOptions, ctx: ProxyContext, tunnels: Set<Duplex>): Server {
   const { guard, log } = options
   const prefixes = new WeakMap<IncomingMessage, BodyPrefix>()
@@ -82,10 +100,10 @@ function makeServer(options: GatewayServerOptions, ctx: ProxyContext, tunnels: S
   )
   const onUpgrade = guardUpgrades(
     guard,
-    (req, socket, head) => {
+    (req, socket, head, allowed) => {
       tunnels.add(socket)
       socket.once('close', () => tunnels.delete(socket))
-      forwardUpgrade(req, socket, head, ctx)
+      forwardUpgrade(req, socket, head, { ctx, session: sessionOf(guard, { request: req, allowed }) })
     },
     { onError },
   )
@@ -132,6 +150,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     responseTimeoutMs: options.responseTimeoutMs,
     isTls,
     log: options.log,
+    clock: options.clock ?? systemClock,
   }
   const tunnels = new Set<Duplex>()
   const server = makeServer(options, ctx, tunnels)

@@ -55,7 +55,8 @@ function without(headers: IncomingHttpHeaders, drop: (name: string) => boolean):
  * The headers to send upstream for an allowed request: the client's, minus hop-by-hop headers,
  * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. The
  * request must already carry the verified identity header (the guard middleware sets it after
- * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade` are kept.
+ * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
+ * are kept (no other protocol), and `Sec-WebSocket-Extensions` is never forwarded.
  * @example
  * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false }) })
  */
@@ -71,9 +72,12 @@ export function upstreamRequestHeaders(
   }
   out['x-forwarded-for'] = req.socket.remoteAddress ?? 'unknown'
   out['x-forwarded-proto'] = options.isTls ? 'https' : 'http'
-  if (options.isUpgrade === true && req.headers.upgrade !== undefined) {
+  // No WebSocket extension is offered: the gateway reads every client frame (permessage-deflate
+  // would hide the messages), and only a WebSocket ever gets this far (the guard refuses the rest).
+  delete out['sec-websocket-extensions']
+  if (options.isUpgrade === true && req.headers.upgrade?.trim().toLowerCase() === 'websocket') {
     out['connection'] = 'Upgrade'
-    out['upgrade'] = req.headers.upgrade
+    out['upgrade'] = 'websocket'
   }
   return out
 }

@@ -1,5 +1,6 @@
 import { type Agent, type ClientRequest, type IncomingMessage, request, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
+import type { Clock } from '../core/clock.js'
 import type { ErrorCode } from '../core/errors.js'
 import { writeRefusal } from '../guard/http-middleware.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js'
@@ -16,6 +17,8 @@ export interface ProxyContext {
   /** True when the gateway itself is served over TLS (sets `X-Forwarded-Proto: https`). */
   readonly isTls: boolean
   readonly log: Logger
+  /** The time WebSocket credential expiries are measured by. */
+  readonly clock: Clock
 }
 
 /** The error an upstream request ends with when the response headers did not come in time. */

@@ -101,6 +101,26 @@ describe('proxy headers', () => {
     })
   })
 
+  it('an upgrade is only ever forwarded as websocket, without extensions', () => {
+    const out = upstreamRequestHeaders(
+      req({
+        host: 'h',
+        connection: 'Upgrade',
+        upgrade: 'WebSocket',
+        'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits',
+      }),
+      { isTls: false, isUpgrade: true },
+    )
+    expect(out).toMatchObject({ connection: 'Upgrade', upgrade: 'websocket' })
+    expect(out).not.toHaveProperty('sec-websocket-extensions')
+    const h2c = upstreamRequestHeaders(req({ host: 'h', connection: 'Upgrade', upgrade: 'h2c' }), {
+      isTls: false,
+      isUpgrade: true,
+    })
+    expect(h2c).not.toHaveProperty('upgrade')
+    expect(h2c).not.toHaveProperty('connection')
+  })
+
   it('drops hop-by-hop headers from responses and keeps repeated ones', () => {
     expect(
       clientResponseHeaders({

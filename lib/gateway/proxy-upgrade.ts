@@ -3,25 +3,15 @@ import type { Duplex } from 'node:stream'
 import { writeRefusalToSocket } from '../guard/http-middleware.js'
 import { clientResponseHeaders } from './proxy-headers.js'
 import { openUpstream, type ProxyContext, upstreamFailure } from './proxy-http.js'
+import { relayWebSocket, type WebSocketRelayOptions } from './ws-relay.js'
+
+/** How one allowed WebSocket is relayed: its message decider, its credential's expiry, its end audit. */
+export type WebSocketSession = Omit<WebSocketRelayOptions, 'clock'>
 
 function headLines(statusLine: string, rawHeaders: ReadonlyArray<string>): string {
   let text = `${statusLine}\r\n`
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) text += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`
   return `${text}\r\n`
-}
-
-/** Pipes two sockets both ways; either closing or failing ends both. */
-function splice(client: Duplex, upstream: Duplex): void {
-  const end = () => {
-    client.destroy()
-    upstream.destroy()
-  }
-  for (const socket of [client, upstream]) {
-    socket.on('error', end)
-    socket.on('close', end)
-  }
-  upstream.pipe(client)
-  client.pipe(upstream)
 }
 
 /** Relays an upstream's non-101 answer to an upgrade request, then closes the client's socket. */
@@ -37,14 +27,21 @@ function relayRefusal(answer: IncomingMessage, socket: Duplex): void {
 }
 
 /**
- * Forwards an allowed upgrade (WebSocket) to the upstream. When the upstream answers 101, its
- * response head goes to the client and the two connections are piped both ways (`head`, the bytes
- * that followed the client's request, first); any other answer is relayed and the connection
- * closed; upstream down or silent → 502/504 with a JSON body, written on the raw socket.
+ * Forwards an allowed WebSocket upgrade to the upstream. When the upstream answers 101, its
+ * response head goes to the client and the two connections are relayed by `relayWebSocket` (every
+ * client frame read, messages decided by `session.decideMessage`, closed when the credential
+ * expires); any other answer is relayed and the connection closed; upstream down or silent →
+ * 502/504 with a JSON body, written on the raw socket.
  * @example
- * server.on('upgrade', guardUpgrades(guard, (req, socket, head) => forwardUpgrade(req, socket, head, ctx)))
+ * server.on('upgrade', guardUpgrades(guard, (req, socket, head) => forwardUpgrade(req, socket, head, { ctx, session })))
  */
-export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyContext): void {
+export function forwardUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  how: { readonly ctx: ProxyContext; readonly session: WebSocketSession },
+): void {
+  const { ctx, session } = how
   const upstream = openUpstream(req, ctx, { isUpgrade: true })
   const onClientGone = () => upstream.destroy()
   socket.once('close', onClientGone)
@@ -53,9 +50,12 @@ export function forwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffe
     socket.write(
       headLines(`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`, answer.rawHeaders),
     )
-    if (upstreamHead.length > 0) socket.write(upstreamHead)
-    if (head.length > 0) upstreamSocket.write(head)
-    splice(socket, upstreamSocket)
+    relayWebSocket(
+      socket,
+      upstreamSocket,
+      { clientHead: head, upstreamHead },
+      { ...session, clock: ctx.clock },
+    )
   })
   upstream.on('response', (answer) => relayRefusal(answer, socket))
   upstream.on('error', (err) => {

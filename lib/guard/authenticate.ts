@@ -14,7 +14,13 @@ export type AuthMethod = 'jwt' | 'mtls'
 
 /** The outcome of authenticating one request. */
 export type Authentication =
-  | { readonly kind: 'verified'; readonly id: SpiffeId; readonly via: AuthMethod }
+  | {
+      readonly kind: 'verified'
+      readonly id: SpiffeId
+      readonly via: AuthMethod
+      /** When the credential stops being valid: the JWT's `exp`, or the certificate path's first notAfter. */
+      readonly expiresAtMs: number
+    }
   /** No credential was presented: nothing to throttle. */
   | { readonly kind: 'missing'; readonly reason: string }
   /** A credential was presented and refused; `claimedId` is the token's unverified `sub`, for the audit. */
@@ -88,7 +94,8 @@ export async function authenticate(
   if (cert !== undefined) {
     try {
       const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), { nowMs: deps.nowMs })
-      return { kind: 'verified', id: peer.id, via: 'mtls' }
+      const expiresAtMs = Math.min(...peer.path.map((c) => c.notAfterMs))
+      return { kind: 'verified', id: peer.id, via: 'mtls', expiresAtMs }
     } catch (err) {
       return { kind: 'failed', via: 'mtls', error: asIdentityError(err, 'ERR_X509_SVID_INVALID') }
     }
@@ -104,7 +111,7 @@ export async function authenticate(
       nowMs: deps.nowMs,
       ...leeway,
     })
-    return { kind: 'verified', id: svid.id, via: 'jwt' }
+    return { kind: 'verified', id: svid.id, via: 'jwt', expiresAtMs: svid.expiresAtMs }
   } catch (err) {
     const claimedId = token === undefined ? undefined : claimedSubject(token)
     const error = asIdentityError(err, 'ERR_JWT_INVALID')

@@ -29,9 +29,17 @@ export interface GuardAllowed {
   readonly id: SpiffeId
   readonly via: AuthMethod
   readonly path: string
+  /** When the caller's credential expires (ms since the epoch): a WebSocket must not outlive it. */
+  readonly expiresAtMs: number
 }
 
-/** The HTTP status of a refusal: 400 ambiguous path, 401 not authenticated, 403 not allowed, 421 wrong Host, 429 throttled. */
+/** A WebSocket upgrade the guard allowed, for deciding its messages. */
+export interface AllowedUpgrade {
+  readonly request: GuardRequest
+  readonly allowed: GuardAllowed
+}
+
+/** The HTTP status of a refusal: 400 ambiguous path or refused upgrade, 401 not authenticated, 403 not allowed, 421 wrong Host, 429 throttled. */
 export type RefusalStatus = 400 | 401 | 403 | 421 | 429
 
 /** A refused request: the status to answer with, the stable code and a one-line reason. */

@@ -134,7 +134,7 @@ describe('guard decisions', () => {
       'an ambiguous path',
       async () => request(await bearer(), { url: '/tools/../admin' }),
       400,
-      'ERR_REQUEST_INVALID',
+      'ERR_PATH_INVALID',
     ],
     ['no credential', async () => request(), 401, 'ERR_AUTH_MISSING'],
     [
@@ -195,6 +195,7 @@ describe('guard decisions', () => {
         id: SpiffeId.parse(CLAUDE),
         via: codeOrVia,
         path: '/tools/search',
+        expiresAtMs: expect.any(Number),
       })
     } else {
       expect(decision).toMatchObject({ allowed: false, status, code: codeOrVia })
@@ -242,6 +243,79 @@ describe('guard decisions', () => {
     const noTools = makeGuard({ policy: Policy.allowAll() })
     await noTools.guard.check(request(await bearer()), { readTools })
     expect(readTools).toHaveBeenCalledOnce()
+  })
+})
+
+describe('upgrades, letter case and WebSocket messages', () => {
+  const policy = Policy.fromJson({
+    rules: [
+      { effect: 'allow', spiffeIds: ['spiffe://example.org/agents/*'] },
+      { name: 'no shell over MCP', effect: 'deny', paths: ['/mcp'], tools: ['shell'] },
+      {
+        name: 'intern is read-only',
+        effect: 'deny',
+        spiffeIds: ['spiffe://example.org/agents/intern'],
+        methods: ['POST'],
+      },
+    ],
+  })
+
+  it.each([
+    ['Upgrade: h2c', { upgrade: 'h2c', connection: 'Upgrade, HTTP2-Settings' }, 'GET', 'ERR_UPGRADE_REFUSED'],
+    [
+      'a POST WebSocket upgrade',
+      { upgrade: 'websocket', connection: 'Upgrade' },
+      'POST',
+      'ERR_UPGRADE_REFUSED',
+    ],
+  ])('%s is refused with 400 before authentication', async (_name, headers, method, code) => {
+    const { guard, audit } = makeGuard({ policy })
+    const decision = await guard.check(request({ ...(await bearer()), ...headers }, { method }))
+    expect(decision).toMatchObject({ allowed: false, status: 400, code })
+    expect(audit.events.at(-1)).toMatchObject({ outcome: 'denied', code })
+  })
+
+  it('a path that differs from a policy path only by case is 400 ERR_PATH_INVALID', async () => {
+    const { guard } = makeGuard({ policy })
+    const decision = await guard.check(request(await bearer(), { url: '/MCP' }))
+    expect(decision).toMatchObject({ allowed: false, status: 400, code: 'ERR_PATH_INVALID' })
+  })
+
+  it('each message of an allowed WebSocket is decided as a POST by its tools, and audited', async () => {
+    const { guard, audit } = makeGuard({ policy })
+    expect(guard.inspectsMessages).toBe(true)
+    const req = request(
+      { ...(await bearer()), upgrade: 'websocket', connection: 'Upgrade' },
+      { url: '/mcp/' },
+    )
+    const allowed = await guard.check(req)
+    if (!allowed.allowed) throw new Error(allowed.reason)
+    expect(allowed.expiresAtMs).toBe(Math.floor((NOW + 300_000) / 1000) * 1000)
+    const upgrade = { request: req, allowed }
+    expect(guard.checkMessage(upgrade, ['search']).allowed).toBe(true)
+    expect(guard.checkMessage(upgrade, ['shell'])).toMatchObject({
+      allowed: false,
+      code: 'ERR_POLICY_DENIED',
+    })
+    expect(guard.checkMessage(upgrade, undefined).allowed).toBe(false)
+    expect(audit.events.at(-2)).toMatchObject({
+      outcome: 'denied',
+      method: 'WS',
+      path: '/mcp/',
+      spiffeId: CLAUDE,
+    })
+    const intern = request(
+      { ...(await bearer({ id: 'spiffe://example.org/agents/intern' })), upgrade: 'websocket' },
+      { url: '/ws' },
+    )
+    const internAllowed = await guard.check(intern)
+    if (!internAllowed.allowed) throw new Error(internAllowed.reason)
+    expect(guard.checkMessage({ request: intern, allowed: internAllowed }, []).allowed).toBe(false)
+  })
+
+  it('without tools or methods rules, messages are not decided', () => {
+    expect(makeGuard({ policy: Policy.allowAll() }).guard.inspectsMessages).toBe(false)
+    expect(makeGuard().guard.inspectsMessages).toBe(false)
   })
 })
 
@@ -310,5 +384,22 @@ describe('createGuard', () => {
     ['an empty audience', { audience: [] }],
   ])('refuses %s', (_name, over) => {
     expect(() => makeGuard(over)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
+  })
+})
+
+describe('throttled refusals in the audit', () => {
+  it('the first 429 of a block is recorded, the others counted into the next block’s record', async () => {
+    const clock = new ManualClock(NOW)
+    const { guard, audit } = makeGuard({ clock, throttle: new FailureThrottle({ maxFailures: 1, clock }) })
+    const bad = await bearer({ audience: ['other'] })
+    await guard.check(request(bad))
+    for (let i = 0; i < 50; i++) expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
+    const throttledRecords = () => audit.events.filter((e) => e.code === 'ERR_THROTTLED')
+    expect(throttledRecords()).toHaveLength(1)
+    clock.advance(1_000)
+    await guard.check(request(bad))
+    expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
+    expect(throttledRecords()).toHaveLength(2)
+    expect(throttledRecords()[1]?.reason).toContain('49 more refused in the previous block')
   })
 })

@@ -4,18 +4,22 @@ import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.j
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
 import type {
+  AllowedUpgrade,
   GatewayAudit,
+  GuardAllowed,
   GuardCheckOptions,
   GuardDecision,
   GuardRequest,
   RefusalStatus,
 } from './decision.js'
 import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
-import type { Policy } from './policy.js'
+import type { Policy, PolicyDecision } from './policy.js'
 import { canonicalRequestPath } from './request-path.js'
 import { FailureThrottle } from './throttle.js'
+import { ThrottledAudit } from './throttle-audit.js'
 
 export type {
+  AllowedUpgrade,
   GatewayAudit,
   GuardAllowed,
   GuardCheckOptions,
@@ -44,7 +48,11 @@ export interface GuardOptions {
   readonly allowedHosts: ReadonlyArray<string>
   /** Failed-authentication throttle; default a {@link FailureThrottle} with its defaults; `null` for none. */
   readonly throttle?: FailureThrottle | null
-  /** The throttle's key for a request; default the peer address. */
+  /**
+   * The throttle's key for a request before it authenticates. Default: the peer address, which
+   * cannot tell local processes apart; `tessera gateway` keys loopback peers by their uid
+   * (`localPeerKey`, NETLINK_SOCK_DIAG).
+   */
   readonly peerKey?: (request: GuardRequest) => string
   readonly audit: GatewayAudit
   readonly clock?: Clock
@@ -59,10 +67,25 @@ export interface Guard {
    * a source or the authorizer).
    */
   check(request: GuardRequest, options?: GuardCheckOptions): Promise<GuardDecision>
+  /** True when the policy has `tools` or `methods` rules: every WebSocket message must then be decided. */
+  readonly inspectsMessages: boolean
+  /**
+   * Decides one message of an allowed WebSocket as a `POST` of it to the upgrade's path, by the
+   * tools it calls (undefined: unreadable, which deny rules with `tools` match); audits a denial
+   * and an allowed tool call (subject `WS <path>`).
+   */
+  checkMessage(upgrade: AllowedUpgrade, tools: ReadonlyArray<string> | undefined): GuardDecision
+  /** Audits the gateway's ending an allowed WebSocket: its credential expired, or a frame was unreadable. */
+  recordWebSocketEnd(upgrade: AllowedUpgrade, why: { code: ErrorCode; reason: string }): void
 }
 
-/** A decision before the audit: refusals may carry the audit's extra fields. */
-type Verdict = GuardDecision & { readonly claimedId?: string; readonly via?: AuthMethod }
+/** A decision before the audit: refusals may carry the audit's extra fields, or not be audited alone. */
+type Verdict = GuardDecision & {
+  readonly claimedId?: string
+  readonly via?: AuthMethod
+  /** A throttled refusal counted into the summary of its block rather than recorded. */
+  readonly isSummarised?: boolean
+}
 
 function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: object = {}): Verdict {
   return { allowed: false, status, code, reason, ...extra }
@@ -70,7 +93,7 @@ function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: 
 
 /** The decision without the audit-only fields (an unverified claimed ID must not reach callers). */
 function publicDecision(v: Verdict): GuardDecision {
-  if (v.allowed) return { allowed: true, id: v.id, via: v.via, path: v.path }
+  if (v.allowed) return { allowed: true, id: v.id, via: v.via, path: v.path, expiresAtMs: v.expiresAtMs }
   const { status, code, reason, retryAfterSeconds, id } = v
   return {
     allowed: false,
@@ -104,6 +127,7 @@ interface Settings {
   readonly audience: ReadonlyArray<string>
   readonly clock: Clock
   readonly throttle: FailureThrottle | null
+  readonly throttledAudit: ThrottledAudit
   readonly peerKey: (request: GuardRequest) => string
   readonly authorize: Authorizer
 }
@@ -124,6 +148,7 @@ function settle(options: GuardOptions): Settings {
     audience,
     clock,
     throttle: options.throttle === undefined ? new FailureThrottle({ clock }) : options.throttle,
+    throttledAudit: new ThrottledAudit(),
     peerKey: options.peerKey ?? ((r) => r.socket.remoteAddress ?? 'unknown'),
     authorize: options.authorizer ?? authorizeAny(),
   }
@@ -137,22 +162,36 @@ function screen(s: Settings, request: GuardRequest): Verdict | string {
   const origin = request.headers.origin
   if (origin !== undefined && !s.origins.has(originOfHeader(origin) ?? '\0'))
     return refused(403, 'ERR_ORIGIN_REFUSED', `origin ${JSON.stringify(origin.slice(0, 200))} is not allowed`)
+  const upgrade = upgradeProblem(request)
+  if (upgrade !== undefined) return refused(400, 'ERR_UPGRADE_REFUSED', upgrade)
   try {
-    return canonicalRequestPath(request.url)
+    const path = canonicalRequestPath(request.url)
+    s.options.policy?.checkPath(path)
+    return path
   } catch (err) {
     if (!isIdentityError(err)) throw err
     return refused(400, err.code, err.message)
   }
 }
 
+/**
+ * Why an `Upgrade` request is refused: only a WebSocket (`GET`, `Upgrade: websocket`) may switch
+ * protocols. Anything else, `h2c` above all, would carry requests the guard never sees.
+ */
+function upgradeProblem(request: GuardRequest): string | undefined {
+  const upgrade = request.headers.upgrade
+  if (upgrade === undefined) return undefined
+  if (upgrade.trim().toLowerCase() !== 'websocket')
+    return `upgrading to ${JSON.stringify(upgrade.slice(0, 40))} is not allowed: only websocket`
+  if ((request.method ?? 'GET') !== 'GET') return 'a WebSocket upgrade must be a GET request'
+  return undefined
+}
+
 /** The throttle, then authentication; failures count toward the throttle. */
 async function identify(s: Settings, request: GuardRequest): Promise<Verdict | Verified> {
   const key = s.peerKey(request)
   const blocked = s.throttle?.check(key)
-  if (blocked?.isBlocked) {
-    const retryAfterSeconds = Math.max(1, Math.ceil(blocked.retryAfterMs / 1000))
-    return refused(429, 'ERR_THROTTLED', 'too many failed authentications', { retryAfterSeconds })
-  }
+  if (blocked?.isBlocked) return throttled(s, key, blocked)
   const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
   const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs: s.clock.nowMs(), jwtLeewayMs }
   const auth = await authenticate(request, deps)
@@ -161,6 +200,20 @@ async function identify(s: Settings, request: GuardRequest): Promise<Verdict | V
   s.throttle?.recordFailure(key)
   const extra = { via: auth.via, ...(auth.claimedId !== undefined && { claimedId: auth.claimedId }) }
   return refused(401, auth.error.code, auth.error.message, extra)
+}
+
+/** A 429; only the first of each block of a key is audited, with a count of the previous block's others. */
+function throttled(
+  s: Settings,
+  key: string,
+  block: { readonly retryAfterMs: number; readonly blockedUntilMs: number },
+): Verdict {
+  const retryAfterSeconds = Math.max(1, Math.ceil(block.retryAfterMs / 1000))
+  const gate = s.throttledAudit.admit(key, block.blockedUntilMs)
+  const before =
+    gate.isRecorded && gate.unrecorded > 0 ? `; ${gate.unrecorded} more refused in the previous block` : ''
+  const reason = `too many failed authentications from ${key}: refused for ${retryAfterSeconds} s, recorded once per block${before}`
+  return refused(429, 'ERR_THROTTLED', reason, { retryAfterSeconds, isSummarised: !gate.isRecorded })
 }
 
 /** The authorizer, then the policy, for an authenticated caller. */
@@ -174,19 +227,44 @@ async function permit(s: Settings, pending: Pending, caller: Verified): Promise<
     return refused(403, err.code, err.message, { id, via })
   }
   const { policy } = s.options
-  if (policy === undefined) return { allowed: true, id, via, path }
-  const tools = policy.usesTools ? await pending.options.readTools?.() : []
-  const verdict = policy.evaluate({ id, method: request.method ?? 'GET', path, tools })
-  if (verdict.effect === 'allow') return { allowed: true, id, via, path }
+  const allowed = { allowed: true as const, id, via, path, expiresAtMs: caller.expiresAtMs }
+  if (policy === undefined) return allowed
+  const isUpgrade = request.headers.upgrade !== undefined
+  // A WebSocket's tools are in its messages, each decided on its own (checkMessage).
+  const tools = !policy.usesTools || isUpgrade ? [] : await pending.options.readTools?.()
+  return byPolicy(policy.evaluate({ id, method: request.method ?? 'GET', path, tools }), allowed)
+}
+
+function byPolicy(verdict: PolicyDecision, allowed: GuardAllowed): Verdict {
+  if (verdict.effect === 'allow') return allowed
   const about = verdict.tool === undefined ? '' : ` for tool ${JSON.stringify(verdict.tool)}`
+  const { id, via } = allowed
   return refused(403, 'ERR_POLICY_DENIED', `denied by policy rule ${verdict.rule}${about}`, { id, via })
 }
 
-function record(s: Settings, { request, path }: Pending, verdict: Verdict): void {
+/** The guard's decision on one WebSocket message; audited when denied or when it calls a tool. */
+function decideMessage(
+  s: Settings,
+  upgrade: AllowedUpgrade,
+  tools: ReadonlyArray<string> | undefined,
+): GuardDecision {
+  const { allowed, request } = upgrade
+  const policy = s.options.policy
+  const verdict =
+    policy === undefined
+      ? allowed
+      : byPolicy(policy.evaluate({ id: allowed.id, method: 'POST', path: allowed.path, tools }), allowed)
+  const pending = { request, options: {}, path: allowed.path }
+  if (!verdict.allowed || (tools?.length ?? 0) > 0) record(s, pending, verdict, 'WS')
+  return publicDecision(verdict)
+}
+
+/** Audits a decision; `method` is `WS` for a WebSocket's messages and its end. */
+function record(s: Settings, { request, path }: Pending, verdict: Verdict, method?: string): void {
   const id = verdict.id?.toString()
   s.options.audit.requestDecided({
     outcome: verdict.allowed ? 'allowed' : 'denied',
-    method: request.method ?? 'GET',
+    method: method ?? request.method ?? 'GET',
     path,
     address: request.socket.remoteAddress ?? 'unknown',
     ...(id !== undefined && { spiffeId: id }),
@@ -206,7 +284,7 @@ async function decide(
   const pending = { request, options, path: typeof screened === 'string' ? screened : rawPath(request.url) }
   let verdict: Verdict | Verified = typeof screened === 'string' ? await identify(s, request) : screened
   if ('kind' in verdict) verdict = await permit(s, pending, verdict)
-  record(s, pending, verdict)
+  if (verdict.isSummarised !== true) record(s, pending, verdict)
   return publicDecision(verdict)
 }
 
@@ -229,5 +307,13 @@ export function createGuard(options: GuardOptions): Guard {
   const settings = settle(options)
   return {
     check: (request, options = {}) => decide(settings, request, options),
+    inspectsMessages: options.policy?.decidesMessages ?? false,
+    checkMessage: (upgrade, tools) => decideMessage(settings, upgrade, tools),
+    recordWebSocketEnd(upgrade, why) {
+      const { allowed, request } = upgrade
+      const pending = { request, options: {}, path: allowed.path }
+      const verdict = refused(403, why.code, why.reason, { id: allowed.id, via: allowed.via })
+      record(settings, pending, verdict, 'WS')
+    },
   }
 }

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import type { AuthMethod } from './authenticate.js'
 import type { Guard, GuardAllowed, GuardCheckOptions } from './guard.js'
+import { canonicalTarget } from './request-path.js'
 
 /** The header that carries the verified caller's SPIFFE ID to the handler or upstream. */
 export const IDENTITY_HEADER = 'x-tessera-spiffe-id'
@@ -48,8 +49,13 @@ export function stripIdentityHeaders(req: Pick<IncomingMessage, 'headers' | 'raw
   for (let i = raw.length - 2; i >= 0; i -= 2) if (isIdentityHeader(raw[i] ?? '')) raw.splice(i, 2)
 }
 
-/** Strips client identity headers, then sets the verified caller's (headers and {@link callerOf}). */
+/**
+ * Strips client identity headers, then sets the verified caller's (headers and {@link callerOf}),
+ * and rewrites `req.url` to the canonical path the policy decided on (and the original query), so
+ * that the handler, or the upstream, routes exactly that path.
+ */
 function admit(req: IncomingMessage, decision: GuardAllowed): void {
+  req.url = canonicalTarget(decision.path, req.url)
   stripIdentityHeaders(req)
   const id = decision.id.toString()
   req.headers[IDENTITY_HEADER] = id
@@ -139,7 +145,8 @@ async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOpt
 
 /**
  * Connect/Express-style middleware: allowed requests get `X-Tessera-Spiffe-Id` (client-sent
- * identity headers stripped first) and go to `next()`; refused ones are answered here.
+ * identity headers stripped first) and their canonical `url`, and go to `next()`; refused ones are
+ * answered here.
  * @example
  * app.use(guardMiddleware(guard))
  */
@@ -175,15 +182,17 @@ export function guardRequests(
 }
 
 /**
- * Wraps an `'upgrade'` listener (WebSocket): it runs only for allowed upgrades; refused ones are
- * answered on the raw socket, which is then destroyed. Works with `ws` in `noServer` mode.
+ * Wraps an `'upgrade'` listener (WebSocket): it runs only for allowed upgrades (and gets the
+ * decision, whose `expiresAtMs` the WebSocket must not outlive and which `guard.checkMessage`
+ * takes); refused ones are answered on the raw socket, which is then destroyed. Only
+ * `Upgrade: websocket` is ever allowed. Works with `ws` in `noServer` mode.
  * @example
  * server.on('upgrade', guardUpgrades(guard, (req, socket, head) =>
  *   wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req))))
  */
 export function guardUpgrades(
   guard: Guard,
-  handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+  handler: (req: IncomingMessage, socket: Duplex, head: Buffer, decision: GuardAllowed) => void,
   options: MiddlewareOptions = {},
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
@@ -192,7 +201,7 @@ export function guardUpgrades(
       .then((decision) => {
         if (!decision.allowed) return writeRefusalToSocket(socket, decision)
         admit(req, decision)
-        handler(req, socket, head)
+        handler(req, socket, head, decision)
       })
       .catch((err: unknown) => {
         options.onError?.(err, req)

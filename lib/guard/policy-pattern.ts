@@ -54,24 +54,78 @@ export function compileIdPattern(pattern: unknown): Matcher {
   return matcherOf(shape)
 }
 
+/** How a policy compares paths: `sensitive` (the default) or `insensitive` to letter case. */
+export type PathCase = 'sensitive' | 'insensitive'
+
 /**
- * Compiles a request path pattern: an exact path (`/health`), `<path>/*` for one more segment
- * (`/tools/*`), or `<path>/**` for the path itself and everything below it (`/**` is every path).
- * Paths are compared case-sensitively, after percent-decoding (see `canonicalRequestPath`).
- * @throws ERR_CONFIG_INVALID, saying what is wrong
+ * The form of a canonical path that path patterns are matched against: one trailing `/` dropped
+ * (`/mcp/` is `/mcp` to the policy; `/` stays `/`), lower case when the policy ignores case.
  * @example
- * compilePathPattern('/tools/*')('/tools/search') // true
+ * pathKey('/MCP/', 'insensitive') // '/mcp'
  */
-export function compilePathPattern(pattern: unknown): Matcher {
+export function pathKey(path: string, pathCase: PathCase = 'sensitive'): string {
+  const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+  return pathCase === 'insensitive' ? trimmed.toLowerCase() : trimmed
+}
+
+function pathShape(pattern: unknown, pathCase: PathCase): Shape {
   if (typeof pattern !== 'string' || !pattern.startsWith('/')) throw invalid('must be a path starting with /')
-  if (/[?#\s]/.test(pattern)) throw invalid('must be a path without query, fragment or spaces')
-  const shape = shapeOf(pattern)
+  if (/[?#;%\\\s]/.test(pattern))
+    throw invalid('must be a decoded path without query, fragment, ";", "%" or spaces')
+  const shape = shapeOf(pathCase === 'insensitive' ? pattern.toLowerCase() : pattern)
   const { base } = shape
   if (base.includes('//') || (shape.kind !== 'exact' && base.endsWith('/')))
     throw invalid('must not have empty segments')
   if (base.split('/').some((s) => s === '.' || s === '..'))
     throw invalid('must not have "." or ".." segments')
-  return matcherOf(shape)
+  return shape.kind === 'exact' ? { kind: 'exact', base: pathKey(base) } : shape
+}
+
+/**
+ * Compiles a request path pattern: an exact path (`/health`), `<path>/*` for one more segment
+ * (`/tools/*`), or `<path>/**` for the path itself and everything below it (`/**` is every path).
+ * The matcher takes a {@link pathKey}: one trailing `/` never changes a match, and with
+ * `insensitive` letter case does not either.
+ * @throws ERR_CONFIG_INVALID, saying what is wrong
+ * @example
+ * compilePathPattern('/tools/*')('/tools/search') // true
+ */
+export function compilePathPattern(pattern: unknown, pathCase: PathCase = 'sensitive'): Matcher {
+  return matcherOf(pathShape(pattern, pathCase))
+}
+
+/**
+ * The fixed part of a path pattern (`/admin` for `/admin/**`, `` for `/**`), as matched.
+ * @throws ERR_CONFIG_INVALID, as {@link compilePathPattern}
+ * @example
+ * pathPatternBase('/tools/*') // '/tools'
+ */
+export function pathPatternBase(pattern: unknown): string {
+  return pathShape(pattern, 'sensitive').base
+}
+
+/** `text` with letters folded one way or the other (`ſ` and the Kelvin sign fold to ASCII upwards). */
+function folds(text: string): [string, string] {
+  return [text.toLowerCase(), text.toUpperCase()]
+}
+
+/**
+ * The policy path `key` differs from only by letter case, if any: `/MCP/x` against `/mcp` gives
+ * `/mcp`. Such a request would reach a case-insensitive upstream (Express's default router, for
+ * one) as the path a case-sensitive rule did not see.
+ * @example
+ * caseConfusableBase('/Admin/users', ['/admin']) // '/admin'
+ */
+export function caseConfusableBase(key: string, bases: ReadonlyArray<string>): string | undefined {
+  for (const base of bases) {
+    if (base.length === 0 || key.length < base.length) continue
+    const head = key.slice(0, base.length)
+    if (head === base || (key.length > base.length && key[base.length] !== '/')) continue
+    const [lower, upper] = folds(head)
+    const [baseLower, baseUpper] = folds(base)
+    if (lower === baseLower || upper === baseUpper) return base
+  }
+  return undefined
 }
 
 /**

@@ -242,3 +242,62 @@ describe('Policy.evaluate with tools', () => {
     expect(allowOnly.evaluate(req(agent, 'POST', '/mcp')).effect).toBe('deny')
   })
 })
+
+describe('Policy paths: one trailing slash and letter case', () => {
+  const rules = [
+    { name: 'no shell over MCP', effect: 'deny', paths: ['/mcp'], tools: ['shell'] },
+    { name: 'admin is closed', effect: 'deny', paths: ['/admin/**'] },
+    { effect: 'allow', paths: ['/**'] },
+  ]
+  const agent = 'spiffe://td/agents/a'
+  const sensitive = Policy.fromJson({ rules })
+  const insensitive = Policy.fromJson({ rules, pathCase: 'insensitive' })
+
+  it.each([['/mcp'], ['/mcp/']])('%s is /mcp to the policy', (path) => {
+    expect(sensitive.evaluate(req(agent, 'POST', path, ['shell'])).effect).toBe('deny')
+    expect(sensitive.evaluate(req(agent, 'POST', path, ['search'])).effect).toBe('allow')
+  })
+
+  it('an exact pattern with a trailing slash means the same path', () => {
+    const policy = Policy.fromJson({ rules: [{ effect: 'allow', paths: ['/tools/'] }] })
+    expect(policy.evaluate(req(agent, 'GET', '/tools')).effect).toBe('allow')
+    expect(policy.evaluate(req(agent, 'GET', '/tools/')).effect).toBe('allow')
+  })
+
+  it.each([['/MCP'], ['/Mcp/'], ['/ADMIN/users'], ['/ADMIN']])(
+    'case-sensitive (the default): %s differs from a policy path only by case and is refused',
+    (path) => {
+      expect(codeOf(() => sensitive.checkPath(path))).toBe('ERR_PATH_INVALID')
+      expect(sensitive.evaluate(req(agent, 'GET', path, []))).toEqual({ effect: 'deny', rule: 'pathCase' })
+    },
+  )
+
+  it.each([['/mcp'], ['/mcpx'], ['/tools/MCP'], ['/administrator'], ['/']])(
+    '%s is not confusable',
+    (path) => {
+      expect(codeOf(() => sensitive.checkPath(path))).toBeUndefined()
+    },
+  )
+
+  it('case-insensitive: /MCP is /mcp, and nothing is refused for case', () => {
+    expect(insensitive.pathCase).toBe('insensitive')
+    expect(codeOf(() => insensitive.checkPath('/MCP'))).toBeUndefined()
+    expect(insensitive.evaluate(req(agent, 'POST', '/MCP/', ['shell'])).effect).toBe('deny')
+    expect(insensitive.evaluate(req(agent, 'GET', '/Admin/x', [])).effect).toBe('deny')
+  })
+
+  it('pathCase must be sensitive or insensitive', () => {
+    expect(problemsOf(() => Policy.fromJson({ rules: [], pathCase: 'maybe' }))).toEqual([
+      'policy: pathCase: must be "sensitive" or "insensitive"',
+    ])
+  })
+})
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+    return undefined
+  } catch (err) {
+    return isIdentityError(err) ? err.code : String(err)
+  }
+}

@@ -3,12 +3,18 @@ import { ConfigError } from '../config/config-source.js'
 import { IdentityError } from '../core/errors.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import {
+  caseConfusableBase,
   compileIdPattern,
   compilePathPattern,
   compileToolPattern,
   type Matcher,
   normalizeMethod,
+  type PathCase,
+  pathKey,
+  pathPatternBase,
 } from './policy-pattern.js'
+
+export type { PathCase } from './policy-pattern.js'
 
 /** What a rule, or the policy's default, decides. */
 export type PolicyEffect = 'allow' | 'deny'
@@ -18,7 +24,7 @@ export interface PolicyRequest {
   readonly id: SpiffeId
   /** The HTTP method (any case). */
   readonly method: string
-  /** The canonical path (see `canonicalRequestPath`). */
+  /** The canonical path (see `canonicalRequestPath`); one trailing `/` makes no difference. */
   readonly path: string
   /**
    * The tools the request calls: `[]` for none, undefined when they could not be read. When they
@@ -45,7 +51,7 @@ interface CompiledRule {
   readonly tools: ReadonlyArray<Matcher> | undefined
 }
 
-const TOP_KEYS: ReadonlySet<string> = new Set(['rules', 'default', 'description'])
+const TOP_KEYS: ReadonlySet<string> = new Set(['rules', 'default', 'description', 'pathCase'])
 const RULE_KEYS: ReadonlySet<string> = new Set([
   'name',
   'description',
@@ -86,7 +92,27 @@ function compileList<T>(value: unknown, where: string, compile: (v: unknown) => 
   })
 }
 
-function compileRule(value: unknown, where: string, problems: string[]): CompiledRule | undefined {
+/** What every rule of one policy is compiled with. */
+interface CompileContext {
+  readonly pathCase: PathCase
+  readonly problems: string[]
+  /** The fixed parts of every path pattern, for the letter-case check. */
+  readonly pathBases: Set<string>
+}
+
+function collectBases(paths: unknown, bases: Set<string>): void {
+  if (!Array.isArray(paths)) return
+  for (const pattern of paths) {
+    try {
+      bases.add(pathPatternBase(pattern))
+    } catch {
+      // reported by compileList
+    }
+  }
+}
+
+function compileRule(value: unknown, where: string, ctx: CompileContext): CompiledRule | undefined {
+  const { problems, pathCase } = ctx
   if (!isObject(value)) {
     problems.push(`${where}: must be an object`)
     return undefined
@@ -97,12 +123,13 @@ function compileRule(value: unknown, where: string, problems: string[]): Compile
   if (name !== undefined && (typeof name !== 'string' || name.length === 0))
     problems.push(`${where}.name: must be a non-empty string`)
   const methods = compileList(value['methods'], `${where}.methods`, normalizeMethod, problems)
+  collectBases(value['paths'], ctx.pathBases)
   return {
     label: typeof name === 'string' && name.length > 0 ? name : where,
     effect: isEffect(effect) ? effect : 'deny',
     ids: compileList(value['spiffeIds'], `${where}.spiffeIds`, compileIdPattern, problems),
     methods: methods && new Set(methods),
-    paths: compileList(value['paths'], `${where}.paths`, compilePathPattern, problems),
+    paths: compileList(value['paths'], `${where}.paths`, (p) => compilePathPattern(p, pathCase), problems),
     tools: compileList(value['tools'], `${where}.tools`, compileToolPattern, problems),
   }
 }
@@ -135,14 +162,18 @@ function ruleMatches(rule: CompiledRule, request: PolicyRequest, tool: ToolInQue
 export class Policy {
   readonly #rules: ReadonlyArray<CompiledRule>
   readonly #default: PolicyEffect
+  readonly #pathCase: PathCase
+  readonly #pathBases: ReadonlyArray<string>
 
-  private constructor(rules: ReadonlyArray<CompiledRule>, fallback: PolicyEffect) {
+  private constructor(rules: ReadonlyArray<CompiledRule>, fallback: PolicyEffect, ctx?: CompileContext) {
     this.#rules = rules
     this.#default = fallback
+    this.#pathCase = ctx?.pathCase ?? 'sensitive'
+    this.#pathBases = Object.freeze([...(ctx?.pathBases ?? [])])
   }
 
   /**
-   * A policy from its JSON value, `{ "rules": [...], "default": "deny" }`.
+   * A policy from its JSON value, `{ "rules": [...], "default": "deny", "pathCase": "sensitive" }`.
    * @throws ConfigError (ERR_CONFIG_INVALID) listing every problem, each prefixed with `source`
    */
   static fromJson(value: unknown, source = 'policy'): Policy {
@@ -151,14 +182,22 @@ export class Policy {
     for (const key of Object.keys(value)) if (!TOP_KEYS.has(key)) problems.push(`${key}: unknown key`)
     const fallback = value['default'] ?? 'deny'
     if (!isEffect(fallback)) problems.push('default: must be "allow" or "deny"')
+    const pathCase = value['pathCase'] ?? 'sensitive'
+    if (pathCase !== 'sensitive' && pathCase !== 'insensitive')
+      problems.push('pathCase: must be "sensitive" or "insensitive"')
+    const ctx: CompileContext = {
+      pathCase: pathCase === 'insensitive' ? 'insensitive' : 'sensitive',
+      problems,
+      pathBases: new Set(),
+    }
     const rules = value['rules']
     if (!Array.isArray(rules)) problems.push('rules: must be an array')
     const compiled = (Array.isArray(rules) ? rules : []).flatMap((rule: unknown, i) => {
-      const c = compileRule(rule, `rules[${i}]`, problems)
+      const c = compileRule(rule, `rules[${i}]`, ctx)
       return c ? [c] : []
     })
     if (problems.length > 0) throw new ConfigError(problems.map((p) => `${source}: ${p}`))
-    return new Policy(Object.freeze(compiled), isEffect(fallback) ? fallback : 'deny')
+    return new Policy(Object.freeze(compiled), isEffect(fallback) ? fallback : 'deny', ctx)
   }
 
   /**
@@ -191,17 +230,52 @@ export class Policy {
     return this.#rules.some((r) => r.tools !== undefined)
   }
 
-  /** Decides a request; with several tools, each is decided and any denial denies the request. */
+  /**
+   * True when the policy can tell one WebSocket message from another: a rule has a `tools` or a
+   * `methods` condition (each message is decided as a `POST` of it to the upgrade's path).
+   */
+  get decidesMessages(): boolean {
+    return this.#rules.some((r) => r.tools !== undefined || r.methods !== undefined)
+  }
+
+  /** How paths are compared: `sensitive` unless the policy says `"pathCase": "insensitive"`. */
+  get pathCase(): PathCase {
+    return this.#pathCase
+  }
+
+  /**
+   * Refuses a canonical path that differs from a path in the policy only by letter case (`/MCP`
+   * when a rule names `/mcp`), when paths are compared case-sensitively: a case-insensitive upstream
+   * would serve it as the path the rule meant, yet the rule would not match it.
+   * @throws ERR_PATH_INVALID
+   */
+  checkPath(path: string): void {
+    if (this.#pathCase === 'insensitive') return
+    const base = caseConfusableBase(pathKey(path), this.#pathBases)
+    if (base !== undefined)
+      throw new IdentityError(
+        'ERR_PATH_INVALID',
+        `the request path differs from the policy path ${JSON.stringify(base)} only by letter case`,
+      )
+  }
+
+  /**
+   * Decides a request; with several tools, each is decided and any denial denies the request. A path
+   * {@link checkPath} refuses is denied (rule `pathCase`).
+   */
   evaluate(request: PolicyRequest): PolicyDecision {
-    const { tools } = request
-    if (tools === undefined) return this.#decide(request, UNKNOWN_TOOLS)
-    if (tools.length === 0) return this.#decide(request, NO_TOOL)
+    const keyed = { ...request, path: pathKey(request.path, this.#pathCase) }
+    if (this.#pathCase === 'sensitive' && caseConfusableBase(keyed.path, this.#pathBases) !== undefined)
+      return { effect: 'deny', rule: 'pathCase' }
+    const { tools } = keyed
+    if (tools === undefined) return this.#decide(keyed, UNKNOWN_TOOLS)
+    if (tools.length === 0) return this.#decide(keyed, NO_TOOL)
     let last: PolicyDecision | undefined
     for (const tool of tools) {
-      last = this.#decide(request, tool)
+      last = this.#decide(keyed, tool)
       if (last.effect === 'deny') return { ...last, tool }
     }
-    return last ?? this.#decide(request, NO_TOOL)
+    return last ?? this.#decide(keyed, NO_TOOL)
   }
 
   #decide(request: PolicyRequest, tool: ToolInQuestion): PolicyDecision {

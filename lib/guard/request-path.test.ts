@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { isIdentityError } from '../core/errors.js'
 import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
-import { canonicalRequestPath } from './request-path.js'
+import { canonicalRequestPath, canonicalTarget } from './request-path.js'
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -18,6 +18,7 @@ describe('canonicalRequestPath', () => {
     ['/tools/search?q=1', '/tools/search'],
     ['/tools/a%20b', '/tools/a b'],
     ['/tools/%61dmin', '/tools/admin'],
+    ['/%6dcp', '/mcp'],
     ['/tools/', '/tools/'],
     ['/x#frag', '/x'],
   ])('%s → %s', (target, path) => {
@@ -43,8 +44,27 @@ describe('canonicalRequestPath', () => {
     ['/a%zz'],
     ['/a%e0%a4'],
     ['/a b'],
+    ['/mcp;x'],
+    ['/mcp%3bx'],
+    ['/%252e%252e/admin'],
+    ['/a%25'],
+    ['/./mcp'],
+    ['//mcp'],
   ])('refuses %j', (target) => {
-    expect(codeOf(() => canonicalRequestPath(target))).toBe('ERR_REQUEST_INVALID')
+    expect(codeOf(() => canonicalRequestPath(target))).toBe('ERR_PATH_INVALID')
+  })
+})
+
+describe('canonicalTarget (what is forwarded)', () => {
+  it.each([
+    ['/mcp', '/%6dcp?x=1', '/mcp?x=1'],
+    ['/tools/a b', '/tools/a%20b', '/tools/a%20b'],
+    ['/tools/é', '/tools/%C3%A9#f', '/tools/%C3%A9'],
+    ["/a:b@c!$&'()*+,=~", "/a:b@c!$&'()*+,=~?q=%2F", "/a:b@c!$&'()*+,=~?q=%2F"],
+    ['/x/', '/x/', '/x/'],
+  ])('%s (from %s) → %s', (path, original, target) => {
+    expect(canonicalTarget(path, original)).toBe(target)
+    expect(canonicalRequestPath(target)).toBe(path)
   })
 })
 

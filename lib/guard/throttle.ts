@@ -18,7 +18,7 @@ export interface ThrottleOptions {
 /** Whether a peer may try to authenticate now. */
 export type ThrottleVerdict =
   | { readonly isBlocked: false }
-  | { readonly isBlocked: true; readonly retryAfterMs: number }
+  | { readonly isBlocked: true; readonly retryAfterMs: number; readonly blockedUntilMs: number }
 
 interface PeerState {
   failures: number
@@ -66,7 +66,11 @@ export class FailureThrottle {
     const state = this.#peers.get(key)
     const nowMs = this.#clock.nowMs()
     if (state === undefined || nowMs >= state.blockedUntilMs) return OPEN
-    return { isBlocked: true, retryAfterMs: state.blockedUntilMs - nowMs }
+    return {
+      isBlocked: true,
+      retryAfterMs: state.blockedUntilMs - nowMs,
+      blockedUntilMs: state.blockedUntilMs,
+    }
   }
 
   /** Counts one failed authentication of `key`; returns whether it is blocked now. */

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { JwtBundle } from '../core/bundle/jwt-bundle.js'
 import { isIdentityError } from '../core/errors.js'
+import { flipS } from '../core/jwt/ecdsa-low-s.js'
 import { mintJwtSvid } from '../core/jwt/jwt-svid-mint.js'
 import { makeTestKeys, NOW, type TestKeys } from '../core/jwt/test-tokens.js'
 import { SpiffeId } from '../core/spiffe-id.js'
@@ -37,6 +38,13 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('verifyJwtPeer', () => {
+  it('refuses the high-S twin of a valid token (a second spelling of the same JWT-SVID)', async () => {
+    const token = await mint()
+    const verify = (t: string) => verifyJwtPeer(t, keys.bundles, AUD, authorizeAny(), { nowMs: NOW })
+    expect(await codeOf(verify(token))).toBe('ok')
+    expect(await codeOf(verify(flipS('ES256', token)))).toBe('ERR_JWT_SIGNATURE_INVALID')
+  })
+
   it('validates locally and returns the SVID', async () => {
     const svid = await verifyJwtPeer(await mint(), keys.bundles, AUD, authorizeAny(), { nowMs: NOW })
     expect(svid.id.toString()).toBe(WORKLOAD)

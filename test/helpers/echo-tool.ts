@@ -19,6 +19,8 @@ export interface SeenRequest {
 export interface EchoTool {
   readonly socketPath: string
   readonly seen: ReadonlyArray<SeenRequest>
+  /** The payload of every WebSocket data frame received (fragments one by one), as text. */
+  readonly frames: ReadonlyArray<string>
   close(): Promise<void>
 }
 
@@ -28,10 +30,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-async function echoFrames(socket: Duplex, identity: string): Promise<void> {
+async function echoFrames(socket: Duplex, identity: string, received: string[]): Promise<void> {
   const reader = new FrameReader(socket)
   for (;;) {
     const frame = await reader.next()
+    if (frame.opcode < OPCODE_CLOSE) received.push(frame.payload.toString())
     if (frame.opcode === OPCODE_CLOSE) {
       socket.end(encodeFrame(Buffer.alloc(0), { mask: false, opcode: OPCODE_CLOSE }))
       return
@@ -44,6 +47,7 @@ async function echoFrames(socket: Duplex, identity: string): Promise<void> {
 /** Starts the tool on `socketPath`. */
 export async function startEchoTool(socketPath: string): Promise<EchoTool> {
   const seen: SeenRequest[] = []
+  const frames: string[] = []
   const sockets = new Set<Duplex>()
   const server = createServer(async (req, res) => {
     const body = await readBody(req)
@@ -63,13 +67,14 @@ export async function startEchoTool(socketPath: string): Promise<EchoTool> {
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         `Sec-WebSocket-Accept: ${acceptKeyFor(key)}\r\n\r\n`,
     )
-    echoFrames(socket, identity).catch(() => socket.destroy())
+    echoFrames(socket, identity, frames).catch(() => socket.destroy())
   })
   server.listen(socketPath)
   await once(server, 'listening')
   return {
     socketPath,
     seen,
+    frames,
     async close() {
       for (const socket of sockets) socket.destroy()
       server.closeAllConnections()

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream'
 
 const HANDSHAKE_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
+export const OPCODE_CONTINUATION = 0x0
 export const OPCODE_TEXT = 0x1
 export const OPCODE_CLOSE = 0x8
 
@@ -21,15 +22,19 @@ export function newWebSocketKey(): string {
   return randomBytes(16).toString('base64')
 }
 
-/** One final frame; clients mask, servers do not. Payloads up to 64 KiB. */
-export function encodeFrame(payload: Buffer, options: { mask: boolean; opcode?: number }): Buffer {
+/** One frame (final unless `fin: false`); clients mask, servers do not. Payloads up to 64 KiB. */
+export function encodeFrame(
+  payload: Buffer,
+  options: { mask: boolean; opcode?: number; fin?: boolean },
+): Buffer {
   if (payload.length > 0xffff) throw new RangeError('test frames stay under 64 KiB')
   const opcode = options.opcode ?? OPCODE_TEXT
+  const first = (options.fin === false ? 0 : 0x80) | opcode
   const maskBit = options.mask ? 0x80 : 0
   const length =
     payload.length < 126
-      ? Buffer.from([0x80 | opcode, maskBit | payload.length])
-      : Buffer.from([0x80 | opcode, maskBit | 126, payload.length >> 8, payload.length & 0xff])
+      ? Buffer.from([first, maskBit | payload.length])
+      : Buffer.from([first, maskBit | 126, payload.length >> 8, payload.length & 0xff])
   if (!options.mask) return Buffer.concat([length, payload])
   const mask = randomBytes(4)
   const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] ?? 0)))
@@ -81,5 +86,31 @@ export class FrameReader {
       ])) as [Buffer]
       this.#buffer = Buffer.concat([this.#buffer, chunk])
     }
+  }
+}
+
+/**
+ * A message split into masked fragments of `size` bytes (text first, then continuations), as a
+ * client may send it.
+ */
+export function encodeFragments(text: string, size: number): Buffer[] {
+  const bytes = Buffer.from(text)
+  const frames: Buffer[] = []
+  for (let at = 0; at < bytes.length; at += size) {
+    const isLast = at + size >= bytes.length
+    const opcode = at === 0 ? OPCODE_TEXT : OPCODE_CONTINUATION
+    frames.push(encodeFrame(bytes.subarray(at, at + size), { mask: true, opcode, fin: isLast }))
+  }
+  return frames
+}
+
+/** Reads frames until a close frame; its status code and every text payload before it. */
+export async function readUntilClose(frames: FrameReader): Promise<{ code: number; texts: string[] }> {
+  const texts: string[] = []
+  for (;;) {
+    const frame = await frames.next()
+    if (frame.opcode === OPCODE_CLOSE)
+      return { code: frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005, texts }
+    texts.push(frame.payload.toString())
   }
 }

@@ -3,9 +3,16 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseX509SvidPem } from '../../lib/core/x509/x509-svid.js'
 import { type GatewayProcess, openWebSocket, send } from '../helpers/gateway.js'
-import { bearer, CLAUDE, type GatewayStack, startGatewayStack, TD } from '../helpers/gateway-stack.js'
+import {
+  type AuditFile,
+  bearer,
+  CLAUDE,
+  type GatewayStack,
+  startGatewayStack,
+  TD,
+} from '../helpers/gateway-stack.js'
 import { TestCa } from '../helpers/test-ca.js'
-import { encodeFrame } from '../helpers/ws-frames.js'
+import { encodeFrame, readUntilClose } from '../helpers/ws-frames.js'
 
 /**
  * `tessera gateway --tls`: HTTPS with the gateway's own X509-SVID from the agent; callers present an
@@ -24,11 +31,12 @@ afterAll(async () => {
 
 describe('mTLS (--tls)', () => {
   let tlsGateway: GatewayProcess
+  let tlsAudit: AuditFile
   let svidDir: string
   let tls: (extra?: Record<string, unknown>) => Record<string, unknown>
 
   beforeAll(async () => {
-    ;({ gateway: tlsGateway } = await env.startGateway(['--tls'], 'tls-audit.log'))
+    ;({ gateway: tlsGateway, audit: tlsAudit } = await env.startGateway(['--tls'], 'tls-audit.log'))
     svidDir = join(env.stack.dir, 'client-svid')
     const written = await env.stack.cli(['api', 'fetch', 'x509', '--write', svidDir])
     expect(written.code, written.stderr).toBe(0)
@@ -81,4 +89,26 @@ describe('mTLS (--tls)', () => {
     expect((await upgrade.frames.next()).payload.toString()).toBe('spiffe://partner.org/agents/ws|over tls')
     upgrade.socket.destroy()
   })
+
+  it('a WebSocket over mTLS is closed (1008, audited) when the client certificate expires', async () => {
+    // Valid for about ten more seconds: the WebSocket must not outlive it.
+    const now = Date.now()
+    const brief = await env.partnerCa.issue('spiffe://partner.org/agents/brief', {
+      nowMs: now - 60_000,
+      ttlMs: 70_000,
+    })
+    const upgrade = await openWebSocket(tlsGateway.port, {
+      tls: tls({ cert: brief.certPem, key: brief.keyPem }),
+    })
+    expect(upgrade.isOpen).toBe(true)
+    if (!upgrade.isOpen) return
+    expect((await readUntilClose(upgrade.frames)).code).toBe(1008)
+    const records = await tlsAudit.records()
+    expect(records.filter((r) => r['subject'] === 'WS /ws').at(-1)).toMatchObject({
+      event: 'call.denied',
+      code: 'ERR_X509_SVID_EXPIRED',
+      caller: { spiffeId: 'spiffe://partner.org/agents/brief' },
+    })
+    upgrade.socket.destroy()
+  }, 60_000)
 })

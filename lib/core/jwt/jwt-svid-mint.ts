@@ -2,6 +2,7 @@ import { KeyObject } from 'node:crypto'
 import { CompactSign } from 'jose'
 import { IdentityError } from '../errors.js'
 import { SpiffeId } from '../spiffe-id.js'
+import { toLowS } from './ecdsa-low-s.js'
 import { algorithmsForKey, cryptoKeyFor } from './jwt-svid.js'
 
 /** What {@link mintJwtSvid} needs. */
@@ -26,7 +27,8 @@ const encoder = new TextEncoder()
  * Signs a JWT-SVID: header exactly `{alg, kid, typ: "JWT"}` (ES256 for P-256, ES384 for P-384,
  * ES512 for P-521, RS256 for RSA) and claims `sub`, `aud`, `exp`, `iat` with integer times, where
  * `exp` is `min(nowMs + ttlMs, expiresAtCapMs)` rounded down to the second.
- * The key's WebCrypto form is imported once and cached per `KeyObject`.
+ * The key's WebCrypto form is imported once and cached per `KeyObject`. ECDSA signatures are
+ * always in their low-S form (see `ecdsa-low-s.ts`): verifiers refuse the other one.
  * @throws ERR_ID_INVALID when `id` is not a SpiffeId; ERR_JWT_INVALID on an empty audience list,
  *   an empty audience or an empty `kid`; ERR_TTL_INVALID when the token would not outlive its
  *   issue second; ERR_KEY_MALFORMED when the key is not a private KeyObject;
@@ -44,9 +46,10 @@ export async function mintJwtSvid(params: MintJwtSvidParams): Promise<string> {
   const claims = { sub: id.toString(), aud: [...audience], exp, iat }
   const signingKey = await cryptoKeyFor(key.privateKey, alg)
   try {
-    return await new CompactSign(encoder.encode(JSON.stringify(claims)))
+    const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
       .setProtectedHeader({ alg, kid: key.kid, typ: 'JWT' })
       .sign(signingKey)
+    return toLowS(alg, token)
   } catch (err) {
     throw new IdentityError('ERR_KEY_MALFORMED', 'signing the JWT-SVID failed', { cause: err })
   }

@@ -3,6 +3,7 @@ import type { JwtBundleSource } from '../bundle/bundle-source.js'
 import type { JwtAuthority, JwtBundle } from '../bundle/jwt-bundle.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../errors.js'
 import type { TrustDomain } from '../trust-domain.js'
+import { isHighS } from './ecdsa-low-s.js'
 import {
   algorithmsForKey,
   cryptoKeyFor,
@@ -26,7 +27,9 @@ export interface ValidateJwtSvidOptions {
  * Validates a JWT-SVID (spec §5, §7.E) and returns it as a record. In order: compact JWS with an
  * allowed `alg`; `typ` absent, `JWT` or `JOSE`; no `crit`; `sub` a valid SPIFFE ID; `aud` and
  * `exp` present; a `kid`; the JWT bundle of `sub`'s trust domain (and only that one); the key
- * `kid` in it; an `alg` that fits the key's type; the signature (checked by jose); `aud` holding
+ * `kid` in it; an `alg` that fits the key's type; an ECDSA signature in its low-S form (s ≤ n/2: the
+ * high-S twin of a valid signature also verifies, a second spelling of the same token); the
+ * signature (checked by jose); `aud` holding
  * at least one of `expectedAudience`; `nbf`, `exp` and `iat` against `nowMs` with a leeway that
  * defaults to 30 s. Errors from jose are kept as `cause`; only IdentityError is thrown.
  * @throws ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_JWT_INVALID, ERR_BUNDLE_NOT_FOUND,
@@ -102,6 +105,8 @@ const JOSE_CODES: Readonly<Record<string, ErrorCode>> = {
 }
 
 async function verifySignature(token: string, header: JwtSvidHeader, authority: JwtAuthority): Promise<void> {
+  if (isHighS(header.alg, Buffer.from(token.slice(token.lastIndexOf('.') + 1), 'base64url')))
+    throw new IdentityError('ERR_JWT_SIGNATURE_INVALID', 'the ECDSA signature is not in its low-S form')
   const key = await cryptoKeyFor(authority.key, header.alg)
   try {
     await compactVerify(token, key, { algorithms: [header.alg] })

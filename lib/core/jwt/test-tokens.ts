@@ -4,6 +4,7 @@ import { BundleSet } from '../bundle/bundle-source.js'
 import { JwtBundle } from '../bundle/jwt-bundle.js'
 import { isIdentityError } from '../errors.js'
 import { TrustDomain } from '../trust-domain.js'
+import { toLowS } from './ecdsa-low-s.js'
 
 /** Test helpers for JWT-SVID tests: keys, a bundle set, and hand-crafted tokens. */
 
@@ -61,7 +62,10 @@ export async function makeTestKeys(): Promise<TestKeys> {
   }
 }
 
-/** Signs any header and claims with node:crypto, so that each validation step can be reached alone. */
+/**
+ * Signs any header and claims with node:crypto, so that each validation step can be reached alone.
+ * ECDSA signatures are given in their low-S form, as Tessera signs them.
+ */
 export function craft(
   header: Record<string, unknown>,
   claims: Record<string, unknown>,
@@ -72,7 +76,8 @@ export function craft(
   const options = alg.startsWith('PS')
     ? { key, padding: 6, saltLength: Number(alg.slice(2)) / 8 }
     : { key, dsaEncoding: 'ieee-p1363' as const }
-  return `${input}.${sign(`sha${alg.slice(2)}`, Buffer.from(input), options).toString('base64url')}`
+  const signature = sign(`sha${alg.slice(2)}`, Buffer.from(input), options).toString('base64url')
+  return toLowS(alg, `${input}.${signature}`)
 }
 
 /** The IdentityError code a promise rejects with, `undefined` when it resolves. */
