@@ -6,7 +6,7 @@ import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { BundleService } from './bundle/bundle-service.js'
-import { CaRotator } from './ca/rotator.js'
+import { CaRotator, type RotationEvent } from './ca/rotator.js'
 import type { ServerContext } from './context.js'
 import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
 import { ServerEvents } from './events.js'
@@ -30,12 +30,23 @@ export interface ServerDeps {
   readonly clock?: Clock
 }
 
+/** How to start (one-off choices of the operator, not settings). */
+export interface StartOptions {
+  /** Create a new CA when the key journal is missing or unreadable, instead of refusing (`--new-ca`). */
+  readonly newCa?: boolean
+}
+
 /**
  * Starts a trust-domain server from a loaded config: the datastore, the CA and its rotation, the
  * bundle, the server's own SVID, the admin API on its Unix socket and the agent API over TLS.
  * Everything started is stopped again if a later step fails.
+ * @throws ERR_DATASTORE_CORRUPT, ERR_KEY_STORE_CORRUPT (refused: never taken for a fresh install)
  */
-export async function startServer(config: ServerConfig, deps: ServerDeps): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  deps: ServerDeps,
+  options: StartOptions = {},
+): Promise<RunningServer> {
   const clock = deps.clock ?? systemClock
   const log = deps.log.child({ component: 'server' })
   const trustDomain = config.trustDomain
@@ -48,13 +59,9 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clock,
       journal: datastore.keyJournal,
       caTtlMs: config.caTtlMs,
-      onEvent: (e) =>
-        log.info(
-          { event: e.kind, generationId: e.generationId, notAfterMs: e.notAfterMs },
-          'CA key rotation step',
-        ),
+      onEvent: (e) => onRotation(e, { log, audit: deps.audit, trustDomain: trustDomain.name }),
     })
-    await rotator.start()
+    await rotator.start({ isFresh: datastore.isNew, replaceBroken: options.newCa === true })
     const bundles = new BundleService({ trustDomain, store: datastore.bundles, events, keys: rotator })
     await bundles.start()
     stack.push(() => bundles.stop())
@@ -107,6 +114,18 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
     await unwind(stack)
     throw err
   }
+}
+
+/** Logs each rotation step; a CA replaced on `--new-ca` is logged at warn and audited. */
+function onRotation(e: RotationEvent, to: { log: Logger; audit: AuditLog; trustDomain: string }): void {
+  const { generationId, notAfterMs, reason } = e
+  if (e.kind !== 'replaced') {
+    to.log.info({ event: e.kind, generationId, notAfterMs }, 'CA key rotation step')
+    return
+  }
+  to.log.warn({ event: e.kind, reason }, 'The CA key journal was unusable; a new CA replaces it (--new-ca).')
+  const caller = { kind: 'system', component: 'server --new-ca' } as const
+  to.audit.bundleChanged({ trustDomain: to.trustDomain, action: 'replaced', caller })
 }
 
 /** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens and entries. */
