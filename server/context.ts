@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Clock } from '../lib/core/clock.js'
 import type { TrustDomain } from '../lib/core/trust-domain.js'
+import type { AuditJournal } from '../lib/log/audit-file.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import type { BundleService } from './bundle/bundle-service.js'
 import type { CaRotator } from './ca/rotator.js'
@@ -29,6 +30,8 @@ export interface ServerContext {
   readonly clock: Clock
   readonly log: Logger
   readonly audit: AuditLog
+  /** The audit file under `audit`, if any: registration changes fsync their lines before COMMIT. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly datastore: Datastore
   readonly rotator: CaRotator
   readonly bundles: BundleService

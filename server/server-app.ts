@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../lib/config/server-config.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { PushCertificateProvider } from '../lib/grpc/certificate-provider.js'
+import type { AuditJournal } from '../lib/log/audit-file.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
@@ -27,6 +28,8 @@ export interface RunningServer {
 export interface ServerDeps {
   readonly log: Logger
   readonly audit: AuditLog
+  /** The audit file under `audit` (`PinoAuditLog.journal`), so changes are audited durably before they commit. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly clock?: Clock
 }
 
@@ -71,6 +74,7 @@ export async function startServer(
       clock,
       log: deps.log,
       audit: deps.audit,
+      auditJournal: deps.auditJournal,
       datastore,
       rotator,
       bundles,

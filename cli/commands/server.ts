@@ -48,15 +48,15 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
   const config = loadServerConfig({ flags, env: process.env, cwd: process.cwd() })
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'server' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
-  const audit = PinoAuditLog.open(config.auditLogPath)
-  const running = await startServer(config, { log, audit }, { newCa: newCa === true }).catch(
-    (err: unknown) => {
-      const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
-      log.error({ err, code }, 'The server cannot start.')
-      audit.close()
-      throw err
-    },
-  )
+  const onFailure = (err: unknown) => log.error({ err }, 'The audit log cannot be written.')
+  const audit = PinoAuditLog.open(config.auditLogPath, { onFailure })
+  const deps = { log, audit, auditJournal: audit.journal }
+  const running = await startServer(config, deps, { newCa: newCa === true }).catch((err: unknown) => {
+    const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
+    log.error({ err, code }, 'The server cannot start.')
+    audit.close()
+    throw err
+  })
   const stop = async (signal: string) => {
     log.info({ signal }, 'Server stopping.')
     await running.stop()

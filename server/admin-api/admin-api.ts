@@ -78,7 +78,8 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
 
 function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: HandlerKit): void {
   const { trustDomain, audit, events, datastore } = ctx
-  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, events })
+  const { auditJournal } = ctx
+  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, auditJournal, events })
   const tokens = new JoinTokenService({
     trustDomain,
     tokens: datastore.joinTokens,

@@ -53,6 +53,21 @@ export type EntryBatchResult =
 export interface EntryUpdateOptions {
   /** The update fails with ERR_ENTRY_REVISION_CONFLICT unless the stored revision is this one. */
   readonly expectedRevision?: number
+  readonly hooks?: CommitHooks<RegistrationEntry>
+}
+
+/**
+ * What a write runs at its commit point, so that a change is audited before it commits and never
+ * reported as failed once committed (DESIGN §7).
+ */
+export interface CommitHooks<T> {
+  /**
+   * Runs inside the write's transaction, after its rows are written and before COMMIT, with what the
+   * write will return. Throwing rolls the write back, and the write fails with that error.
+   */
+  beforeCommit(result: T): void
+  /** COMMIT itself failed after {@link CommitHooks.beforeCommit} ran: the write was rolled back. */
+  commitFailed(): void
 }
 
 /**
@@ -63,14 +78,17 @@ export interface EntryUpdateOptions {
 export interface EntryStore {
   /**
    * Stores a new entry (revision 0, a fresh UUID v4 id).
-   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS
+   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, or what `hooks.beforeCommit` threw
    */
-  create(fields: EntryFields): Promise<RegistrationEntry>
+  create(fields: EntryFields, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry>
   /**
    * Stores several entries in one transaction; an invalid or duplicate item fails alone (its code in
    * its result), the others are stored. Results are in the order of `items`.
    */
-  createBatch(items: ReadonlyArray<EntryFields>): Promise<ReadonlyArray<EntryBatchResult>>
+  createBatch(
+    items: ReadonlyArray<EntryFields>,
+    hooks?: CommitHooks<ReadonlyArray<EntryBatchResult>>,
+  ): Promise<ReadonlyArray<EntryBatchResult>>
   /** The entry with this id, or undefined. */
   fetch(id: string): Promise<RegistrationEntry | undefined>
   /**
@@ -89,7 +107,7 @@ export interface EntryStore {
    * Deletes an entry and returns it as it was.
    * @throws ERR_ENTRY_NOT_FOUND
    */
-  delete(id: string): Promise<RegistrationEntry>
+  delete(id: string, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry>
   /** Deletes the entries expired at `nowMs` (`expiresAtMs <= nowMs`); returns how many. */
   prune(nowMs: number): Promise<number>
   /** How many entries pass `filter`. */

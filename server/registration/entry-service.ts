@@ -5,8 +5,9 @@ import {
   type RegistrationEntry,
 } from '../../lib/core/registration-entry.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import type { AuditJournal } from '../../lib/log/audit-file.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
-import type { EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
+import type { CommitHooks, EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
 
 /** What the entry service needs. */
@@ -14,6 +15,11 @@ export interface EntryServiceDeps {
   readonly trustDomain: TrustDomain
   readonly store: EntryStore
   readonly audit: AuditLog
+  /**
+   * The audit file under `audit`, when there is one: a change's lines are then fsynced before the
+   * change commits, and taken back if the commit fails.
+   */
+  readonly auditJournal?: AuditJournal | undefined
   readonly events: ServerEvents
 }
 
@@ -26,6 +32,13 @@ export type EntryCreateResult =
  * Registration entries as admins change them (DESIGN §3): every entry must belong to the server's
  * trust domain; every write, successful or not, is audited with its caller; every successful write
  * emits `entries-changed` so the agents' streams push it at once.
+ *
+ * Order of a write (DESIGN §7: nothing committed unaudited, nothing committed reported as failed):
+ * the rows are written in a transaction; before COMMIT the change's audit lines are written whole
+ * and fsynced ({@link CommitHooks.beforeCommit}); an audit write that fails rolls the change back
+ * and the caller gets ERR_AUDIT_UNAVAILABLE; a COMMIT that fails (a full disk) takes the audit
+ * lines back (truncates the file to where they began) and the caller gets ERR_DATASTORE_IO. Only
+ * after COMMIT is `entries-changed` emitted and success reported.
  */
 export class EntryService {
   readonly #deps: EntryServiceDeps
@@ -41,8 +54,11 @@ export class EntryService {
   async create(fields: EntryFields, caller: AuditCaller): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
     try {
-      const entry = await this.#deps.store.create(this.#normalize(fields))
-      this.#changed({ action: 'created', entryId: entry.id, spiffeId, caller })
+      const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+        { action: 'created', entryId: e.id, spiffeId, caller },
+      ])
+      const entry = await this.#deps.store.create(this.#normalize(fields), hooks)
+      this.#deps.events.emit('entries-changed')
       return entry
     } catch (err) {
       this.#failed({ action: 'created', spiffeId, caller }, err)
@@ -52,20 +68,22 @@ export class EntryService {
 
   /**
    * Creates several entries in one transaction; an invalid or duplicate item fails alone.
-   * @throws ERR_DATASTORE_IO (then nothing is stored)
+   * @throws ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE (then nothing is stored)
    */
   async createBatch(
     items: ReadonlyArray<EntryFields>,
     caller: AuditCaller,
   ): Promise<ReadonlyArray<EntryCreateResult>> {
-    const results = await this.#deps.store.createBatch(items).catch((err: unknown) => {
+    const hooks = this.#auditedCommit((results: ReadonlyArray<EntryCreateResult>) =>
+      results.map((result, i) => {
+        const spiffeId = items[i]?.spiffeId.toString() ?? '-'
+        if (result.ok) return { action: 'created', entryId: result.entry.id, spiffeId, caller }
+        return { action: 'created', spiffeId, caller, code: result.error.code }
+      }),
+    )
+    const results = await this.#deps.store.createBatch(items, hooks).catch((err: unknown) => {
       for (const f of items) this.#failed({ action: 'created', spiffeId: f.spiffeId.toString(), caller }, err)
       throw err
-    })
-    results.forEach((result, i) => {
-      const spiffeId = items[i]?.spiffeId.toString() ?? '-'
-      if (result.ok) this.#audit({ action: 'created', entryId: result.entry.id, spiffeId, caller })
-      else this.#audit({ action: 'created', spiffeId, caller, code: result.error.code })
     })
     if (results.some((r) => r.ok)) this.#deps.events.emit('entries-changed')
     return results
@@ -84,8 +102,9 @@ export class EntryService {
     const spiffeId = fields.spiffeId.toString()
     try {
       const revision = expectedRevision === undefined ? {} : { expectedRevision }
-      const entry = await this.#deps.store.update(id, this.#normalize(fields), revision)
-      this.#changed({ action: 'updated', entryId: id, spiffeId, caller })
+      const hooks = this.#auditedCommit(() => [{ action: 'updated', entryId: id, spiffeId, caller }])
+      const entry = await this.#deps.store.update(id, this.#normalize(fields), { ...revision, hooks })
+      this.#deps.events.emit('entries-changed')
       return entry
     } catch (err) {
       this.#failed({ action: 'updated', entryId: id, spiffeId, caller }, err)
@@ -99,8 +118,11 @@ export class EntryService {
    */
   async delete(id: string, caller: AuditCaller): Promise<RegistrationEntry> {
     try {
-      const entry = await this.#deps.store.delete(id)
-      this.#changed({ action: 'deleted', entryId: id, spiffeId: entry.spiffeId.toString(), caller })
+      const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+        { action: 'deleted', entryId: id, spiffeId: e.spiffeId.toString(), caller },
+      ])
+      const entry = await this.#deps.store.delete(id, hooks)
+      this.#deps.events.emit('entries-changed')
       return entry
     } catch (err) {
       this.#failed({ action: 'deleted', entryId: id, spiffeId: '-', caller }, err)
@@ -131,17 +153,53 @@ export class EntryService {
     return normalizeEntryFields(fields, this.#deps.trustDomain)
   }
 
-  #changed(record: AuditedChange): void {
-    this.#audit(record)
-    this.#deps.events.emit('entries-changed')
+  /**
+   * The commit hooks of one write: before COMMIT, its records are written (each whole, or the write
+   * throws ERR_AUDIT_UNAVAILABLE and the change rolls back) and fsynced; if COMMIT then fails, the
+   * file is cut back to where they began.
+   */
+  #auditedCommit<T>(recordsOf: (result: T) => ReadonlyArray<AuditedRecord>): CommitHooks<T> {
+    const journal = this.#deps.auditJournal
+    let mark: number | undefined
+    return {
+      beforeCommit: (result) => {
+        mark = journal?.mark()
+        for (const record of recordsOf(result)) this.#audit(record)
+        journal?.sync()
+      },
+      commitFailed: () => {
+        // If even this fails, the audit keeps a line for a change that did not commit: the safe side.
+        if (journal !== undefined && mark !== undefined) tryQuietly(() => journal.rewind(mark as number))
+      },
+    }
   }
 
+  /**
+   * Audits a write that failed. On a full disk this line may not be written either: the caller
+   * already gets the write's own error, which is not replaced.
+   */
   #failed(record: AuditedChange, err: unknown): void {
-    this.#audit({ ...record, code: codeOf(err) })
+    tryQuietly(() => this.#audit({ ...record, code: codeOf(err) }))
   }
 
-  #audit(record: AuditedChange & { readonly code?: ErrorCode }): void {
-    this.#deps.audit.entryChanged(record)
+  /** @throws ERR_AUDIT_UNAVAILABLE when the record could not be written */
+  #audit(record: AuditedRecord): void {
+    try {
+      this.#deps.audit.entryChanged(record)
+    } catch (err) {
+      if (isIdentityError(err, 'ERR_AUDIT_UNAVAILABLE')) throw err
+      throw new IdentityError('ERR_AUDIT_UNAVAILABLE', 'the audit log could not be written', { cause: err })
+    }
+  }
+}
+
+type AuditedRecord = AuditedChange & { readonly code?: ErrorCode }
+
+function tryQuietly(fn: () => void): void {
+  try {
+    fn()
+  } catch {
+    // See the callers: the failure is reported another way.
   }
 }
 

@@ -1,0 +1,178 @@
+import { execFileSync } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
+import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
+import { type AdminClients, callRaw, connectAdmin, failureOf } from '../helpers/admin-grpc.js'
+import {
+  dumpOutput,
+  isRoot,
+  killAllChildren,
+  makeTempDir,
+  removeDir,
+  requireBuild,
+  type ServerProcess,
+  startServerProcess,
+} from '../helpers/processes.js'
+
+const TD = 'tessera.local'
+/** Creates tried once the disk is full: their audit lines span several pages, so one must cross a page. */
+const ATTEMPTS = 30
+/** What a create may fail with on a full disk: never ERR_INTERNAL, never a committed change. */
+const DISK_FULL_CODES = ['ERR_AUDIT_UNAVAILABLE', 'ERR_DATASTORE_IO']
+
+/** Mounts a tmpfs of `size` at `dir`; false when that is not possible here. */
+function mountTmpfs(dir: string, size: string): boolean {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Fills the file system of `dir` to the last byte with a `filler` file. */
+function fill(dir: string): string {
+  const path = join(dir, 'filler')
+  const fd = openSync(path, 'w')
+  try {
+    for (const chunk of [64 * 1024, 4096, 1]) {
+      const bytes = Buffer.alloc(chunk, 0x5a)
+      for (;;) {
+        try {
+          if (writeSync(fd, bytes) < chunk) break
+        } catch {
+          break
+        }
+      }
+    }
+  } finally {
+    closeSync(fd)
+  }
+  return path
+}
+
+interface Attempt {
+  readonly spiffeId: string
+  readonly id?: string
+  /** The Tessera code it failed with; undefined when it succeeded. */
+  readonly errorCode?: string
+}
+
+function entryFor(spiffeId: string, i: number) {
+  return {
+    spiffe_id: spiffeId,
+    parent_id: `spiffe://${TD}/agent`,
+    selectors: [{ type: 'unix', value: `uid:${i}` }],
+  }
+}
+
+async function create(admin: AdminClients, spiffeId: string, i: number): Promise<Attempt> {
+  const call = callRaw<Entry__Output>((o, r) =>
+    admin.entries.CreateEntry({ entry: entryFor(spiffeId, i) }, o, r),
+  )
+  try {
+    return { spiffeId, id: (await call).id }
+  } catch (err) {
+    const failure = await failureOf(Promise.reject(err))
+    return { spiffeId, errorCode: failure.errorCode ?? `grpc status ${failure.code}` }
+  }
+}
+
+async function listAll(admin: AdminClients): Promise<Entry__Output[]> {
+  const page = await callRaw<ListEntriesResponse__Output>((o, r) =>
+    admin.entries.ListEntries({ page_size: 1000 }, o, r),
+  )
+  return page.entries
+}
+
+/**
+ * Checks DESIGN §7 and §9 over the attempts: every create reported OK is stored and audited; every
+ * one that failed says why with a disk-full code and left no entry and no `allowed` audit line; the
+ * audit file is whole lines only.
+ */
+async function expectAllOrNothing(admin: AdminClients, auditPath: string, attempts: Attempt[]) {
+  const text = readFileSync(auditPath, 'utf8')
+  expect(text.endsWith('\n'), `the audit file ends mid-line: …${JSON.stringify(text.slice(-80))}`).toBe(true)
+  const records = text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; outcome: string; subject: string; entryId?: string })
+  const allowed = records.filter((r) => r.event === 'entry.changed' && r.outcome === 'allowed')
+  const stored = await listAll(admin)
+  for (const a of attempts) {
+    const inStore = stored.filter((e) => e.spiffe_id === a.spiffeId)
+    const audited = allowed.filter((r) => r.subject === a.spiffeId)
+    if (a.errorCode === undefined) {
+      expect(
+        inStore.map((e) => e.id),
+        a.spiffeId,
+      ).toEqual([a.id])
+      expect(
+        audited.map((r) => r.entryId),
+        a.spiffeId,
+      ).toEqual([a.id])
+    } else {
+      expect(DISK_FULL_CODES, `${a.spiffeId} failed with ${a.errorCode}`).toContain(a.errorCode)
+      expect(inStore, `${a.spiffeId} failed but was committed`).toEqual([])
+      expect(audited, `${a.spiffeId} failed but was audited as allowed`).toEqual([])
+    }
+  }
+}
+
+describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
+  let root: string
+  const mounts: string[] = []
+  let server: ServerProcess | undefined
+  let admin: AdminClients | undefined
+
+  beforeEach(async (ctx) => {
+    requireBuild()
+    root = await makeTempDir('tessera-full-')
+    ctx.onTestFailed(() => dumpOutput([server]))
+  })
+  afterEach(async () => {
+    admin?.close()
+    await server?.stop()
+    await killAllChildren()
+    for (const m of mounts.splice(0)) execFileSync('umount', ['-l', m], { stdio: 'pipe' })
+    await removeDir(root)
+  })
+
+  async function run(dataDir: string, disk: string, auditPath: string, extra: string[] = []) {
+    server = await startServerProcess({ dataDir, args: extra })
+    admin = connectAdmin(server.socket)
+    const first = await create(admin, `spiffe://${TD}/before`, 0)
+    expect(first.errorCode).toBeUndefined()
+    const filler = fill(disk)
+    const attempts: Attempt[] = []
+    for (let i = 1; i <= ATTEMPTS; i++) attempts.push(await create(admin, `spiffe://${TD}/full/${i}`, i))
+    expect(
+      attempts.filter((a) => a.errorCode !== undefined).length,
+      'no create failed: the disk was not full',
+    ).toBeGreaterThan(0)
+    await expectAllOrNothing(admin, auditPath, attempts)
+    // Room again: the server never stopped, and writes work and are audited again.
+    rmSync(filler)
+    const after = await create(admin, `spiffe://${TD}/after`, ATTEMPTS + 1)
+    expect(after.errorCode).toBeUndefined()
+    await expectAllOrNothing(admin, auditPath, [first, ...attempts, after])
+  }
+
+  it('with the audit log on a full disk: a create commits and is audited, or fails and leaves nothing', async (ctx) => {
+    const disk = join(root, 'audit-disk')
+    if (!mountTmpfs(disk, '256k')) return ctx.skip('cannot mount a tmpfs here')
+    mounts.push(disk)
+    const auditPath = join(disk, 'audit.log')
+    await run(join(root, 'server'), disk, auditPath, ['--audit-log-path', auditPath])
+  })
+
+  it('with the datastore and the audit log on one full disk: all or nothing, never ERR_INTERNAL', async (ctx) => {
+    const disk = join(root, 'server')
+    if (!mountTmpfs(disk, '4m')) return ctx.skip('cannot mount a tmpfs here')
+    mounts.push(disk)
+    await run(disk, disk, join(disk, 'audit.log'))
+  })
+})
