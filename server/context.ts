@@ -7,6 +7,7 @@ import type { BundleService } from './bundle/bundle-service.js'
 import type { CaRotator } from './ca/rotator.js'
 import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
+import type { ServerHealth } from './health/server-health.js'
 
 /** Server-wide settings the APIs need (a subset of the loaded config). */
 export interface ServerSettingsView {
@@ -36,4 +37,6 @@ export interface ServerContext {
   readonly rotator: CaRotator
   readonly bundles: BundleService
   readonly events: ServerEvents
+  /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */
+  readonly health?: ServerHealth | undefined
 }

@@ -7,10 +7,13 @@ import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { BundleService } from './bundle/bundle-service.js'
-import { CaRotator, type RotationEvent } from './ca/rotator.js'
+import { CaRotator } from './ca/rotator.js'
 import type { ServerContext } from './context.js'
+import { watchCorruption } from './datastore/corruption-watch.js'
 import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
 import { ServerEvents } from './events.js'
+import { reportCorruption, reportRotation } from './failure-reports.js'
+import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
 
 /** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
@@ -54,7 +57,9 @@ export async function startServer(
   const log = deps.log.child({ component: 'server' })
   const trustDomain = config.trustDomain
   const events = new ServerEvents()
-  const datastore = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
+  const health = new ServerHealth()
+  const opened = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
+  const datastore = watchCorruption(opened, (err) => reportCorruption(err, { log, health }))
   const stack: Array<() => Promise<void>> = [() => datastore.close()]
   try {
     const rotator = new CaRotator({
@@ -62,7 +67,7 @@ export async function startServer(
       clock,
       journal: datastore.keyJournal,
       caTtlMs: config.caTtlMs,
-      onEvent: (e) => onRotation(e, { log, audit: deps.audit, trustDomain: trustDomain.name }),
+      onEvent: (e) => reportRotation(e, { log, audit: deps.audit, trustDomain: trustDomain.name }),
     })
     await rotator.start({ isFresh: datastore.isNew, replaceBroken: options.newCa === true })
     const bundles = new BundleService({ trustDomain, store: datastore.bundles, events, keys: rotator })
@@ -79,6 +84,7 @@ export async function startServer(
       rotator,
       bundles,
       events,
+      health,
     }
 
     const tls = new PushCertificateProvider()
@@ -118,18 +124,6 @@ export async function startServer(
     await unwind(stack)
     throw err
   }
-}
-
-/** Logs each rotation step; a CA replaced on `--new-ca` is logged at warn and audited. */
-function onRotation(e: RotationEvent, to: { log: Logger; audit: AuditLog; trustDomain: string }): void {
-  const { generationId, notAfterMs, reason } = e
-  if (e.kind !== 'replaced') {
-    to.log.info({ event: e.kind, generationId, notAfterMs }, 'CA key rotation step')
-    return
-  }
-  to.log.warn({ event: e.kind, reason }, 'The CA key journal was unusable; a new CA replaces it (--new-ca).')
-  const caller = { kind: 'system', component: 'server --new-ca' } as const
-  to.audit.bundleChanged({ trustDomain: to.trustDomain, action: 'replaced', caller })
 }
 
 /** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens and entries. */

@@ -5,6 +5,7 @@ import { createLogger } from '../../lib/log/logger.js'
 import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
 import { startServer } from '../../server/server-app.js'
 import { collect, failAndExit } from '../output.js'
+import { registerServerHealthcheck } from './server-healthcheck.js'
 
 /** `tessera server run`. */
 export function registerServerCommands(program: Command): void {
@@ -41,6 +42,7 @@ export function registerServerCommands(program: Command): void {
         failAndExit(err)
       }
     })
+  registerServerHealthcheck(server)
 }
 
 async function runServer(opts: Record<string, unknown>): Promise<void> {

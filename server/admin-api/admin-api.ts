@@ -3,12 +3,13 @@ import { dirname } from 'node:path'
 import { ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
-import { adminApi } from '../../lib/grpc/protos.js'
+import { adminApi, healthApi } from '../../lib/grpc/protos.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import { AgentAdminService } from '../agents/agent-admin-service.js'
 import type { ServerContext } from '../context.js'
+import { serverHealthHandlers } from '../health/server-health.js'
 import { EntryService } from '../registration/entry-service.js'
 import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
@@ -94,6 +95,8 @@ function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: Hand
   server.grpc.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
   server.grpc.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
   server.grpc.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
+  if (ctx.health !== undefined)
+    server.grpc.addService(healthApi().grpc.health.v1.Health.service, serverHealthHandlers(ctx.health, []))
 }
 
 function callerOf(peer: AdminPeer | undefined): AuditCaller {

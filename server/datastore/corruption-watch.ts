@@ -1,0 +1,44 @@
+import { isIdentityError } from '../../lib/core/errors.js'
+import type { Datastore } from './ports.js'
+
+const STORES = ['entries', 'joinTokens', 'agents', 'bundles', 'keyJournal'] as const
+
+/**
+ * Wraps every method of `store` that returns a promise: a rejection with ERR_DATASTORE_CORRUPT is
+ * reported to `onCorrupt`, then passed on unchanged. Methods run on the store itself (its private
+ * fields work as before).
+ */
+function watchStore<S extends object>(store: S, onCorrupt: (err: Error) => void): S {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args)
+        if (!(result instanceof Promise)) return result
+        return result.catch((err: unknown) => {
+          if (isIdentityError(err, 'ERR_DATASTORE_CORRUPT')) onCorrupt(err)
+          throw err
+        })
+      }
+    },
+  })
+}
+
+/**
+ * The same datastore, except that every store call that finds the file corrupt (SQLITE_CORRUPT,
+ * SQLITE_NOTADB: ERR_DATASTORE_CORRUPT) also tells `onCorrupt`, wherever the call came from (admin
+ * API, agent API, maintenance), so the server can log the cause and stop reporting ready (DESIGN §9).
+ */
+export function watchCorruption<D extends Datastore>(datastore: D, onCorrupt: (err: Error) => void): D {
+  const wrapped = new Map<string | symbol, unknown>(
+    STORES.map((name) => [name, watchStore(datastore[name], onCorrupt)]),
+  )
+  return new Proxy(datastore, {
+    get(target, prop) {
+      if (wrapped.has(prop)) return wrapped.get(prop)
+      const value: unknown = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
