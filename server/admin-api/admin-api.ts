@@ -86,6 +86,7 @@ function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: Hand
     tokens: datastore.joinTokens,
     entries,
     audit,
+    auditJournal,
     clock: ctx.clock,
     defaultTtlMs: ctx.settings.joinTokenTtlMs,
   })

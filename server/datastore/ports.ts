@@ -129,9 +129,10 @@ export interface JoinToken {
 export interface JoinTokenStore {
   /**
    * Stores a new token.
-   * @throws ERR_JOIN_TOKEN_INVALID when the token is empty or already stored
+   * @throws ERR_JOIN_TOKEN_INVALID when the token is empty or already stored, or what
+   *   `hooks.beforeCommit` threw
    */
-  create(token: JoinToken): Promise<void>
+  create(token: JoinToken, hooks?: CommitHooks<void>): Promise<void>
   /**
    * Atomically removes the token and returns it if it was stored and unexpired at `nowMs`; undefined
    * otherwise, and for every later call with the same token.

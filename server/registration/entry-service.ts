@@ -9,6 +9,7 @@ import type { AuditJournal } from '../../lib/log/audit-file.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import type { CommitHooks, EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
+import { auditedCommit } from './audited-commit.js'
 
 /** What the entry service needs. */
 export interface EntryServiceDeps {
@@ -153,25 +154,11 @@ export class EntryService {
     return normalizeEntryFields(fields, this.#deps.trustDomain)
   }
 
-  /**
-   * The commit hooks of one write: before COMMIT, its records are written (each whole, or the write
-   * throws ERR_AUDIT_UNAVAILABLE and the change rolls back) and fsynced; if COMMIT then fails, the
-   * file is cut back to where they began.
-   */
+  /** The commit hooks of one write: its records audited before COMMIT, see {@link auditedCommit}. */
   #auditedCommit<T>(recordsOf: (result: T) => ReadonlyArray<AuditedRecord>): CommitHooks<T> {
-    const journal = this.#deps.auditJournal
-    let mark: number | undefined
-    return {
-      beforeCommit: (result) => {
-        mark = journal?.mark()
-        for (const record of recordsOf(result)) this.#audit(record)
-        journal?.sync()
-      },
-      commitFailed: () => {
-        // If even this fails, the audit keeps a line for a change that did not commit: the safe side.
-        if (journal !== undefined && mark !== undefined) tryQuietly(() => journal.rewind(mark as number))
-      },
-    }
+    return auditedCommit(this.#deps.auditJournal, (result: T) => {
+      for (const record of recordsOf(result)) this.#deps.audit.entryChanged(record)
+    })
   }
 
   /**
@@ -182,14 +169,8 @@ export class EntryService {
     tryQuietly(() => this.#audit({ ...record, code: codeOf(err) }))
   }
 
-  /** @throws ERR_AUDIT_UNAVAILABLE when the record could not be written */
   #audit(record: AuditedRecord): void {
-    try {
-      this.#deps.audit.entryChanged(record)
-    } catch (err) {
-      if (isIdentityError(err, 'ERR_AUDIT_UNAVAILABLE')) throw err
-      throw new IdentityError('ERR_AUDIT_UNAVAILABLE', 'the audit log could not be written', { cause: err })
-    }
+    this.#deps.audit.entryChanged(record)
   }
 }
 

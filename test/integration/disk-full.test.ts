@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
 import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
 import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
+import { fingerprintToken } from '../../lib/log/audit-log.js'
 import { type AdminClients, callRaw, connectAdmin, failureOf } from '../helpers/admin-grpc.js'
 import {
   dumpOutput,
@@ -122,6 +125,43 @@ async function expectAllOrNothing(admin: AdminClients, auditPath: string, attemp
   }
 }
 
+/** A join token asked for on a full disk: the token, or the code it failed with. */
+interface TokenAttempt {
+  readonly token?: string
+  readonly errorCode?: string
+}
+
+async function createToken(admin: AdminClients): Promise<TokenAttempt> {
+  try {
+    const res = await callRaw<CreateJoinTokenResponse__Output>((o, r) =>
+      admin.joinTokens.CreateJoinToken({}, o, r),
+    )
+    return { token: res.token }
+  } catch (err) {
+    const failure = await failureOf(Promise.reject(err))
+    return { errorCode: failure.errorCode ?? `grpc status ${failure.code}` }
+  }
+}
+
+/** Join tokens: each one stored was audited, none failed was stored, never ERR_INTERNAL. */
+function expectTokensAllOrNothing(dbPath: string, auditPath: string, attempts: TokenAttempt[]) {
+  const audited = new Set(
+    readFileSync(auditPath, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; subject: string })
+      .filter((r) => r.event === 'token.created')
+      .map((r) => r.subject),
+  )
+  const db = new Database(dbPath, { readonly: true })
+  const stored = db.prepare('SELECT count(*) FROM join_tokens').pluck().get()
+  db.close()
+  const ok = attempts.filter((a) => a.token !== undefined)
+  expect(stored, 'tokens stored').toBe(ok.length)
+  for (const a of ok) expect(audited.has(fingerprintToken(a.token ?? ''))).toBe(true)
+  for (const a of attempts) if (a.errorCode !== undefined) expect(DISK_FULL_CODES).toContain(a.errorCode)
+}
+
 describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
   let root: string
   const mounts: string[] = []
@@ -154,11 +194,17 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
       'no create failed: the disk was not full',
     ).toBeGreaterThan(0)
     await expectAllOrNothing(admin, auditPath, attempts)
+    const tokens: TokenAttempt[] = []
+    for (let i = 0; i < 10; i++) tokens.push(await createToken(admin))
+    expectTokensAllOrNothing(join(dataDir, 'datastore.sqlite3'), auditPath, tokens)
     // Room again: the server never stopped, and writes work and are audited again.
     rmSync(filler)
     const after = await create(admin, `spiffe://${TD}/after`, ATTEMPTS + 1)
     expect(after.errorCode).toBeUndefined()
     await expectAllOrNothing(admin, auditPath, [first, ...attempts, after])
+    tokens.push(await createToken(admin))
+    expect(tokens.at(-1)?.errorCode).toBeUndefined()
+    expectTokensAllOrNothing(join(dataDir, 'datastore.sqlite3'), auditPath, tokens)
   }
 
   it('with the audit log on a full disk: a create commits and is audited, or fails and leaves nothing', async (ctx) => {
