@@ -90,7 +90,7 @@ function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: Hand
     clock: ctx.clock,
     defaultTtlMs: ctx.settings.joinTokenTtlMs,
   })
-  const agents = new AgentAdminService({ agents: datastore.agents, audit, events })
+  const agents = new AgentAdminService({ agents: datastore.agents, audit, auditJournal, events })
   const api = adminApi().tessera.admin.v1
   server.grpc.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
   server.grpc.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))

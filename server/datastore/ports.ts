@@ -192,12 +192,16 @@ export interface AgentStore {
    * Changes an agent (a renewal sets `serialHex` and `expiresAtMs`; a ban sets `banned`), stamps `updatedAtMs`.
    * @throws ERR_AGENT_NOT_FOUND
    */
-  update(spiffeId: SpiffeId, changes: AgentChanges): Promise<AttestedAgent>
+  update(
+    spiffeId: SpiffeId,
+    changes: AgentChanges,
+    hooks?: CommitHooks<AttestedAgent>,
+  ): Promise<AttestedAgent>
   /**
    * Evicts an agent and returns it as it was.
    * @throws ERR_AGENT_NOT_FOUND
    */
-  delete(spiffeId: SpiffeId): Promise<AttestedAgent>
+  delete(spiffeId: SpiffeId, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent>
   /** How many agents pass `filter`. */
   count(filter?: AgentFilter): Promise<number>
 }
