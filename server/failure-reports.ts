@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { IdentityError } from '../lib/core/errors.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import type { RotationEvent } from './ca/rotator.js'
 import type { ServerHealth } from './health/server-health.js'
@@ -18,12 +19,20 @@ export function reportRotation(
   to.audit.bundleChanged({ trustDomain: to.trustDomain, action: 'replaced', caller })
 }
 
-/** A corrupt datastore found while running: logged once at error with its cause, and not ready from then on. */
-export function reportCorruption(err: Error, to: { log: Logger; health: ServerHealth }): void {
-  const sqliteCode = (err.cause as { code?: unknown } | undefined)?.code
-  if (!to.health.markNotReady({ code: 'ERR_DATASTORE_CORRUPT', reason: err.message })) return
+/**
+ * A datastore failure found while running, logged at error with its cause (the SQLite code). A
+ * corrupt datastore is logged once and makes the server not ready for good; an I/O failure (a full
+ * disk) is logged each time and changes nothing else: the next write may succeed.
+ */
+export function reportDatastoreFault(err: IdentityError, to: { log: Logger; health: ServerHealth }): void {
+  const cause = (err.cause as { code?: unknown } | undefined)?.code
+  if (err.code !== 'ERR_DATASTORE_CORRUPT') {
+    to.log.error({ err, code: err.code, cause }, 'A datastore call failed.')
+    return
+  }
+  if (!to.health.markNotReady({ code: err.code, reason: err.message })) return
   to.log.error(
-    { err, code: 'ERR_DATASTORE_CORRUPT', cause: sqliteCode },
+    { err, code: err.code, cause },
     'The datastore is corrupt: the server is not ready until it is restored from a backup.',
   )
 }

@@ -9,10 +9,10 @@ import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { BundleService } from './bundle/bundle-service.js'
 import { CaRotator } from './ca/rotator.js'
 import type { ServerContext } from './context.js'
-import { watchCorruption } from './datastore/corruption-watch.js'
+import { watchFaults } from './datastore/fault-watch.js'
 import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
 import { ServerEvents } from './events.js'
-import { reportCorruption, reportRotation } from './failure-reports.js'
+import { reportDatastoreFault, reportRotation } from './failure-reports.js'
 import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
 
@@ -59,7 +59,7 @@ export async function startServer(
   const events = new ServerEvents()
   const health = new ServerHealth()
   const opened = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
-  const datastore = watchCorruption(opened, (err) => reportCorruption(err, { log, health }))
+  const datastore = watchFaults(opened, (err) => reportDatastoreFault(err, { log, health }))
   const stack: Array<() => Promise<void>> = [() => datastore.close()]
   try {
     const rotator = new CaRotator({

@@ -50,7 +50,8 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
   const config = loadServerConfig({ flags, env: process.env, cwd: process.cwd() })
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'server' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
-  const onFailure = (err: unknown) => log.error({ err }, 'The audit log cannot be written.')
+  const onFailure = (err: unknown) =>
+    log.error({ err, code: 'ERR_AUDIT_UNAVAILABLE' }, 'The audit log cannot be written.')
   const audit = PinoAuditLog.open(config.auditLogPath, { onFailure })
   const deps = { log, audit, auditJournal: audit.journal }
   const running = await startServer(config, deps, { newCa: newCa === true }).catch((err: unknown) => {

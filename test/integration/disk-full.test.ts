@@ -162,6 +162,18 @@ function expectTokensAllOrNothing(dbPath: string, auditPath: string, attempts: T
   for (const a of attempts) if (a.errorCode !== undefined) expect(DISK_FULL_CODES).toContain(a.errorCode)
 }
 
+/** Every kind of failure the creates met is in the server's log at error, with its code. */
+function expectFailuresLogged(server: ServerProcess, attempts: Attempt[]) {
+  const logged = server
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level?: string; code?: string })
+    .filter((r) => r.level === 'error')
+  for (const code of new Set(attempts.flatMap((a) => a.errorCode ?? [])))
+    expect(logged, `no error logged for ${code}`).toContainEqual(expect.objectContaining({ code }))
+}
+
 describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
   let root: string
   const mounts: string[] = []
@@ -194,6 +206,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
       'no create failed: the disk was not full',
     ).toBeGreaterThan(0)
     await expectAllOrNothing(admin, auditPath, attempts)
+    expectFailuresLogged(server, attempts)
     const tokens: TokenAttempt[] = []
     for (let i = 0; i < 10; i++) tokens.push(await createToken(admin))
     expectTokensAllOrNothing(join(dataDir, 'datastore.sqlite3'), auditPath, tokens)
