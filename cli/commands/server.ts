@@ -52,7 +52,12 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
   const onFailure = (err: unknown) =>
     log.error({ err, code: 'ERR_AUDIT_UNAVAILABLE' }, 'The audit log cannot be written.')
-  const audit = PinoAuditLog.open(config.auditLogPath, { onFailure })
+  const onRepair = (cutBytes: number) =>
+    log.warn(
+      { cutBytes, path: config.auditLogPath },
+      'The audit log ended mid-line; the unfinished line was cut.',
+    )
+  const audit = PinoAuditLog.open(config.auditLogPath, { onFailure, onRepair })
   const deps = { log, audit, auditJournal: audit.journal }
   const running = await startServer(config, deps, { newCa: newCa === true }).catch((err: unknown) => {
     const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'

@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, writeSync } from 'node:fs'
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs'
 import { IdentityError } from '../core/errors.js'
 
 /**
@@ -14,6 +14,23 @@ export interface AuditJournal {
   sync(): void
   /** Drops every line written after `mark` (the change they record was rolled back). @throws ERR_AUDIT_UNAVAILABLE */
   rewind(mark: number): void
+}
+
+/** Bytes read at a time while looking for the last newline. */
+const TAIL_CHUNK = 4096
+
+/** The length of the file up to and including its last newline (0 when it has none). */
+function lastLineEnd(fd: number, size: number): number {
+  const chunk = Buffer.alloc(TAIL_CHUNK)
+  let end = size
+  while (end > 0) {
+    const start = Math.max(0, end - TAIL_CHUNK)
+    const read = readSync(fd, chunk, 0, end - start, start)
+    const at = chunk.subarray(0, read).lastIndexOf(0x0a)
+    if (at >= 0) return start + at + 1
+    end = start
+  }
+  return 0
 }
 
 function unavailable(what: string, cause: unknown): IdentityError {
@@ -33,12 +50,22 @@ export class AuditFile implements AuditJournal {
   readonly #fd: number
   #size: number
   #closed = false
+  /** How many bytes of an unfinished last line were cut when the file was opened (0 normally). */
+  readonly cutBytes: number
 
-  /** Takes ownership of `fd` (opened with O_APPEND). @throws ERR_AUDIT_UNAVAILABLE when it cannot be read */
+  /**
+   * Takes ownership of `fd` (opened with O_APPEND and read access). A file that ends mid-line (a
+   * power loss during a write) is cut back to its last complete line first, so the next record
+   * starts on a line of its own. @throws ERR_AUDIT_UNAVAILABLE when it cannot be read or repaired
+   */
   constructor(fd: number) {
     this.#fd = fd
     try {
-      this.#size = fstatSync(fd).size
+      const size = fstatSync(fd).size
+      const whole = lastLineEnd(fd, size)
+      if (whole < size) ftruncateSync(fd, whole)
+      this.#size = whole
+      this.cutBytes = size - whole
     } catch (err) {
       throw unavailable('cannot be read', err)
     }

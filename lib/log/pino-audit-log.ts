@@ -52,7 +52,11 @@ export class PinoAuditLog extends AuditRecorder {
       close?: () => void,
     ) => T,
     path: string,
-    options: { readonly onFailure?: (err: unknown) => void } = {},
+    options: {
+      readonly onFailure?: (err: unknown) => void
+      /** Told how many bytes of an unfinished last line (a power loss mid-write) were cut at open. */
+      readonly onRepair?: (cutBytes: number) => void
+    } = {},
   ): T {
     if (path === '-') {
       const out = new this(pino.destination({ dest: 1, sync: true }))
@@ -62,7 +66,7 @@ export class PinoAuditLog extends AuditRecorder {
     let fd: number
     try {
       mkdirSync(dirname(path), { recursive: true, mode: AUDIT_DIR_MODE })
-      fd = openSync(path, 'a', AUDIT_FILE_MODE)
+      fd = openSync(path, 'a+', AUDIT_FILE_MODE)
     } catch (err) {
       throw new IdentityError('ERR_CONFIG_INVALID', `audit log ${path} cannot be opened`, { cause: err })
     }
@@ -75,6 +79,7 @@ export class PinoAuditLog extends AuditRecorder {
       })
     }
     const file = new AuditFile(fd)
+    if (file.cutBytes > 0) options.onRepair?.(file.cutBytes)
     const log = new this(file, () => file.end())
     log.#journal = file
     log.#onFailure = options.onFailure

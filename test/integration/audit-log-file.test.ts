@@ -84,6 +84,16 @@ describe('PinoAuditLog on a file', () => {
     expect(subjects).toEqual(['spiffe://td/kept', 'spiffe://td/after'])
   })
 
+  it('cuts a file that ends mid-line (a power loss) back to its last whole line before appending', () => {
+    const path = join(dir, 'audit.log')
+    writeFileSync(path, '{"event":"whole"}\n{"event":"cut sh')
+    const audit = PinoAuditLog.open(path)
+    audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
+    audit.close()
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['whole', 'agent.banned'])
+  })
+
   it('throws ERR_AUDIT_UNAVAILABLE once closed, rather than losing a record silently', () => {
     const audit = PinoAuditLog.open(join(dir, 'audit.log'))
     audit.close()
