@@ -95,7 +95,10 @@ function addServices(server: UdsServer<AdminPeer>, ctx: ServerContext, kit: Hand
   server.grpc.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
   server.grpc.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens }))
   server.grpc.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
-  server.grpc.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
+  server.grpc.addService(
+    api.Bundles.service,
+    createBundleHandlers({ ...kit, bundles: ctx.bundles, audit, auditJournal }),
+  )
   if (ctx.health !== undefined)
     server.grpc.addService(healthApi().grpc.health.v1.Health.service, serverHealthHandlers(ctx.health, []))
 }

@@ -222,7 +222,12 @@ export interface BundleStore {
    * Creates or replaces the bundle of `trustDomain`.
    * @throws ERR_BUNDLE_MALFORMED when the sequence is out of range
    */
-  set(trustDomain: TrustDomain, document: string, sequence: bigint): Promise<StoredBundle>
+  set(
+    trustDomain: TrustDomain,
+    document: string,
+    sequence: bigint,
+    hooks?: CommitHooks<void>,
+  ): Promise<StoredBundle>
   /** The bundle of `trustDomain`, or undefined. */
   fetch(trustDomain: TrustDomain): Promise<StoredBundle | undefined>
   /** Every stored bundle, ordered by trust domain name. */
@@ -231,7 +236,7 @@ export interface BundleStore {
    * Deletes the bundle of `trustDomain`.
    * @throws ERR_BUNDLE_NOT_FOUND
    */
-  delete(trustDomain: TrustDomain): Promise<void>
+  delete(trustDomain: TrustDomain, hooks?: CommitHooks<void>): Promise<void>
 }
 
 /** Every store of one datastore, and how to close it. */
