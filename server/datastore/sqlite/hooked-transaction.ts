@@ -13,8 +13,10 @@ import type { CommitHooks } from '../ports.js'
  *     and the caller gets the COMMIT error.
  *
  * So a change is audited before it commits, and a change reported as failed was not committed.
- * The one gap is a crash between 2 and 3: the audit then records a change that never committed
- * (the safe side of DESIGN §7: nothing committed unaudited).
+ * The gaps: a crash between 2 and 3 leaves an audit record of a change that never committed (the
+ * safe side of DESIGN §7: nothing committed unaudited); and a COMMIT whose final fsync fails with
+ * EIO (not a full disk, which fails before the commit record is written) may still be found
+ * committed by SQLite's recovery after a crash, with its audit lines taken back: SQLite cannot say.
  */
 export function hookedTransaction<A extends unknown[], T>(
   db: Database.Database,
@@ -29,6 +31,8 @@ export function hookedTransaction<A extends unknown[], T>(
   }
   return (hooks, ...args) => {
     if (hooks === undefined) return plain(...args)
+    // Its COMMIT must be the real one: inside another transaction it would only release a savepoint.
+    if (db.inTransaction) throw new Error('a write with commit hooks cannot run inside another transaction')
     begin.run()
     let result: T
     try {
