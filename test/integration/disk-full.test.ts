@@ -17,7 +17,9 @@ import {
   requireBuild,
   type ServerProcess,
   startServerProcess,
+  waitFor,
 } from '../helpers/processes.js'
+import { probe, type Stack, startStack } from '../helpers/stack.js'
 
 const TD = 'tessera.local'
 /** Creates tried once the disk is full: their audit lines span several pages, so one must cross a page. */
@@ -64,18 +66,19 @@ interface Attempt {
   readonly errorCode?: string
 }
 
-function entryFor(spiffeId: string, i: number) {
-  return {
-    spiffe_id: spiffeId,
-    parent_id: `spiffe://${TD}/agent`,
-    selectors: [{ type: 'unix', value: `uid:${i}` }],
-  }
+/** Where an entry goes: under which parent, for which uid. */
+interface Placement {
+  readonly parentId: string
+  readonly uid: number
 }
 
-async function create(admin: AdminClients, spiffeId: string, i: number): Promise<Attempt> {
-  const call = callRaw<Entry__Output>((o, r) =>
-    admin.entries.CreateEntry({ entry: entryFor(spiffeId, i) }, o, r),
-  )
+async function create(admin: AdminClients, spiffeId: string, at: Placement): Promise<Attempt> {
+  const entry = {
+    spiffe_id: spiffeId,
+    parent_id: at.parentId,
+    selectors: [{ type: 'unix', value: `uid:${at.uid}` }],
+  }
+  const call = callRaw<Entry__Output>((o, r) => admin.entries.CreateEntry({ entry }, o, r))
   try {
     return { spiffeId, id: (await call).id }
   } catch (err) {
@@ -179,6 +182,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
   const mounts: string[] = []
   let server: ServerProcess | undefined
   let admin: AdminClients | undefined
+  const stacks: Stack[] = []
 
   beforeEach(async (ctx) => {
     requireBuild()
@@ -188,6 +192,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
   afterEach(async () => {
     admin?.close()
     await server?.stop()
+    for (const stack of stacks.splice(0)) await stack.stop()
     await killAllChildren()
     for (const m of mounts.splice(0)) execFileSync('umount', ['-l', m], { stdio: 'pipe' })
     await removeDir(root)
@@ -196,11 +201,12 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
   async function run(dataDir: string, disk: string, auditPath: string, extra: string[] = []) {
     server = await startServerProcess({ dataDir, args: extra })
     admin = connectAdmin(server.socket)
-    const first = await create(admin, `spiffe://${TD}/before`, 0)
+    const at = (uid: number) => ({ parentId: `spiffe://${TD}/agent`, uid })
+    const first = await create(admin, `spiffe://${TD}/before`, at(0))
     expect(first.errorCode).toBeUndefined()
     const filler = fill(disk)
     const attempts: Attempt[] = []
-    for (let i = 1; i <= ATTEMPTS; i++) attempts.push(await create(admin, `spiffe://${TD}/full/${i}`, i))
+    for (let i = 1; i <= ATTEMPTS; i++) attempts.push(await create(admin, `spiffe://${TD}/full/${i}`, at(i)))
     expect(
       attempts.filter((a) => a.errorCode !== undefined).length,
       'no create failed: the disk was not full',
@@ -212,7 +218,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
     expectTokensAllOrNothing(join(dataDir, 'datastore.sqlite3'), auditPath, tokens)
     // Room again: the server never stopped, and writes work and are audited again.
     rmSync(filler)
-    const after = await create(admin, `spiffe://${TD}/after`, ATTEMPTS + 1)
+    const after = await create(admin, `spiffe://${TD}/after`, at(ATTEMPTS + 1))
     expect(after.errorCode).toBeUndefined()
     await expectAllOrNothing(admin, auditPath, [first, ...attempts, after])
     tokens.push(await createToken(admin))
@@ -234,4 +240,49 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
     mounts.push(disk)
     await run(disk, disk, join(disk, 'audit.log'))
   })
+
+  it('with an agent connected: the agent gets exactly the creates reported OK', async (ctx) => {
+    const disk = join(root, 'audit-disk')
+    if (!mountTmpfs(disk, '256k')) return ctx.skip('cannot mount a tmpfs here')
+    mounts.push(disk)
+    const auditPath = join(disk, 'audit.log')
+    const stack = await startStack({ serverArgs: ['--audit-log-path', auditPath] })
+    stacks.push(stack)
+    ctx.onTestFailed(() => console.error(stack.output()))
+    admin = connectAdmin(stack.adminSocket)
+    const at = { parentId: stack.agentAlias, uid: process.getuid?.() ?? 0 }
+    const first = await create(admin, `spiffe://${TD}/before`, at)
+    await waitForIds(stack, [first.spiffeId])
+    const filler = fill(disk)
+    const attempts: Attempt[] = []
+    for (let i = 1; i <= ATTEMPTS; i++) attempts.push(await create(admin, `spiffe://${TD}/full/${i}`, at))
+    expect(
+      attempts.some((a) => a.errorCode !== undefined),
+      'no create failed: the disk was not full',
+    ).toBe(true)
+    await expectAllOrNothing(admin, auditPath, attempts)
+    // With room again the agent can have SVIDs signed (each is audited): it serves exactly the
+    // entries that were reported created, pushed to it by the server.
+    rmSync(filler)
+    const ok = [first, ...attempts].filter((a) => a.errorCode === undefined).map((a) => a.spiffeId)
+    await waitForIds(stack, ok)
+  })
 })
+
+/** Waits until a workload of this uid gets exactly `expected` SPIFFE IDs from the agent. */
+async function waitForIds(stack: Stack, expected: string[]): Promise<void> {
+  const want = [...expected].sort()
+  let last: string[] = []
+  try {
+    await waitFor(
+      async () => {
+        const got = await probe(stack.socketPath, ['x509'])
+        last = [...(got.ids ?? [])].sort()
+        return JSON.stringify(last) === JSON.stringify(want)
+      },
+      { timeoutMs: 30_000 },
+    )
+  } catch {
+    expect(last).toEqual(want)
+  }
+}
