@@ -54,17 +54,12 @@ export class EntryService {
    */
   async create(fields: EntryFields, caller: AuditCaller): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
-    try {
-      const hooks = this.#auditedCommit((e: RegistrationEntry) => [
-        { action: 'created', entryId: e.id, spiffeId, caller },
-      ])
-      const entry = await this.#deps.store.create(this.#normalize(fields), hooks)
-      this.#deps.events.emit('entries-changed')
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'created', spiffeId, caller }, err)
-      throw err
-    }
+    const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+      { action: 'created', entryId: e.id, spiffeId, caller },
+    ])
+    return this.#write({ action: 'created', spiffeId, caller }, () =>
+      this.#deps.store.create(this.#normalize(fields), hooks),
+    )
   }
 
   /**
@@ -101,16 +96,11 @@ export class EntryService {
   ): Promise<RegistrationEntry> {
     const { caller, expectedRevision } = options
     const spiffeId = fields.spiffeId.toString()
-    try {
-      const revision = expectedRevision === undefined ? {} : { expectedRevision }
-      const hooks = this.#auditedCommit(() => [{ action: 'updated', entryId: id, spiffeId, caller }])
-      const entry = await this.#deps.store.update(id, this.#normalize(fields), { ...revision, hooks })
-      this.#deps.events.emit('entries-changed')
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'updated', entryId: id, spiffeId, caller }, err)
-      throw err
-    }
+    const revision = expectedRevision === undefined ? {} : { expectedRevision }
+    const hooks = this.#auditedCommit(() => [{ action: 'updated', entryId: id, spiffeId, caller }])
+    return this.#write({ action: 'updated', entryId: id, spiffeId, caller }, () =>
+      this.#deps.store.update(id, this.#normalize(fields), { ...revision, hooks }),
+    )
   }
 
   /**
@@ -118,17 +108,12 @@ export class EntryService {
    * @throws ERR_ENTRY_NOT_FOUND, ERR_DATASTORE_IO
    */
   async delete(id: string, caller: AuditCaller): Promise<RegistrationEntry> {
-    try {
-      const hooks = this.#auditedCommit((e: RegistrationEntry) => [
-        { action: 'deleted', entryId: id, spiffeId: e.spiffeId.toString(), caller },
-      ])
-      const entry = await this.#deps.store.delete(id, hooks)
-      this.#deps.events.emit('entries-changed')
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'deleted', entryId: id, spiffeId: '-', caller }, err)
-      throw err
-    }
+    const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+      { action: 'deleted', entryId: id, spiffeId: e.spiffeId.toString(), caller },
+    ])
+    return this.#write({ action: 'deleted', entryId: id, spiffeId: '-', caller }, () =>
+      this.#deps.store.delete(id, hooks),
+    )
   }
 
   /**
@@ -152,6 +137,22 @@ export class EntryService {
   /** Checks the fields here too, so a refusal names the problem before the store is touched. */
   #normalize(fields: EntryFields): EntryFields {
     return normalizeEntryFields(fields, this.#deps.trustDomain)
+  }
+
+  /**
+   * Runs one audited write; a failure is audited as such and rethrown. Once it has committed,
+   * nothing can turn it into a failure: `entries-changed` is emitted outside the `try`.
+   */
+  async #write<T>(failure: AuditedChange, write: () => Promise<T>): Promise<T> {
+    let result: T
+    try {
+      result = await write()
+    } catch (err) {
+      this.#failed(failure, err)
+      throw err
+    }
+    this.#deps.events.emit('entries-changed')
+    return result
   }
 
   /** The commit hooks of one write: its records audited before COMMIT, see {@link auditedCommit}. */
