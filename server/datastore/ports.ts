@@ -180,7 +180,7 @@ export interface AgentStore {
    * Stores a newly attested agent.
    * @throws ERR_AGENT_EXISTS when an agent with this ID is already stored
    */
-  create(fields: AgentFields): Promise<AttestedAgent>
+  create(fields: AgentFields, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent>
   /** The agent with this ID, or undefined. */
   fetch(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>
   /**

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { ListAgentsResponse__Output } from '../../lib/gen/tessera/admin/v1/ListAgentsResponse.js'
 import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
 import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
 import { fingerprintToken } from '../../lib/log/audit-log.js'
@@ -15,6 +16,7 @@ import {
   makeTempDir,
   removeDir,
   requireBuild,
+  runCli,
   type ServerProcess,
   startServerProcess,
   waitFor,
@@ -241,7 +243,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
     await run(disk, disk, join(disk, 'audit.log'))
   })
 
-  it('with an agent connected: the agent gets exactly the creates reported OK', async (ctx) => {
+  it('with an agent connected: it gets exactly the creates reported OK; a new agent attests fully or not at all', async (ctx) => {
     const disk = join(root, 'audit-disk')
     if (!mountTmpfs(disk, '256k')) return ctx.skip('cannot mount a tmpfs here')
     mounts.push(disk)
@@ -253,6 +255,7 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
     const at = { parentId: stack.agentAlias, uid: process.getuid?.() ?? 0 }
     const first = await create(admin, `spiffe://${TD}/before`, at)
     await waitForIds(stack, [first.spiffeId])
+    const spare = await createToken(admin)
     const filler = fill(disk)
     const attempts: Attempt[] = []
     for (let i = 1; i <= ATTEMPTS; i++) attempts.push(await create(admin, `spiffe://${TD}/full/${i}`, at))
@@ -261,6 +264,12 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
       'no create failed: the disk was not full',
     ).toBe(true)
     await expectAllOrNothing(admin, auditPath, attempts)
+    // A second agent attesting now is refused, and leaves no agent record behind.
+    const second = await runCli(secondAgentArgs(stack, root, spare.token ?? ''), { timeoutMs: 30_000 })
+    expect(second.code, second.stderr).not.toBe(0)
+    expect(second.stderr).toMatch(/ERR_AUDIT_UNAVAILABLE|ERR_DATASTORE_IO/)
+    const agents = await callRaw<ListAgentsResponse__Output>((o, r) => admin?.agents.ListAgents({}, o, r))
+    expect(agents.agents).toHaveLength(1)
     // With room again the agent can have SVIDs signed (each is audited): it serves exactly the
     // entries that were reported created, pushed to it by the server.
     rmSync(filler)
@@ -268,6 +277,25 @@ describe.skipIf(!isRoot)('disk full (tmpfs mounts; needs root)', () => {
     await waitForIds(stack, ok)
   })
 })
+
+/** `tessera agent run` for a second agent of the stack's server, in its own directory. */
+function secondAgentArgs(stack: Stack, root: string, token: string): string[] {
+  const port = /"agentApi":"[^"]*:(\d+)"/.exec(stack.server().output())?.[1] ?? '0'
+  return [
+    'agent',
+    'run',
+    '--data-dir',
+    join(root, 'agent2'),
+    '--server-address',
+    `127.0.0.1:${port}`,
+    '--trust-bundle',
+    join(stack.dir, 'bundle.pem'),
+    '--trust-domain',
+    TD,
+    '--join-token',
+    token,
+  ]
+}
 
 /** Waits until a workload of this uid gets exactly `expected` SPIFFE IDs from the agent. */
 async function waitForIds(stack: Stack, expected: string[]): Promise<void> {

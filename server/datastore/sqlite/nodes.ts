@@ -115,6 +115,7 @@ export class SqliteAgentStore implements AgentStore {
     changes: AgentChanges,
   ) => AttestedAgent
   readonly #remove: (hooks: CommitHooks<AttestedAgent> | undefined, spiffeId: SpiffeId) => AttestedAgent
+  readonly #create: (hooks: CommitHooks<AttestedAgent> | undefined, row: AgentRow) => AttestedAgent
 
   constructor(db: Database.Database, clock: Clock) {
     this.#clock = clock
@@ -134,6 +135,10 @@ export class SqliteAgentStore implements AgentStore {
     this.#update = hookedTransaction(db, (id: SpiffeId, changes: AgentChanges) =>
       this.#updateRow(id, changes),
     )
+    this.#create = hookedTransaction(db, (row: AgentRow) => {
+      this.#insert.run(row)
+      return rowToAgent(row)
+    })
     this.#remove = hookedTransaction(db, (id: SpiffeId) => {
       const row = this.#delete.get(id.toString())
       if (row === undefined) throw notFound(id)
@@ -141,13 +146,13 @@ export class SqliteAgentStore implements AgentStore {
     })
   }
 
-  async create(fields: AgentFields): Promise<AttestedAgent> {
+  async create(fields: AgentFields, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent> {
     const nowMs = this.#clock.nowMs()
     const agent: AttestedAgent = { ...fields, createdAtMs: nowMs, updatedAtMs: nowMs }
     const row = toRow(agent)
-    guard('create an agent', () => {
+    return guard('create an agent', () => {
       try {
-        this.#insert.run(row)
+        return this.#create(hooks, row)
       } catch (err) {
         if (!isPrimaryKeyViolation(err)) throw err
         throw new IdentityError('ERR_AGENT_EXISTS', 'an agent with this SPIFFE ID is already attested', {
@@ -155,7 +160,6 @@ export class SqliteAgentStore implements AgentStore {
         })
       }
     })
-    return rowToAgent(row)
   }
 
   async fetch(spiffeId: SpiffeId): Promise<AttestedAgent | undefined> {
