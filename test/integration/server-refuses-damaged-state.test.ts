@@ -1,7 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -119,6 +128,22 @@ describe('a damaged datastore is never taken for a fresh install', () => {
   it('refuses a file with a bad header (garbage)', async () => {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
     writeFileSync(join(dataDir, DB_FILE), randomBytes(8 * PAGE))
+    expectRefused(await runServer(dataDir), 'ERR_DATASTORE_CORRUPT')
+  })
+
+  it('refuses a datastore truncated to half its size', async () => {
+    await initialize()
+    withDatabase((db) => {
+      const insert = db.prepare(
+        'INSERT INTO join_tokens (token_sha256, expires_at_ms, created_at_ms) VALUES (?, ?, ?)',
+      )
+      db.transaction(() => {
+        for (let i = 0; i < 3000; i++) insert.run(`token-${i}-${'x'.repeat(40)}`, 9e15, 0)
+      })()
+      db.pragma('wal_checkpoint(TRUNCATE)')
+    })
+    const path = join(dataDir, DB_FILE)
+    truncateSync(path, Math.floor(statSync(path).size / PAGE / 2) * PAGE)
     expectRefused(await runServer(dataDir), 'ERR_DATASTORE_CORRUPT')
   })
 
