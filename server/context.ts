@@ -1,11 +1,13 @@
 import type { Logger } from 'pino'
 import type { Clock } from '../lib/core/clock.js'
 import type { TrustDomain } from '../lib/core/trust-domain.js'
+import type { AuditJournal } from '../lib/log/audit-file.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import type { BundleService } from './bundle/bundle-service.js'
 import type { CaRotator } from './ca/rotator.js'
 import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
+import type { ServerHealth } from './health/server-health.js'
 
 /** Server-wide settings the APIs need (a subset of the loaded config). */
 export interface ServerSettingsView {
@@ -29,8 +31,12 @@ export interface ServerContext {
   readonly clock: Clock
   readonly log: Logger
   readonly audit: AuditLog
+  /** The audit file under `audit`, if any: registration changes fsync their lines before COMMIT. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly datastore: Datastore
   readonly rotator: CaRotator
   readonly bundles: BundleService
   readonly events: ServerEvents
+  /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */
+  readonly health?: ServerHealth | undefined
 }

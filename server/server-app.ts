@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../lib/config/server-config.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { PushCertificateProvider } from '../lib/grpc/certificate-provider.js'
+import type { AuditJournal } from '../lib/log/audit-file.js'
 import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { serveRemoteAdmin } from './admin-api/remote-admin.js'
@@ -9,8 +10,11 @@ import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { BundleService } from './bundle/bundle-service.js'
 import { CaRotator } from './ca/rotator.js'
 import type { ServerContext } from './context.js'
+import { watchFaults } from './datastore/fault-watch.js'
 import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
 import { ServerEvents } from './events.js'
+import { reportDatastoreFault, reportRotation } from './failure-reports.js'
+import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
 
 /** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
@@ -28,20 +32,35 @@ export interface RunningServer {
 export interface ServerDeps {
   readonly log: Logger
   readonly audit: AuditLog
+  /** The audit file under `audit` (`PinoAuditLog.journal`), so changes are audited durably before they commit. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly clock?: Clock
+}
+
+/** How to start (one-off choices of the operator, not settings). */
+export interface StartOptions {
+  /** Create a new CA when the key journal is missing or unreadable, instead of refusing (`--new-ca`). */
+  readonly newCa?: boolean
 }
 
 /**
  * Starts a trust-domain server from a loaded config: the datastore, the CA and its rotation, the
  * bundle, the server's own SVID, the admin API on its Unix socket and the agent API over TLS.
  * Everything started is stopped again if a later step fails.
+ * @throws ERR_DATASTORE_CORRUPT, ERR_KEY_STORE_CORRUPT (refused: never taken for a fresh install)
  */
-export async function startServer(config: ServerConfig, deps: ServerDeps): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  deps: ServerDeps,
+  options: StartOptions = {},
+): Promise<RunningServer> {
   const clock = deps.clock ?? systemClock
   const log = deps.log.child({ component: 'server' })
   const trustDomain = config.trustDomain
   const events = new ServerEvents()
-  const datastore = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
+  const health = new ServerHealth()
+  const opened = await openSqliteDatastore({ path: config.dbPath, trustDomain, clock })
+  const datastore = watchFaults(opened, (err) => reportDatastoreFault(err, { log, health }))
   const stack: Array<() => Promise<void>> = [() => datastore.close()]
   try {
     const rotator = new CaRotator({
@@ -49,13 +68,9 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clock,
       journal: datastore.keyJournal,
       caTtlMs: config.caTtlMs,
-      onEvent: (e) =>
-        log.info(
-          { event: e.kind, generationId: e.generationId, notAfterMs: e.notAfterMs },
-          'CA key rotation step',
-        ),
+      onEvent: (e) => reportRotation(e, { log, audit: deps.audit, trustDomain: trustDomain.name }),
     })
-    await rotator.start()
+    await rotator.start({ isFresh: datastore.isNew, replaceBroken: options.newCa === true })
     const bundles = new BundleService({ trustDomain, store: datastore.bundles, events, keys: rotator })
     await bundles.start()
     stack.push(() => bundles.stop())
@@ -65,10 +80,12 @@ export async function startServer(config: ServerConfig, deps: ServerDeps): Promi
       clock,
       log: deps.log,
       audit: deps.audit,
+      auditJournal: deps.auditJournal,
       datastore,
       rotator,
       bundles,
       events,
+      health,
     }
 
     const tls = new PushCertificateProvider()

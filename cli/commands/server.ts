@@ -1,9 +1,11 @@
 import type { Command } from 'commander'
 import { loadServerConfig } from '../../lib/config/server-config.js'
+import { IdentityError } from '../../lib/core/errors.js'
 import { createLogger } from '../../lib/log/logger.js'
 import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
 import { startServer } from '../../server/server-app.js'
 import { collect, failAndExit } from '../output.js'
+import { registerServerHealthcheck } from './server-healthcheck.js'
 
 /** `tessera server run`. */
 export function registerServerCommands(program: Command): void {
@@ -29,6 +31,10 @@ export function registerServerCommands(program: Command): void {
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
     .option('--db-path <path>', 'SQLite datastore (default <data-dir>/datastore.sqlite3)')
+    .option(
+      '--new-ca',
+      'when the CA key journal is missing or unreadable, create a new CA instead of refusing to start (audited; every agent and workload then needs the new trust bundle)',
+    )
     .action(async (opts: Record<string, unknown>) => {
       try {
         await runServer(opts)
@@ -36,14 +42,29 @@ export function registerServerCommands(program: Command): void {
         failAndExit(err)
       }
     })
+  registerServerHealthcheck(server)
 }
 
-async function runServer(flags: Record<string, unknown>): Promise<void> {
+async function runServer(opts: Record<string, unknown>): Promise<void> {
+  const { newCa, ...flags } = opts
   const config = loadServerConfig({ flags, env: process.env, cwd: process.cwd() })
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'server' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
-  const audit = PinoAuditLog.open(config.auditLogPath)
-  const running = await startServer(config, { log, audit })
+  const onFailure = (err: unknown) =>
+    log.error({ err, code: 'ERR_AUDIT_UNAVAILABLE' }, 'The audit log cannot be written.')
+  const onRepair = (cutBytes: number) =>
+    log.warn(
+      { cutBytes, path: config.auditLogPath },
+      'The audit log ended mid-line; the unfinished line was cut.',
+    )
+  const audit = PinoAuditLog.open(config.auditLogPath, { onFailure, onRepair })
+  const deps = { log, audit, auditJournal: audit.journal }
+  const running = await startServer(config, deps, { newCa: newCa === true }).catch((err: unknown) => {
+    const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
+    log.error({ err, code }, 'The server cannot start.')
+    audit.close()
+    throw err
+  })
   const stop = async (signal: string) => {
     log.info({ signal }, 'Server stopping.')
     await running.stop()

@@ -134,7 +134,8 @@ export interface CallDenied {
 }
 export interface BundleChanged {
   readonly trustDomain: string
-  readonly action: 'rotated' | 'set' | 'deleted'
+  /** `replaced`: a new CA replaced a missing or unreadable key journal (`server run --new-ca`). */
+  readonly action: 'rotated' | 'set' | 'deleted' | 'replaced'
   readonly caller: AuditCaller
 }
 

@@ -3,12 +3,13 @@ import { dirname } from 'node:path'
 import { type Server, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
-import { adminApi } from '../../lib/grpc/protos.js'
+import { adminApi, healthApi } from '../../lib/grpc/protos.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import { AgentAdminService } from '../agents/agent-admin-service.js'
 import type { ServerContext } from '../context.js'
+import { serverHealthHandlers } from '../health/server-health.js'
 import { EntryService } from '../registration/entry-service.js'
 import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
@@ -70,6 +71,8 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
   })
   holder.server = server
   addAdminServices(server.grpc, ctx, { log, callerOf: (call) => callerOf(peerOf(call)) })
+  if (ctx.health !== undefined)
+    server.grpc.addService(healthApi().grpc.health.v1.Health.service, serverHealthHandlers(ctx.health, []))
   await server.listen()
   if (isShared) await warnIfUnreachable(ctx.settings.adminSocket, log)
   log.info({ socket: ctx.settings.adminSocket, adminUids: [...allowed] }, 'Admin API listening.')
@@ -82,21 +85,26 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
  */
 export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
   const { trustDomain, audit, events, datastore } = ctx
-  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, events })
+  const { auditJournal } = ctx
+  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, auditJournal, events })
   const tokens = new JoinTokenService({
     trustDomain,
     tokens: datastore.joinTokens,
     entries,
     audit,
+    auditJournal,
     clock: ctx.clock,
     defaultTtlMs: ctx.settings.joinTokenTtlMs,
   })
-  const agents = new AgentAdminService({ agents: datastore.agents, audit, events })
+  const agents = new AgentAdminService({ agents: datastore.agents, audit, auditJournal, events })
   const api = adminApi().tessera.admin.v1
   server.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
   server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens, audit }))
   server.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
-  server.addService(api.Bundles.service, createBundleHandlers({ ...kit, bundles: ctx.bundles, audit }))
+  server.addService(
+    api.Bundles.service,
+    createBundleHandlers({ ...kit, bundles: ctx.bundles, audit, auditJournal }),
+  )
 }
 
 function callerOf(peer: AdminPeer | undefined): AuditCaller {

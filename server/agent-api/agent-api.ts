@@ -1,8 +1,9 @@
 import { experimental, Server } from '@grpc/grpc-js'
 import type { NodeHandlers } from '../../lib/gen/tessera/agent/v1/Node.js'
 import type { PushCertificateProvider } from '../../lib/grpc/certificate-provider.js'
-import { agentApi } from '../../lib/grpc/protos.js'
+import { agentApi, healthApi } from '../../lib/grpc/protos.js'
 import type { ServerContext } from '../context.js'
+import { serverHealthHandlers } from '../health/server-health.js'
 import { AuthorizedEntries } from '../registration/authorized-entries.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
@@ -54,6 +55,8 @@ export async function startAgentApi(
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
   addServices?.(server)
+  if (ctx.health !== undefined)
+    server.addService(healthApi().grpc.health.v1.Health.service, serverHealthHandlers(ctx.health, []))
   // One provider serves both roles (grpc-js passes the two arguments through in swapped order).
   const credentials = experimental.createCertificateProviderServerCredentials(tls, tls, false)
   const address = `${hostForUri(ctx.settings.bindAddress)}:${ctx.settings.bindPort}`

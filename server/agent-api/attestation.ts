@@ -11,6 +11,7 @@ import { type AuditCaller, fingerprintToken } from '../../lib/log/audit-log.js'
 import { agentIdForJoinToken } from '../agents/agent-id.js'
 import { signX509SvidFromCsr } from '../ca/svid-signer.js'
 import type { ServerContext } from '../context.js'
+import { auditedCommit } from '../registration/audited-commit.js'
 import { type AgentApiDeps, csrBytes, unaryHandler } from './handler.js'
 import { readSerialHex } from './serial.js'
 
@@ -45,17 +46,18 @@ export function renewAgentHandler(
     const agent = await deps.auth.authenticate(call, 'RenewAgent')
     const csrDer = checkedCsr(call.request.csr)
     const issued = await issueAgentSvid(deps.ctx, csrDer, agent.id)
-    await deps.ctx.datastore.agents.update(agent.id, {
-      serialHex: issued.serialHex,
-      expiresAtMs: issued.notAfterMs,
-    })
-    deps.ctx.audit.svidIssued({
-      spiffeId: agent.id.toString(),
-      kind: 'x509',
-      serial: issued.serialHex,
-      ttlMs: deps.ctx.settings.agentSvidTtlMs,
-      caller: agent.caller,
-    })
+    // Audited before the new serial commits (DESIGN §7): on a full disk, renewed and audited, or neither.
+    const hooks = auditedCommit(deps.ctx.auditJournal, () =>
+      deps.ctx.audit.svidIssued({
+        spiffeId: agent.id.toString(),
+        kind: 'x509',
+        serial: issued.serialHex,
+        ttlMs: deps.ctx.settings.agentSvidTtlMs,
+        caller: agent.caller,
+      }),
+    )
+    const changes = { serialHex: issued.serialHex, expiresAtMs: issued.notAfterMs }
+    await deps.ctx.datastore.agents.update(agent.id, changes, hooks)
     return { svid: svidToProto(agent.id, [issued.der], issued.notAfterMs) }
   })
 }
@@ -81,22 +83,23 @@ async function attestAgent(
   }
   const issued = await issueAgentSvid(ctx, csrDer, agentId)
   const fields = { serialHex: issued.serialHex, expiresAtMs: issued.notAfterMs }
-  if (existing) await ctx.datastore.agents.update(agentId, fields)
-  else
-    await ctx.datastore.agents.create({
-      spiffeId: agentId,
-      attestationType: JOIN_TOKEN_ATTESTATION,
-      banned: false,
-      selectors: [],
-      ...fields,
+  // The agent's record commits only once its attestation is audited (DESIGN §7). The token was
+  // consumed before, in its own statement: if this fails (a full disk), the token stays used.
+  const hooks = auditedCommit(ctx.auditJournal, () => {
+    ctx.audit.tokenUsed({ tokenId, agentId: agentId.toString(), caller })
+    ctx.audit.agentAttested({
+      agentId: agentId.toString(),
+      attestor: JOIN_TOKEN_ATTESTATION,
+      serial: issued.serialHex,
+      caller,
     })
-  ctx.audit.tokenUsed({ tokenId, agentId: agentId.toString(), caller })
-  ctx.audit.agentAttested({
-    agentId: agentId.toString(),
-    attestor: JOIN_TOKEN_ATTESTATION,
-    serial: issued.serialHex,
-    caller,
   })
+  if (existing) await ctx.datastore.agents.update(agentId, fields, hooks)
+  else
+    await ctx.datastore.agents.create(
+      { spiffeId: agentId, attestationType: JOIN_TOKEN_ATTESTATION, banned: false, selectors: [], ...fields },
+      hooks,
+    )
   return {
     svid: svidToProto(agentId, [issued.der], issued.notAfterMs),
     bundle: bundleToProto(ctx.bundles.own()),

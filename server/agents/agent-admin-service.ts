@@ -1,13 +1,17 @@
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import type { AuditJournal } from '../../lib/log/audit-file.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import type { AgentFilter, AgentPage, AgentStore, AttestedAgent, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
+import { auditedCommit } from '../registration/audited-commit.js'
 
 /** What the agent admin service needs. */
 export interface AgentAdminServiceDeps {
   readonly agents: AgentStore
   readonly audit: AuditLog
+  /** The audit file under `audit`, if any: an eviction or ban is fsynced there before it commits. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly events: ServerEvents
 }
 
@@ -42,24 +46,32 @@ export class AgentAdminService {
   }
 
   /**
-   * Deletes the agent's record and cuts it off; returns the record as it was.
-   * @throws ERR_AGENT_NOT_FOUND
+   * Deletes the agent's record and cuts it off; returns the record as it was. Audited before it
+   * commits (see `auditedCommit`).
+   * @throws ERR_AGENT_NOT_FOUND, ERR_AUDIT_UNAVAILABLE, ERR_DATASTORE_IO
    */
   async evict(agentId: SpiffeId, caller: AuditCaller): Promise<AttestedAgent> {
-    const agent = await this.#deps.agents.delete(agentId)
+    const { audit, auditJournal } = this.#deps
+    const hooks = auditedCommit(auditJournal, () =>
+      audit.agentEvicted({ agentId: agentId.toString(), caller }),
+    )
+    const agent = await this.#deps.agents.delete(agentId, hooks)
     this.#deps.events.emit('agent-removed', agentId.toString())
-    this.#deps.audit.agentEvicted({ agentId: agentId.toString(), caller })
     return agent
   }
 
   /**
-   * Marks the agent banned (its serial is cleared, as SPIRE does) and cuts it off.
-   * @throws ERR_AGENT_NOT_FOUND
+   * Marks the agent banned (its serial is cleared, as SPIRE does) and cuts it off. Audited before it
+   * commits (see `auditedCommit`).
+   * @throws ERR_AGENT_NOT_FOUND, ERR_AUDIT_UNAVAILABLE, ERR_DATASTORE_IO
    */
   async ban(agentId: SpiffeId, caller: AuditCaller): Promise<AttestedAgent> {
-    const agent = await this.#deps.agents.update(agentId, { banned: true, serialHex: '' })
+    const { audit, auditJournal } = this.#deps
+    const hooks = auditedCommit(auditJournal, () =>
+      audit.agentBanned({ agentId: agentId.toString(), caller }),
+    )
+    const agent = await this.#deps.agents.update(agentId, { banned: true, serialHex: '' }, hooks)
     this.#deps.events.emit('agent-removed', agentId.toString())
-    this.#deps.audit.agentBanned({ agentId: agentId.toString(), caller })
     return agent
   }
 }

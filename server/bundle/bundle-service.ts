@@ -4,7 +4,7 @@ import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { KeySlots } from '../ca/key-slots.js'
-import type { BundleStore } from '../datastore/ports.js'
+import type { BundleStore, CommitHooks } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
 
 /** Suggested poll interval published in the bundle (SPIRE's default for bundle endpoints: 5 min). */
@@ -75,10 +75,11 @@ export class BundleService {
   }
 
   /**
-   * Creates or replaces a federated trust domain's bundle.
-   * @throws ERR_TRUST_DOMAIN_INVALID for the own trust domain
+   * Creates or replaces a federated trust domain's bundle; `hooks` run at its commit point (the
+   * admin API audits the change there).
+   * @throws ERR_TRUST_DOMAIN_INVALID for the own trust domain, or what `hooks.beforeCommit` threw
    */
-  async setFederated(bundle: SpiffeBundle): Promise<SpiffeBundle> {
+  async setFederated(bundle: SpiffeBundle, hooks?: CommitHooks<void>): Promise<SpiffeBundle> {
     if (bundle.trustDomain.equals(this.#deps.trustDomain)) {
       throw new IdentityError(
         'ERR_TRUST_DOMAIN_INVALID',
@@ -88,17 +89,17 @@ export class BundleService {
     const previous = this.#federated.get(bundle.trustDomain.name)
     const sequence = bundle.sequence ?? (previous?.sequence ?? 0n) + 1n
     const stored = bundle.with({ sequence })
-    await this.#deps.store.set(stored.trustDomain, stored.marshal(), sequence)
+    await this.#deps.store.set(stored.trustDomain, stored.marshal(), sequence, hooks)
     this.#federated.set(stored.trustDomain.name, stored)
     this.#deps.events.emit('bundle-changed')
     return stored
   }
 
   /** Deletes a federated bundle. @throws ERR_BUNDLE_NOT_FOUND, ERR_TRUST_DOMAIN_INVALID (own) */
-  async deleteFederated(td: TrustDomain): Promise<void> {
+  async deleteFederated(td: TrustDomain, hooks?: CommitHooks<void>): Promise<void> {
     if (td.equals(this.#deps.trustDomain))
       throw new IdentityError('ERR_TRUST_DOMAIN_INVALID', 'the own trust domain bundle cannot be deleted')
-    await this.#deps.store.delete(td)
+    await this.#deps.store.delete(td, hooks)
     this.#federated.delete(td.name)
     this.#deps.events.emit('bundle-changed')
   }

@@ -53,12 +53,16 @@ export function encodeJournal(trustDomain: TrustDomain, generations: ReadonlyArr
 
 /**
  * Restores generations from a journal document.
- * @throws ERR_KEY_STORE_CORRUPT when the document is malformed or belongs to another trust domain
+ * @throws ERR_KEY_STORE_CORRUPT when the document is malformed, empty, holds no active generation or
+ *   belongs to another trust domain
  */
 export function decodeJournal(trustDomain: TrustDomain, document: string): KeyGeneration[] {
   try {
     const doc = JSON.parse(document) as StoredJournal
     if (doc.version !== 1 || !Array.isArray(doc.generations)) throw new Error('unknown journal version')
+    // A saved journal always holds the active generation: an empty one was emptied, not started.
+    if (!doc.generations.some((g) => g?.state === 'active'))
+      throw new IdentityError('ERR_KEY_STORE_CORRUPT', 'key journal holds no active key generation')
     if (doc.trustDomain !== trustDomain.name) {
       throw new IdentityError(
         'ERR_KEY_STORE_CORRUPT',

@@ -8,6 +8,8 @@ import { CaRotator, type RotationEvent } from './rotator.js'
 const H = 60 * 60 * 1000
 const td = TrustDomain.parse('example.org')
 const T0 = Date.UTC(2026, 0, 1)
+/** The journal's store was just created: a missing journal means the first CA. */
+const FRESH = { isFresh: true }
 
 /** The journal port held in memory, as the datastore will hold it. */
 class MemoryJournal implements KeyJournalStore {
@@ -42,7 +44,7 @@ describe('CaRotator', () => {
 
   it('bootstraps a CA and a JWT key that expire together, and persists them first', async () => {
     const { rotator, journal } = setup()
-    await rotator.start()
+    await rotator.start(FRESH)
     const gen = rotator.active()
     expect(gen.x509Ca.notAfterMs).toBe(T0 + 24 * H)
     expect(gen.jwtKey.notAfterMs).toBe(gen.x509Ca.notAfterMs)
@@ -52,7 +54,7 @@ describe('CaRotator', () => {
 
   it('prepares at ½, activates at ⅚, keeps the old key until it expires, then prunes it', async () => {
     const { rotator, clock, events } = setup()
-    await rotator.start()
+    await rotator.start(FRESH)
     const first = rotator.active()
     const changes: number[] = []
     rotator.onChange((s) => changes.push(s.generations.length))
@@ -88,9 +90,9 @@ describe('CaRotator', () => {
   it('reloads the same keys after a restart', async () => {
     const journal = new MemoryJournal()
     const a = setup(journal)
-    await a.rotator.start()
+    await a.rotator.start(FRESH)
     const b = setup(journal)
-    await b.rotator.start()
+    await b.rotator.start(FRESH)
     expect(b.rotator.active().id).toBe(a.rotator.active().id)
     expect(b.rotator.active().x509Ca.certificate.der.equals(a.rotator.active().x509Ca.certificate.der)).toBe(
       true,
@@ -101,22 +103,51 @@ describe('CaRotator', () => {
 
   it('refuses a journal of another trust domain or a corrupt one', async () => {
     const journal = new MemoryJournal()
-    await setup(journal).rotator.start()
+    await setup(journal).rotator.start(FRESH)
     const other = new CaRotator({
       trustDomain: TrustDomain.parse('other.org'),
       clock: new ManualClock(T0),
       journal,
       caTtlMs: 24 * H,
     })
-    await expect(other.start()).rejects.toSatisfy((e) => isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'))
+    await expect(other.start(FRESH)).rejects.toSatisfy((e) => isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'))
     journal.doc = '{"version":1,"trustDomain":"example.org","generations":[{"x509Cert":"AAAA"}]}'
-    await expect(setup(journal).rotator.start()).rejects.toSatisfy((e) =>
+    await expect(setup(journal).rotator.start(FRESH)).rejects.toSatisfy((e) =>
       isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'),
     )
     journal.doc = 'not json'
-    await expect(setup(journal).rotator.start()).rejects.toSatisfy((e) =>
+    await expect(setup(journal).rotator.start(FRESH)).rejects.toSatisfy((e) =>
       isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'),
     )
+  })
+
+  it('refuses a missing journal when its store is not new, and an emptied one always', async () => {
+    const journal = new MemoryJournal()
+    const { rotator } = setup(journal)
+    await expect(rotator.start({ isFresh: false })).rejects.toSatisfy((e) =>
+      isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'),
+    )
+    expect(journal.saves).toBe(0)
+    for (const doc of ['', '{"version":1,"trustDomain":"example.org","generations":[]}']) {
+      journal.doc = doc
+      await expect(setup(journal).rotator.start(FRESH)).rejects.toSatisfy((e) =>
+        isIdentityError(e, 'ERR_KEY_STORE_CORRUPT'),
+      )
+    }
+    expect(journal.saves).toBe(0)
+  })
+
+  it('replaces a missing or unreadable journal with a new CA only when asked, and says so', async () => {
+    const journal = new MemoryJournal()
+    journal.doc = 'not json'
+    const { rotator, events } = setup(journal)
+    await rotator.start({ isFresh: false, replaceBroken: true })
+    expect(events.map((e) => e.kind)).toEqual(['replaced', 'bootstrapped'])
+    expect(journal.saves).toBe(1)
+    const again = setup(journal)
+    await again.rotator.start({ isFresh: false, replaceBroken: true })
+    expect(again.rotator.active().id).toBe(rotator.active().id)
+    expect(again.events.map((e) => e.kind)).toEqual(['loaded'])
   })
 
   it('does not swap in keys it failed to persist', async () => {
@@ -125,7 +156,7 @@ describe('CaRotator', () => {
       throw new Error('disk full')
     }
     const { rotator } = setup(journal)
-    await expect(rotator.start()).rejects.toThrow('disk full')
+    await expect(rotator.start(FRESH)).rejects.toThrow('disk full')
     expect(() => rotator.active()).toThrow(expect.objectContaining({ code: 'ERR_CA_NOT_READY' }))
   })
 })

@@ -1,5 +1,5 @@
 import type { Clock } from '../../lib/core/clock.js'
-import { IdentityError } from '../../lib/core/errors.js'
+import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { createGeneration, type KeyGeneration } from './key-generation.js'
 import { decodeJournal, encodeJournal, type KeyJournalStore } from './key-journal.js'
@@ -21,10 +21,30 @@ export interface RotatorDeps {
 
 /** A rotation step that happened. */
 export interface RotationEvent {
-  readonly kind: 'bootstrapped' | 'prepared' | 'activated' | 'pruned' | 'loaded'
+  /** `replaced`: a missing or unreadable journal was set aside, as asked ({@link RotatorStartOptions}). */
+  readonly kind: 'bootstrapped' | 'prepared' | 'activated' | 'pruned' | 'loaded' | 'replaced'
   readonly generationId?: string
   readonly notAfterMs?: number
+  /** Why the journal was replaced (kind `replaced`). */
+  readonly reason?: string
 }
+
+/** Options of {@link CaRotator.start}. */
+export interface RotatorStartOptions {
+  /**
+   * True when the store that holds the journal was just created (a fresh install): then, and only
+   * then, a missing journal means "make the first CA".
+   */
+  readonly isFresh: boolean
+  /**
+   * Start a new CA when the journal is missing or unreadable instead of refusing to start
+   * (`tessera server run --new-ca`). Every agent and workload must then get the new bundle.
+   */
+  readonly replaceBroken?: boolean
+}
+
+const NEW_CA_HINT =
+  'restore the datastore from a backup, or start with --new-ca to create a new CA (every agent and workload must then be given the new trust bundle)'
 
 /**
  * Owns the trust domain's key generations: loads them from the journal, prepares, activates and prunes
@@ -42,12 +62,25 @@ export class CaRotator {
     this.#deps = deps
   }
 
-  /** Loads persisted generations, then brings them up to date. @throws ERR_KEY_STORE_CORRUPT, ERR_KEY_STORE_IO */
-  async start(): Promise<void> {
+  /**
+   * Loads persisted generations, then brings them up to date. A missing journal is a fresh install
+   * only when `options.isFresh` says so; otherwise it, like an unreadable one, is refused, never
+   * silently replaced by a new CA (unless `options.replaceBroken`).
+   * @throws ERR_KEY_STORE_CORRUPT when the journal is missing (not fresh) or unreadable
+   * @throws ERR_KEY_STORE_IO when the journal cannot be read or saved
+   */
+  async start(options: RotatorStartOptions): Promise<void> {
     const doc = await this.#deps.journal.load()
-    if (doc !== undefined) {
-      this.#slots = new KeySlots(decodeJournal(this.#deps.trustDomain, doc))
-      this.#deps.onEvent?.({ kind: 'loaded', generationId: this.#slots.active?.id })
+    try {
+      if (doc === undefined && !options.isFresh)
+        throw new IdentityError('ERR_KEY_STORE_CORRUPT', `the CA key journal is missing: ${NEW_CA_HINT}`)
+      if (doc !== undefined) {
+        this.#slots = new KeySlots(decodeJournal(this.#deps.trustDomain, doc))
+        this.#deps.onEvent?.({ kind: 'loaded', generationId: this.#slots.active?.id })
+      }
+    } catch (err) {
+      if (!(options.replaceBroken === true && isIdentityError(err, 'ERR_KEY_STORE_CORRUPT'))) throw err
+      this.#deps.onEvent?.({ kind: 'replaced', reason: err.message })
     }
     await this.rotate()
   }

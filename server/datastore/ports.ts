@@ -53,6 +53,21 @@ export type EntryBatchResult =
 export interface EntryUpdateOptions {
   /** The update fails with ERR_ENTRY_REVISION_CONFLICT unless the stored revision is this one. */
   readonly expectedRevision?: number
+  readonly hooks?: CommitHooks<RegistrationEntry>
+}
+
+/**
+ * What a write runs at its commit point, so that a change is audited before it commits and never
+ * reported as failed once committed (DESIGN §7).
+ */
+export interface CommitHooks<T> {
+  /**
+   * Runs inside the write's transaction, after its rows are written and before COMMIT, with what the
+   * write will return. Throwing rolls the write back, and the write fails with that error.
+   */
+  beforeCommit(result: T): void
+  /** COMMIT itself failed after {@link CommitHooks.beforeCommit} ran: the write was rolled back. */
+  commitFailed(): void
 }
 
 /**
@@ -63,14 +78,17 @@ export interface EntryUpdateOptions {
 export interface EntryStore {
   /**
    * Stores a new entry (revision 0, a fresh UUID v4 id).
-   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS
+   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, or what `hooks.beforeCommit` threw
    */
-  create(fields: EntryFields): Promise<RegistrationEntry>
+  create(fields: EntryFields, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry>
   /**
    * Stores several entries in one transaction; an invalid or duplicate item fails alone (its code in
    * its result), the others are stored. Results are in the order of `items`.
    */
-  createBatch(items: ReadonlyArray<EntryFields>): Promise<ReadonlyArray<EntryBatchResult>>
+  createBatch(
+    items: ReadonlyArray<EntryFields>,
+    hooks?: CommitHooks<ReadonlyArray<EntryBatchResult>>,
+  ): Promise<ReadonlyArray<EntryBatchResult>>
   /** The entry with this id, or undefined. */
   fetch(id: string): Promise<RegistrationEntry | undefined>
   /**
@@ -89,7 +107,7 @@ export interface EntryStore {
    * Deletes an entry and returns it as it was.
    * @throws ERR_ENTRY_NOT_FOUND
    */
-  delete(id: string): Promise<RegistrationEntry>
+  delete(id: string, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry>
   /** Deletes the entries expired at `nowMs` (`expiresAtMs <= nowMs`); returns how many. */
   prune(nowMs: number): Promise<number>
   /** How many entries pass `filter`. */
@@ -111,9 +129,10 @@ export interface JoinToken {
 export interface JoinTokenStore {
   /**
    * Stores a new token.
-   * @throws ERR_JOIN_TOKEN_INVALID when the token is empty or already stored
+   * @throws ERR_JOIN_TOKEN_INVALID when the token is empty or already stored, or what
+   *   `hooks.beforeCommit` threw
    */
-  create(token: JoinToken): Promise<void>
+  create(token: JoinToken, hooks?: CommitHooks<void>): Promise<void>
   /**
    * Atomically removes the token and returns it if it was stored and unexpired at `nowMs`; undefined
    * otherwise, and for every later call with the same token.
@@ -161,7 +180,7 @@ export interface AgentStore {
    * Stores a newly attested agent.
    * @throws ERR_AGENT_EXISTS when an agent with this ID is already stored
    */
-  create(fields: AgentFields): Promise<AttestedAgent>
+  create(fields: AgentFields, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent>
   /** The agent with this ID, or undefined. */
   fetch(spiffeId: SpiffeId): Promise<AttestedAgent | undefined>
   /**
@@ -173,12 +192,16 @@ export interface AgentStore {
    * Changes an agent (a renewal sets `serialHex` and `expiresAtMs`; a ban sets `banned`), stamps `updatedAtMs`.
    * @throws ERR_AGENT_NOT_FOUND
    */
-  update(spiffeId: SpiffeId, changes: AgentChanges): Promise<AttestedAgent>
+  update(
+    spiffeId: SpiffeId,
+    changes: AgentChanges,
+    hooks?: CommitHooks<AttestedAgent>,
+  ): Promise<AttestedAgent>
   /**
    * Evicts an agent and returns it as it was.
    * @throws ERR_AGENT_NOT_FOUND
    */
-  delete(spiffeId: SpiffeId): Promise<AttestedAgent>
+  delete(spiffeId: SpiffeId, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent>
   /** How many agents pass `filter`. */
   count(filter?: AgentFilter): Promise<number>
 }
@@ -199,7 +222,12 @@ export interface BundleStore {
    * Creates or replaces the bundle of `trustDomain`.
    * @throws ERR_BUNDLE_MALFORMED when the sequence is out of range
    */
-  set(trustDomain: TrustDomain, document: string, sequence: bigint): Promise<StoredBundle>
+  set(
+    trustDomain: TrustDomain,
+    document: string,
+    sequence: bigint,
+    hooks?: CommitHooks<void>,
+  ): Promise<StoredBundle>
   /** The bundle of `trustDomain`, or undefined. */
   fetch(trustDomain: TrustDomain): Promise<StoredBundle | undefined>
   /** Every stored bundle, ordered by trust domain name. */
@@ -208,7 +236,7 @@ export interface BundleStore {
    * Deletes the bundle of `trustDomain`.
    * @throws ERR_BUNDLE_NOT_FOUND
    */
-  delete(trustDomain: TrustDomain): Promise<void>
+  delete(trustDomain: TrustDomain, hooks?: CommitHooks<void>): Promise<void>
 }
 
 /** Every store of one datastore, and how to close it. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { ErrorCode } from '../../lib/core/errors.js'
+import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { type AuditCaller, MemoryAuditLog } from '../../lib/log/audit-log.js'
 import { codeOf } from '../../test/helpers/error-code.js'
@@ -34,7 +34,37 @@ afterEach(async () => {
   await t.cleanup()
 })
 
+/** An audit log whose writes fail, as a full disk makes them (ERR_AUDIT_UNAVAILABLE). */
+class FailingAuditLog extends MemoryAuditLog {
+  protected override write(): void {
+    throw new IdentityError('ERR_AUDIT_UNAVAILABLE', 'the audit log could not be written')
+  }
+}
+
 describe('EntryService', () => {
+  it('rolls a write back when its audit record cannot be written, and says so', async () => {
+    const events = new ServerEvents()
+    let announced = 0
+    events.on('entries-changed', () => {
+      announced += 1
+    })
+    const failing = new FailingAuditLog(t.clock)
+    const strict = new EntryService({
+      trustDomain: TEST_TRUST_DOMAIN,
+      store: t.store.entries,
+      audit: failing,
+      events,
+    })
+    expect(await codeOf(strict.create(testEntryFields(), caller))).toBe('ERR_AUDIT_UNAVAILABLE')
+    const kept = await service.create(testEntryFields({ spiffeId: testId('/kept') }), caller)
+    expect(await codeOf(strict.delete(kept.id, caller))).toBe('ERR_AUDIT_UNAVAILABLE')
+    expect(await codeOf(strict.createBatch([testEntryFields({ spiffeId: testId('/b') })], caller))).toBe(
+      'ERR_AUDIT_UNAVAILABLE',
+    )
+    expect((await t.store.entries.list()).entries.map((e) => e.id)).toEqual([kept.id])
+    expect(announced).toBe(0)
+  })
+
   it('creates an entry, audits it with the caller and announces the change', async () => {
     const entry = await service.create(testEntryFields(), caller)
     expect((await service.fetch(entry.id)).spiffeId.toString()).toBe('spiffe://example.org/web')

@@ -5,15 +5,22 @@ import {
   type RegistrationEntry,
 } from '../../lib/core/registration-entry.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import type { AuditJournal } from '../../lib/log/audit-file.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
-import type { EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
+import type { CommitHooks, EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
+import { auditedCommit } from './audited-commit.js'
 
 /** What the entry service needs. */
 export interface EntryServiceDeps {
   readonly trustDomain: TrustDomain
   readonly store: EntryStore
   readonly audit: AuditLog
+  /**
+   * The audit file under `audit`, when there is one: a change's lines are then fsynced before the
+   * change commits, and taken back if the commit fails.
+   */
+  readonly auditJournal?: AuditJournal | undefined
   readonly events: ServerEvents
 }
 
@@ -26,6 +33,13 @@ export type EntryCreateResult =
  * Registration entries as admins change them (DESIGN §3): every entry must belong to the server's
  * trust domain; every write, successful or not, is audited with its caller; every successful write
  * emits `entries-changed` so the agents' streams push it at once.
+ *
+ * Order of a write (DESIGN §7: nothing committed unaudited, nothing committed reported as failed):
+ * the rows are written in a transaction; before COMMIT the change's audit lines are written whole
+ * and fsynced ({@link CommitHooks.beforeCommit}); an audit write that fails rolls the change back
+ * and the caller gets ERR_AUDIT_UNAVAILABLE; a COMMIT that fails (a full disk) takes the audit
+ * lines back (truncates the file to where they began) and the caller gets ERR_DATASTORE_IO. Only
+ * after COMMIT is `entries-changed` emitted and success reported.
  */
 export class EntryService {
   readonly #deps: EntryServiceDeps
@@ -36,7 +50,7 @@ export class EntryService {
 
   /**
    * Creates an entry; `warnings` (what the admin was warned of) go into its audit record.
-   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, ERR_DATASTORE_IO
+   * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE
    */
   async create(
     fields: EntryFields,
@@ -45,38 +59,38 @@ export class EntryService {
   ): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
     const warned = warnedOf(warnings)
-    try {
-      const entry = await this.#deps.store.create(this.#normalize(fields))
-      this.#changed({ action: 'created', entryId: entry.id, spiffeId, caller, ...warned })
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'created', spiffeId, caller, ...warned }, err)
-      throw err
-    }
+    const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+      { action: 'created', entryId: e.id, spiffeId, caller, ...warned },
+    ])
+    return this.#write({ action: 'created', spiffeId, caller, ...warned }, () =>
+      this.#deps.store.create(this.#normalize(fields), hooks),
+    )
   }
 
   /**
    * Creates several entries in one transaction; an invalid or duplicate item fails alone.
    * `warnings[i]` goes into item i's audit record.
-   * @throws ERR_DATASTORE_IO (then nothing is stored)
+   * @throws ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE (then nothing is stored)
    */
   async createBatch(
     items: ReadonlyArray<EntryFields>,
     caller: AuditCaller,
     warnings: ReadonlyArray<ReadonlyArray<string>> = [],
   ): Promise<ReadonlyArray<EntryCreateResult>> {
-    const results = await this.#deps.store.createBatch(items).catch((err: unknown) => {
+    const hooks = this.#auditedCommit((results: ReadonlyArray<EntryCreateResult>) =>
+      results.map((result, i) => {
+        const spiffeId = items[i]?.spiffeId.toString() ?? '-'
+        const warned = warnedOf(warnings[i])
+        if (result.ok) return { action: 'created', entryId: result.entry.id, spiffeId, caller, ...warned }
+        return { action: 'created', spiffeId, caller, code: result.error.code, ...warned }
+      }),
+    )
+    const results = await this.#deps.store.createBatch(items, hooks).catch((err: unknown) => {
       items.forEach((f, i) => {
         const record = { action: 'created' as const, spiffeId: f.spiffeId.toString(), caller }
         this.#failed({ ...record, ...warnedOf(warnings[i]) }, err)
       })
       throw err
-    })
-    results.forEach((result, i) => {
-      const spiffeId = items[i]?.spiffeId.toString() ?? '-'
-      const warned = warnedOf(warnings[i])
-      if (result.ok) this.#audit({ action: 'created', entryId: result.entry.id, spiffeId, caller, ...warned })
-      else this.#audit({ action: 'created', spiffeId, caller, code: result.error.code, ...warned })
     })
     if (results.some((r) => r.ok)) this.#deps.events.emit('entries-changed')
     return results
@@ -98,15 +112,11 @@ export class EntryService {
     const { caller, expectedRevision } = options
     const spiffeId = fields.spiffeId.toString()
     const warned = warnedOf(options.warnings)
-    try {
-      const revision = expectedRevision === undefined ? {} : { expectedRevision }
-      const entry = await this.#deps.store.update(id, this.#normalize(fields), revision)
-      this.#changed({ action: 'updated', entryId: id, spiffeId, caller, ...warned })
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'updated', entryId: id, spiffeId, caller, ...warned }, err)
-      throw err
-    }
+    const revision = expectedRevision === undefined ? {} : { expectedRevision }
+    const hooks = this.#auditedCommit(() => [{ action: 'updated', entryId: id, spiffeId, caller, ...warned }])
+    return this.#write({ action: 'updated', entryId: id, spiffeId, caller, ...warned }, () =>
+      this.#deps.store.update(id, this.#normalize(fields), { ...revision, hooks }),
+    )
   }
 
   /**
@@ -114,14 +124,12 @@ export class EntryService {
    * @throws ERR_ENTRY_NOT_FOUND, ERR_DATASTORE_IO
    */
   async delete(id: string, caller: AuditCaller): Promise<RegistrationEntry> {
-    try {
-      const entry = await this.#deps.store.delete(id)
-      this.#changed({ action: 'deleted', entryId: id, spiffeId: entry.spiffeId.toString(), caller })
-      return entry
-    } catch (err) {
-      this.#failed({ action: 'deleted', entryId: id, spiffeId: '-', caller }, err)
-      throw err
-    }
+    const hooks = this.#auditedCommit((e: RegistrationEntry) => [
+      { action: 'deleted', entryId: id, spiffeId: e.spiffeId.toString(), caller },
+    ])
+    return this.#write({ action: 'deleted', entryId: id, spiffeId: '-', caller }, () =>
+      this.#deps.store.delete(id, hooks),
+    )
   }
 
   /**
@@ -147,17 +155,49 @@ export class EntryService {
     return normalizeEntryFields(fields, this.#deps.trustDomain)
   }
 
-  #changed(record: AuditedChange): void {
-    this.#audit(record)
+  /**
+   * Runs one audited write; a failure is audited as such and rethrown. Once it has committed,
+   * nothing can turn it into a failure: `entries-changed` is emitted outside the `try`.
+   */
+  async #write<T>(failure: AuditedChange, write: () => Promise<T>): Promise<T> {
+    let result: T
+    try {
+      result = await write()
+    } catch (err) {
+      this.#failed(failure, err)
+      throw err
+    }
     this.#deps.events.emit('entries-changed')
+    return result
   }
 
+  /** The commit hooks of one write: its records audited before COMMIT, see {@link auditedCommit}. */
+  #auditedCommit<T>(recordsOf: (result: T) => ReadonlyArray<AuditedRecord>): CommitHooks<T> {
+    return auditedCommit(this.#deps.auditJournal, (result: T) => {
+      for (const record of recordsOf(result)) this.#deps.audit.entryChanged(record)
+    })
+  }
+
+  /**
+   * Audits a write that failed. On a full disk this line may not be written either: the caller
+   * already gets the write's own error, which is not replaced.
+   */
   #failed(record: AuditedChange, err: unknown): void {
-    this.#audit({ ...record, code: codeOf(err) })
+    tryQuietly(() => this.#audit({ ...record, code: codeOf(err) }))
   }
 
-  #audit(record: AuditedChange & { readonly code?: ErrorCode }): void {
+  #audit(record: AuditedRecord): void {
     this.#deps.audit.entryChanged(record)
+  }
+}
+
+type AuditedRecord = AuditedChange & { readonly code?: ErrorCode }
+
+function tryQuietly(fn: () => void): void {
+  try {
+    fn()
+  } catch {
+    // See the callers: the failure is reported another way.
   }
 }
 

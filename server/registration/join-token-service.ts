@@ -6,9 +6,11 @@ import { type EntryFields, normalizeEntryFields } from '../../lib/core/registrat
 import { Selector } from '../../lib/core/selector.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import type { AuditJournal } from '../../lib/log/audit-file.js'
 import { type AuditCaller, type AuditLog, fingerprintToken } from '../../lib/log/audit-log.js'
 import { agentIdForJoinToken } from '../agents/agent-id.js'
 import type { JoinTokenStore } from '../datastore/ports.js'
+import { auditedCommit } from './audited-commit.js'
 import type { EntryService } from './entry-service.js'
 
 /** What the join token service needs. */
@@ -18,6 +20,8 @@ export interface JoinTokenServiceDeps {
   /** Creates the alias entry (audited and announced like any other entry). */
   readonly entries: Pick<EntryService, 'create'>
   readonly audit: AuditLog
+  /** The audit file under `audit`, if any: the token's record is fsynced before the token commits. */
+  readonly auditJournal?: AuditJournal | undefined
   readonly clock: Clock
   /** TTL of a token when none is asked for. */
   readonly defaultTtlMs: number
@@ -53,8 +57,9 @@ export class JoinTokenService {
 
   /**
    * Generates and stores a token (and its alias entry). If the alias entry cannot be created, the
-   * token is removed again: nothing is left half-written.
-   * @throws ERR_TTL_INVALID, ERR_ENTRY_INVALID (alias), ERR_DATASTORE_IO
+   * token is removed again: nothing is left half-written (its `token.created` record stays, followed
+   * by the alias entry's failure).
+   * @throws ERR_TTL_INVALID, ERR_ENTRY_INVALID (alias), ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE
    */
   async create(request: JoinTokenRequest, caller: AuditCaller): Promise<GeneratedJoinToken> {
     const ttlMs = request.ttlMs ?? this.#deps.defaultTtlMs
@@ -64,7 +69,12 @@ export class JoinTokenService {
     const agentId = agentIdForJoinToken(this.#deps.trustDomain, token)
     const alias = request.aliasId === undefined ? undefined : this.#aliasEntry(request.aliasId, agentId)
     const expiresAtMs = this.#deps.clock.nowMs() + ttlMs
-    await this.#deps.tokens.create({ token, expiresAtMs, aliasId: request.aliasId })
+    const aliasId = request.aliasId?.toString()
+    // Audited before it commits: a token is never usable unaudited, nor reported failed once stored.
+    const hooks = auditedCommit<void>(this.#deps.auditJournal, () =>
+      this.#deps.audit.tokenCreated({ tokenId: fingerprintToken(token), ttlMs, aliasId, caller }),
+    )
+    await this.#deps.tokens.create({ token, expiresAtMs, aliasId: request.aliasId }, hooks)
     if (alias !== undefined) {
       try {
         await this.#deps.entries.create(alias, caller)
@@ -73,8 +83,6 @@ export class JoinTokenService {
         throw err
       }
     }
-    const aliasId = request.aliasId?.toString()
-    this.#deps.audit.tokenCreated({ tokenId: fingerprintToken(token), ttlMs, aliasId, caller })
     return { token, expiresAtMs, agentId }
   }
 

@@ -65,6 +65,43 @@ describe('PinoAuditLog on a file', () => {
     audit.close()
   })
 
+  it('takes back the lines written after a mark (a change whose commit failed)', () => {
+    const path = join(dir, 'audit.log')
+    const audit = PinoAuditLog.open(path)
+    const journal = audit.journal
+    if (journal === undefined) throw new Error('a file audit log has a journal')
+    audit.agentBanned({ agentId: 'spiffe://td/kept', caller: ADMIN })
+    const mark = journal.mark()
+    audit.agentBanned({ agentId: 'spiffe://td/taken-back', caller: ADMIN })
+    journal.sync()
+    journal.rewind(mark)
+    audit.agentBanned({ agentId: 'spiffe://td/after', caller: ADMIN })
+    audit.close()
+    const subjects = readFileSync(path, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { subject: string }).subject)
+    expect(subjects).toEqual(['spiffe://td/kept', 'spiffe://td/after'])
+  })
+
+  it('cuts a file that ends mid-line (a power loss) back to its last whole line before appending', () => {
+    const path = join(dir, 'audit.log')
+    writeFileSync(path, '{"event":"whole"}\n{"event":"cut sh')
+    const audit = PinoAuditLog.open(path)
+    audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
+    audit.close()
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['whole', 'agent.banned'])
+  })
+
+  it('throws ERR_AUDIT_UNAVAILABLE once closed, rather than losing a record silently', () => {
+    const audit = PinoAuditLog.open(join(dir, 'audit.log'))
+    audit.close()
+    expect(() => audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })).toThrow(
+      expect.objectContaining({ code: 'ERR_AUDIT_UNAVAILABLE' }),
+    )
+  })
+
   it('refuses a path it cannot open (a directory), with ERR_CONFIG_INVALID', () => {
     let error: unknown
     try {

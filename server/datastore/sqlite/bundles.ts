@@ -3,8 +3,9 @@ import { MAX_SPIFFE_SEQUENCE } from '../../../lib/core/bundle/spiffe-bundle.js'
 import type { Clock } from '../../../lib/core/clock.js'
 import { IdentityError } from '../../../lib/core/errors.js'
 import { TrustDomain } from '../../../lib/core/trust-domain.js'
-import type { BundleStore, StoredBundle } from '../ports.js'
+import type { BundleStore, CommitHooks, StoredBundle } from '../ports.js'
 import { guard, readRow } from './guard.js'
+import { hookedTransaction } from './hooked-transaction.js'
 
 interface BundleRow {
   readonly trust_domain: string
@@ -32,6 +33,11 @@ export class SqliteBundleStore implements BundleStore {
   readonly #fetch: Database.Statement<[string], BundleRow>
   readonly #list: Database.Statement<[], BundleRow>
   readonly #delete: Database.Statement<[string]>
+  readonly #hookedUpsert: (
+    hooks: CommitHooks<void> | undefined,
+    ...row: [string, string, string, number]
+  ) => void
+  readonly #hookedDelete: (hooks: CommitHooks<void> | undefined, trustDomain: TrustDomain) => void
 
   constructor(db: Database.Database, clock: Clock) {
     this.#clock = clock
@@ -44,9 +50,21 @@ export class SqliteBundleStore implements BundleStore {
     this.#fetch = db.prepare(`SELECT ${columns} FROM bundles WHERE trust_domain = ?`)
     this.#list = db.prepare(`SELECT ${columns} FROM bundles ORDER BY trust_domain`)
     this.#delete = db.prepare('DELETE FROM bundles WHERE trust_domain = ?')
+    this.#hookedUpsert = hookedTransaction(db, (...row: [string, string, string, number]) => {
+      this.#upsert.run(...row)
+    })
+    this.#hookedDelete = hookedTransaction(db, (trustDomain: TrustDomain) => {
+      if (this.#delete.run(trustDomain.name).changes === 0)
+        throw new IdentityError('ERR_BUNDLE_NOT_FOUND', `no bundle for ${trustDomain.name}`)
+    })
   }
 
-  async set(trustDomain: TrustDomain, document: string, sequence: bigint): Promise<StoredBundle> {
+  async set(
+    trustDomain: TrustDomain,
+    document: string,
+    sequence: bigint,
+    hooks?: CommitHooks<void>,
+  ): Promise<StoredBundle> {
     if (typeof sequence !== 'bigint' || sequence < 0n || sequence > MAX_SPIFFE_SEQUENCE) {
       throw new IdentityError('ERR_BUNDLE_MALFORMED', 'spiffe_sequence must be an integer from 0 to 2^64 - 1')
     }
@@ -54,7 +72,7 @@ export class SqliteBundleStore implements BundleStore {
       throw new IdentityError('ERR_BUNDLE_MALFORMED', 'a bundle must be a string')
     const updatedAtMs = this.#clock.nowMs()
     guard('store a bundle', () =>
-      this.#upsert.run(trustDomain.name, document, sequence.toString(), updatedAtMs),
+      this.#hookedUpsert(hooks, trustDomain.name, document, sequence.toString(), updatedAtMs),
     )
     return Object.freeze({ trustDomain, document, sequence, updatedAtMs })
   }
@@ -68,8 +86,7 @@ export class SqliteBundleStore implements BundleStore {
     return guard('list bundles', () => this.#list.all().map(rowToBundle))
   }
 
-  async delete(trustDomain: TrustDomain): Promise<void> {
-    const { changes } = guard('delete a bundle', () => this.#delete.run(trustDomain.name))
-    if (changes === 0) throw new IdentityError('ERR_BUNDLE_NOT_FOUND', `no bundle for ${trustDomain.name}`)
+  async delete(trustDomain: TrustDomain, hooks?: CommitHooks<void>): Promise<void> {
+    guard('delete a bundle', () => this.#hookedDelete(hooks, trustDomain))
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -73,7 +73,8 @@ describe('datastore file', () => {
 
   it('tightens an existing file to 0600', async () => {
     const path = join(t.dir, 'loose.db')
-    await writeFile(path, '', { mode: 0o644 })
+    await (await open(path)).close()
+    await chmod(path, 0o644)
     const store = await open(path)
     await store.close()
     expect((await stat(path)).mode & 0o777).toBe(0o600)
@@ -100,10 +101,23 @@ describe('datastore file', () => {
     t.store = await open(join(t.dir, 'fresh.db'))
   })
 
-  it('reports a file that is not a database as ERR_DATASTORE_IO', async () => {
+  it('reports a file that is not a database, or an empty one, as ERR_DATASTORE_CORRUPT', async () => {
     const path = join(t.dir, 'junk.db')
     await writeFile(path, 'this is not an SQLite database, just some text'.repeat(100))
-    expect(await codeOf(open(path))).toBe('ERR_DATASTORE_IO')
+    expect(await codeOf(open(path))).toBe('ERR_DATASTORE_CORRUPT')
+    await writeFile(path, '')
+    expect(await codeOf(open(path))).toBe('ERR_DATASTORE_CORRUPT')
+    expect((await stat(path)).size).toBe(0)
+  })
+
+  it('says whether the file was created by this open (a fresh install)', async () => {
+    const path = join(t.dir, 'fresh.db')
+    const first = await open(path)
+    expect(first.isNew).toBe(true)
+    await first.close()
+    const second = await open(path)
+    expect(second.isNew).toBe(false)
+    await second.close()
   })
 
   it('reports a path it cannot create as ERR_DATASTORE_IO', async () => {

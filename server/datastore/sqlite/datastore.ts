@@ -4,6 +4,7 @@ import type { TrustDomain } from '../../../lib/core/trust-domain.js'
 import type { Datastore } from '../ports.js'
 import { SqliteBundleStore } from './bundles.js'
 import { SqliteEntryStore } from './entries.js'
+import { checkIntegrity, inspectDatastoreFile } from './file-check.js'
 import { guard } from './guard.js'
 import { SqliteJoinTokenStore } from './join-tokens.js'
 import { SqliteKeyJournalStore } from './key-journal.js'
@@ -30,9 +31,17 @@ export class SqliteDatastore implements Datastore {
   readonly agents: SqliteAgentStore
   readonly bundles: SqliteBundleStore
   readonly keyJournal: SqliteKeyJournalStore
+  /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
+  readonly isNew: boolean
   readonly #db: Database.Database
 
-  private constructor(db: Database.Database, trustDomain: TrustDomain, clock: Clock) {
+  private constructor(
+    db: Database.Database,
+    trustDomain: TrustDomain,
+    options: { clock: Clock; isNew: boolean },
+  ) {
+    const { clock } = options
+    this.isNew = options.isNew
     this.#db = db
     this.entries = new SqliteEntryStore(db, { trustDomain, clock })
     this.joinTokens = new SqliteJoinTokenStore(db, clock)
@@ -42,8 +51,12 @@ export class SqliteDatastore implements Datastore {
   }
 
   /** @internal Use {@link openSqliteDatastore}. */
-  static fromDatabase(db: Database.Database, trustDomain: TrustDomain, clock: Clock): SqliteDatastore {
-    return new SqliteDatastore(db, trustDomain, clock)
+  static fromDatabase(
+    db: Database.Database,
+    trustDomain: TrustDomain,
+    options: { clock: Clock; isNew?: boolean },
+  ): SqliteDatastore {
+    return new SqliteDatastore(db, trustDomain, { clock: options.clock, isNew: options.isNew ?? false })
   }
 
   async close(): Promise<void> {
@@ -52,19 +65,26 @@ export class SqliteDatastore implements Datastore {
 }
 
 /**
- * Opens the datastore file, brings its schema up to date and prepares every store.
+ * Opens the datastore file, brings its schema up to date and prepares every store. Only a missing
+ * file is a fresh install (`isNew`): a file that is there must be a sound SQLite database, checked
+ * before SQLite opens it (an empty or foreign file) and after (`PRAGMA quick_check`), so a damaged
+ * datastore is refused rather than silently started over.
+ * @throws ERR_DATASTORE_CORRUPT when the file is empty, cut short, not SQLite, or fails its check
  * @throws ERR_DATASTORE_IO when the file cannot be opened or set up
  * @throws ERR_DATASTORE_SCHEMA when the database was written by a newer version
  */
 export async function openSqliteDatastore(options: SqliteDatastoreOptions): Promise<SqliteDatastore> {
+  const isNew = inspectDatastoreFile(options.path)
   const db = openDatabase({
     path: options.path,
     ...(options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs }),
   })
   try {
+    if (!isNew) guard('check its integrity', () => checkIntegrity(db, options.path))
     guard('migrate the schema', () => migrate(db))
+    const clock = options.clock ?? systemClock
     return guard('prepare the stores', () =>
-      SqliteDatastore.fromDatabase(db, options.trustDomain, options.clock ?? systemClock),
+      SqliteDatastore.fromDatabase(db, options.trustDomain, { clock, isNew }),
     )
   } catch (err) {
     db.close()

@@ -10,6 +10,7 @@ import {
 import type { SpiffeId } from '../../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../../lib/core/trust-domain.js'
 import type {
+  CommitHooks,
   EntryBatchResult,
   EntryFilter,
   EntryPage,
@@ -28,6 +29,7 @@ import {
 } from './entry-rows.js'
 import { type EntryStatements, prepareEntryStatements } from './entry-statements.js'
 import { guard, isUniqueViolation } from './guard.js'
+import { hookedTransaction } from './hooked-transaction.js'
 import { decodePageToken, encodePageToken, resolvePageSize } from './page-token.js'
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
@@ -53,6 +55,9 @@ function isItemError(err: unknown): err is IdentityError {
   return isIdentityError(err) && !err.code.startsWith('ERR_DATASTORE_')
 }
 
+/** A write run by {@link hookedTransaction}: its commit hooks first, then its own arguments. */
+type Hooked<A extends unknown[], T> = (hooks: CommitHooks<T> | undefined, ...args: A) => T
+
 /** The {@link EntryStore} on SQLite: one row per entry plus child rows, written in one transaction. */
 export class SqliteEntryStore implements EntryStore {
   readonly #db: Database.Database
@@ -60,30 +65,35 @@ export class SqliteEntryStore implements EntryStore {
   readonly #stmt: EntryStatements
   readonly #filtered = new Map<string, Database.Statement<[Record<string, unknown>]>>()
   readonly #insert: (params: EntryParams) => void
-  readonly #createBatch: (items: ReadonlyArray<EntryFields>) => EntryBatchResult[]
-  readonly #update: (id: string, fields: EntryFields, expected: number | undefined) => RegistrationEntry
-  readonly #delete: (id: string) => RegistrationEntry
+  readonly #createOne: Hooked<[EntryFields], RegistrationEntry>
+  readonly #createBatch: Hooked<[ReadonlyArray<EntryFields>], EntryBatchResult[]>
+  readonly #update: Hooked<[string, EntryFields, number | undefined], RegistrationEntry>
+  readonly #delete: Hooked<[string], RegistrationEntry>
 
   constructor(db: Database.Database, options: SqliteEntryStoreOptions) {
     this.#db = db
     this.#options = options
     this.#stmt = prepareEntryStatements(db)
     this.#insert = db.transaction((params: EntryParams) => this.#insertRows(params)).immediate
-    this.#createBatch = db.transaction((items: ReadonlyArray<EntryFields>) =>
+    this.#createOne = hookedTransaction(db, (f: EntryFields) => this.#create(f))
+    this.#createBatch = hookedTransaction(db, (items: ReadonlyArray<EntryFields>) =>
       items.map((f) => this.#tryCreate(f)),
-    ).immediate
-    this.#update = db.transaction((id: string, f: EntryFields, expected: number | undefined) =>
+    )
+    this.#update = hookedTransaction(db, (id: string, f: EntryFields, expected: number | undefined) =>
       this.#updateRows(id, f, expected),
-    ).immediate
-    this.#delete = db.transaction((id: string) => this.#deleteRow(id)).immediate
+    )
+    this.#delete = hookedTransaction(db, (id: string) => this.#deleteRow(id))
   }
 
-  async create(fields: EntryFields): Promise<RegistrationEntry> {
-    return guard('create an entry', () => this.#create(fields))
+  async create(fields: EntryFields, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry> {
+    return guard('create an entry', () => this.#createOne(hooks, fields))
   }
 
-  async createBatch(items: ReadonlyArray<EntryFields>): Promise<ReadonlyArray<EntryBatchResult>> {
-    return guard('create a batch of entries', () => this.#createBatch(items))
+  async createBatch(
+    items: ReadonlyArray<EntryFields>,
+    hooks?: CommitHooks<ReadonlyArray<EntryBatchResult>>,
+  ): Promise<ReadonlyArray<EntryBatchResult>> {
+    return guard('create a batch of entries', () => this.#createBatch(hooks, items))
   }
 
   async fetch(id: string): Promise<RegistrationEntry | undefined> {
@@ -109,12 +119,12 @@ export class SqliteEntryStore implements EntryStore {
   ): Promise<RegistrationEntry> {
     return guard('update an entry', () => {
       const normalized = normalizeEntryFields(fields, this.#options.trustDomain)
-      return this.#update(id, normalized, options.expectedRevision)
+      return this.#update(options.hooks, id, normalized, options.expectedRevision)
     })
   }
 
-  async delete(id: string): Promise<RegistrationEntry> {
-    return guard('delete an entry', () => this.#delete(id))
+  async delete(id: string, hooks?: CommitHooks<RegistrationEntry>): Promise<RegistrationEntry> {
+    return guard('delete an entry', () => this.#delete(hooks, id))
   }
 
   async prune(nowMs: number): Promise<number> {

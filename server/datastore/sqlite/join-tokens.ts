@@ -3,8 +3,9 @@ import type Database from 'better-sqlite3'
 import type { Clock } from '../../../lib/core/clock.js'
 import { IdentityError } from '../../../lib/core/errors.js'
 import { SpiffeId } from '../../../lib/core/spiffe-id.js'
-import type { JoinToken, JoinTokenStore } from '../ports.js'
+import type { CommitHooks, JoinToken, JoinTokenStore } from '../ports.js'
 import { guard, isPrimaryKeyViolation, readRow } from './guard.js'
+import { hookedTransaction } from './hooked-transaction.js'
 
 interface TokenRow {
   readonly expires_at_ms: number
@@ -25,22 +26,28 @@ function invalid(message: string, cause?: unknown): IdentityError {
 /** The {@link JoinTokenStore} on SQLite; rows are keyed by the token's SHA-256 digest. */
 export class SqliteJoinTokenStore implements JoinTokenStore {
   readonly #clock: Clock
-  readonly #insert: Database.Statement<[string, number, string | null, number]>
+  readonly #insert: (
+    hooks: CommitHooks<void> | undefined,
+    ...row: [string, number, string | null, number]
+  ) => void
   readonly #take: Database.Statement<[string], TokenRow>
   readonly #prune: Database.Statement<[number]>
 
   constructor(db: Database.Database, clock: Clock) {
     this.#clock = clock
-    this.#insert = db.prepare(
+    const insert = db.prepare<[string, number, string | null, number]>(
       'INSERT INTO join_tokens (token_sha256, expires_at_ms, alias_id, created_at_ms) VALUES (?, ?, ?, ?)',
     )
+    this.#insert = hookedTransaction(db, (...row: [string, number, string | null, number]) => {
+      insert.run(...row)
+    })
     this.#take = db.prepare(
       'DELETE FROM join_tokens WHERE token_sha256 = ? RETURNING expires_at_ms, alias_id',
     )
     this.#prune = db.prepare('DELETE FROM join_tokens WHERE expires_at_ms <= ?')
   }
 
-  async create(token: JoinToken): Promise<void> {
+  async create(token: JoinToken, hooks?: CommitHooks<void>): Promise<void> {
     if (
       typeof token.token !== 'string' ||
       token.token.length === 0 ||
@@ -52,7 +59,7 @@ export class SqliteJoinTokenStore implements JoinTokenStore {
     const alias = token.aliasId?.toString() ?? null
     guard('create a join token', () => {
       try {
-        this.#insert.run(digest(token.token), token.expiresAtMs, alias, this.#clock.nowMs())
+        this.#insert(hooks, digest(token.token), token.expiresAtMs, alias, this.#clock.nowMs())
       } catch (err) {
         throw isPrimaryKeyViolation(err) ? invalid('this join token already exists', err) : err
       }

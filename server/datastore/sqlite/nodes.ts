@@ -10,9 +10,11 @@ import type {
   AgentPage,
   AgentStore,
   AttestedAgent,
+  CommitHooks,
   PageRequest,
 } from '../ports.js'
 import { guard, isPrimaryKeyViolation, readRow } from './guard.js'
+import { hookedTransaction } from './hooked-transaction.js'
 import { decodePageToken, encodePageToken, resolvePageSize } from './page-token.js'
 
 interface AgentRow {
@@ -107,7 +109,13 @@ export class SqliteAgentStore implements AgentStore {
   readonly #list: Database.Statement<[Record<string, unknown>], AgentRow>
   readonly #count: Database.Statement<[Record<string, unknown>], number>
   readonly #delete: Database.Statement<[string], AgentRow>
-  readonly #update: (spiffeId: SpiffeId, changes: AgentChanges) => AttestedAgent
+  readonly #update: (
+    hooks: CommitHooks<AttestedAgent> | undefined,
+    spiffeId: SpiffeId,
+    changes: AgentChanges,
+  ) => AttestedAgent
+  readonly #remove: (hooks: CommitHooks<AttestedAgent> | undefined, spiffeId: SpiffeId) => AttestedAgent
+  readonly #create: (hooks: CommitHooks<AttestedAgent> | undefined, row: AgentRow) => AttestedAgent
 
   constructor(db: Database.Database, clock: Clock) {
     this.#clock = clock
@@ -124,18 +132,27 @@ export class SqliteAgentStore implements AgentStore {
       )
       .pluck()
     this.#delete = db.prepare(`DELETE FROM attested_agents WHERE spiffe_id = ? RETURNING ${COLUMNS}`)
-    this.#update = db.transaction((id: SpiffeId, changes: AgentChanges) =>
+    this.#update = hookedTransaction(db, (id: SpiffeId, changes: AgentChanges) =>
       this.#updateRow(id, changes),
-    ).immediate
+    )
+    this.#create = hookedTransaction(db, (row: AgentRow) => {
+      this.#insert.run(row)
+      return rowToAgent(row)
+    })
+    this.#remove = hookedTransaction(db, (id: SpiffeId) => {
+      const row = this.#delete.get(id.toString())
+      if (row === undefined) throw notFound(id)
+      return rowToAgent(row)
+    })
   }
 
-  async create(fields: AgentFields): Promise<AttestedAgent> {
+  async create(fields: AgentFields, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent> {
     const nowMs = this.#clock.nowMs()
     const agent: AttestedAgent = { ...fields, createdAtMs: nowMs, updatedAtMs: nowMs }
     const row = toRow(agent)
-    guard('create an agent', () => {
+    return guard('create an agent', () => {
       try {
-        this.#insert.run(row)
+        return this.#create(hooks, row)
       } catch (err) {
         if (!isPrimaryKeyViolation(err)) throw err
         throw new IdentityError('ERR_AGENT_EXISTS', 'an agent with this SPIFFE ID is already attested', {
@@ -143,7 +160,6 @@ export class SqliteAgentStore implements AgentStore {
         })
       }
     })
-    return rowToAgent(row)
   }
 
   async fetch(spiffeId: SpiffeId): Promise<AttestedAgent | undefined> {
@@ -165,14 +181,16 @@ export class SqliteAgentStore implements AgentStore {
     }
   }
 
-  async update(spiffeId: SpiffeId, changes: AgentChanges): Promise<AttestedAgent> {
-    return guard('update an agent', () => this.#update(spiffeId, changes))
+  async update(
+    spiffeId: SpiffeId,
+    changes: AgentChanges,
+    hooks?: CommitHooks<AttestedAgent>,
+  ): Promise<AttestedAgent> {
+    return guard('update an agent', () => this.#update(hooks, spiffeId, changes))
   }
 
-  async delete(spiffeId: SpiffeId): Promise<AttestedAgent> {
-    const row = guard('delete an agent', () => this.#delete.get(spiffeId.toString()))
-    if (row === undefined) throw notFound(spiffeId)
-    return rowToAgent(row)
+  async delete(spiffeId: SpiffeId, hooks?: CommitHooks<AttestedAgent>): Promise<AttestedAgent> {
+    return guard('delete an agent', () => this.#remove(hooks, spiffeId))
   }
 
   async count(filter: AgentFilter = {}): Promise<number> {
