@@ -1,8 +1,10 @@
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
+import { defaultUidCap } from '../../lib/grpc/connection-limits.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
+import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
   type ProcessFacts,
@@ -11,6 +13,7 @@ import {
 } from '../../lib/peercred/process-facts.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
+import { RefusalThrottle } from './refusal-throttle.js'
 import type { OpenStreams } from './update-stream.js'
 import { workloadApiHandlers } from './workload-service.js'
 
@@ -27,8 +30,12 @@ export interface WorkloadServerOptions {
   readonly socketPath: string
   readonly log: Logger
   readonly procFacts?: ProcessFactsOptions
-  /** Most concurrent connections (each may carry many streams). */
+  /** Most concurrent connections (each may carry many streams); default 4096. */
   readonly maxConnections?: number
+  /** Most connections one uid may hold; default 1/16 of `maxConnections`. */
+  readonly maxConnectionsPerUid?: number
+  /** A connection with no call in flight and no stream open this long is closed; 0 or absent: never. */
+  readonly idleTimeoutMs?: number
 }
 
 /** A running Workload API endpoint. */
@@ -43,9 +50,13 @@ export interface WorkloadServer {
  */
 export async function startWorkloadApi(
   options: WorkloadServerOptions,
-  deps: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams'>,
+  given: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams' | 'throttle'>,
 ): Promise<WorkloadServer> {
   const openStreams: OpenStreams = new Set()
+  const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
+  const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock) }
+  const maxConnections = options.maxConnections ?? 4096
+  const uidCap = options.maxConnectionsPerUid ?? defaultUidCap(maxConnections)
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,
     dirMode: WORKLOAD_SOCKET_DIR_MODE,
@@ -57,7 +68,7 @@ export async function startWorkloadApi(
         // The connection is refused (closed): audit who it claimed to be at connect time.
         const code = err instanceof IdentityError ? err.code : 'ERR_ATTESTATION_FAILED'
         const caller = { kind: 'workload' as const, pid: creds.pid, uid: creds.uid, gid: creds.gid }
-        deps.audit.attestationResult({
+        audit.attestationResult({
           outcome: 'error',
           caller,
           matched: [],
@@ -68,7 +79,13 @@ export async function startWorkloadApi(
       }
     },
     release: (facts) => facts.close(),
-    maxConnections: options.maxConnections ?? 4096,
+    maxConnections,
+    uidPolicy: {
+      capFor: () => uidCap,
+      onRefused: ({ code, reason, creds }) =>
+        audit.callDenied({ method: 'connect', code, reason, caller: { kind: 'workload', ...creds } }),
+    },
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     maxMessageBytes: 64 * 1024,
     log: options.log,
   })
@@ -91,7 +108,7 @@ export async function startWorkloadApi(
       // UNAVAILABLE, not CANCELLED: clients must reconnect to the agent that comes back.
       const shutdown = new IdentityError('ERR_WORKLOAD_API_UNAVAILABLE', 'the agent is shutting down')
       for (const end of [...openStreams]) end(shutdown)
-      return server.close()
+      return server.close().finally(() => audit.close())
     },
   }
 }

@@ -10,6 +10,7 @@ import {
 } from '@grpc/grpc-js'
 import { IdentityError } from '../core/errors.js'
 import { fdOf, getPeerCred, type PeerCred } from '../peercred/peercred.js'
+import { defaultUidCap, UidConnectionLimits, type UidConnectionPolicy } from './connection-limits.js'
 import { prepareSocketPath, unlinkIfSame } from './socket-file.js'
 import { toServiceError } from './status.js'
 
@@ -36,6 +37,16 @@ export interface UdsServerOptions<I> {
   readonly release?: (identity: I) => void
   /** Connections (admitted or being admitted) past this are dropped at accept; default 1024. */
   readonly maxConnections?: number
+  /**
+   * Per-uid admission, checked at accept from SO_PEERCRED before `admit` runs or a byte is read:
+   * default, every uid may hold {@link defaultUidCap} of `maxConnections`.
+   */
+  readonly uidPolicy?: UidConnectionPolicy
+  /**
+   * A connection with no call in flight and no open stream for this long is closed (HTTP/2 GOAWAY,
+   * then close; clients reconnect on their next call); default: never.
+   */
+  readonly idleTimeoutMs?: number
   /** Largest request message the gRPC server accepts; default 4 MiB. */
   readonly maxMessageBytes?: number
   /** An admission still running after this is refused; default 5000 ms. */
@@ -103,6 +114,7 @@ export class UdsServer<I> {
   readonly #net: NetServer
   readonly #injector: ConnectionInjector
   readonly #sockets = new Set<Socket>()
+  readonly #limits: UidConnectionLimits
   #boundIno: number | undefined
   #closing: Promise<void> | undefined
 
@@ -110,11 +122,16 @@ export class UdsServer<I> {
     this.#options = options
     this.grpc = new GrpcServer({
       'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+      ...(options.idleTimeoutMs === undefined
+        ? {}
+        : { 'grpc.max_connection_idle_ms': options.idleTimeoutMs }),
       interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
     })
     this.#injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure())
     this.#net = createServer({ pauseOnConnect: true }, (socket) => this.#onConnection(socket))
     this.#net.maxConnections = options.maxConnections ?? 1024
+    const uidCap = defaultUidCap(this.#net.maxConnections)
+    this.#limits = new UidConnectionLimits(options.uidPolicy ?? { capFor: () => uidCap })
     this.#net.on('drop', () => this.#options.log?.warn({}, 'Connection dropped: too many connections.'))
   }
 
@@ -188,14 +205,27 @@ export class UdsServer<I> {
     this.#sockets.add(socket)
     socket.on('error', (err) => this.#options.log?.debug({ err }, 'Connection error.'))
     socket.once('close', () => this.#sockets.delete(socket))
-    this.#admit(socket).catch((err: unknown) => {
+    let creds: PeerCred
+    try {
+      creds = getPeerCred(fdOf(socket))
+    } catch (err) {
+      this.#options.log?.debug({ err }, 'Connection refused: no peer credentials.')
+      socket.destroy()
+      return
+    }
+    const slot = this.#limits.acquire(creds)
+    if (typeof slot !== 'function') {
+      socket.destroy()
+      return
+    }
+    socket.once('close', slot)
+    this.#admit(socket, creds).catch((err: unknown) => {
       this.#options.log?.debug({ err }, 'Connection refused.')
       socket.destroy()
     })
   }
 
-  async #admit(socket: Socket): Promise<void> {
-    const creds = getPeerCred(fdOf(socket))
+  async #admit(socket: Socket, creds: PeerCred): Promise<void> {
     const identity = await this.#runAdmit(socket, creds)
     if (socket.destroyed || this.#closing) {
       this.#release(identity)
