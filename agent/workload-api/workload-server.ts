@@ -14,6 +14,7 @@ import {
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle } from './refusal-throttle.js'
+import { UidStreamLimits } from './stream-limits.js'
 import type { OpenStreams } from './update-stream.js'
 import { workloadApiHandlers } from './workload-service.js'
 
@@ -36,7 +37,14 @@ export interface WorkloadServerOptions {
   readonly maxConnectionsPerUid?: number
   /** A connection with no call in flight and no stream open this long is closed; 0 or absent: never. */
   readonly idleTimeoutMs?: number
+  /** Most streams one uid may have open at once; default {@link MAX_STREAMS_PER_UID}. */
+  readonly maxStreamsPerUid?: number
 }
+
+/** Open streams one uid may hold by default (a process needs a handful; 1000 streams cost < 300 MB). */
+export const MAX_STREAMS_PER_UID = 512
+/** Concurrent calls and streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+export const MAX_STREAMS_PER_CONNECTION = 100
 
 /** A running Workload API endpoint. */
 export interface WorkloadServer {
@@ -50,11 +58,12 @@ export interface WorkloadServer {
  */
 export async function startWorkloadApi(
   options: WorkloadServerOptions,
-  given: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams' | 'throttle'>,
+  given: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams' | 'throttle' | 'streams'>,
 ): Promise<WorkloadServer> {
   const openStreams: OpenStreams = new Set()
   const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
-  const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock) }
+  const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
+  const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
   const maxConnections = options.maxConnections ?? 4096
   const uidCap = options.maxConnectionsPerUid ?? defaultUidCap(maxConnections)
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
@@ -87,6 +96,7 @@ export async function startWorkloadApi(
     },
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     maxMessageBytes: 64 * 1024,
+    maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
     log: options.log,
   })
   const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers({

@@ -42,10 +42,12 @@ function stream<Req, Res>(
   body: (deps: WorkloadApiDeps, call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
-    admitCall(deps, call).then(
-      (caller) => body({ ...deps, refuse: (err) => deny(deps, method, call, err) }, call, caller),
-      (err) => call.emit('error', deny(deps, method, call, err)),
-    )
+    admitCall(deps, call)
+      .then((caller) => {
+        deps.streams.open(caller.facts.uid, call)
+        body({ ...deps, refuse: (err) => deny(deps, method, call, err) }, call, caller)
+      })
+      .catch((err: unknown) => call.emit('error', deny(deps, method, call, err)))
   }
 }
 

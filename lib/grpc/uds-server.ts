@@ -6,6 +6,7 @@ import {
   ServerCredentials,
   ServerInterceptingCall,
   type ServerInterceptor,
+  type ServerOptions,
   status,
 } from '@grpc/grpc-js'
 import { IdentityError } from '../core/errors.js'
@@ -49,6 +50,8 @@ export interface UdsServerOptions<I> {
   readonly idleTimeoutMs?: number
   /** Largest request message the gRPC server accepts; default 4 MiB. */
   readonly maxMessageBytes?: number
+  /** Calls and streams at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); default: no limit. */
+  readonly maxConcurrentStreams?: number
   /** An admission still running after this is refused; default 5000 ms. */
   readonly admitTimeoutMs?: number
   /** Interceptors run after the one that rejects unadmitted connections. */
@@ -99,6 +102,18 @@ export const requireAdmittedPeer: ServerInterceptor = (_method, call) =>
       }),
   })
 
+/** The grpc-js server options a {@link UdsServer} runs with. */
+function grpcOptionsOf<I>(options: UdsServerOptions<I>): ServerOptions {
+  const out: ServerOptions = {
+    'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+    interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
+  }
+  if (options.idleTimeoutMs !== undefined) out['grpc.max_connection_idle_ms'] = options.idleTimeoutMs
+  if (options.maxConcurrentStreams !== undefined)
+    out['grpc.max_concurrent_streams'] = options.maxConcurrentStreams
+  return out
+}
+
 /**
  * A gRPC server on a Unix socket that knows who is calling (DESIGN §5 "peer identity per call"):
  * it accepts connections itself, paused; runs `admit`; tags the socket with a unique
@@ -120,13 +135,7 @@ export class UdsServer<I> {
 
   constructor(options: UdsServerOptions<I>) {
     this.#options = options
-    this.grpc = new GrpcServer({
-      'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
-      ...(options.idleTimeoutMs === undefined
-        ? {}
-        : { 'grpc.max_connection_idle_ms': options.idleTimeoutMs }),
-      interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
-    })
+    this.grpc = new GrpcServer(grpcOptionsOf(options))
     this.#injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure())
     this.#net = createServer({ pauseOnConnect: true }, (socket) => this.#onConnection(socket))
     this.#net.maxConnections = options.maxConnections ?? 1024

@@ -26,10 +26,13 @@ export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 export const SHUTDOWN_GRACE_MS = 2000
 
 /**
- * HTTP/2 limits of the agent API (rapid reset and stream floods). Node 20's http2 cannot take
- * `streamResetBurst`/`streamResetRate` (Node ≥ 22.11 / 23.? only): its bundled nghttp2 (1.61) still
- * applies its own default RST_STREAM rate limit (burst 1000, 33/s, then GOAWAY), and Node's defaults
- * `maxSessionRejectedStreams` 100 and `maxSessionInvalidFrames` 1000 hold (grpc-js passes neither).
+ * HTTP/2 limits of the agent API (rapid reset and stream floods). What Node 20 cannot do: its http2
+ * has no `streamResetBurst`/`streamResetRate` options (added by nodejs/node#54875 in later lines; absent
+ * from the 20.20 binary), so the RST_STREAM rate cannot be tuned: the bundled nghttp2 (1.61) applies
+ * its built-in default (a burst of 1000, then 33/s, past which it ends the session with GOAWAY). Nor
+ * does grpc-js 1.14 pass `maxSessionRejectedStreams` / `maxSessionInvalidFrames` through, so Node's
+ * defaults (100 and 1000) hold. What is set here: concurrent streams per connection, session memory
+ * (grpc-js would otherwise lift Node's limit altogether), an idle timeout and keepalive pings.
  */
 export const AGENT_API_SERVER_OPTIONS = {
   'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
@@ -52,13 +55,16 @@ export const AGENT_API_SERVER_OPTIONS = {
  */
 export async function startAgentApi(ctx: ServerContext, tls: PushCertificateProvider): Promise<AgentApi> {
   const log = ctx.log.child({ component: 'agent-api' })
-  const auth = new AgentAuthenticator(ctx)
+  // Refusals (a peer presenting a bad or unknown SVID, again and again) are audited summarised.
+  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
+  const summarised: ServerContext = { ...ctx, audit }
+  const auth = new AgentAuthenticator(summarised)
   const authorized = new AuthorizedEntries({
     entries: ctx.datastore.entries,
     events: ctx.events,
     clock: ctx.clock,
   })
-  const deps: AgentApiDeps = { ctx, auth, authorized, log }
+  const deps: AgentApiDeps = { ctx: summarised, auth, authorized, log }
   const sessions = new SyncSessions()
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
@@ -69,7 +75,6 @@ export async function startAgentApi(ctx: ServerContext, tls: PushCertificateProv
     NewJwtSvid: newJwtSvidHandler(deps),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
-  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
   const listener = await listenTls(server, {
     host: unbracketed(ctx.settings.bindAddress),
     port: ctx.settings.bindPort,
