@@ -31,7 +31,7 @@ export interface WorkloadServerOptions {
   readonly socketPath: string
   readonly log: Logger
   readonly procFacts?: ProcessFactsOptions
-  /** Most concurrent connections (each may carry many streams); default 4096. */
+  /** Most concurrent connections (each may carry many streams); default {@link MAX_CONNECTIONS}. */
   readonly maxConnections?: number
   /** Most connections one uid may hold; default 1/16 of `maxConnections`. */
   readonly maxConnectionsPerUid?: number
@@ -41,8 +41,13 @@ export interface WorkloadServerOptions {
   readonly maxStreamsPerUid?: number
 }
 
-/** Open streams one uid may hold by default (a process needs a handful; 1000 streams cost < 300 MB). */
-export const MAX_STREAMS_PER_UID = 512
+/**
+ * Connections the agent holds at once, from every uid (each costs two descriptors: the socket and
+ * the peer's pidfd). One uid may hold `maxConnectionsPerUid` of them (1024 by default, an eighth).
+ */
+export const MAX_CONNECTIONS = 8192
+/** Open streams one uid may hold by default (a process needs a handful; the bench holds 1000). */
+export const MAX_STREAMS_PER_UID = 2048
 /** Concurrent calls and streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
 export const MAX_STREAMS_PER_CONNECTION = 100
 
@@ -64,7 +69,7 @@ export async function startWorkloadApi(
   const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
   const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
   const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
-  const maxConnections = options.maxConnections ?? 4096
+  const maxConnections = options.maxConnections ?? MAX_CONNECTIONS
   const uidCap = options.maxConnectionsPerUid ?? defaultUidCap(maxConnections)
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,

@@ -37,7 +37,7 @@ describe('loadAgentConfig defaults', () => {
       auditLogPath: '/home/op/.tessera/agent/audit.log',
       hashSizeLimitBytes: 512 * 1024 * 1024,
       allowUnauthenticatedVerifiers: false,
-      maxConnectionsPerUid: 256,
+      maxConnectionsPerUid: 1024,
       connectionIdleTimeoutMs: 300_000,
       warnings: [],
       configFile: undefined,

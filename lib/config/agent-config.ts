@@ -74,7 +74,7 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
   hashSizeLimitBytes: { kind: integerKind(), default: DEFAULT_HASH_SIZE_LIMIT_BYTES },
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
-  maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 256 },
+  maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },
   connectionIdleTimeoutMs: { kind: durationKind(), name: 'connectionIdleTimeout', default: '5m' },
 }
 
