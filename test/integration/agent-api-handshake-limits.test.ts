@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { connect as connectHttp2, type Settings } from 'node:http2'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/processes.js'
@@ -74,4 +75,16 @@ describe('agent API under 1,500 half-open TLS connections', () => {
       for (const socket of flood.sockets) socket.destroy()
     }
   }, 180_000)
+
+  it('advertises a cap on concurrent streams per connection (HTTP/2 stream floods)', async () => {
+    const s = stack as Stack
+    const session = connectHttp2(`https://127.0.0.1:${agentApiPort(s)}`, { rejectUnauthorized: false })
+    session.on('error', () => undefined)
+    try {
+      const [settings] = (await once(session, 'remoteSettings')) as [Settings]
+      expect(settings.maxConcurrentStreams).toBeLessThanOrEqual(100)
+    } finally {
+      session.destroy()
+    }
+  })
 })
