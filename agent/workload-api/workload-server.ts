@@ -1,9 +1,10 @@
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
-import { defaultUidCap } from '../../lib/grpc/connection-limits.js'
+import { defaultUidCap, type UidConnectionPolicy } from '../../lib/grpc/connection-limits.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
+import type { AuditLog } from '../../lib/log/audit-log.js'
 import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
@@ -70,7 +71,6 @@ export async function startWorkloadApi(
   const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
   const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
   const maxConnections = options.maxConnections ?? MAX_CONNECTIONS
-  const uidCap = options.maxConnectionsPerUid ?? defaultUidCap(maxConnections)
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,
     dirMode: WORKLOAD_SOCKET_DIR_MODE,
@@ -94,11 +94,7 @@ export async function startWorkloadApi(
     },
     release: (facts) => facts.close(),
     maxConnections,
-    uidPolicy: {
-      capFor: () => uidCap,
-      onRefused: ({ code, reason, creds }) =>
-        audit.callDenied({ method: 'connect', code, reason, caller: { kind: 'workload', ...creds } }),
-    },
+    uidPolicy: workloadUidPolicy(options.maxConnectionsPerUid ?? defaultUidCap(maxConnections), audit),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     maxMessageBytes: 64 * 1024,
     maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
@@ -125,5 +121,19 @@ export async function startWorkloadApi(
       for (const end of [...openStreams]) end(shutdown)
       return server.close().finally(() => audit.close())
     },
+  }
+}
+
+/** Every uid may hold `cap` connections; a connection past it is closed at accept and audited (summarised). */
+function workloadUidPolicy(cap: number, audit: AuditLog): UidConnectionPolicy {
+  return {
+    capFor: () => cap,
+    onRefused: ({ code, reason, creds }) =>
+      audit.callDenied({
+        method: 'connect',
+        code,
+        reason,
+        caller: { kind: 'workload', pid: creds.pid, uid: creds.uid, gid: creds.gid },
+      }),
   }
 }

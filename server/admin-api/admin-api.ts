@@ -39,6 +39,8 @@ export interface AdminApiOptions {
 
 /** Admin connections one admin uid may hold at once (each CLI command opens one). */
 export const ADMIN_CONNECTIONS_PER_UID = 128
+/** An admin connection with no call in flight and no stream open this long is closed. */
+export const ADMIN_IDLE_TIMEOUT_MS = 60_000
 
 /** Who is on an admin connection, from the kernel (SO_PEERCRED) at accept. */
 interface AdminPeer {
@@ -76,6 +78,7 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
     socketMode: isShared ? 0o666 : 0o600,
     admit: async (_socket, creds) => ({ uid: creds.uid, pid: creds.pid, isAdmin: allowed.has(creds.uid) }),
     uidPolicy: adminUidPolicy(allowed, options.maxConnectionsPerUid, audit),
+    idleTimeoutMs: ADMIN_IDLE_TIMEOUT_MS,
     maxMessageBytes: options.maxMessageBytes ?? ADMIN_MAX_MESSAGE_BYTES,
     interceptors: [refuseNonAdmins(peerOf, audit)],
     log,
