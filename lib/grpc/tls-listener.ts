@@ -163,8 +163,12 @@ export async function listenTls(grpc: GrpcServer, options: TlsListenerOptions): 
 
 function bind(net: NetServer, host: string, port: number): Promise<number> {
   return new Promise<number>((resolve, reject) => {
-    const fail = (err: Error) =>
-      reject(new IdentityError('ERR_CONFIG_INVALID', `cannot listen on ${host}:${port}`, { cause: err }))
+    const fail = (err: NodeJS.ErrnoException) => {
+      const why = err.code ?? err.message
+      reject(
+        new IdentityError('ERR_CONFIG_INVALID', `cannot listen on ${host}:${port}: ${why}`, { cause: err }),
+      )
+    }
     net.once('error', fail)
     net.listen({ host, port }, () => {
       net.off('error', fail)
