@@ -89,3 +89,21 @@ describe('SummarisingAuditLog', () => {
     ])
   })
 })
+
+describe('SummarisingAuditLog kinds', () => {
+  it('counts one remote peer as one kind whatever its port', () => {
+    const memory = new MemoryAuditLog()
+    const audit = new SummarisingAuditLog(memory)
+    for (const address of ['10.0.0.1:1000', '10.0.0.1:1001', '[::1]:5', '[::1]:6'])
+      audit.callDenied({
+        method: 'connect',
+        code: 'ERR_CONNECTION_LIMIT',
+        reason: 'cap',
+        caller: { kind: 'remote', address },
+      })
+    audit.close()
+    expect(
+      memory.records.map((r) => (r['summary'] as { count: number } | undefined)?.count ?? 'first'),
+    ).toEqual(['first', 'first', 1, 1])
+  })
+})

@@ -36,17 +36,24 @@ interface Tracked {
 
 const OVERFLOW_KIND = '*'
 
+/** `host` of `host:port` or `[v6]:port`; anything else as it is (a peer's port changes per connection). */
+function hostOf(address: string): string {
+  if (address.startsWith('[')) return address.slice(0, address.indexOf(']') + 1) || address
+  const colon = address.indexOf(':')
+  return colon > 0 && colon === address.lastIndexOf(':') ? address.slice(0, colon) : address
+}
+
 function callerKey(caller: AuditCaller): string {
   switch (caller.kind) {
     case 'workload':
-      return `w:${caller.uid}:${caller.exe ?? ''}`
+      return `w:${caller.uid}`
     case 'admin':
       return `a:${caller.uid}`
     case 'agent':
     case 'svid':
       return `s:${caller.spiffeId}`
     case 'remote':
-      return `r:${caller.address}`
+      return `r:${hostOf(caller.address)}`
     case 'system':
       return `y:${caller.component}`
   }
@@ -55,7 +62,8 @@ function callerKey(caller: AuditCaller): string {
 /**
  * An {@link AuditLog} that writes every event through to `inner`, except repeated refusals
  * (DESIGN §10 "Throttling"): `call.denied` and failed `attestation.result` lines are summarised per
- * kind (caller uid and executable, or the caller's id; the method; the code). The first refusal of
+ * kind (the caller's uid, or its id or address; the method; the code: not the executable, which a
+ * user can vary at will, so one uid makes a handful of kinds at most). The first refusal of
  * a kind is written whole; the ones that follow within the window are counted; when the window ends
  * one line is written with `summary: {count, windowMs}`, and counting goes on while they keep
  * coming. So a flood of refusals costs a few lines per window, however fast it comes. Grants are
