@@ -66,6 +66,105 @@ interface Pending {
   readonly timer: NodeJS.Timeout
 }
 
+/** Accepted sockets on their way through the TLS handshake, each holding a {@link HandshakeLimits} slot. */
+class HandshakeGate {
+  readonly #options: TlsListenerOptions
+  readonly #timeoutMs: number
+  readonly #tls: TlsServer
+  readonly #isReady: () => boolean
+  readonly #limits: HandshakeLimits
+  readonly #pending = new Map<string, Pending>()
+  readonly #inject: (tls: TLSSocket) => void
+
+  constructor(options: TlsListenerOptions, inject: (tls: TLSSocket) => void) {
+    this.#options = options
+    this.#inject = inject
+    this.#timeoutMs = options.handshakeTimeoutMs ?? 10_000
+    this.#tls = createTlsServer({
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      handshakeTimeout: this.#timeoutMs,
+    })
+    this.#isReady = watchCertificates(options.certificates, this.#tls)
+    this.#limits = new HandshakeLimits(options)
+    this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, tls: TLSSocket) => this.#failed(err, tls))
+    this.#tls.on('secureConnection', (tls: TLSSocket) => this.#secured(tls))
+  }
+
+  /** Takes an accepted socket through the handshake, or closes it at once when over a cap. */
+  accept(raw: Socket): void {
+    raw.on('error', () => undefined)
+    const address = raw.remoteAddress ?? 'unknown'
+    const key = `${address}:${raw.remotePort}`
+    const slot = this.#isReady() ? this.#limits.acquire(address) : 'the TLS certificates are not loaded yet'
+    if (typeof slot === 'string') {
+      raw.destroy()
+      this.refuse(address, slot)
+      return
+    }
+    // Node's handshakeTimeout cuts the handshake off; this one is a backstop for a socket it missed.
+    const timer = setTimeout(() => {
+      if (this.#settle(key) === undefined) return
+      this.refuse(address, `TLS handshake not done within ${this.#timeoutMs} ms`)
+      raw.destroy()
+      slot.closed()
+    }, this.#timeoutMs + 1000)
+    this.#pending.set(key, { address, slot, raw, timer })
+    raw.once('close', () => {
+      this.#settle(key)
+      slot.closed()
+    })
+    this.#tls.emit('connection', raw)
+  }
+
+  refuse(address: string, reason: string): void {
+    this.#options.log?.debug({ address, reason }, 'TLS connection refused.')
+    this.#options.onRefused?.({ address, code: 'ERR_CONNECTION_LIMIT', reason })
+  }
+
+  /** Closes every connection still handshaking. */
+  closeAll(): void {
+    for (const entry of this.#pending.values()) entry.raw.destroy()
+  }
+
+  /** The handshake is over, one way or the other: its slot is given back. */
+  #settle(key: string): Pending | undefined {
+    const entry = this.#pending.get(key)
+    if (entry === undefined) return undefined
+    this.#pending.delete(key)
+    clearTimeout(entry.timer)
+    entry.slot.handshakeEnded()
+    return entry
+  }
+
+  #failed(err: NodeJS.ErrnoException, tls: TLSSocket): void {
+    const entry = this.#settle(`${tls.remoteAddress}:${tls.remotePort}`)
+    if (entry === undefined) return
+    const timedOut = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+    this.refuse(
+      entry.address,
+      timedOut ? `TLS handshake not done within ${this.#timeoutMs} ms` : 'TLS handshake failed',
+    )
+    entry.raw.destroy()
+    entry.slot.closed()
+  }
+
+  #secured(tls: TLSSocket): void {
+    const entry = this.#settle(`${tls.remoteAddress}:${tls.remotePort}`)
+    tls.on('error', (err) => this.#options.log?.debug({ err }, 'TLS connection error.'))
+    if (entry === undefined || tls.alpnProtocol !== 'h2') {
+      tls.destroy()
+      if (entry === undefined) return
+      this.refuse(entry.address, 'the client did not negotiate HTTP/2')
+      entry.slot.closed()
+      return
+    }
+    tls.once('close', () => entry.slot.closed())
+    this.#inject(tls)
+  }
+}
+
 /**
  * Serves a grpc-js server over TCP + TLS with the TLS handshake done here rather than inside grpc-js,
  * so that it can be bounded (DESIGN §9: no peer can exhaust the server): a handshake must finish
@@ -80,83 +179,16 @@ interface Pending {
  */
 export async function listenTls(grpc: GrpcServer, options: TlsListenerOptions): Promise<TlsListener> {
   const injector = grpc.createConnectionInjector(ServerCredentials.createInsecure())
-  const timeoutMs = options.handshakeTimeoutMs ?? 10_000
-  const tlsServer = createTlsServer({
-    requestCert: true,
-    rejectUnauthorized: false,
-    ALPNProtocols: ['h2'],
-    handshakeTimeout: timeoutMs,
-  })
-  const isReady = watchCertificates(options.certificates, tlsServer)
-  const limits = new HandshakeLimits(options)
-  const pending = new Map<string, Pending>()
-  const refuse = (address: string, reason: string) => {
-    options.log?.debug({ address, reason }, 'TLS connection refused.')
-    options.onRefused?.({ address, code: 'ERR_CONNECTION_LIMIT', reason })
-  }
-  /** The handshake is over, one way or the other: its slot is given back. */
-  const settle = (key: string): Pending | undefined => {
-    const entry = pending.get(key)
-    if (entry === undefined) return undefined
-    pending.delete(key)
-    clearTimeout(entry.timer)
-    entry.slot.handshakeEnded()
-    return entry
-  }
-  const onConnection = (raw: Socket) => {
-    raw.on('error', () => undefined)
-    const address = raw.remoteAddress ?? 'unknown'
-    const key = `${address}:${raw.remotePort}`
-    const slot = isReady() ? limits.acquire(address) : 'the TLS certificates are not loaded yet'
-    if (typeof slot === 'string') {
-      raw.destroy()
-      refuse(address, slot)
-      return
-    }
-    // Node's handshakeTimeout cuts the handshake off; this one is a backstop for a socket it missed.
-    const timer = setTimeout(() => {
-      if (settle(key) === undefined) return
-      refuse(address, `TLS handshake not done within ${timeoutMs} ms`)
-      raw.destroy()
-      slot.closed()
-    }, timeoutMs + 1000)
-    pending.set(key, { address, slot, raw, timer })
-    raw.once('close', () => {
-      settle(key)
-      slot.closed()
-    })
-    tlsServer.emit('connection', raw)
-  }
-  tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, tls: TLSSocket) => {
-    const entry = settle(`${tls.remoteAddress}:${tls.remotePort}`)
-    if (entry === undefined) return
-    const timedOut = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
-    refuse(entry.address, timedOut ? `TLS handshake not done within ${timeoutMs} ms` : 'TLS handshake failed')
-    entry.raw.destroy()
-    entry.slot.closed()
-  })
-  tlsServer.on('secureConnection', (tls: TLSSocket) => {
-    const entry = settle(`${tls.remoteAddress}:${tls.remotePort}`)
-    tls.on('error', (err) => options.log?.debug({ err }, 'TLS connection error.'))
-    if (entry === undefined || tls.alpnProtocol !== 'h2') {
-      tls.destroy()
-      if (entry === undefined) return
-      refuse(entry.address, 'the client did not negotiate HTTP/2')
-      entry.slot.closed()
-      return
-    }
-    tls.once('close', () => entry.slot.closed())
-    injector.injectConnection(tls)
-  })
-  const net: NetServer = createServer(onConnection)
+  const gate = new HandshakeGate(options, (tls) => injector.injectConnection(tls))
+  const net: NetServer = createServer((raw) => gate.accept(raw))
   net.maxConnections = options.maxConnections ?? 4096
-  net.on('drop', (d) => refuse(d?.remoteAddress ?? 'unknown', 'too many connections'))
+  net.on('drop', (d) => gate.refuse(d?.remoteAddress ?? 'unknown', 'too many connections'))
   const port = await bind(net, options.host, options.port)
   return {
     port,
     close: async () => {
       net.close()
-      for (const entry of pending.values()) entry.raw.destroy()
+      gate.closeAll()
     },
   }
 }
