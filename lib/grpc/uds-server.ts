@@ -130,6 +130,8 @@ export class UdsServer<I> {
   readonly #injector: ConnectionInjector
   readonly #sockets = new Set<Socket>()
   readonly #limits: UidConnectionLimits
+  #dropped = 0
+  #lastDropLogMs = Number.NEGATIVE_INFINITY
   #boundIno: number | undefined
   #closing: Promise<void> | undefined
 
@@ -141,7 +143,7 @@ export class UdsServer<I> {
     this.#net.maxConnections = options.maxConnections ?? 1024
     const uidCap = defaultUidCap(this.#net.maxConnections)
     this.#limits = new UidConnectionLimits(options.uidPolicy ?? { capFor: () => uidCap })
-    this.#net.on('drop', () => this.#options.log?.warn({}, 'Connection dropped: too many connections.'))
+    this.#net.on('drop', () => this.#onDrop())
   }
 
   /** The identity admitted for the connection of `call`; undefined if another server admitted it. */
@@ -204,6 +206,16 @@ export class UdsServer<I> {
     for (const socket of this.#sockets) socket.destroy()
     await netClosed
     await unlinkIfSame(this.#options.path, this.#boundIno)
+  }
+
+  /** A connection past `maxConnections` was dropped: logged once, then at most every 10 s with a count. */
+  #onDrop(): void {
+    this.#dropped += 1
+    const nowMs = performance.now()
+    if (nowMs - this.#lastDropLogMs < 10_000) return
+    this.#lastDropLogMs = nowMs
+    this.#options.log?.warn({ dropped: this.#dropped }, 'Connections dropped: too many connections.')
+    this.#dropped = 0
   }
 
   #onConnection(socket: Socket): void {
