@@ -97,7 +97,16 @@ class HandshakeGate {
     raw.on('error', () => undefined)
     const address = raw.remoteAddress ?? 'unknown'
     const key = `${address}:${raw.remotePort}`
-    const slot = this.#isReady() ? this.#limits.acquire(address) : 'the TLS certificates are not loaded yet'
+    const evict = () => {
+      const entry = this.#settle(key)
+      if (entry === undefined) return
+      this.refuse(address, 'TLS handshake cut off to make room for a newer connection')
+      raw.destroy()
+      entry.slot.closed()
+    }
+    const slot = this.#isReady()
+      ? this.#limits.acquire(address, evict)
+      : 'the TLS certificates are not loaded yet'
     if (typeof slot === 'string') {
       raw.destroy()
       this.refuse(address, slot)
