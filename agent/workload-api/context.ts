@@ -4,6 +4,8 @@ import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 import type { SelectorAttestor } from './caller.js'
 import type { WorkloadIdentities } from './ports.js'
+import type { RefusalThrottle } from './refusal-throttle.js'
+import type { UidStreamLimits } from './stream-limits.js'
 import type { OpenStreams } from './update-stream.js'
 
 /** What the Workload API handlers need (one deps object, STYLE §1). */
@@ -21,6 +23,12 @@ export interface WorkloadApiDeps {
   readonly firstResponseWaitMs: number
   /** The open streams, ended with UNAVAILABLE at shutdown. */
   readonly openStreams: OpenStreams
+  /** Refusals per uid and executable hash (ERR_THROTTLED past the limit). */
+  readonly throttle: RefusalThrottle
+  /** Open streams per uid (ERR_CONNECTION_LIMIT past the limit). */
+  readonly streams: UidStreamLimits
+  /** Set for a stream's body: audits a refusal of its caller and gives the status to end with. */
+  readonly refuse?: (err: unknown) => unknown
 }
 
 /** The audit form of a workload caller. */

@@ -37,19 +37,26 @@ export function serveUpdates<T>(
   call: ServerWritableStream<unknown, T>,
   facts: ProcessFacts,
   source: StreamSource<T>,
-  options: { readonly firstResponseWaitMs: number; readonly openStreams: OpenStreams },
+  options: {
+    readonly firstResponseWaitMs: number
+    readonly openStreams: OpenStreams
+    /** Audits a refusal of the caller (what `next` threw) and gives the status to end with. */
+    readonly refuse?: (err: unknown) => unknown
+  },
 ): void {
   let lastKey: string | undefined
   let ended = false
   let scheduled = false
   let force = false
-  const end = (err?: unknown) => {
+  const end = (err?: unknown, isRefusal = false) => {
     if (ended) return
     ended = true
     options.openStreams.delete(end)
     unsubscribe()
     clearTimeout(firstTimer)
-    if (err) failStream(call, err)
+    if (!err) return
+    if (isRefusal && options.refuse) call.emit('error', options.refuse(err))
+    else failStream(call, err)
   }
   const push = () => {
     scheduled = false
@@ -64,7 +71,7 @@ export function serveUpdates<T>(
       call.write(next.message)
       next.onSent?.()
     } catch (err) {
-      end(err)
+      end(err, true)
     }
   }
   const schedule = () => {

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
+import { defaultUidCap, type UidConnectionPolicy } from '../../lib/grpc/connection-limits.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
+import type { AuditLog } from '../../lib/log/audit-log.js'
+import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
   type ProcessFacts,
@@ -11,6 +14,8 @@ import {
 } from '../../lib/peercred/process-facts.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
+import { RefusalThrottle } from './refusal-throttle.js'
+import { UidStreamLimits } from './stream-limits.js'
 import type { OpenStreams } from './update-stream.js'
 import { workloadApiHandlers } from './workload-service.js'
 
@@ -27,9 +32,25 @@ export interface WorkloadServerOptions {
   readonly socketPath: string
   readonly log: Logger
   readonly procFacts?: ProcessFactsOptions
-  /** Most concurrent connections (each may carry many streams). */
+  /** Most concurrent connections (each may carry many streams); default {@link MAX_CONNECTIONS}. */
   readonly maxConnections?: number
+  /** Most connections one uid may hold; default 1/16 of `maxConnections`. */
+  readonly maxConnectionsPerUid?: number
+  /** A connection with no call in flight and no stream open this long is closed; 0 or absent: never. */
+  readonly idleTimeoutMs?: number
+  /** Most streams one uid may have open at once; default {@link MAX_STREAMS_PER_UID}. */
+  readonly maxStreamsPerUid?: number
 }
+
+/**
+ * Connections the agent holds at once, from every uid (each costs two descriptors: the socket and
+ * the peer's pidfd). One uid may hold `maxConnectionsPerUid` of them (1024 by default, an eighth).
+ */
+export const MAX_CONNECTIONS = 8192
+/** Open streams one uid may hold by default (a process needs a handful; the bench holds 1000). */
+export const MAX_STREAMS_PER_UID = 2048
+/** Concurrent calls and streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+export const MAX_STREAMS_PER_CONNECTION = 100
 
 /** A running Workload API endpoint. */
 export interface WorkloadServer {
@@ -43,9 +64,13 @@ export interface WorkloadServer {
  */
 export async function startWorkloadApi(
   options: WorkloadServerOptions,
-  deps: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams'>,
+  given: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams' | 'throttle' | 'streams'>,
 ): Promise<WorkloadServer> {
   const openStreams: OpenStreams = new Set()
+  const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
+  const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
+  const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
+  const maxConnections = options.maxConnections ?? MAX_CONNECTIONS
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,
     dirMode: WORKLOAD_SOCKET_DIR_MODE,
@@ -57,7 +82,7 @@ export async function startWorkloadApi(
         // The connection is refused (closed): audit who it claimed to be at connect time.
         const code = err instanceof IdentityError ? err.code : 'ERR_ATTESTATION_FAILED'
         const caller = { kind: 'workload' as const, pid: creds.pid, uid: creds.uid, gid: creds.gid }
-        deps.audit.attestationResult({
+        audit.attestationResult({
           outcome: 'error',
           caller,
           matched: [],
@@ -68,8 +93,11 @@ export async function startWorkloadApi(
       }
     },
     release: (facts) => facts.close(),
-    maxConnections: options.maxConnections ?? 4096,
+    maxConnections,
+    uidPolicy: workloadUidPolicy(options.maxConnectionsPerUid ?? defaultUidCap(maxConnections), audit),
+    ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     maxMessageBytes: 64 * 1024,
+    maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
     log: options.log,
   })
   const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers({
@@ -91,7 +119,21 @@ export async function startWorkloadApi(
       // UNAVAILABLE, not CANCELLED: clients must reconnect to the agent that comes back.
       const shutdown = new IdentityError('ERR_WORKLOAD_API_UNAVAILABLE', 'the agent is shutting down')
       for (const end of [...openStreams]) end(shutdown)
-      return server.close()
+      return server.close().finally(() => audit.close())
     },
+  }
+}
+
+/** Every uid may hold `cap` connections; a connection past it is closed at accept and audited (summarised). */
+function workloadUidPolicy(cap: number, audit: AuditLog): UidConnectionPolicy {
+  return {
+    capFor: () => cap,
+    onRefused: ({ code, reason, creds }) =>
+      audit.callDenied({
+        method: 'connect',
+        code,
+        reason,
+        caller: { kind: 'workload', pid: creds.pid, uid: creds.uid, gid: creds.gid },
+      }),
   }
 }

@@ -5,6 +5,7 @@ import { failStream, toServiceError } from '../../lib/grpc/status.js'
 import { type AttestedCaller, attestCaller, requireSecurityHeader } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { fetchJwtSvids, validateJwt } from './jwt-handlers.js'
+import { noteExecutable, refusalStatus, throttleRefusal } from './refusals.js'
 import { streamJwtBundles, streamX509Bundles, streamX509Svids } from './x509-handlers.js'
 
 type Call = { metadata: Metadata; getPeer(): string }
@@ -12,15 +13,23 @@ type Call = { metadata: Metadata; getPeer(): string }
 /** Header check, then attestation of the caller's process (spec §2.4 order: INVALID_ARGUMENT first). */
 async function admitCall(deps: WorkloadApiDeps, call: Call): Promise<AttestedCaller> {
   requireSecurityHeader(call.metadata)
-  return attestCaller(deps.factsOf(call), deps.attestor)
+  const caller = await attestCaller(deps.factsOf(call), deps.attestor)
+  noteExecutable(caller)
+  return caller
 }
 
-/** Records a refused call (never an ordinary stream end) and turns the error into a status. */
+/**
+ * Records a refused call (never an ordinary stream end) and turns the error into a status. Refusals
+ * are rate-limited per uid and executable (ERR_THROTTLED past the limit) and their audit summarised.
+ */
 function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown) {
   const facts = deps.factsOf(call)
   if (err instanceof IdentityError) {
-    deps.audit.callDenied({ method, code: err.code, reason: err.message, caller: workloadCaller(facts) })
-    deps.log.debug({ method, code: err.code, pid: facts?.pid, uid: facts?.uid }, 'Workload API call refused.')
+    const refusal = throttleRefusal(deps.throttle, facts, err)
+    const { code, message: reason } = refusal.error
+    deps.audit.callDenied({ method, code, reason, caller: workloadCaller(facts) })
+    deps.log.debug({ method, code, pid: facts?.pid, uid: facts?.uid }, 'Workload API call refused.')
+    return refusalStatus(refusal)
   } else {
     deps.log.error({ method, err, pid: facts?.pid }, 'Workload API call failed.')
   }
@@ -30,16 +39,15 @@ function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown) {
 function stream<Req, Res>(
   deps: WorkloadApiDeps,
   method: string,
-  body: (call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,
+  body: (deps: WorkloadApiDeps, call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
-    admitCall(deps, call).then(
-      (caller) => body(call, caller),
-      (err) => {
-        deny(deps, method, call, err)
-        failStream(call, err)
-      },
-    )
+    admitCall(deps, call)
+      .then((caller) => {
+        deps.streams.open(caller.facts.uid, call)
+        body({ ...deps, refuse: (err) => deny(deps, method, call, err) }, call, caller)
+      })
+      .catch((err: unknown) => call.emit('error', deny(deps, method, call, err)))
   }
 }
 
@@ -73,11 +81,9 @@ const unimplemented = (call: { emit(e: 'error', err: unknown): boolean }) =>
  */
 export function workloadApiHandlers(deps: WorkloadApiDeps): SpiffeWorkloadAPIHandlers {
   return {
-    FetchX509SVID: stream(deps, 'FetchX509SVID', (call, caller) => streamX509Svids(deps, call, caller)),
-    FetchX509Bundles: stream(deps, 'FetchX509Bundles', (call, caller) =>
-      streamX509Bundles(deps, call, caller),
-    ),
-    FetchJWTBundles: stream(deps, 'FetchJWTBundles', (call, caller) => streamJwtBundles(deps, call, caller)),
+    FetchX509SVID: stream(deps, 'FetchX509SVID', streamX509Svids),
+    FetchX509Bundles: stream(deps, 'FetchX509Bundles', streamX509Bundles),
+    FetchJWTBundles: stream(deps, 'FetchJWTBundles', streamJwtBundles),
     FetchJWTSVID: unary(deps, 'FetchJWTSVID', (req, caller) => fetchJwtSvids(deps, req, caller)),
     ValidateJWTSVID: unary(deps, 'ValidateJWTSVID', (req) => validateJwt(deps, req), false),
     FetchWITSVID: unimplemented,

@@ -31,6 +31,11 @@ export function registerAgentRunCommand(program: Command): void {
       'largest executable hashed for unix:sha256 (0 = no limit, <0 = off)',
     )
     .option('--allow-unauthenticated-verifiers', 'let callers with no identity fetch bundles')
+    .option('--max-connections-per-uid <n>', 'Workload API connections one uid may hold (default 1024)')
+    .option(
+      '--connection-idle-timeout <duration>',
+      'close a Workload API connection idle (no call, no stream) this long (default 5m)',
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

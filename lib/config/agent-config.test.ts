@@ -37,6 +37,8 @@ describe('loadAgentConfig defaults', () => {
       auditLogPath: '/home/op/.tessera/agent/audit.log',
       hashSizeLimitBytes: 512 * 1024 * 1024,
       allowUnauthenticatedVerifiers: false,
+      maxConnectionsPerUid: 1024,
+      connectionIdleTimeoutMs: 300_000,
       warnings: [],
       configFile: undefined,
     })

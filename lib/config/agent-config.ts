@@ -3,6 +3,7 @@ import type { TrustDomain } from '../core/trust-domain.js'
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger.js'
 import {
   booleanKind,
+  durationKind,
   enumKind,
   hostPortKind,
   integerKind,
@@ -36,6 +37,10 @@ export interface AgentSettings {
   readonly hashSizeLimitBytes: number
   /** Serve `ValidateJWTSVID` and bundles to callers that match no entry (SPIRE's option of the same name). */
   readonly allowUnauthenticatedVerifiers: boolean
+  /** Workload API connections one uid may hold at once; more are dropped at accept. */
+  readonly maxConnectionsPerUid: number
+  /** A Workload API connection with no call in flight and no open stream this long is closed. */
+  readonly connectionIdleTimeoutMs: number
 }
 
 /** The agent's validated, deep-frozen configuration. */
@@ -69,6 +74,8 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
   hashSizeLimitBytes: { kind: integerKind(), default: DEFAULT_HASH_SIZE_LIMIT_BYTES },
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
+  maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },
+  connectionIdleTimeoutMs: { kind: durationKind(), name: 'connectionIdleTimeout', default: '5m' },
 }
 
 /**

@@ -6,10 +6,12 @@ import {
   ServerCredentials,
   ServerInterceptingCall,
   type ServerInterceptor,
+  type ServerOptions,
   status,
 } from '@grpc/grpc-js'
 import { IdentityError } from '../core/errors.js'
 import { fdOf, getPeerCred, type PeerCred } from '../peercred/peercred.js'
+import { defaultUidCap, UidConnectionLimits, type UidConnectionPolicy } from './connection-limits.js'
 import { prepareSocketPath, unlinkIfSame } from './socket-file.js'
 import { toServiceError } from './status.js'
 
@@ -36,8 +38,20 @@ export interface UdsServerOptions<I> {
   readonly release?: (identity: I) => void
   /** Connections (admitted or being admitted) past this are dropped at accept; default 1024. */
   readonly maxConnections?: number
+  /**
+   * Per-uid admission, checked at accept from SO_PEERCRED before `admit` runs or a byte is read:
+   * default, every uid may hold {@link defaultUidCap} of `maxConnections`.
+   */
+  readonly uidPolicy?: UidConnectionPolicy
+  /**
+   * A connection with no call in flight and no open stream for this long is closed (HTTP/2 GOAWAY,
+   * then close; clients reconnect on their next call); default: never.
+   */
+  readonly idleTimeoutMs?: number
   /** Largest request message the gRPC server accepts; default 4 MiB. */
   readonly maxMessageBytes?: number
+  /** Calls and streams at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); default: no limit. */
+  readonly maxConcurrentStreams?: number
   /** An admission still running after this is refused; default 5000 ms. */
   readonly admitTimeoutMs?: number
   /** Interceptors run after the one that rejects unadmitted connections. */
@@ -88,6 +102,18 @@ export const requireAdmittedPeer: ServerInterceptor = (_method, call) =>
       }),
   })
 
+/** The grpc-js server options a {@link UdsServer} runs with. */
+function grpcOptionsOf<I>(options: UdsServerOptions<I>): ServerOptions {
+  const out: ServerOptions = {
+    'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
+    interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
+  }
+  if (options.idleTimeoutMs !== undefined) out['grpc.max_connection_idle_ms'] = options.idleTimeoutMs
+  if (options.maxConcurrentStreams !== undefined)
+    out['grpc.max_concurrent_streams'] = options.maxConcurrentStreams
+  return out
+}
+
 /**
  * A gRPC server on a Unix socket that knows who is calling (DESIGN §5 "peer identity per call"):
  * it accepts connections itself, paused; runs `admit`; tags the socket with a unique
@@ -103,19 +129,21 @@ export class UdsServer<I> {
   readonly #net: NetServer
   readonly #injector: ConnectionInjector
   readonly #sockets = new Set<Socket>()
+  readonly #limits: UidConnectionLimits
+  #dropped = 0
+  #lastDropLogMs = Number.NEGATIVE_INFINITY
   #boundIno: number | undefined
   #closing: Promise<void> | undefined
 
   constructor(options: UdsServerOptions<I>) {
     this.#options = options
-    this.grpc = new GrpcServer({
-      'grpc.max_receive_message_length': options.maxMessageBytes ?? 4 * 1024 * 1024,
-      interceptors: [requireAdmittedPeer, ...(options.interceptors ?? [])],
-    })
+    this.grpc = new GrpcServer(grpcOptionsOf(options))
     this.#injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure())
     this.#net = createServer({ pauseOnConnect: true }, (socket) => this.#onConnection(socket))
     this.#net.maxConnections = options.maxConnections ?? 1024
-    this.#net.on('drop', () => this.#options.log?.warn({}, 'Connection dropped: too many connections.'))
+    const uidCap = defaultUidCap(this.#net.maxConnections)
+    this.#limits = new UidConnectionLimits(options.uidPolicy ?? { capFor: () => uidCap })
+    this.#net.on('drop', () => this.#onDrop())
   }
 
   /** The identity admitted for the connection of `call`; undefined if another server admitted it. */
@@ -180,6 +208,16 @@ export class UdsServer<I> {
     await unlinkIfSame(this.#options.path, this.#boundIno)
   }
 
+  /** A connection past `maxConnections` was dropped: logged once, then at most every 10 s with a count. */
+  #onDrop(): void {
+    this.#dropped += 1
+    const nowMs = performance.now()
+    if (nowMs - this.#lastDropLogMs < 10_000) return
+    this.#lastDropLogMs = nowMs
+    this.#options.log?.warn({ dropped: this.#dropped }, 'Connections dropped: too many connections.')
+    this.#dropped = 0
+  }
+
   #onConnection(socket: Socket): void {
     if (this.#closing) {
       socket.destroy()
@@ -188,14 +226,27 @@ export class UdsServer<I> {
     this.#sockets.add(socket)
     socket.on('error', (err) => this.#options.log?.debug({ err }, 'Connection error.'))
     socket.once('close', () => this.#sockets.delete(socket))
-    this.#admit(socket).catch((err: unknown) => {
+    let creds: PeerCred
+    try {
+      creds = getPeerCred(fdOf(socket))
+    } catch (err) {
+      this.#options.log?.debug({ err }, 'Connection refused: no peer credentials.')
+      socket.destroy()
+      return
+    }
+    const slot = this.#limits.acquire(creds)
+    if (typeof slot !== 'function') {
+      socket.destroy()
+      return
+    }
+    socket.once('close', slot)
+    this.#admit(socket, creds).catch((err: unknown) => {
       this.#options.log?.debug({ err }, 'Connection refused.')
       socket.destroy()
     })
   }
 
-  async #admit(socket: Socket): Promise<void> {
-    const creds = getPeerCred(fdOf(socket))
+  async #admit(socket: Socket, creds: PeerCred): Promise<void> {
     const identity = await this.#runAdmit(socket, creds)
     if (socket.destroyed || this.#closing) {
       this.#release(identity)

@@ -119,6 +119,8 @@ export interface AttestationResult {
   readonly selectorCount?: number
   readonly code?: ErrorCode
   readonly reason?: string
+  /** On a summary line only (a refusal repeated): see {@link CallDenied.summary}. */
+  readonly summary?: RefusalSummary
 }
 export interface CallAllowed {
   readonly method: string
@@ -131,6 +133,13 @@ export interface CallDenied {
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller
+  /** On a summary line only: how many refusals like this one were counted, not written, over `windowMs`. */
+  readonly summary?: RefusalSummary
+}
+/** What a summary line of repeated refusals counts (see lib/log/audit-summary.ts). */
+export interface RefusalSummary {
+  readonly count: number
+  readonly windowMs: number
 }
 export interface BundleChanged {
   readonly trustDomain: string
@@ -280,8 +289,11 @@ export abstract class AuditRecorder implements AuditLog {
   callAllowed({ caller, method, via }: CallAllowed): void {
     this.#emit({ event: 'call.allowed', outcome: 'allowed', caller, subject: method }, { via })
   }
-  callDenied({ caller, method, code, reason }: CallDenied): void {
-    this.#emit({ event: 'call.denied', outcome: 'denied', caller, subject: method, code }, { reason })
+  callDenied({ caller, method, code, reason, summary }: CallDenied): void {
+    this.#emit(
+      { event: 'call.denied', outcome: 'denied', caller, subject: method, code },
+      { reason, summary },
+    )
   }
   bundleChanged({ caller, trustDomain, action }: BundleChanged): void {
     this.#emit({ event: 'bundle.changed', outcome: 'allowed', caller, subject: trustDomain }, { action })

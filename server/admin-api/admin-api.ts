@@ -3,10 +3,12 @@ import { dirname } from 'node:path'
 import { type Server, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
+import type { UidConnectionPolicy } from '../../lib/grpc/connection-limits.js'
 import { adminApi, healthApi } from '../../lib/grpc/protos.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
+import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
 import { AgentAdminService } from '../agents/agent-admin-service.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
@@ -32,7 +34,14 @@ export interface AdminApiOptions {
   readonly maxMessageBytes?: number
   /** The server's own uid, always allowed; `process.getuid()` by default. */
   readonly serverUid?: number
+  /** Connections one admin uid may hold at once; default {@link ADMIN_CONNECTIONS_PER_UID}. */
+  readonly maxConnectionsPerUid?: number
 }
+
+/** Admin connections one admin uid may hold at once (each CLI command opens one). */
+export const ADMIN_CONNECTIONS_PER_UID = 128
+/** An admin connection with no call in flight and no stream open this long is closed. */
+export const ADMIN_IDLE_TIMEOUT_MS = 60_000
 
 /** Who is on an admin connection, from the kernel (SO_PEERCRED) at accept. */
 interface AdminPeer {
@@ -42,10 +51,13 @@ interface AdminPeer {
 }
 
 /**
- * Serves the admin API (DESIGN §4) on `ctx.settings.adminSocket`. Every connection is accepted and
- * its peer uid read from the kernel; only the server's own uid and `ctx.settings.adminUids` may
- * call: any other peer's every call is refused with PERMISSION_DENIED (ERR_PEER_UNAUTHORIZED) and
- * audited as `call.denied`, before any handler runs.
+ * Serves the admin API (DESIGN §4) on `ctx.settings.adminSocket`. Every connection's peer uid is
+ * read from the kernel (SO_PEERCRED) at accept: only the server's own uid and `ctx.settings.adminUids`
+ * may connect; any other uid's connection is closed at once, before any byte is read, and audited
+ * (`call.denied`, method `connect`, summarised when repeated), so no number of its connections can
+ * lock the admin out. Each admin uid may hold {@link ADMIN_CONNECTIONS_PER_UID} connections. As a
+ * second line, a call from a non-admin peer is refused with PERMISSION_DENIED (ERR_PEER_UNAUTHORIZED)
+ * before any handler runs.
  *
  * File modes: with no extra admin uid, the socket is 0600 (and a directory created for it 0700), so
  * no other user can even connect. With admin uids, the socket is 0666 (directory 0755) so those
@@ -59,14 +71,17 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
   const allowed = new Set([serverUid, ...ctx.settings.adminUids])
   const isShared = ctx.settings.adminUids.length > 0
   const holder: { server?: UdsServer<AdminPeer> } = {}
+  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
   const peerOf = (call: { getPeer(): string }) => holder.server?.peerOf(call)
   const server = new UdsServer<AdminPeer>({
     path: ctx.settings.adminSocket,
     dirMode: isShared ? 0o755 : 0o700,
     socketMode: isShared ? 0o666 : 0o600,
     admit: async (_socket, creds) => ({ uid: creds.uid, pid: creds.pid, isAdmin: allowed.has(creds.uid) }),
+    uidPolicy: adminUidPolicy(allowed, options.maxConnectionsPerUid, audit),
+    idleTimeoutMs: ADMIN_IDLE_TIMEOUT_MS,
     maxMessageBytes: options.maxMessageBytes ?? ADMIN_MAX_MESSAGE_BYTES,
-    interceptors: [refuseNonAdmins(peerOf, ctx.audit)],
+    interceptors: [refuseNonAdmins(peerOf, audit)],
     log,
   })
   holder.server = server
@@ -76,7 +91,29 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
   await server.listen()
   if (isShared) await warnIfUnreachable(ctx.settings.adminSocket, log)
   log.info({ socket: ctx.settings.adminSocket, adminUids: [...allowed] }, 'Admin API listening.')
-  return { close: () => server.close() }
+  return { close: () => server.close().finally(() => audit.close()) }
+}
+
+/**
+ * Non-admin uids are dropped at accept, before any byte is read, so no number of their connections
+ * can lock the admin out; each admin uid has its own cap. Refusals are audited, summarised.
+ */
+function adminUidPolicy(
+  allowed: ReadonlySet<number>,
+  perUid: number | undefined,
+  audit: AuditLog,
+): UidConnectionPolicy {
+  const cap = perUid ?? ADMIN_CONNECTIONS_PER_UID
+  return {
+    capFor: (uid) => (allowed.has(uid) ? cap : 0),
+    onRefused: ({ code, reason, creds }) =>
+      audit.callDenied({
+        method: 'connect',
+        code,
+        reason,
+        caller: { kind: 'admin', uid: creds.uid, pid: creds.pid },
+      }),
+  }
 }
 
 /**

@@ -1,7 +1,9 @@
-import { experimental, Server } from '@grpc/grpc-js'
+import { Server } from '@grpc/grpc-js'
 import type { NodeHandlers } from '../../lib/gen/tessera/agent/v1/Node.js'
 import type { PushCertificateProvider } from '../../lib/grpc/certificate-provider.js'
 import { agentApi, healthApi } from '../../lib/grpc/protos.js'
+import { listenTls } from '../../lib/grpc/tls-listener.js'
+import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
 import { AuthorizedEntries } from '../registration/authorized-entries.js'
@@ -25,6 +27,28 @@ export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 export const SHUTDOWN_GRACE_MS = 2000
 
 /**
+ * HTTP/2 limits of the agent API (rapid reset and stream floods). What Node 20 cannot do: its http2
+ * has no `streamResetBurst`/`streamResetRate` options (added by nodejs/node#54875 in later lines; absent
+ * from the 20.20 binary), so the RST_STREAM rate cannot be tuned: the bundled nghttp2 (1.61) applies
+ * its built-in default (a burst of 1000, then 33/s, past which it ends the session with GOAWAY). Nor
+ * does grpc-js 1.14 pass `maxSessionRejectedStreams` / `maxSessionInvalidFrames` through, so Node's
+ * defaults (100 and 1000) hold. What is set here: concurrent streams per connection, session memory
+ * (grpc-js would otherwise lift Node's limit altogether), an idle timeout and keepalive pings.
+ */
+export const AGENT_API_SERVER_OPTIONS = {
+  'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
+  /** An agent uses one sync stream and a few unary calls at a time. */
+  'grpc.max_concurrent_streams': 100,
+  /** Node's own default (10 MB); grpc-js would otherwise lift the limit altogether. */
+  'grpc-node.max_session_memory': 10,
+  /** A connection with no stream for 5 min is closed (agents keep their sync stream open). */
+  'grpc.max_connection_idle_ms': 5 * 60_000,
+  /** Dead peers are found by pings: every 2 min, 20 s to answer. */
+  'grpc.keepalive_time_ms': 2 * 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+} as const
+
+/**
  * Serves the agent API (`tessera.agent.v1.Node`) over TCP + TLS on `bindAddress:bindPort`. The server
  * presents its own SVID from `tls` and asks for a client certificate without requiring one (AttestAgent
  * comes before the agent has an SVID); every other call authenticates the agent itself, per call.
@@ -37,15 +61,18 @@ export async function startAgentApi(
   addServices?: (server: Server) => void,
 ): Promise<AgentApi> {
   const log = ctx.log.child({ component: 'agent-api' })
-  const auth = new AgentAuthenticator(ctx)
+  // Refusals (a peer presenting a bad or unknown SVID, again and again) are audited summarised.
+  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
+  const summarised: ServerContext = { ...ctx, audit }
+  const auth = new AgentAuthenticator(summarised)
   const authorized = new AuthorizedEntries({
     entries: ctx.datastore.entries,
     events: ctx.events,
     clock: ctx.clock,
   })
-  const deps: AgentApiDeps = { ctx, auth, authorized, log }
+  const deps: AgentApiDeps = { ctx: summarised, auth, authorized, log }
   const sessions = new SyncSessions()
-  const server = new Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES })
+  const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
     AttestAgent: attestAgentHandler(deps),
     RenewAgent: renewAgentHandler(deps),
@@ -57,27 +84,32 @@ export async function startAgentApi(
   addServices?.(server)
   if (ctx.health !== undefined)
     server.addService(healthApi().grpc.health.v1.Health.service, serverHealthHandlers(ctx.health, []))
-  // One provider serves both roles (grpc-js passes the two arguments through in swapped order).
-  const credentials = experimental.createCertificateProviderServerCredentials(tls, tls, false)
-  const address = `${hostForUri(ctx.settings.bindAddress)}:${ctx.settings.bindPort}`
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
-  )
+  const listener = await listenTls(server, {
+    host: unbracketed(ctx.settings.bindAddress),
+    port: ctx.settings.bindPort,
+    certificates: tls,
+    log,
+    onRefused: ({ address, code, reason }) =>
+      audit.callDenied({ method: 'connect', code, reason, caller: { kind: 'remote', address } }),
+  })
+  const port = listener.port
   log.info({ address: `${ctx.settings.bindAddress}:${port}` }, 'Agent API listening.')
   return {
     port,
     close: async () => {
       sessions.endAll()
+      await listener.close()
       await shutdown(server)
+      audit.close()
       auth.close()
       authorized.close()
     },
   }
 }
 
-/** An IPv6 literal needs brackets in a gRPC target. */
-function hostForUri(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+/** A bind address as `net.listen` takes it: an IPv6 literal without brackets. */
+function unbracketed(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }
 
 function shutdown(server: Server): Promise<void> {
