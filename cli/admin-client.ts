@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import {
   type CallOptions,
   type ClientUnaryCall,
@@ -111,10 +112,28 @@ function explainFailure(err: ServiceError, socket: string): unknown {
     case status.RESOURCE_EXHAUSTED:
       return new IdentityError('ERR_REQUEST_TOO_LARGE', err.details || 'the request is too large')
     case status.UNAVAILABLE:
-      return new Error(`cannot reach the admin API at ${socket} (is the server running?): ${err.details}`)
+      return new Error(`${unreachableReason(socket)}: ${err.details}`)
     case status.DEADLINE_EXCEEDED:
       return new Error(`the admin API at ${socket} did not answer within ${ADMIN_DEADLINE_MS / 1000} s`)
     default:
       return new Error(`admin call failed (${status[err.code] ?? err.code}): ${err.details}`)
   }
+}
+
+/**
+ * Why the admin socket could not be reached, as far as the CLI can tell: no socket file; a server
+ * of another uid, which drops at accept every uid that is not one of its admins (`--admin-uid`); or
+ * a server that is not running.
+ */
+function unreachableReason(socket: string): string {
+  let ownerUid: number
+  try {
+    ownerUid = statSync(socket).uid
+  } catch {
+    return `no admin API at ${socket} (is the server running?)`
+  }
+  const uid = process.getuid?.()
+  if (uid !== undefined && uid !== ownerUid)
+    return `cannot reach the admin API at ${socket}: the server (uid ${ownerUid}) closes connections of uids that are not its admins (is uid ${uid} given with --admin-uid?), or it is not running`
+  return `cannot reach the admin API at ${socket} (is the server running?)`
 }

@@ -280,6 +280,9 @@ describe('peer uid check', () => {
       // Closed before any byte is read (DESIGN §9): the CLI cannot get a gRPC answer, only the close.
       const result = await runCli(['entry', 'show'], { socket, runAs: NOBODY })
       expect(result.code, result.stdout).not.toBe(0)
+      expect(result.stderr).toMatch(
+        /closes connections of uids that are not its admins \(is uid 65534 given with --admin-uid\?\)/,
+      )
       const token = await runCli(['token', 'generate'], { socket, runAs: NOBODY })
       expect(token.code, token.stdout).not.toBe(0)
       const audit = (await readFile(join(root, 'server', 'audit.log'), 'utf8'))

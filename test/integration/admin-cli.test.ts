@@ -236,7 +236,7 @@ describe('tessera entry', () => {
     const nowhere = await runCli(['entry', 'show'], { cwd: '/' })
     expect([nowhere.code, nowhere.stderr]).toEqual([
       1,
-      expect.stringMatching(/^error: cannot reach the admin API[^\n]+\n$/),
+      expect.stringMatching(/^error: no admin API at [^\n]+\n$/),
     ])
   })
 })
