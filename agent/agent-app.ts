@@ -76,7 +76,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     const attestor = new UnixAttestor({ hashSizeLimitBytes: config.hashSizeLimitBytes }, { clock, log })
     cleanup.push(() => attestor.close())
     const workload: WorkloadServer = await startWorkloadApi(
-      { socketPath: config.socketPath, log: deps.log.child({ component: 'agent.workload-api' }) },
+      {
+        socketPath: config.socketPath,
+        log: deps.log.child({ component: 'agent.workload-api' }),
+        bindingChecks: !config.unsafeBenchNoBindingChecks,
+      },
       {
         identities: cache,
         attestor,

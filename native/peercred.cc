@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "peer-relay.h"
+
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
 #endif
@@ -178,6 +180,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdIsAlive", Napi::Function::New(env, PidfdIsAlive, "pidfdIsAlive"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  peerbinding::Init(env, exports);
   return exports;
 }
 

@@ -6,7 +6,7 @@ import type { JWTSVIDRequest__Output } from '../../lib/gen/JWTSVIDRequest.js'
 import type { JWTSVIDResponse } from '../../lib/gen/JWTSVIDResponse.js'
 import type { ValidateJWTSVIDRequest__Output } from '../../lib/gen/ValidateJWTSVIDRequest.js'
 import type { ValidateJWTSVIDResponse } from '../../lib/gen/ValidateJWTSVIDResponse.js'
-import type { AttestedCaller } from './caller.js'
+import { type AttestedCaller, noIdentityFor } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { toStruct } from './struct.js'
 
@@ -45,7 +45,7 @@ export async function fetchJwtSvids(
     seenHints.add(e.hint)
     return true
   })
-  if (entries.length === 0) throw new IdentityError('ERR_NO_IDENTITY', 'no identity issued')
+  if (entries.length === 0) throw noIdentityFor(caller)
   const tokens = await Promise.all(entries.map((e) => deps.identities.jwtFor(e, audience)))
   for (const t of tokens) {
     deps.audit.svidIssued({

@@ -9,6 +9,7 @@ import {
   type ProcessFactsOptions,
   readProcessFacts,
 } from '../../lib/peercred/process-facts.js'
+import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import type { OpenStreams } from './update-stream.js'
@@ -22,6 +23,10 @@ import { workloadApiHandlers } from './workload-service.js'
 export const WORKLOAD_SOCKET_MODE = 0o777
 export const WORKLOAD_SOCKET_DIR_MODE = 0o755
 
+const BINDING_OFF_WARNING =
+  'BINDING CHECKS OFF (bench only): a Workload API connection is not bound to the process that made it; ' +
+  'a process that execs, is traced, preloads code or hands its socket on keeps the identity. Never run so.'
+
 /** Options of {@link startWorkloadApi}. */
 export interface WorkloadServerOptions {
   readonly socketPath: string
@@ -29,6 +34,11 @@ export interface WorkloadServerOptions {
   readonly procFacts?: ProcessFactsOptions
   /** Most concurrent connections (each may carry many streams). */
   readonly maxConnections?: number
+  /**
+   * The DESIGN §6.1 binding of each connection to its process (relay, checks before every answer,
+   * binary pins withheld from preloaded code); default true. Off only for the bench's comparison.
+   */
+  readonly bindingChecks?: boolean
 }
 
 /** A running Workload API endpoint. */
@@ -46,13 +56,17 @@ export async function startWorkloadApi(
   deps: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams'>,
 ): Promise<WorkloadServer> {
   const openStreams: OpenStreams = new Set()
+  const checks = options.bindingChecks ?? true
+  if (!checks) options.log.error({}, BINDING_OFF_WARNING)
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,
     dirMode: WORKLOAD_SOCKET_DIR_MODE,
     socketMode: WORKLOAD_SOCKET_MODE,
     admit: async (socket, creds) => {
       try {
-        return await readProcessFacts(fdOf(socket), options.procFacts)
+        const facts = await readProcessFacts(fdOf(socket), options.procFacts)
+        if (checks) await bindOrClose(socket, facts, deps).catch(closeFacts(facts))
+        return facts
       } catch (err) {
         // The connection is refused (closed): audit who it claimed to be at connect time.
         const code = err instanceof IdentityError ? err.code : 'ERR_ATTESTATION_FAILED'
@@ -68,6 +82,7 @@ export async function startWorkloadApi(
       }
     },
     release: (facts) => facts.close(),
+    ...(checks ? bindingHooks(deps) : {}),
     maxConnections: options.maxConnections ?? 4096,
     maxMessageBytes: 64 * 1024,
     log: options.log,

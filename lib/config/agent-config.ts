@@ -36,6 +36,11 @@ export interface AgentSettings {
   readonly hashSizeLimitBytes: number
   /** Serve `ValidateJWTSVID` and bundles to callers that match no entry (SPIRE's option of the same name). */
   readonly allowUnauthenticatedVerifiers: boolean
+  /**
+   * Benchmarks only (a hidden flag): serve Workload API connections without binding them to their
+   * process (DESIGN §6.1), to measure what the binding costs. Logged loudly when on.
+   */
+  readonly unsafeBenchNoBindingChecks: boolean
 }
 
 /** The agent's validated, deep-frozen configuration. */
@@ -69,6 +74,7 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
   hashSizeLimitBytes: { kind: integerKind(), default: DEFAULT_HASH_SIZE_LIMIT_BYTES },
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
+  unsafeBenchNoBindingChecks: { kind: booleanKind(), default: false },
 }
 
 /**
@@ -87,6 +93,10 @@ function checkAgentSettings(c: Partial<AgentSettings>): CheckResult {
   if (c.hashSizeLimitBytes !== undefined && c.hashSizeLimitBytes < 0)
     warnings.push(
       'hashSizeLimitBytes is negative: executables are not hashed and unix:sha256 selectors never match',
+    )
+  if (c.unsafeBenchNoBindingChecks === true)
+    warnings.push(
+      'unsafeBenchNoBindingChecks is on: a process that execs, is traced, preloads code or hands its socket on keeps its identity; for benchmarks only',
     )
   return { problems, warnings }
 }
