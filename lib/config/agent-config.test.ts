@@ -37,6 +37,7 @@ describe('loadAgentConfig defaults', () => {
       auditLogPath: '/home/op/.tessera/agent/audit.log',
       hashSizeLimitBytes: 512 * 1024 * 1024,
       allowUnauthenticatedVerifiers: false,
+      unsafeBenchNoBindingChecks: false,
       warnings: [],
       configFile: undefined,
     })
