@@ -114,14 +114,14 @@ class Relay {
         if (errno != EAGAIN) Fail(errno);
         return;
       }
+      // At the end of stream the kernel still attaches credentials, empty ones (pid 0).
       pid_t sender = SenderOf(&msg);
-      if (n == 0 && sender == -1) {
+      if (n == 0) {
         realEof_ = true;
         ShutdownIfDone();
         return;
       }
       if (sender != pid_) return Foreign(sender < 0 ? 0 : sender);
-      if (n == 0) continue;
       Forward(pair_, buf_, static_cast<size_t>(n), &toPair_);
     }
   }
@@ -164,17 +164,18 @@ class Relay {
     return sender;
   }
 
-  // Passes an end of stream on once everything before it was delivered; ends when both are done.
+  // Passes the caller's end of stream on to Node once everything before it was delivered. Node's
+  // end of stream means it is done with the connection (it closed or destroyed its socket): once
+  // what it wrote before has reached the caller, the relay ends.
   void ShutdownIfDone() {
     if (realEof_ && toPair_.empty() && !pairShut_) {
       pairShut_ = true;
       shutdown(pair_, SHUT_WR);
     }
-    if (pairEof_ && toReal_.empty() && !realShut_) {
-      realShut_ = true;
+    if (pairEof_ && toReal_.empty()) {
       shutdown(real_, SHUT_WR);
+      End("end", 0);
     }
-    if (pairShut_ && realShut_) End("end", 0);
   }
 
   void Update() {
@@ -219,7 +220,6 @@ class Relay {
   std::string toReal_;
   bool realEof_ = false;
   bool pairEof_ = false;
-  bool realShut_ = false;
   bool pairShut_ = false;
   bool closed_ = false;
   int handlesClosed_ = 0;
@@ -236,8 +236,9 @@ Napi::Value CloseRelay(const Napi::CallbackInfo& info) {
 
 // startRelay(fd, pid, onEvent(kind, value)) -> { fd, close() }. Reads the connection `fd` (a dup
 // is taken: the caller keeps its own) with SO_PASSCRED on; `fd` of the result is the end Node should
-// read and write as the connection. onEvent once, when the relay stops: 'end' (both directions
-// closed), 'error' (errno), or 'foreign' (the pid that sent bytes; 0 when unknown).
+// read and write as the connection. onEvent once, when the relay stops: 'end' (Node closed its end
+// and all it wrote was delivered), 'error' (errno), or 'foreign' (the pid that sent bytes; 0 when
+// unknown). close() stops it at once, dropping what was not delivered yet.
 Napi::Value StartRelay(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t fd, pid;
