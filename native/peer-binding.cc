@@ -149,9 +149,14 @@ Napi::Value PeerSocketInode(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), peer);
 }
 
+// A process may hold up to RLIMIT_NOFILE descriptors: the scan (on the event loop) stops after this
+// many, so that one caller with a huge fd table cannot stall the agent; beyond it, not found.
+constexpr int kMaxFdsScanned = 16384;
+
 // findSocketFd(pid, ino, hintFd) -> { fd, cloexec } | null: where process `pid` holds socket `ino`;
-// `hintFd` is tried first (one readlink); otherwise /proc/<pid>/fd is scanned, preferring a
-// close-on-exec descriptor (one that cannot have been inherited across an exec).
+// `hintFd` is tried first (one readlink); otherwise /proc/<pid>/fd is scanned (at most
+// kMaxFdsScanned entries), preferring a close-on-exec descriptor (one that cannot have been
+// inherited across an exec).
 Napi::Value FindSocketFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t pid, ino, hint;
@@ -169,8 +174,10 @@ Napi::Value FindSocketFd(const Napi::CallbackInfo& info) {
     snprintf(dirPath, sizeof(dirPath), "/proc/%d/fd", p);
     DIR* dir = opendir(dirPath);
     if (!dir) return Throw(env, "opendir(/proc/<pid>/fd)", errno);
+    int scanned = 0;
     while (struct dirent* d = readdir(dir)) {
       if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+      if (++scanned > kMaxFdsScanned) break;
       int fd = atoi(d->d_name);
       if (fd == found || !FdIsSocket(p, fd, i)) continue;
       bool ce = FdIsCloexec(p, fd);

@@ -19,6 +19,7 @@ import { type Stack, startStack } from '../helpers/stack.js'
 const SLEEP = '/usr/bin/sleep'
 const SLEEP_ID = 'spiffe://tessera.local/w/sleep-pinned'
 const CONTROL_ID = 'spiffe://tessera.local/w/attacker-binary'
+const UID_ONLY_ID = 'spiffe://tessera.local/w/any-root-process'
 const sha256Of = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
 const canRun = isRoot && existsSync(SLEEP) && realpathSync(SLEEP) === SLEEP && (await hasCompiler())
 if (!canRun) {
@@ -162,5 +163,14 @@ describe.skipIf(!canRun)(
         expect(await auditCodesFor(pid)).toContain('ERR_PEER_PRELOADED')
       },
     )
+
+    // Last: the uid-only entry it registers would answer every attack above.
+    it('a preloaded process still matches an entry that pins only its uid', async () => {
+      await stack.registerEntry({ spiffeId: UID_ONLY_ID, selectors: ['unix:uid:0'] })
+      await new Promise((r) => setTimeout(r, 1500))
+      const { answer } = await preloadAttack({ sleepSends: true, scrub: false })
+      expect(answer.includes(UID_ONLY_ID)).toBe(true)
+      expect(answer.includes(SLEEP_ID)).toBe(false)
+    })
   },
 )
