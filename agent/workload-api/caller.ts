@@ -68,7 +68,11 @@ export async function attestCaller(
     if (!facts.isAlive()) throw callerExited()
     return { facts, selectors }
   } catch (err) {
-    if (isIdentityError(err, 'ERR_ATTESTATION_FAILED') || isIdentityError(err, 'ERR_PEER_EXECUTED')) throw err
+    if (isIdentityError(err, 'ERR_PEER_EXECUTED')) {
+      bindingOf(facts)?.refuse(err) // audited once, and the connection closed
+      throw err
+    }
+    if (isIdentityError(err, 'ERR_ATTESTATION_FAILED')) throw err
     throw new IdentityError('ERR_ATTESTATION_FAILED', 'workload attestation failed', { cause: err })
   }
 }

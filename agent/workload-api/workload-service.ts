@@ -2,7 +2,7 @@ import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } f
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { failStream, toServiceError } from '../../lib/grpc/status.js'
-import { type AttestedCaller, attestCaller, requireSecurityHeader, verifyBeforeAnswer } from './caller.js'
+import { type AttestedCaller, attestCaller, requireSecurityHeader } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { fetchJwtSvids, validateJwt } from './jwt-handlers.js'
 import { streamJwtBundles, streamX509Bundles, streamX509Svids } from './x509-handlers.js'
@@ -55,9 +55,7 @@ function unary<Req, Res>(
         requireSecurityHeader(call.metadata)
         return body(call.request, undefined as never)
       }
-      const res = await body(call.request, await admitCall(deps, call))
-      verifyBeforeAnswer(deps.factsOf(call))
-      return res
+      return body(call.request, await admitCall(deps, call))
     }
     run().then(
       (res) => callback(null, res),

@@ -112,6 +112,8 @@ export class ConnectionBinding {
       { pinBlock, onViolation: options.onViolation },
     )
     const code = binding.#check()
+    // Only a process still alive now proves the /proc reads above were its own.
+    if (!facts.isAlive()) throw refusal(1)
     if (code !== 0) throw refusal(code)
     bindings.set(facts, binding)
     return binding
@@ -131,8 +133,9 @@ export class ConnectionBinding {
   verify(): void {
     if (this.#violation) throw this.#violation
     const code = this.#check()
-    if (code === 0) return
-    this.refuse(refusal(this.#facts.isAlive() ? code : 1))
+    const isAlive = this.#facts.isAlive() // after the reads: they were this process's
+    if (code === 0 && isAlive) return
+    this.refuse(refusal(isAlive ? code : 1))
     throw this.#violation
   }
 
