@@ -181,11 +181,14 @@ class Relay {
   void Update() {
     int realEvents = (!realEof_ && toPair_.empty() ? UV_READABLE : 0) | (toReal_.empty() ? 0 : UV_WRITABLE);
     int pairEvents = (!pairEof_ && toReal_.empty() ? UV_READABLE : 0) | (toPair_.empty() ? 0 : UV_WRITABLE);
-    Poll(&realPoll_, realEvents, OnReal);
-    Poll(&pairPoll_, pairEvents, OnPair);
+    Poll(&realPoll_, &realEvents_, realEvents, OnReal);
+    Poll(&pairPoll_, &pairEvents_, pairEvents, OnPair);
   }
 
-  static void Poll(uv_poll_t* h, int events, uv_poll_cb cb) {
+  // uv_poll_start re-registers the fd with epoll on every call: only call it on a change.
+  static void Poll(uv_poll_t* h, int* current, int events, uv_poll_cb cb) {
+    if (events == *current) return;
+    *current = events;
     if (events == 0) {
       uv_poll_stop(h);
     } else {
@@ -223,6 +226,8 @@ class Relay {
   bool pairShut_ = false;
   bool closed_ = false;
   int handlesClosed_ = 0;
+  int realEvents_ = 0;
+  int pairEvents_ = 0;
   char buf_[kChunk];
 };
 
