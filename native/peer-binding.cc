@@ -17,17 +17,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <string>
 
 #include "peer-relay.h"
-
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 
 namespace peerbinding {
 
@@ -125,14 +120,11 @@ bool FdIsCloexec(int pid, int fd) {
   return (strtoul(flags + 6, nullptr, 8) & 02000000) != 0;
 }
 
-// Reads TracerPid from /proc/<pid>/status; -1 when unreadable.
-long TracerPid(int pid) {
-  char path[48], buf[4096];
-  snprintf(path, sizeof(path), "/proc/%d/status", pid);
-  int f = open(path, O_RDONLY | O_CLOEXEC);
-  if (f < 0) return -1;
-  ssize_t n = read(f, buf, sizeof(buf) - 1);
-  close(f);
+// Reads TracerPid from an open /proc/<pid>/status (pread from 0 makes procfs generate it afresh;
+// the fd stays bound to the process it was opened for); -1 when unreadable (e.g. it exited).
+long TracerPid(int statusFd) {
+  char buf[4096];
+  ssize_t n = pread(statusFd, buf, sizeof(buf) - 1, 0);
   if (n <= 0) return -1;
   buf[n] = '\0';
   const char* line = strstr(buf, "\nTracerPid:");
@@ -196,25 +188,23 @@ Napi::Value FindSocketFd(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// checkPeer(pidfd, pid, exeDev, exeIno, fd, sockIno) -> 0 fine, 1 exited, 2 executed another file,
-// 3 traced, 4 no longer holds the socket at `fd` (the caller may rescan). A negative pidfd skips the
-// liveness check (the caller checks it after, which also proves the /proc reads were this process's).
+// checkPeer(statusFd, pid, exeDev, exeIno, fd, sockIno) -> 0 fine, 2 executed another file,
+// 3 traced (or its status unreadable), 4 no longer holds the socket at `fd` (the caller may
+// rescan). `statusFd` is the process's /proc/<pid>/status, opened at accept. The caller checks the
+// pidfd after: only a process still alive then proves these reads were its own.
 Napi::Value CheckPeer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t a[6];
   for (size_t i = 0; i < 6; i++)
     if (!IntArg(info, i, &a[i])) return env.Undefined();
   int pid = static_cast<int>(a[1]);
-  if (a[0] >= 0 && syscall(SYS_pidfd_send_signal, static_cast<int>(a[0]), 0, nullptr, 0u) != 0 &&
-      errno != EPERM)
-    return Napi::Number::New(env, 1);
   char path[48];
   snprintf(path, sizeof(path), "/proc/%d/exe", pid);
   struct stat st;
   if (stat(path, &st) != 0) return Napi::Number::New(env, 2);
   if (static_cast<int64_t>(st.st_dev) != a[2] || static_cast<int64_t>(st.st_ino) != a[3])
     return Napi::Number::New(env, 2);
-  if (TracerPid(pid) != 0) return Napi::Number::New(env, 3);
+  if (TracerPid(static_cast<int>(a[0])) != 0) return Napi::Number::New(env, 3);
   if (!FdIsSocket(pid, static_cast<int>(a[4]), static_cast<uint32_t>(a[5]))) return Napi::Number::New(env, 4);
   return Napi::Number::New(env, 0);
 }

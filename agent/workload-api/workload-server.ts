@@ -3,6 +3,7 @@ import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
+import { bindingOf } from '../../lib/peercred/peer-binding.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
   type ProcessFacts,
@@ -81,7 +82,10 @@ export async function startWorkloadApi(
         throw err
       }
     },
-    release: (facts) => facts.close(),
+    release: (facts) => {
+      bindingOf(facts)?.close()
+      facts.close()
+    },
     ...(checks ? bindingHooks(deps) : {}),
     maxConnections: options.maxConnections ?? 4096,
     maxMessageBytes: 64 * 1024,

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { type ErrorCode, IdentityError } from '../core/errors.js'
 import { findForeignCode } from './foreign-code.js'
@@ -8,7 +9,7 @@ import type { ProcessFacts } from './process-facts.js'
 interface BindingAddon {
   peerSocketInode(fd: number): number
   findSocketFd(pid: number, ino: number, hintFd: number): { fd: number; cloexec: boolean } | null
-  checkPeer(pidfd: number, pid: number, exeDev: number, exeIno: number, fd: number, ino: number): number
+  checkPeer(statusFd: number, pid: number, exeDev: number, exeIno: number, fd: number, ino: number): number
   setPassCred(fd: number): void
 }
 
@@ -28,7 +29,7 @@ export interface BindingOptions {
   readonly onViolation: (err: IdentityError) => void
 }
 
-/** checkPeer's answers (native/peer-binding.cc) → the refusal they mean. */
+/** checkPeer's answers (native/peer-binding.cc) → the refusal they mean; 1 is this module's own. */
 const VIOLATIONS: Record<number, [ErrorCode, string]> = {
   1: ['ERR_ATTESTATION_FAILED', 'the connecting process exited'],
   2: ['ERR_PEER_EXECUTED', 'the connecting process executed another binary since it connected'],
@@ -64,16 +65,19 @@ export class ConnectionBinding {
   readonly #needsCloexec: boolean
   readonly #onViolation: (err: IdentityError) => void
   #fd: number
+  /** The process's `/proc/<pid>/status`, open for the connection's life (TracerPid by pread). */
+  #statusFd: number | undefined
   #violation: IdentityError | undefined
   /** Set when `unix:sha256` / `unix:path` must not be produced for this connection. */
   readonly pinBlock: PinBlock | undefined
 
   private constructor(
     facts: ProcessFacts,
-    held: { peerIno: number; fd: number; cloexec: boolean },
+    held: { peerIno: number; fd: number; cloexec: boolean; statusFd: number },
     extra: { pinBlock: PinBlock | undefined; onViolation: (err: IdentityError) => void },
   ) {
     this.#facts = facts
+    this.#statusFd = held.statusFd
     this.#peerIno = held.peerIno
     this.#fd = held.fd
     this.#needsCloexec = held.cloexec
@@ -101,6 +105,14 @@ export class ConnectionBinding {
     if (held === null) throw refusal(4)
     const procDir = join(options.procRoot ?? '/proc', String(facts.pid))
     const foreign = await findForeignCode(procDir, facts.exe)
+    let statusFd: number
+    try {
+      statusFd = openSync(join(procDir, 'status'), 'r')
+    } catch (err) {
+      throw new IdentityError('ERR_PEER_UNAUTHORIZED', 'the connecting process cannot be inspected', {
+        cause: err,
+      })
+    }
     const pinBlock: PinBlock | undefined = foreign
       ? { code: 'ERR_PEER_PRELOADED', reason: foreign }
       : held.cloexec
@@ -108,13 +120,16 @@ export class ConnectionBinding {
         : { code: 'ERR_PEER_EXECUTED', reason: 'it holds its socket only in descriptors kept across exec' }
     const binding = new ConnectionBinding(
       facts,
-      { peerIno, ...held },
+      { peerIno, statusFd, ...held },
       { pinBlock, onViolation: options.onViolation },
     )
     const code = binding.#check()
     // Only a process still alive now proves the /proc reads above were its own.
-    if (!facts.isAlive()) throw refusal(1)
-    if (code !== 0) throw refusal(code)
+    const err = !facts.isAlive() ? refusal(1) : code !== 0 ? refusal(code) : undefined
+    if (err) {
+      binding.close()
+      throw err
+    }
     bindings.set(facts, binding)
     return binding
   }
@@ -146,10 +161,18 @@ export class ConnectionBinding {
     this.#onViolation(err)
   }
 
+  /** Releases the status fd; the binding then refuses every check. Idempotent. */
+  close(): void {
+    if (this.#statusFd === undefined) return
+    closeSync(this.#statusFd)
+    this.#statusFd = undefined
+  }
+
   #check(): number {
     const { pid, exeId } = this.#facts
+    if (this.#statusFd === undefined) return 1
     const a = addon()
-    const code = a.checkPeer(-1, pid, exeId.dev, exeId.ino, this.#fd, this.#peerIno)
+    const code = a.checkPeer(this.#statusFd, pid, exeId.dev, exeId.ino, this.#fd, this.#peerIno)
     if (code !== 4) return code
     // The descriptor moved (dup2, close): find it again; it must still be one exec would close.
     const held = a.findSocketFd(pid, this.#peerIno, -1)
