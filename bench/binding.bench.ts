@@ -51,6 +51,12 @@ export async function startUnboundAgent(stack: BenchStack): Promise<{ child: Chi
   }
 }
 
+/** One unmeasured round on both agents, so that neither is measured while its code still compiles. */
+async function warmUp(...servers: ReadonlyArray<{ socket: string; pid: number }>): Promise<void> {
+  const targets = servers.flatMap((s) => (['jwt', 'x509'] as const).map((kind) => ({ kind, ...s })))
+  await runLoad<RateReport>('rate', { targets, concurrency: 16, rounds: 1, warmupMs: 1000, measureMs: 200 })
+}
+
 async function measure(
   bound: { socket: string; pid: number },
   unbound: { socket: string; pid: number },
@@ -100,6 +106,7 @@ export async function benchBindingCost(): Promise<BenchResult[]> {
     try {
       const on = { socket: stack.socketPath, pid: stack.agent.pid }
       const off = { socket: unbound.socket, pid: unbound.child.pid }
+      await warmUp(on, off)
       return [...(await measure(on, off, 1)), ...(await measure(on, off, 64))]
     } finally {
       await unbound.child.stop()
