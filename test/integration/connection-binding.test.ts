@@ -26,6 +26,9 @@ if (!canRun) {
   console.warn('SKIPPED connection-binding attacks: they need root, a C compiler (cc) and /usr/bin/sleep')
 }
 
+const hasStrace = existsSync('/usr/bin/strace')
+if (canRun && !hasStrace) console.warn('SKIPPED the traced-process case: strace is not installed')
+
 /** An answer carries an SVID if it names the pinned identity or holds a JWT. */
 const hasSvid = (answer: string, id = SLEEP_ID) => answer.includes(id) || answer.includes('eyJ')
 
@@ -161,6 +164,28 @@ describe.skipIf(!canRun)(
         const { pid, answer } = await preloadAttack({ sleepSends: true, scrub })
         expect(hasSvid(answer)).toBe(false)
         expect(await auditCodesFor(pid)).toContain('ERR_PEER_PRELOADED')
+      },
+    )
+
+    it.skipIf(!hasStrace)(
+      'a traced process gets no SVID pinned to its binary (ERR_PEER_TRACED)',
+      async () => {
+        const out = outFile()
+        const traced = spawn('strace', [
+          '-f',
+          '-o',
+          '/dev/null',
+          tools.attacker,
+          'direct',
+          stack.socketPath,
+          tools.request,
+          out,
+        ])
+        leftovers.push(traced)
+        const answer = await readAnswer(out)
+        expect(hasSvid(answer, CONTROL_ID)).toBe(false)
+        const text = await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8')
+        expect(text.includes('"ERR_PEER_TRACED"')).toBe(true)
       },
     )
 
