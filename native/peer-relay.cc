@@ -123,6 +123,9 @@ class Relay {
       }
       if (sender != pid_) return Foreign(sender < 0 ? 0 : sender);
       Forward(pair_, buf_, static_cast<size_t>(n), &toPair_);
+      // Short of a full buffer: the queue was most likely drained, and polling is level-triggered,
+      // so rather than a read that only says EAGAIN, wait for the next wakeup.
+      if (static_cast<size_t>(n) < kChunk && !(msg.msg_flags & MSG_CTRUNC)) return;
     }
   }
 
@@ -140,6 +143,7 @@ class Relay {
         return;
       }
       Forward(real_, buf_, static_cast<size_t>(n), &toReal_);
+      if (static_cast<size_t>(n) < kChunk) return;  // most likely drained (see ReadReal)
     }
   }
 
