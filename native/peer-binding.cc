@@ -188,16 +188,21 @@ Napi::Value FindSocketFd(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// checkPeer(statusFd, pid, exeDev, exeIno, fd, sockIno) -> 0 fine, 2 executed another file,
-// 3 traced (or its status unreadable), 4 no longer holds the socket at `fd` (the caller may
-// rescan). `statusFd` is the process's /proc/<pid>/status, opened at accept. The caller checks the
-// pidfd after: only a process still alive then proves these reads were its own.
+// checkPeer(statusFd, pid, exeDev, exeIno, fd, sockIno, environFd) -> 0 fine, 2 executed (another
+// file, or any exec at all when `environFd` >= 0), 3 traced (or its status unreadable), 4 no longer
+// holds the socket at `fd` (the caller may rescan). `statusFd` and `environFd` are the process's
+// /proc/<pid>/status and /proc/<pid>/environ, opened at accept: an environ fd reads from the memory
+// of the image it was opened on, and reads nothing once that image was replaced by an exec (pass -1
+// when it read nothing at accept either, i.e. an empty environment). The caller checks the pidfd
+// after: only a process still alive then proves these reads were its own.
 Napi::Value CheckPeer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t a[6];
-  for (size_t i = 0; i < 6; i++)
+  int64_t a[7];
+  for (size_t i = 0; i < 7; i++)
     if (!IntArg(info, i, &a[i])) return env.Undefined();
   int pid = static_cast<int>(a[1]);
+  char byte;
+  if (a[6] >= 0 && pread(static_cast<int>(a[6]), &byte, 1, 0) != 1) return Napi::Number::New(env, 2);
   char path[48];
   snprintf(path, sizeof(path), "/proc/%d/exe", pid);
   struct stat st;

@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { type ErrorCode, IdentityError } from '../core/errors.js'
 import { findForeignCode } from './foreign-code.js'
@@ -9,7 +9,15 @@ import type { ProcessFacts } from './process-facts.js'
 interface BindingAddon {
   peerSocketInode(fd: number): number
   findSocketFd(pid: number, ino: number, hintFd: number): { fd: number; cloexec: boolean } | null
-  checkPeer(statusFd: number, pid: number, exeDev: number, exeIno: number, fd: number, ino: number): number
+  checkPeer(
+    statusFd: number,
+    pid: number,
+    exeDev: number,
+    exeIno: number,
+    fd: number,
+    ino: number,
+    environFd: number,
+  ): number
   setPassCred(fd: number): void
 }
 
@@ -67,6 +75,11 @@ export class ConnectionBinding {
   #fd: number
   /** The process's `/proc/<pid>/status`, open for the connection's life (TracerPid by pread). */
   #statusFd: number | undefined
+  /**
+   * The process's `/proc/<pid>/environ`, opened at accept: it reads the memory of that image, and
+   * nothing once an exec replaced it (any exec, even of the same file). -1 for an empty environment.
+   */
+  #environFd = -1
   #violation: IdentityError | undefined
   /** Set when `unix:sha256` / `unix:path` must not be produced for this connection. */
   readonly pinBlock: PinBlock | undefined
@@ -105,14 +118,7 @@ export class ConnectionBinding {
     if (held === null) throw refusal(4)
     const procDir = join(options.procRoot ?? '/proc', String(facts.pid))
     const foreign = await findForeignCode(procDir, facts.exe)
-    let statusFd: number
-    try {
-      statusFd = openSync(join(procDir, 'status'), 'r')
-    } catch (err) {
-      throw new IdentityError('ERR_PEER_UNAUTHORIZED', 'the connecting process cannot be inspected', {
-        cause: err,
-      })
-    }
+    const { statusFd, environFd } = openProcFiles(procDir)
     const pinBlock: PinBlock | undefined = foreign
       ? { code: 'ERR_PEER_PRELOADED', reason: foreign }
       : held.cloexec
@@ -123,6 +129,7 @@ export class ConnectionBinding {
       { peerIno, statusFd, ...held },
       { pinBlock, onViolation: options.onViolation },
     )
+    binding.#environFd = environFd
     const code = binding.#check()
     // Only a process still alive now proves the /proc reads above were its own.
     const err = !facts.isAlive() ? refusal(1) : code !== 0 ? refusal(code) : undefined
@@ -166,19 +173,50 @@ export class ConnectionBinding {
     if (this.#statusFd === undefined) return
     closeSync(this.#statusFd)
     this.#statusFd = undefined
+    if (this.#environFd >= 0) closeSync(this.#environFd)
+    this.#environFd = -1
   }
 
   #check(): number {
     const { pid, exeId } = this.#facts
     if (this.#statusFd === undefined) return 1
     const a = addon()
-    const code = a.checkPeer(this.#statusFd, pid, exeId.dev, exeId.ino, this.#fd, this.#peerIno)
+    const code = a.checkPeer(
+      this.#statusFd,
+      pid,
+      exeId.dev,
+      exeId.ino,
+      this.#fd,
+      this.#peerIno,
+      this.#environFd,
+    )
     if (code !== 4) return code
     // The descriptor moved (dup2, close): find it again; it must still be one exec would close.
     const held = a.findSocketFd(pid, this.#peerIno, -1)
     if (held === null || (this.#needsCloexec && !held.cloexec)) return 4
     this.#fd = held.fd
     return 0
+  }
+}
+
+/**
+ * Opens the process's `status` and `environ` for the connection's life; the environ fd is kept only
+ * if it reads something now (see `#environFd`).
+ * @throws ERR_PEER_UNAUTHORIZED when they cannot be opened
+ */
+function openProcFiles(procDir: string): { statusFd: number; environFd: number } {
+  let statusFd: number | undefined
+  try {
+    statusFd = openSync(join(procDir, 'status'), 'r')
+    const environFd = openSync(join(procDir, 'environ'), 'r')
+    if (readSync(environFd, Buffer.alloc(1), 0, 1, 0) === 1) return { statusFd, environFd }
+    closeSync(environFd)
+    return { statusFd, environFd: -1 }
+  } catch (err) {
+    if (statusFd !== undefined) closeSync(statusFd)
+    throw new IdentityError('ERR_PEER_UNAUTHORIZED', 'the connecting process cannot be inspected', {
+      cause: err,
+    })
   }
 }
 

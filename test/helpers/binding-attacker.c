@@ -10,6 +10,9 @@
 //   receive    <listen.sock> <request|-> <out>  accept one connection, take a socket passed over it
 //              (SCM_RIGHTS), send the request on it unless '-', read the answer
 //   direct     <agent.sock> <request> <out>     connect, send, read (the control: a legit caller)
+//   reexec     <agent.sock> <request> <out> <preload.so>  connect (close-on-exec), then keep the
+//              socket across exec and execute this same binary again, with LD_PRELOAD set, which
+//              sends the request and reads the answer (mode `continue <fd> <request> <out>`)
 //
 // inherit=1 keeps the socket across exec (no close-on-exec), so sleep holds it as the connector.
 #include <errno.h>
@@ -117,6 +120,22 @@ int main(int argc, char** argv) {
     if (strcmp(argv[3], "-") != 0) send_file(fd, argv[3]);
     read_answer(fd, argv[4]);
     return 0;
+  }
+  if (strcmp(mode, "continue") == 0) {
+    int fd = atoi(argv[2]);
+    send_file(fd, argv[3]);
+    read_answer(fd, argv[4]);
+    return 0;
+  }
+  if (strcmp(mode, "reexec") == 0 && argc > 5) {
+    int s = connect_to(argv[2], 0);
+    usleep(300000);  // let the agent attest this clean image first
+    fcntl(s, F_SETFD, 0);
+    char fd[16];
+    snprintf(fd, sizeof(fd), "%d", s);
+    setenv("LD_PRELOAD", argv[5], 1);
+    execl("/proc/self/exe", argv[0], "continue", fd, argv[3], argv[4], (char*)NULL);
+    die("re-exec");
   }
   if (strcmp(mode, "direct") == 0) {
     int s = connect_to(argv[2], 0);

@@ -189,6 +189,15 @@ describe.skipIf(!canRun)(
       },
     )
 
+    it('a pinned process that re-executes its own binary with LD_PRELOAD, keeping its socket, gets no SVID', async () => {
+      const out = outFile()
+      const args = ['reexec', stack.socketPath, tools.request, out, tools.preload]
+      const reexec = spawn(tools.attacker, args)
+      leftovers.push(reexec)
+      expect(hasSvid(await readAnswer(out), CONTROL_ID)).toBe(false)
+      expect(await auditCodesFor(reexec.pid ?? -1)).toContain('ERR_PEER_EXECUTED')
+    })
+
     // Last: the uid-only entry it registers would answer every attack above.
     it('a preloaded process still matches an entry that pins only its uid', async () => {
       await stack.registerEntry({ spiffeId: UID_ONLY_ID, selectors: ['unix:uid:0'] })
