@@ -18,7 +18,7 @@ const MIN_RATIO = 0.9
  * A second agent of the bench stack's server, under the same alias (so it serves the same entry),
  * started with the bench-only flag that turns the DESIGN §6.1 connection binding off.
  */
-export async function startUnboundAgent(stack: BenchStack): Promise<{ child: Child; socket: string }> {
+async function startUnboundAgent(stack: BenchStack): Promise<{ child: Child; socket: string }> {
   const token = await callAdmin<CreateJoinTokenResponse__Output>(stack.admin, (o, cb) =>
     stack.admin.joinTokens.CreateJoinToken({ alias_spiffe_id: stack.agentAlias }, o, cb),
   )
