@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchAgentApi } from './agent-api.bench.js'
 import { benchAttestation } from './attestation.bench.js'
+import { benchBindingCost } from './binding.bench.js'
 import { benchCaSigning } from './ca-signing.bench.js'
 import { benchGateway } from './gateway.bench.js'
 import type { BenchResult } from './harness.js'
@@ -19,6 +20,7 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['Agent API', benchAgentApi],
   ['registration', benchRegistration],
   ['Workload API', benchWorkloadApi],
+  ['Workload API binding checks', benchBindingCost],
   ['gateway', benchGateway],
 ]
 

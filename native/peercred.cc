@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "peer-relay.h"
+
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
 #endif
@@ -181,6 +183,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdIsAlive", Napi::Function::New(env, PidfdIsAlive, "pidfdIsAlive"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   RegisterSockDiag(env, exports);
+  peerbinding::Init(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@ function fakeFacts(exe = '/usr/bin/app'): ProcessFacts & { exeNow: string; alive
     gid: 1000,
     groups: [],
     exe,
+    exeId: { dev: 1, ino: 2 },
     cgroups: [],
     weak: false,
     exeNow: exe,
@@ -42,7 +43,7 @@ const attested = async (facts: ProcessFacts, attestor: SelectorAttestor, nowMs: 
   (await attestCaller(facts, attestor, nowMs)).selectors.map(String)
 
 describe('attestCaller', () => {
-  it('reuses the selectors of a connection while its executable reads the same, for a bounded time', async () => {
+  it('reuses the selectors of a connection for a bounded time', async () => {
     const facts = fakeFacts()
     const attestor = countingAttestor()
     expect(await attested(facts, attestor, 0)).toEqual(['unix:uid:1'])
@@ -54,14 +55,17 @@ describe('attestCaller', () => {
   it.each([
     ['another file', '/usr/bin/other'],
     ['a replacement of its own file', '/usr/bin/app (deleted)'],
-  ])('attests in full again once the process runs %s', async (_what, exeNow) => {
-    const facts = fakeFacts()
-    const attestor = countingAttestor()
-    await attested(facts, attestor, 0)
-    facts.exeNow = exeNow
-    expect(await attested(facts, attestor, 1)).toEqual(['unix:uid:2'])
-    expect(attestor.calls).toBe(2)
-  })
+  ])(
+    'never derives selectors from a later executable (%s): identity is fixed at accept',
+    async (_what, exeNow) => {
+      const facts = fakeFacts()
+      const attestor = countingAttestor()
+      await attested(facts, attestor, 0)
+      facts.exeNow = exeNow
+      expect(await attested(facts, attestor, 1)).toEqual(['unix:uid:1'])
+      expect(attestor.calls).toBe(1)
+    },
+  )
 
   it('keeps connections and attestors apart', async () => {
     const [a, b] = [fakeFacts(), fakeFacts()]
@@ -92,10 +96,8 @@ describe('attestCaller', () => {
     }
     await attested(facts, attestor, 0)
     fail = true
-    facts.exeNow = '/usr/bin/other'
-    await expect(attestCaller(facts, attestor, 1)).rejects.toThrow()
-    facts.exeNow = facts.exe
-    const err = await attestCaller(facts, attestor, 2).catch((e: unknown) => e)
+    await expect(attestCaller(facts, attestor, SELECTOR_REUSE_MS)).rejects.toThrow()
+    const err = await attestCaller(facts, attestor, SELECTOR_REUSE_MS + 1).catch((e: unknown) => e)
     expect(isIdentityError(err, 'ERR_ATTESTATION_FAILED')).toBe(true)
   })
 })

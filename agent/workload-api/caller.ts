@@ -1,6 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { Selector } from '../../lib/core/selector.js'
+import { bindingOf } from '../../lib/peercred/peer-binding.js'
 import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 
 /** The metadata every Workload API call must carry (spec §2.4). */
@@ -29,15 +30,15 @@ export function requireSecurityHeader(metadata: Metadata): void {
 }
 
 /**
- * How long a connection's selectors are reused, while its executable stays the same, before the
- * attestor runs in full again: the cadence at which the unix attestor rechecks user and group names.
+ * How long a connection's selectors are reused before the attestor runs in full again: the cadence
+ * at which the unix attestor rechecks user and group names. The executable cannot change meanwhile:
+ * the attestor hashes only the image with the (dev, inode) seen at accept, and the connection's
+ * binding refuses every answer once the process executed anything else (DESIGN §6.1).
  */
 export const SELECTOR_REUSE_MS = 1000
 
 interface Reusable {
   readonly selectors: ReadonlyArray<Selector>
-  /** `/proc/<pid>/exe` as read just before the attestation that produced the selectors. */
-  readonly exe: string
   readonly untilMs: number
 }
 
@@ -48,14 +49,13 @@ const callerExited = () =>
   new IdentityError('ERR_ATTESTATION_FAILED', 'workload attestation failed: caller exited')
 
 /**
- * Attests the process behind a call: the connection's facts must still belong to a live process
- * (its pidfd is checked before and after), then the attestor derives selectors.
- *
- * A repeat caller on the same connection reuses its last selectors for up to
- * {@link SELECTOR_REUSE_MS} if `/proc/<pid>/exe` still reads the same: a process that executed
- * another file (another path, or a replacement of its own, whose old image then reads ` (deleted)`)
- * is attested in full again. This saves the attestor's thread-pool `fstat` on every call.
- * @throws ERR_ATTESTATION_FAILED (UNAVAILABLE), as SPIRE answers any attestation error
+ * Attests the process behind a call from the facts fixed at accept: the connection's facts must
+ * still belong to a live process (its pidfd is checked before and after), then the attestor
+ * derives selectors, minus the binary pins (`unix:sha256`, `unix:path`) when the connection's
+ * binding withholds them (preloaded or foreign code). A repeat caller on the same connection reuses
+ * its last selectors for up to {@link SELECTOR_REUSE_MS}.
+ * @throws ERR_ATTESTATION_FAILED (UNAVAILABLE), as SPIRE answers any attestation error;
+ *   ERR_PEER_EXECUTED when the process runs another image than at accept
  */
 export async function attestCaller(
   facts: ProcessFacts | undefined,
@@ -68,6 +68,10 @@ export async function attestCaller(
     if (!facts.isAlive()) throw callerExited()
     return { facts, selectors }
   } catch (err) {
+    if (isIdentityError(err, 'ERR_PEER_EXECUTED')) {
+      bindingOf(facts)?.refuse(err) // audited once, and the connection closed
+      throw err
+    }
     if (isIdentityError(err, 'ERR_ATTESTATION_FAILED')) throw err
     throw new IdentityError('ERR_ATTESTATION_FAILED', 'workload attestation failed', { cause: err })
   }
@@ -83,11 +87,37 @@ async function selectorsOf(
     byFacts = new WeakMap()
     reusable.set(attestor, byFacts)
   }
-  const exe = facts.readExe()
   const last = byFacts.get(facts)
-  if (last !== undefined && last.exe === exe && nowMs < last.untilMs) return last.selectors
+  if (last !== undefined && nowMs < last.untilMs) return last.selectors
   byFacts.delete(facts)
-  const selectors = await attestor.attest(facts)
-  byFacts.set(facts, { selectors, exe, untilMs: nowMs + SELECTOR_REUSE_MS })
+  const attested = await attestor.attest(facts)
+  const selectors = bindingOf(facts)?.pinBlock ? attested.filter((s) => !isBinaryPin(s)) : attested
+  byFacts.set(facts, { selectors, untilMs: nowMs + SELECTOR_REUSE_MS })
   return selectors
+}
+
+function isBinaryPin(s: Selector): boolean {
+  return s.type === 'unix' && (s.value.startsWith('sha256:') || s.value.startsWith('path:'))
+}
+
+/**
+ * The refusal for a caller that no entry admits: ERR_NO_IDENTITY, or, when its binary pins were
+ * withheld, the reason why (ERR_PEER_PRELOADED / ERR_PEER_EXECUTED), so that the refusal says it.
+ */
+export function noIdentityFor(caller: AttestedCaller): IdentityError {
+  const block = bindingOf(caller.facts)?.pinBlock
+  if (!block) return new IdentityError('ERR_NO_IDENTITY', 'no identity issued')
+  return new IdentityError(
+    block.code,
+    `no identity issued: entries that pin the binary (unix:sha256, unix:path) are not matched because ${block.reason}`,
+  )
+}
+
+/**
+ * Checks, just before an answer goes out, that the connection is still bound to the process that
+ * made it (no-op when binding checks are off).
+ * @throws ERR_PEER_EXECUTED, ERR_PEER_TRACED, ERR_PEER_SOCKET_HANDED_ON, ERR_ATTESTATION_FAILED
+ */
+export function verifyBeforeAnswer(facts: ProcessFacts | undefined): void {
+  bindingOf(facts)?.verify()
 }

@@ -6,7 +6,7 @@ import type { JWTSVIDRequest__Output } from '../../lib/gen/JWTSVIDRequest.js'
 import type { JWTSVIDResponse } from '../../lib/gen/JWTSVIDResponse.js'
 import type { ValidateJWTSVIDRequest__Output } from '../../lib/gen/ValidateJWTSVIDRequest.js'
 import type { ValidateJWTSVIDResponse } from '../../lib/gen/ValidateJWTSVIDResponse.js'
-import type { AttestedCaller } from './caller.js'
+import { type AttestedCaller, noIdentityFor, verifyBeforeAnswer } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { toStruct } from './struct.js'
 
@@ -19,7 +19,8 @@ function invalid(message: string): IdentityError {
 
 /**
  * FetchJWTSVID: one JWT-SVID per entitled identity (or only `spiffe_id`), whose `aud` holds every
- * requested audience. No entitled identity → PERMISSION_DENIED.
+ * requested audience. No entitled identity → PERMISSION_DENIED. The connection's binding to its
+ * process is checked once the tokens are ready, just before they are audited and sent.
  */
 export async function fetchJwtSvids(
   deps: WorkloadApiDeps,
@@ -45,8 +46,9 @@ export async function fetchJwtSvids(
     seenHints.add(e.hint)
     return true
   })
-  if (entries.length === 0) throw new IdentityError('ERR_NO_IDENTITY', 'no identity issued')
+  if (entries.length === 0) throw noIdentityFor(caller)
   const tokens = await Promise.all(entries.map((e) => deps.identities.jwtFor(e, audience)))
+  verifyBeforeAnswer(caller.facts)
   for (const t of tokens) {
     deps.audit.svidIssued({
       spiffeId: t.entry.spiffeId.toString(),

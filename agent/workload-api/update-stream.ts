@@ -2,6 +2,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { failStream } from '../../lib/grpc/status.js'
 import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
+import { verifyBeforeAnswer } from './caller.js'
 
 /** One message to send, with a key that says whether it differs from the last one sent. */
 export interface StreamMessage<T> {
@@ -31,7 +32,8 @@ export interface StreamSource<T> {
 /**
  * Serves a Workload API stream (spec §2.5): answers at once (or as soon as pending SVIDs are signed,
  * at most `firstResponseWaitMs` later), then on every change, sending only what differs. Changes are
- * coalesced; the caller's process must still be alive before every send, or the stream ends.
+ * coalesced; the caller's process must still be alive, and its connection still bound to it (DESIGN
+ * §6.1), before every send, or the stream ends with the refusal.
  */
 export function serveUpdates<T>(
   call: ServerWritableStream<unknown, T>,
@@ -66,6 +68,7 @@ export function serveUpdates<T>(
     try {
       const next = source.next(force || lastKey !== undefined)
       if (!next || next.key === lastKey) return
+      verifyBeforeAnswer(facts)
       lastKey = next.key
       clearTimeout(firstTimer)
       call.write(next.message)

@@ -2,16 +2,19 @@ import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { defaultUidCap, type UidConnectionPolicy } from '../../lib/grpc/connection-limits.js'
+import { connectionBudget } from '../../lib/grpc/fd-budget.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import type { AuditLog } from '../../lib/log/audit-log.js'
 import { SummarisingAuditLog } from '../../lib/log/audit-summary.js'
+import { bindingOf } from '../../lib/peercred/peer-binding.js'
 import { fdOf } from '../../lib/peercred/peercred.js'
 import {
   type ProcessFacts,
   type ProcessFactsOptions,
   readProcessFacts,
 } from '../../lib/peercred/process-facts.js'
+import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle } from './refusal-throttle.js'
@@ -27,6 +30,10 @@ import { workloadApiHandlers } from './workload-service.js'
 export const WORKLOAD_SOCKET_MODE = 0o777
 export const WORKLOAD_SOCKET_DIR_MODE = 0o755
 
+const BINDING_OFF_WARNING =
+  'BINDING CHECKS OFF (bench only): a Workload API connection is not bound to the process that made it; ' +
+  'a process that execs, is traced, preloads code or hands its socket on keeps the identity. Never run so.'
+
 /** Options of {@link startWorkloadApi}. */
 export interface WorkloadServerOptions {
   readonly socketPath: string
@@ -40,13 +47,24 @@ export interface WorkloadServerOptions {
   readonly idleTimeoutMs?: number
   /** Most streams one uid may have open at once; default {@link MAX_STREAMS_PER_UID}. */
   readonly maxStreamsPerUid?: number
+  /**
+   * The DESIGN §6.1 binding of each connection to its process (relay, checks before every answer,
+   * binary pins withheld from preloaded code); default true. Off only for the bench's comparison.
+   */
+  readonly bindingChecks?: boolean
 }
 
 /**
- * Connections the agent holds at once, from every uid (each costs two descriptors: the socket and
- * the peer's pidfd). One uid may hold `maxConnectionsPerUid` of them (1024 by default, an eighth).
+ * Connections the agent holds at once, from every uid, at most; fewer when the descriptor limit
+ * cannot hold that many ({@link FDS_PER_BOUND_CONNECTION} each). One uid may hold
+ * `maxConnectionsPerUid` of them, and never more than a quarter.
  */
 export const MAX_CONNECTIONS = 8192
+/**
+ * Descriptors one bound connection holds: the socket, the relay's copy of it and its socketpair,
+ * the peer's pidfd, and its `/proc` status and environ files (DESIGN §6.1); unbound, the first two.
+ */
+export const FDS_PER_BOUND_CONNECTION = 7
 /** Open streams one uid may hold by default (a process needs a handful; the bench holds 1000). */
 export const MAX_STREAMS_PER_UID = 2048
 /** Concurrent calls and streams on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -70,14 +88,24 @@ export async function startWorkloadApi(
   const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
   const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
   const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
-  const maxConnections = options.maxConnections ?? MAX_CONNECTIONS
+  const checks = options.bindingChecks ?? true
+  if (!checks) options.log.error({}, BINDING_OFF_WARNING)
+  const maxConnections =
+    options.maxConnections ?? connectionBudget(checks ? FDS_PER_BOUND_CONNECTION : 2, MAX_CONNECTIONS)
+  const perUid = Math.min(
+    options.maxConnectionsPerUid ?? defaultUidCap(maxConnections),
+    Math.max(1, Math.floor(maxConnections / 4)),
+  )
+  options.log.info({ maxConnections, maxConnectionsPerUid: perUid }, 'Workload API connection limits.')
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
     path: options.socketPath,
     dirMode: WORKLOAD_SOCKET_DIR_MODE,
     socketMode: WORKLOAD_SOCKET_MODE,
     admit: async (socket, creds) => {
       try {
-        return await readProcessFacts(fdOf(socket), options.procFacts)
+        const facts = await readProcessFacts(fdOf(socket), options.procFacts)
+        if (checks) await bindOrClose(socket, facts, deps).catch(closeFacts(facts))
+        return facts
       } catch (err) {
         // The connection is refused (closed): audit who it claimed to be at connect time.
         const code = err instanceof IdentityError ? err.code : 'ERR_ATTESTATION_FAILED'
@@ -92,9 +120,13 @@ export async function startWorkloadApi(
         throw err
       }
     },
-    release: (facts) => facts.close(),
+    release: (facts) => {
+      bindingOf(facts)?.close()
+      facts.close()
+    },
+    ...(checks ? bindingHooks(deps) : {}),
     maxConnections,
-    uidPolicy: workloadUidPolicy(options.maxConnectionsPerUid ?? defaultUidCap(maxConnections), audit),
+    uidPolicy: workloadUidPolicy(perUid, audit),
     ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     maxMessageBytes: 64 * 1024,
     maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,

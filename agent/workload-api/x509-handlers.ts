@@ -8,7 +8,7 @@ import type { X509BundlesResponse } from '../../lib/gen/X509BundlesResponse.js'
 import type { X509SVIDRequest__Output } from '../../lib/gen/X509SVIDRequest.js'
 import type { X509SVIDResponse } from '../../lib/gen/X509SVIDResponse.js'
 import { bundleKey } from '../manager/trust-bundles.js'
-import type { AttestedCaller } from './caller.js'
+import { type AttestedCaller, noIdentityFor } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { bundleMap, federatedDomains, jwksJson, uniqueByHint, x509Der, x509SvidResponse } from './messages.js'
 import { type StreamMessage, serveUpdates } from './update-stream.js'
@@ -31,7 +31,8 @@ export function streamX509Svids(
         const bundles = deps.identities.bundles()
         if ((view.pending > 0 || !bundles) && !force) return undefined
         const svids = uniqueByHint(view.svids)
-        if (svids.length === 0 || !bundles) throw noIdentity()
+        if (!bundles) throw noIdentity()
+        if (svids.length === 0) throw noIdentityFor(caller)
         const federated = federatedDomains(svids).map((td) => bundles.federated.get(td.name))
         const key = [
           ...svids.map((s) => `${s.entry.id}@${s.issuedAtMs}`),
@@ -76,7 +77,7 @@ function bundlesFor(
   const entries = deps.identities.entriesFor(caller.selectors)
   if (entries.length === 0) {
     if (deps.allowUnauthenticatedVerifiers) return [bundles.own]
-    throw noIdentity()
+    throw noIdentityFor(caller)
   }
   const out = [bundles.own]
   for (const e of entries) {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { prepareAgentDataDir, startAgent } from '../../agent/agent-app.js'
 import { loadAgentConfig } from '../../lib/config/agent-config.js'
 import { createLogger } from '../../lib/log/logger.js'
@@ -39,6 +39,12 @@ export function registerAgentRunCommand(program: Command): void {
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
+    .addOption(
+      new Option(
+        '--unsafe-bench-no-binding-checks',
+        'benchmarks only: do not bind Workload API connections to their process (DESIGN §6.1)',
+      ).hideHelp(),
+    )
     .action(async (opts: Record<string, unknown>) => {
       try {
         await runAgent(opts)

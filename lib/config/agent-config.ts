@@ -41,6 +41,11 @@ export interface AgentSettings {
   readonly maxConnectionsPerUid: number
   /** A Workload API connection with no call in flight and no open stream this long is closed. */
   readonly connectionIdleTimeoutMs: number
+  /**
+   * Benchmarks only (a hidden flag): serve Workload API connections without binding them to their
+   * process (DESIGN §6.1), to measure what the binding costs. Logged loudly when on.
+   */
+  readonly unsafeBenchNoBindingChecks: boolean
 }
 
 /** The agent's validated, deep-frozen configuration. */
@@ -76,6 +81,7 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
   maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },
   connectionIdleTimeoutMs: { kind: durationKind(), name: 'connectionIdleTimeout', default: '5m' },
+  unsafeBenchNoBindingChecks: { kind: booleanKind(), default: false },
 }
 
 /**
@@ -94,6 +100,10 @@ function checkAgentSettings(c: Partial<AgentSettings>): CheckResult {
   if (c.hashSizeLimitBytes !== undefined && c.hashSizeLimitBytes < 0)
     warnings.push(
       'hashSizeLimitBytes is negative: executables are not hashed and unix:sha256 selectors never match',
+    )
+  if (c.unsafeBenchNoBindingChecks === true)
+    warnings.push(
+      'unsafeBenchNoBindingChecks is on: a process that execs, is traced, preloads code or hands its socket on keeps its identity; for benchmarks only',
     )
   return { problems, warnings }
 }

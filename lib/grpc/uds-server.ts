@@ -36,6 +36,13 @@ export interface UdsServerOptions<I> {
   readonly admit: (socket: Socket, creds: PeerCred) => Promise<I>
   /** Called once when an admitted connection ends, e.g. to close a pidfd. */
   readonly release?: (identity: I) => void
+  /**
+   * The socket grpc-js serves instead of the admitted one (e.g. a credential-checking relay,
+   * lib/peercred/peer-relay.ts); destroying either must destroy both. Default: the admitted socket.
+   */
+  readonly connectionFor?: (socket: Socket, identity: I) => Socket
+  /** Runs once bound, with the listening socket's fd, before any connection is accepted. */
+  readonly onListening?: (listenFd: number) => void
   /** Connections (admitted or being admitted) past this are dropped at accept; default 1024. */
   readonly maxConnections?: number
   /**
@@ -114,6 +121,12 @@ function grpcOptionsOf<I>(options: UdsServerOptions<I>): ServerOptions {
   return out
 }
 
+function listenFdOf(server: NetServer): number {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the listening socket has no descriptor')
+  return fd
+}
+
 /**
  * A gRPC server on a Unix socket that knows who is calling (DESIGN §5 "peer identity per call"):
  * it accepts connections itself, paused; runs `admit`; tags the socket with a unique
@@ -171,7 +184,12 @@ export class UdsServer<I> {
         this.#net.once('error', reject)
         this.#net.listen(path, () => {
           this.#net.off('error', reject)
-          resolve()
+          try {
+            this.#options.onListening?.(listenFdOf(this.#net))
+            resolve()
+          } catch (err) {
+            reject(err)
+          }
         })
       })
       await chmod(path, socketMode)
@@ -253,9 +271,16 @@ export class UdsServer<I> {
       socket.destroy()
       return
     }
+    let conn: Socket
+    try {
+      conn = this.#options.connectionFor?.(socket, identity) ?? socket
+    } catch (err) {
+      this.#release(identity)
+      throw err
+    }
     tagCounter += 1
     const tag = `uds-conn:${tagCounter}`
-    Object.defineProperty(socket, 'remoteAddress', { get: () => tag, configurable: true })
+    Object.defineProperty(conn, 'remoteAddress', { get: () => tag, configurable: true })
     admitted.set(tag, { owner: this, identity })
     socket.once('close', () => {
       admitted.delete(tag)
@@ -265,8 +290,8 @@ export class UdsServer<I> {
       { pid: creds.pid, uid: creds.uid, gid: creds.gid, peer: tag },
       'Connection admitted.',
     )
-    this.#injector.injectConnection(socket)
-    socket.resume()
+    this.#injector.injectConnection(conn)
+    conn.resume()
   }
 
   #release(identity: I): void {

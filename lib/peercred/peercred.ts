@@ -57,6 +57,15 @@ function loadAddon(): PeercredAddon {
   return addon
 }
 
+/**
+ * The loaded addon, for the other modules of this folder that call its further functions
+ * (peer-binding.ts). Callers cast it to the surface they use.
+ * @throws ERR_PEER_UNAUTHORIZED when the addon cannot be loaded.
+ */
+export function peercredAddon(): unknown {
+  return loadAddon()
+}
+
 /** Calls the addon and wraps its errors; `errnoOf(err)` reads the errno name back. */
 function callAddon<T>(what: string, fn: (a: PeercredAddon) => T): T {
   const a = loadAddon()

@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs'
-import { open, readlink } from 'node:fs/promises'
+import { open, readlink, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IdentityError } from '../core/errors.js'
 import { closeFd, errnoOf, getPeerCred, getPeerPidfd, pidfdIsAlive, pidfdOpen } from './peercred.js'
@@ -37,6 +37,11 @@ export interface ProcessFacts {
   readonly groups: readonly number[]
   /** Target of `/proc/<pid>/exe` (may end in ` (deleted)`). */
   readonly exe: string
+  /**
+   * The running image's file as (dev, inode), read at accept just before {@link ProcessFacts.exe}:
+   * what identifies the binary for the connection's life (DESIGN §6.1), not the path string.
+   */
+  readonly exeId: ExeId
   readonly cgroups: readonly CgroupEntry[]
   /** True when SO_PEERPIDFD was unavailable: pidfd_open + start-time checks, which pid reuse *before* accept can fool. */
   readonly weak: boolean
@@ -50,6 +55,12 @@ export interface ProcessFacts {
   readExe(): string
   /** Releases the pidfd; idempotent. */
   close(): void
+}
+
+/** A file's identity: device and inode numbers (`stat(2)`'s `st_dev`, `st_ino`). */
+export interface ExeId {
+  readonly dev: number
+  readonly ino: number
 }
 
 interface StatusFacts {
@@ -102,10 +113,17 @@ function openPeerPidfd(fd: number, pid: number, usePeerPidfd: boolean): { pidfd:
   return { pidfd: pidfdOpen(pid), weak: true }
 }
 
-type ProcDirFacts = StatusFacts & { readonly exe: string; readonly cgroups: readonly CgroupEntry[] }
+type ProcDirFacts = StatusFacts & {
+  readonly exe: string
+  readonly exeId: ExeId
+  readonly cgroups: readonly CgroupEntry[]
+}
 
 async function readProcDir(procDir: string, maxBytes: number, weak: boolean): Promise<ProcDirFacts> {
   const startBefore = weak ? await readStartTime(procDir, maxBytes) : undefined
+  // The image's (dev, inode) first, then its path: an exec in between leaves them disagreeing, and
+  // the binding check after accept (same dev, inode now) then refuses the connection.
+  const image = await stat(join(procDir, 'exe'))
   const [status, exe, cgroup] = await Promise.all([
     readBounded(join(procDir, 'status'), maxBytes),
     readlink(join(procDir, 'exe')),
@@ -114,7 +132,8 @@ async function readProcDir(procDir: string, maxBytes: number, weak: boolean): Pr
   if (startBefore !== undefined && startBefore !== (await readStartTime(procDir, maxBytes))) {
     throw refuse('peer pid was reused during attestation')
   }
-  return { ...parseStatus(status), exe, cgroups: parseCgroups(cgroup) }
+  const exeId = { dev: image.dev, ino: image.ino }
+  return { ...parseStatus(status), exe, exeId, cgroups: parseCgroups(cgroup) }
 }
 
 /** Field 22 of `/proc/<pid>/stat` (start time in clock ticks), parsed after the last `)`. */
@@ -196,6 +215,7 @@ class PeerProcess implements ProcessFacts {
   readonly gid: number
   readonly groups: readonly number[]
   readonly exe: string
+  readonly exeId: ExeId
   readonly cgroups: readonly CgroupEntry[]
   readonly weak: boolean
   readonly #procDir: string
@@ -207,6 +227,7 @@ class PeerProcess implements ProcessFacts {
     this.gid = facts.gid
     this.groups = Object.freeze([...facts.groups])
     this.exe = facts.exe
+    this.exeId = Object.freeze({ ...facts.exeId })
     this.cgroups = Object.freeze(facts.cgroups.map((c) => Object.freeze({ ...c })))
     this.weak = facts.weak
     this.#pidfd = pidfd

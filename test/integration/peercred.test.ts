@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { chmod, mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -194,7 +194,9 @@ describe('HOST_PROC override', () => {
     await writeFile(join(pidDir, 'status'), status)
     await writeFile(join(pidDir, 'cgroup'), cgroup)
     await writeFile(join(pidDir, 'stat'), `${process.pid} (odd ) name) S ${'1 '.repeat(18)}12345 0\n`)
-    await symlink('/usr/bin/fake-tool', join(pidDir, 'exe'))
+    // exe names a real file: its (dev, inode) is part of the facts.
+    await writeFile(join(root, 'fake-tool'), '')
+    await symlink(join(root, 'fake-tool'), join(pidDir, 'exe'))
     return root
   }
   const uid = process.getuid?.() ?? 0
@@ -205,7 +207,9 @@ describe('HOST_PROC override', () => {
     const procRoot = await fakeProc(status(uid), '12:cpu,cpuacct:/a:b\n0::/system.slice/x.service\n')
     const { client, socket } = await connectSelf()
     const facts = await readProcessFacts(fdOf(socket), { procRoot, usePeerPidfd })
-    expect(facts).toMatchObject({ uid, gid, groups: [10, 20], exe: '/usr/bin/fake-tool' })
+    expect(facts).toMatchObject({ uid, gid, groups: [10, 20], exe: join(procRoot, 'fake-tool') })
+    const tool = await stat(join(procRoot, 'fake-tool'))
+    expect(facts.exeId).toEqual({ dev: tool.dev, ino: tool.ino })
     expect(facts.cgroups).toEqual([
       { hierarchyId: 12, controllers: ['cpu', 'cpuacct'], path: '/a:b' },
       { hierarchyId: 0, controllers: [], path: '/system.slice/x.service' },

@@ -65,13 +65,14 @@ export class ExeHasher {
   /**
    * Opens `/proc/<pid>/exe`, then checks the process is still alive (a live pid cannot have been
    * reused, so the open file is its image), checks the process has not executed another binary
-   * since its facts were read, and hashes the open file (or finds its hash in the cache).
+   * since its facts were read (same path, and the same (dev, inode) as at accept), and hashes the open file (or finds its hash in the cache).
    *
    * The open uses O_PATH, which never calls into the file's filesystem (no FUSE or NFS open, no
    * flush on close), so it and the close run synchronously; the fstat, which can reach a slow or
    * hostile filesystem, runs on the thread pool. A cache hit thus costs one thread-pool round trip.
    * @throws ERR_ATTESTATION_FAILED when the peer exited, executed another binary, or its image
-   * cannot be read; also when too many images wait to be hashed.
+   * cannot be read; also when too many images wait to be hashed. ERR_PEER_EXECUTED when the image
+   * is another file than at accept.
    */
   async inspect(facts: ProcessFacts): Promise<ExeImage> {
     const pathFd = openPathFd(join(this.#options.procRoot, String(facts.pid), 'exe'))
@@ -82,6 +83,9 @@ export class ExeHasher {
         throw failed('peer executed another binary during attestation')
       }
       const stats = await fstatBigint(pathFd)
+      if (stats.dev !== BigInt(facts.exeId.dev) || stats.ino !== BigInt(facts.exeId.ino)) {
+        throw new IdentityError('ERR_PEER_EXECUTED', 'peer executed another binary since it connected')
+      }
       const { path, isDeleted } = await resolveDeleted(target, stats)
       const { sha256, hashOutcome } = await this.#hashImage(pathFd, stats)
       return { path, isDeleted, sizeBytes: Number(stats.size), sha256, hashOutcome }
