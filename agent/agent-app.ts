@@ -81,6 +81,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         log: deps.log.child({ component: 'agent.workload-api' }),
         maxConnectionsPerUid: config.maxConnectionsPerUid,
         idleTimeoutMs: config.connectionIdleTimeoutMs,
+        auditSummaryWindowMs: config.auditSummaryWindowMs,
         bindingChecks: !config.unsafeBenchNoBindingChecks,
       },
       {

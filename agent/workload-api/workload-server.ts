@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { defaultUidCap, type UidConnectionPolicy } from '../../lib/grpc/connection-limits.js'
-import { connectionBudget } from '../../lib/grpc/fd-budget.js'
+import { connectionBudget, openFileLimit } from '../../lib/grpc/fd-budget.js'
 import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
 import { UdsServer } from '../../lib/grpc/uds-server.js'
 import type { AuditLog } from '../../lib/log/audit-log.js'
@@ -45,6 +45,8 @@ export interface WorkloadServerOptions {
   readonly maxConnectionsPerUid?: number
   /** A connection with no call in flight and no stream open this long is closed; 0 or absent: never. */
   readonly idleTimeoutMs?: number
+  /** Repeated refusals of one kind within this window are audited as one line; default 10 s. */
+  readonly auditSummaryWindowMs?: number
   /** Most streams one uid may have open at once; default {@link MAX_STREAMS_PER_UID}. */
   readonly maxStreamsPerUid?: number
   /**
@@ -85,13 +87,17 @@ export async function startWorkloadApi(
   given: Omit<WorkloadApiDeps, 'factsOf' | 'openStreams' | 'throttle' | 'streams'>,
 ): Promise<WorkloadServer> {
   const openStreams: OpenStreams = new Set()
-  const audit = new SummarisingAuditLog(given.audit, { clock: given.clock })
+  const audit = new SummarisingAuditLog(given.audit, {
+    clock: given.clock,
+    ...(options.auditSummaryWindowMs === undefined ? {} : { windowMs: options.auditSummaryWindowMs }),
+  })
   const streams = new UidStreamLimits(options.maxStreamsPerUid ?? MAX_STREAMS_PER_UID)
   const deps = { ...given, audit, throttle: new RefusalThrottle(given.clock), streams }
   const checks = options.bindingChecks ?? true
   if (!checks) options.log.error({}, BINDING_OFF_WARNING)
   const maxConnections =
-    options.maxConnections ?? connectionBudget(checks ? FDS_PER_BOUND_CONNECTION : 2, MAX_CONNECTIONS)
+    options.maxConnections ??
+    connectionBudget(checks ? FDS_PER_BOUND_CONNECTION : 2, MAX_CONNECTIONS, openFileLimit())
   const perUid = Math.min(
     options.maxConnectionsPerUid ?? defaultUidCap(maxConnections),
     Math.max(1, Math.floor(maxConnections / 4)),

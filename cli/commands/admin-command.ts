@@ -24,18 +24,20 @@ export interface Output {
   print<T>(value: T, human: (value: T) => string): void
 }
 
-/** Adds `--socket`, `--server-address` and `--output` to an admin command; returns it. */
-export function withAdminOptions(command: Command): Command {
-  return command
-    .option(
-      '--socket <path>',
-      'admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
-    )
-    .option(
+/** Adds `--socket`, `--server-address` (unless `remote: false`: the command works on the socket only) and `--output` to an admin command; returns it. */
+export function withAdminOptions(command: Command, options: { remote?: boolean } = {}): Command {
+  command.option(
+    '--socket <path>',
+    'admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
+  )
+  if (options.remote ?? true)
+    command.option(
       '--server-address <host:port>',
       "instead of the socket: the server's TCP port, over mTLS, as this process's X509-SVID from the Workload API ($SPIFFE_ENDPOINT_SOCKET), whose entry must be an admin entry",
     )
-    .addOption(new Option('--output <format>', 'output format (default human)').choices(['human', 'json']))
+  return command.addOption(
+    new Option('--output <format>', 'output format (default human)').choices(['human', 'json']),
+  )
 }
 
 function makeOutput(format: OutputFormat): Output {

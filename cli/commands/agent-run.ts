@@ -36,6 +36,10 @@ export function registerAgentRunCommand(program: Command): void {
       '--connection-idle-timeout <duration>',
       'close a Workload API connection idle (no call, no stream) this long (default 5m)',
     )
+    .option(
+      '--audit-summary-window <duration>',
+      'repeated refusals of one kind within this window are audited as one summary line (default 10s)',
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

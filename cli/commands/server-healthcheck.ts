@@ -51,7 +51,7 @@ async function serverHealthcheck(admin: AdminClients, _options: unknown, out: Ou
 
 /** `tessera server healthcheck`: exit 0 when the server reports ready, else one line and exit 1. */
 export function registerServerHealthcheck(server: Command): void {
-  withAdminOptions(server.command('healthcheck'))
+  withAdminOptions(server.command('healthcheck'), { remote: false })
     .description('check that the server is ready, over its admin socket (exit 0), or say why not (exit 1)')
     .action(adminAction(serverHealthcheck))
 }

@@ -39,6 +39,7 @@ describe('loadAgentConfig defaults', () => {
       allowUnauthenticatedVerifiers: false,
       maxConnectionsPerUid: 1024,
       connectionIdleTimeoutMs: 300_000,
+      auditSummaryWindowMs: 10_000,
       unsafeBenchNoBindingChecks: false,
       warnings: [],
       configFile: undefined,

@@ -41,6 +41,8 @@ export interface AgentSettings {
   readonly maxConnectionsPerUid: number
   /** A Workload API connection with no call in flight and no open stream this long is closed. */
   readonly connectionIdleTimeoutMs: number
+  /** Repeated refusals of one kind within this window are audited as one summary line. */
+  readonly auditSummaryWindowMs: number
   /**
    * Benchmarks only (a hidden flag): serve Workload API connections without binding them to their
    * process (DESIGN §6.1), to measure what the binding costs. Logged loudly when on.
@@ -81,6 +83,7 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
   maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },
   connectionIdleTimeoutMs: { kind: durationKind(), name: 'connectionIdleTimeout', default: '5m' },
+  auditSummaryWindowMs: { kind: durationKind(), name: 'auditSummaryWindow', default: '10s' },
   unsafeBenchNoBindingChecks: { kind: booleanKind(), default: false },
 }
 

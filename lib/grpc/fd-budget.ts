@@ -29,7 +29,11 @@ export function openFileLimit(): number | undefined {
  * `fdsPerConnection`, capped at `ceiling`: a cap above that would let connections run the process
  * out of descriptors (EMFILE), and then every caller is refused, not just the one over its share.
  */
-export function connectionBudget(fdsPerConnection: number, ceiling: number, limit = openFileLimit()): number {
+export function connectionBudget(
+  fdsPerConnection: number,
+  ceiling: number,
+  limit: number | undefined,
+): number {
   if (limit === undefined) return ceiling
   return Math.max(16, Math.min(ceiling, Math.floor((limit - RESERVED_FDS) / fdsPerConnection)))
 }

@@ -42,7 +42,9 @@ describe.skipIf(!canRun)(
     const outFile = () => join(stack.dir, `answer-${++runs}.bin`)
 
     beforeAll(async () => {
-      stack = await startStack()
+      // Refusals of one kind (uid, call, code) within a window are audited as one summary line; a
+      // short window lets each attack below start a new one, so its own refusal is written whole.
+      stack = await startStack({ agentArgs: ['--audit-summary-window', '200ms'] })
       tools = await buildAttackTools(stack.dir)
       await stack.registerEntry({
         spiffeId: SLEEP_ID,
