@@ -10,7 +10,7 @@ import { ManualClock } from '../core/clock.js'
 import { mintJwtSvid } from '../core/jwt/jwt-svid-mint.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { TrustDomain } from '../core/trust-domain.js'
-import { authorizeMemberOf } from '../verify/authorizer.js'
+import { authorizeMatching, authorizeMemberOf } from '../verify/authorizer.js'
 import { MemoryGatewayAudit } from './gateway-audit.js'
 import { createGuard, type GuardOptions, type GuardRequest } from './guard.js'
 import { Policy } from './policy.js'
@@ -319,6 +319,8 @@ describe('upgrades, letter case and WebSocket messages', () => {
   })
 })
 
+const PROBER = 'spiffe://example.org/agents/prober'
+
 describe('throttling failed authentications', () => {
   it('refuses a peer with 429 and Retry-After after repeated failures, even with a valid token', async () => {
     const clock = new ManualClock(NOW)
@@ -334,6 +336,30 @@ describe('throttling failed authentications', () => {
     expect((await guard.check(request(good, { socket: plainSocket('10.0.0.2') }))).allowed).toBe(true)
     clock.advance(1_000)
     expect((await guard.check(request(good))).allowed).toBe(true)
+  })
+
+  it('throttles an authenticated caller refused again and again by its SPIFFE ID, and no one else', async () => {
+    const clock = new ManualClock(NOW)
+    const { guard, audit } = makeGuard({
+      clock,
+      throttle: new FailureThrottle({ maxFailures: 3, clock }),
+      authorizer: authorizeMatching((id) => id.path !== '/agents/prober'),
+    })
+    const prober = await bearer({ id: 'spiffe://example.org/agents/prober' })
+    const other = await bearer({ id: 'spiffe://example.org/agents/other' })
+    const from = (address: string) => ({ socket: plainSocket(address) })
+    for (let i = 0; i < 3; i++)
+      expect(await guard.check(request(prober, from(`10.0.0.${i + 10}`)))).toMatchObject({ status: 403 })
+    // The same identity from another address is still that identity.
+    expect(await guard.check(request(prober, from('10.0.0.99')))).toMatchObject({
+      status: 429,
+      code: 'ERR_THROTTLED',
+    })
+    expect(audit.events.at(-1)).toMatchObject({ code: 'ERR_THROTTLED', spiffeId: PROBER })
+    // Another identity, even from an address the prober used, is not affected.
+    expect((await guard.check(request(other, from('10.0.0.10')))).allowed).toBe(true)
+    clock.advance(1_000)
+    expect(await guard.check(request(prober))).toMatchObject({ status: 403 })
   })
 
   it('does not count requests without credentials, or refused before authentication', async () => {

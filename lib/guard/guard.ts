@@ -207,17 +207,43 @@ function throttled(
   s: Settings,
   key: string,
   block: { readonly retryAfterMs: number; readonly blockedUntilMs: number },
+  extra: object = {},
 ): Verdict {
   const retryAfterSeconds = Math.max(1, Math.ceil(block.retryAfterMs / 1000))
   const gate = s.throttledAudit.admit(key, block.blockedUntilMs)
   const before =
     gate.isRecorded && gate.unrecorded > 0 ? `; ${gate.unrecorded} more refused in the previous block` : ''
-  const reason = `too many failed authentications from ${key}: refused for ${retryAfterSeconds} s, recorded once per block${before}`
-  return refused(429, 'ERR_THROTTLED', reason, { retryAfterSeconds, isSummarised: !gate.isRecorded })
+  const what = key.startsWith(ID_KEY_PREFIX) ? 'refused requests' : 'failed authentications'
+  const reason = `too many ${what} from ${key}: refused for ${retryAfterSeconds} s, recorded once per block${before}`
+  return refused(429, 'ERR_THROTTLED', reason, {
+    retryAfterSeconds,
+    isSummarised: !gate.isRecorded,
+    ...extra,
+  })
+}
+
+/**
+ * The throttle key of an authenticated caller (DESIGN §10: throttled per authenticated identity): a
+ * caller refused again and again (probing the authorizer or the policy) is slowed down by its own
+ * SPIFFE ID, whichever process or address it calls from, and no other caller is.
+ */
+const ID_KEY_PREFIX = 'spiffe-id '
+
+/**
+ * The caller's own throttle, then the authorizer and the policy; a refusal counts toward that
+ * caller's throttle.
+ */
+async function permit(s: Settings, pending: Pending, caller: Verified): Promise<Verdict> {
+  const key = `${ID_KEY_PREFIX}${caller.id}`
+  const blocked = s.throttle?.check(key)
+  if (blocked?.isBlocked) return throttled(s, key, blocked, { id: caller.id, via: caller.via })
+  const verdict = await authorizeCaller(s, pending, caller)
+  if (!verdict.allowed) s.throttle?.recordFailure(key)
+  return verdict
 }
 
 /** The authorizer, then the policy, for an authenticated caller. */
-async function permit(s: Settings, pending: Pending, caller: Verified): Promise<Verdict> {
+async function authorizeCaller(s: Settings, pending: Pending, caller: Verified): Promise<Verdict> {
   const { request, path } = pending
   const { id, via } = caller
   try {
@@ -293,7 +319,8 @@ async function decide(
  * (421), an `Origin` header must be on `allowedOrigins` (403), the path must be unambiguous (400),
  * a throttled peer is refused (429 with `Retry-After`), then the caller must authenticate with an
  * X509-SVID client certificate or a bearer JWT-SVID for `audience` (401; failures count toward the
- * throttle), pass the authorizer and the policy (403). Every decision is audited.
+ * throttle), not be throttled by its own SPIFFE ID (429), and pass the authorizer and the policy
+ * (403; refusals count toward that identity's throttle). Every decision is audited.
  * @throws ERR_CONFIG_INVALID when `allowedHosts` is empty, an origin or host is malformed, or the audience is empty
  * @example
  * const guard = createGuard({
