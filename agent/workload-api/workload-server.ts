@@ -59,7 +59,7 @@ export interface WorkloadServerOptions {
 /**
  * Connections the agent holds at once, from every uid, at most; fewer when the descriptor limit
  * cannot hold that many ({@link FDS_PER_BOUND_CONNECTION} each). One uid may hold
- * `maxConnectionsPerUid` of them, and never more than a quarter.
+ * `maxConnectionsPerUid` of them, and never more than half.
  */
 export const MAX_CONNECTIONS = 8192
 /**
@@ -100,7 +100,7 @@ export async function startWorkloadApi(
     connectionBudget(checks ? FDS_PER_BOUND_CONNECTION : 2, MAX_CONNECTIONS, openFileLimit())
   const perUid = Math.min(
     options.maxConnectionsPerUid ?? defaultUidCap(maxConnections),
-    Math.max(1, Math.floor(maxConnections / 4)),
+    Math.max(1, Math.floor(maxConnections / 2)),
   )
   options.log.info({ maxConnections, maxConnectionsPerUid: perUid }, 'Workload API connection limits.')
   const server: UdsServer<ProcessFacts> = new UdsServer<ProcessFacts>({
