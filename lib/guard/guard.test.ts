@@ -1,105 +1,21 @@
-import { generateKeyPair, type KeyObject } from 'node:crypto'
-import type { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
-import { promisify } from 'node:util'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { TestCa } from '../../test/helpers/test-ca.js'
-import { BundleSet } from '../core/bundle/bundle-source.js'
-import { JwtBundle } from '../core/bundle/jwt-bundle.js'
-import { ManualClock } from '../core/clock.js'
-import { mintJwtSvid } from '../core/jwt/jwt-svid-mint.js'
+import {
+  bearer,
+  CLAUDE,
+  guardKeys,
+  loadGuardKeys,
+  makeGuard,
+  NOW,
+  request,
+  tlsSocket,
+} from '../../test/helpers/guard-fixture.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { TrustDomain } from '../core/trust-domain.js'
-import { authorizeMatching, authorizeMemberOf } from '../verify/authorizer.js'
-import { MemoryGatewayAudit } from './gateway-audit.js'
-import { createGuard, type GuardOptions, type GuardRequest } from './guard.js'
+import { authorizeMemberOf } from '../verify/authorizer.js'
+import type { GuardOptions, GuardRequest } from './guard.js'
 import { Policy } from './policy.js'
-import { FailureThrottle } from './throttle.js'
 
-const NOW = Date.now()
-const TD = TrustDomain.parse('example.org')
-const CLAUDE = 'spiffe://example.org/agents/claude'
-const generate = promisify(generateKeyPair)
-
-interface Keys {
-  trusted: KeyObject
-  stranger: KeyObject
-  ca: TestCa
-  rogueCa: TestCa
-  bundles: BundleSet
-}
-let keys: Keys
-
-beforeAll(async () => {
-  const [trusted, stranger] = await Promise.all([
-    generate('ec', { namedCurve: 'P-256' }),
-    generate('ec', { namedCurve: 'P-256' }),
-  ])
-  const ca = await TestCa.create('example.org', { nowMs: NOW - 60_000 })
-  const rogueCa = await TestCa.create('example.org', { nowMs: NOW - 60_000 })
-  const bundles = BundleSet.of({
-    jwt: [JwtBundle.fromAuthorities(TD, [{ kid: 'k1', key: trusted.publicKey }])],
-    x509: [ca.bundle],
-  })
-  keys = { trusted: trusted.privateKey, stranger: stranger.privateKey, ca, rogueCa, bundles }
-})
-
-interface TokenSpec {
-  id?: string
-  audience?: string[]
-  key?: 'trusted' | 'stranger'
-  nowMs?: number
-}
-
-function token(spec: TokenSpec = {}): Promise<string> {
-  return mintJwtSvid({
-    id: SpiffeId.parse(spec.id ?? CLAUDE),
-    audience: spec.audience ?? ['tool'],
-    key: { kid: 'k1', privateKey: keys[spec.key ?? 'trusted'] },
-    nowMs: spec.nowMs ?? NOW,
-    ttlMs: 300_000,
-  })
-}
-
-function plainSocket(address = '127.0.0.1'): Socket {
-  return { remoteAddress: address } as Socket
-}
-
-/** A TLS socket whose client sent `certDer` (no real connection: only what the guard reads). */
-function tlsSocket(certDer: Buffer, address = '127.0.0.1'): Socket {
-  const socket = Object.create(TLSSocket.prototype) as TLSSocket
-  Object.defineProperty(socket, 'remoteAddress', { value: address })
-  Object.defineProperty(socket, 'getPeerCertificate', { value: () => ({ raw: certDer }) })
-  return socket
-}
-
-function request(headers: Record<string, string> = {}, over: Partial<GuardRequest> = {}): GuardRequest {
-  return {
-    method: 'GET',
-    url: '/tools/search?q=1',
-    headers: { host: '127.0.0.1:8080', ...headers },
-    socket: plainSocket(),
-    ...over,
-  }
-}
-
-function makeGuard(over: Partial<GuardOptions> = {}) {
-  const audit = new MemoryGatewayAudit()
-  const clock = new ManualClock(NOW)
-  const guard = createGuard({
-    jwtBundles: keys.bundles,
-    x509Bundles: keys.bundles,
-    audience: 'tool',
-    allowedHosts: ['127.0.0.1', 'localhost'],
-    allowedOrigins: ['https://app.example'],
-    audit,
-    clock,
-    ...over,
-  })
-  return { guard, audit, clock }
-}
-
-const bearer = async (spec?: TokenSpec) => ({ authorization: `Bearer ${await token(spec)}` })
+beforeAll(loadGuardKeys)
 
 describe('guard decisions', () => {
   it.each<[string, () => Promise<GuardRequest>, number | 'allowed', string]>([
@@ -175,14 +91,18 @@ describe('guard decisions', () => {
     ],
     [
       'an X509-SVID client certificate',
-      async () => request({}, { socket: tlsSocket((await keys.ca.issue(CLAUDE)).svid.certificates[0]!.der) }),
+      async () =>
+        request({}, { socket: tlsSocket((await guardKeys().ca.issue(CLAUDE)).svid.certificates[0]!.der) }),
       'allowed',
       'mtls',
     ],
     [
       'a client certificate of a rogue CA',
       async () =>
-        request({}, { socket: tlsSocket((await keys.rogueCa.issue(CLAUDE)).svid.certificates[0]!.der) }),
+        request(
+          {},
+          { socket: tlsSocket((await guardKeys().rogueCa.issue(CLAUDE)).svid.certificates[0]!.der) },
+        ),
       401,
       'ERR_X509_SVID_UNTRUSTED',
     ],
@@ -204,7 +124,7 @@ describe('guard decisions', () => {
 
   it('a client certificate decides even when a bearer token is sent too', async () => {
     const { guard } = makeGuard()
-    const der = (await keys.rogueCa.issue(CLAUDE)).svid.certificates[0]!.der
+    const der = (await guardKeys().rogueCa.issue(CLAUDE)).svid.certificates[0]!.der
     const decision = await guard.check(request(await bearer(), { socket: tlsSocket(der) }))
     expect(decision).toMatchObject({ allowed: false, status: 401, code: 'ERR_X509_SVID_UNTRUSTED' })
   })
@@ -319,61 +239,6 @@ describe('upgrades, letter case and WebSocket messages', () => {
   })
 })
 
-const PROBER = 'spiffe://example.org/agents/prober'
-
-describe('throttling failed authentications', () => {
-  it('refuses a peer with 429 and Retry-After after repeated failures, even with a valid token', async () => {
-    const clock = new ManualClock(NOW)
-    const { guard } = makeGuard({ clock, throttle: new FailureThrottle({ maxFailures: 3, clock }) })
-    const bad = await bearer({ audience: ['other'] })
-    for (let i = 0; i < 3; i++) expect(await guard.check(request(bad))).toMatchObject({ status: 401 })
-    const good = await bearer()
-    expect(await guard.check(request(good))).toMatchObject({
-      status: 429,
-      code: 'ERR_THROTTLED',
-      retryAfterSeconds: 1,
-    })
-    expect((await guard.check(request(good, { socket: plainSocket('10.0.0.2') }))).allowed).toBe(true)
-    clock.advance(1_000)
-    expect((await guard.check(request(good))).allowed).toBe(true)
-  })
-
-  it('throttles an authenticated caller refused again and again by its SPIFFE ID, and no one else', async () => {
-    const clock = new ManualClock(NOW)
-    const { guard, audit } = makeGuard({
-      clock,
-      throttle: new FailureThrottle({ maxFailures: 3, clock }),
-      authorizer: authorizeMatching((id) => id.path !== '/agents/prober'),
-    })
-    const prober = await bearer({ id: 'spiffe://example.org/agents/prober' })
-    const other = await bearer({ id: 'spiffe://example.org/agents/other' })
-    const from = (address: string) => ({ socket: plainSocket(address) })
-    for (let i = 0; i < 3; i++)
-      expect(await guard.check(request(prober, from(`10.0.0.${i + 10}`)))).toMatchObject({ status: 403 })
-    // The same identity from another address is still that identity.
-    expect(await guard.check(request(prober, from('10.0.0.99')))).toMatchObject({
-      status: 429,
-      code: 'ERR_THROTTLED',
-    })
-    expect(audit.events.at(-1)).toMatchObject({ code: 'ERR_THROTTLED', spiffeId: PROBER })
-    // Another identity, even from an address the prober used, is not affected.
-    expect((await guard.check(request(other, from('10.0.0.10')))).allowed).toBe(true)
-    clock.advance(1_000)
-    expect(await guard.check(request(prober))).toMatchObject({ status: 403 })
-  })
-
-  it('does not count requests without credentials, or refused before authentication', async () => {
-    const clock = new ManualClock(NOW)
-    const { guard } = makeGuard({ clock, throttle: new FailureThrottle({ maxFailures: 2, clock }) })
-    const good = await bearer()
-    for (let i = 0; i < 5; i++) {
-      await guard.check(request())
-      await guard.check(request({ ...good, origin: 'https://evil.example' }))
-    }
-    expect((await guard.check(request(good))).allowed).toBe(true)
-  })
-})
-
 describe('audit', () => {
   it('records every decision with the caller, method, path and code; never the query', async () => {
     const { guard, audit } = makeGuard()
@@ -410,22 +275,5 @@ describe('createGuard', () => {
     ['an empty audience', { audience: [] }],
   ])('refuses %s', (_name, over) => {
     expect(() => makeGuard(over)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }))
-  })
-})
-
-describe('throttled refusals in the audit', () => {
-  it('the first 429 of a block is recorded, the others counted into the next block’s record', async () => {
-    const clock = new ManualClock(NOW)
-    const { guard, audit } = makeGuard({ clock, throttle: new FailureThrottle({ maxFailures: 1, clock }) })
-    const bad = await bearer({ audience: ['other'] })
-    await guard.check(request(bad))
-    for (let i = 0; i < 50; i++) expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
-    const throttledRecords = () => audit.events.filter((e) => e.code === 'ERR_THROTTLED')
-    expect(throttledRecords()).toHaveLength(1)
-    clock.advance(1_000)
-    await guard.check(request(bad))
-    expect(await guard.check(request(bad))).toMatchObject({ status: 429 })
-    expect(throttledRecords()).toHaveLength(2)
-    expect(throttledRecords()[1]?.reason).toContain('49 more refused in the previous block')
   })
 })
