@@ -1,6 +1,8 @@
 import { statSync } from 'node:fs'
 import {
   type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
   type ClientUnaryCall,
   credentials,
   type ServiceError,
@@ -38,18 +40,33 @@ export type Reply<Res> = (err: ServiceError | null, response?: Res) => void
 
 /** Clients of the admin API over the Unix socket at `socket` (absolute path). Connects lazily. */
 export function connectAdmin(socket: string): AdminClients {
+  return adminClients({
+    target: `unix://${socket}`,
+    shownAs: socket,
+    credentials: credentials.createInsecure(),
+  })
+}
+
+/**
+ * The four admin API clients on one target; `shownAs` names it in error messages, `options` are
+ * added to the channel's.
+ */
+export function adminClients(to: {
+  readonly target: string
+  readonly shownAs: string
+  readonly credentials: ChannelCredentials
+  readonly options?: ChannelOptions
+}): AdminClients {
   const api = adminApi().tessera.admin.v1
-  const target = `unix://${socket}`
-  const insecure = credentials.createInsecure()
-  const options = { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES }
+  const options = { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES, ...to.options }
   const clients = {
-    entries: new api.Entries(target, insecure, options),
-    joinTokens: new api.JoinTokens(target, insecure, options),
-    agents: new api.Agents(target, insecure, options),
-    bundles: new api.Bundles(target, insecure, options),
+    entries: new api.Entries(to.target, to.credentials, options),
+    joinTokens: new api.JoinTokens(to.target, to.credentials, options),
+    agents: new api.Agents(to.target, to.credentials, options),
+    bundles: new api.Bundles(to.target, to.credentials, options),
   }
   return {
-    socket,
+    socket: to.shownAs,
     ...clients,
     close: () => {
       for (const client of Object.values(clients)) client.close()

@@ -6,15 +6,11 @@ import { IdentityError } from '../lib/core/errors.js'
 import { encodePem } from '../lib/core/x509/pem.js'
 import { exportPkcs8Der } from '../lib/core/x509/private-key.js'
 import type { X509Svid } from '../lib/core/x509/x509-svid.js'
-import { adminApi } from '../lib/grpc/protos.js'
 import { authorizeId } from '../lib/verify/authorizer.js'
 import { verifyPeerCertificate } from '../lib/verify/x509-peer.js'
 import type { WorkloadEndpoint } from '../lib/workload/endpoint.js'
 import { WorkloadClient } from '../lib/workload/workload-client.js'
-import type { AdminClients } from './admin-client.js'
-
-/** Largest response the CLI reads (as over the admin socket). */
-const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+import { type AdminClients, adminClients } from './admin-client.js'
 
 /** Where the CLI's own X509-SVID comes from, and how long fetching it may take. */
 export interface RemoteAdminOptions {
@@ -48,25 +44,12 @@ export async function connectRemoteAdmin(
   }
   if (svid === undefined || bundle === undefined)
     throw new IdentityError('ERR_BUNDLE_NOT_FOUND', 'the Workload API gave no X509-SVID with its bundle')
-  const api = adminApi().tessera.admin.v1
-  const channel = {
-    'grpc.max_receive_message_length': MAX_RESPONSE_BYTES,
-    'grpc.ssl_target_name_override': svid.id.trustDomain.name,
-  }
-  const creds = channelCredentials(svid, bundle)
-  const clients = {
-    entries: new api.Entries(address, creds, channel),
-    joinTokens: new api.JoinTokens(address, creds, channel),
-    agents: new api.Agents(address, creds, channel),
-    bundles: new api.Bundles(address, creds, channel),
-  }
-  return {
-    socket: `${address} (mTLS as ${svid.id})`,
-    ...clients,
-    close: () => {
-      for (const client of Object.values(clients)) client.close()
-    },
-  }
+  return adminClients({
+    target: address,
+    shownAs: `${address} (mTLS as ${svid.id})`,
+    credentials: channelCredentials(svid, bundle),
+    options: { 'grpc.ssl_target_name_override': svid.id.trustDomain.name },
+  })
 }
 
 function channelCredentials(svid: X509Svid, bundle: X509Bundle): ChannelCredentials {
