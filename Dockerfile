@@ -15,6 +15,7 @@ RUN apt-get update \
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json .npmrc binding.gyp ./
+COPY lib/package.json ./lib/package.json
 COPY native ./native
 RUN npm ci
 # The sources (.dockerignore keeps out the host's node_modules, dist and build: they are made here).

@@ -6,7 +6,15 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['lib/**/*.test.ts', 'server/**/*.test.ts', 'agent/**/*.test.ts', 'cli/**/*.test.ts'],
+          include: [
+            'lib/**/*.test.ts',
+            'common/**/*.test.ts',
+            'server/**/*.test.ts',
+            'agent/**/*.test.ts',
+            'gateway/**/*.test.ts',
+            'cli/**/*.test.ts',
+          ],
+          exclude: ['**/node_modules/**', 'lib/dist/**'],
           environment: 'node',
         },
       },

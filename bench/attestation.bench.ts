@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { UnixAttestor } from '../agent/attest/unix/unix-attestor.js'
-import { fdOf } from '../lib/peercred/peercred.js'
-import { type ProcessFacts, readProcessFacts } from '../lib/peercred/process-facts.js'
+import { fdOf } from '../common/peercred/peercred.js'
+import { type ProcessFacts, readProcessFacts } from '../common/peercred/process-facts.js'
 import { type BenchResult, measureAsync } from './harness.js'
 
 const BIG_BYTES = 100 * 1024 * 1024

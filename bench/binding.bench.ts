@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { callAdmin } from '../cli/admin-client.js'
-import type { CreateJoinTokenResponse__Output } from '../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { CreateJoinTokenResponse__Output } from '../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
 import type { BenchResult } from './harness.js'
 import { runLoad } from './load/children.js'
 import { fetchFirstX509 } from './load/common.js'

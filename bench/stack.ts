@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type AdminClients, callAdmin, connectAdmin } from '../cli/admin-client.js'
-import type { CreateJoinTokenResponse__Output } from '../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
-import type { GetBundleResponse__Output } from '../lib/gen/tessera/admin/v1/GetBundleResponse.js'
-import type { Entry, Entry__Output } from '../lib/gen/tessera/types/v1/Entry.js'
+import type { CreateJoinTokenResponse__Output } from '../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { GetBundleResponse__Output } from '../common/gen/tessera/admin/v1/GetBundleResponse.js'
+import type { Entry, Entry__Output } from '../common/gen/tessera/types/v1/Entry.js'
 import { fetchFirstX509 } from './load/common.js'
 
 /** The built CLI (`dist/cli/main.js`), found from `dist/bench/stack.js`. */

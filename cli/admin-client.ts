@@ -9,13 +9,13 @@ import {
   type StatusObject,
   status,
 } from '@grpc/grpc-js'
+import type { AgentsClient } from '../common/gen/tessera/admin/v1/Agents.js'
+import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
+import type { EntriesClient } from '../common/gen/tessera/admin/v1/Entries.js'
+import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens.js'
+import { WARNING_TRAILER } from '../common/grpc/admin-warnings.js'
+import { adminApi } from '../common/grpc/protos.js'
 import { IdentityError } from '../lib/core/errors.js'
-import type { AgentsClient } from '../lib/gen/tessera/admin/v1/Agents.js'
-import type { BundlesClient } from '../lib/gen/tessera/admin/v1/Bundles.js'
-import type { EntriesClient } from '../lib/gen/tessera/admin/v1/Entries.js'
-import type { JoinTokensClient } from '../lib/gen/tessera/admin/v1/JoinTokens.js'
-import { WARNING_TRAILER } from '../lib/grpc/admin-warnings.js'
-import { adminApi } from '../lib/grpc/protos.js'
 import { errorCodeOf } from '../lib/grpc/status.js'
 
 /** How long one admin call may take before the CLI gives up. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
+import type { AuditLog } from '../common/log/audit-log.js'
 import type { IdentityError } from '../lib/core/errors.js'
-import type { AuditLog } from '../lib/log/audit-log.js'
 import type { RotationEvent } from './ca/rotator.js'
 import type { ServerHealth } from './health/server-health.js'
 

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino'
-import type { ServerConfig } from '../lib/config/server-config.js'
+import { PushCertificateProvider } from '../common/grpc/certificate-provider.js'
+import type { AuditJournal } from '../common/log/audit-file.js'
+import type { AuditLog } from '../common/log/audit-log.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
-import { PushCertificateProvider } from '../lib/grpc/certificate-provider.js'
-import type { AuditJournal } from '../lib/log/audit-file.js'
-import type { AuditLog } from '../lib/log/audit-log.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { serveRemoteAdmin } from './admin-api/remote-admin.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
@@ -16,6 +15,7 @@ import { ServerEvents } from './events.js'
 import { reportDatastoreFault, reportRotation } from './failure-reports.js'
 import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
+import type { ServerConfig } from './server-config.js'
 
 /** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
 export const MAINTENANCE_INTERVAL_MS = 10_000

@@ -1,6 +1,6 @@
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { normalizeSelectors, type Selector } from '../../lib/core/selector.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 
 /**
  * A workload attestor: turns the verified facts about a Workload API caller into selectors. The

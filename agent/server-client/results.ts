@@ -1,10 +1,10 @@
+import type { BatchNewX509SvidResponse__Output } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { verifyX509Svid } from '../../lib/core/x509/verify-chain.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
-import type { BatchNewX509SvidResponse__Output } from '../../lib/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 
 /** One item of a BatchNewX509Svid answer. */
 export type IssuanceResult =

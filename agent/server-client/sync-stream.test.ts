@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { type ClientReadableStream, status } from '@grpc/grpc-js'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { SyncAuthorizedResponse__Output } from '../../lib/gen/tessera/agent/v1/SyncAuthorizedResponse.js'
+import type { SyncAuthorizedResponse__Output } from '../../common/gen/tessera/agent/v1/SyncAuthorizedResponse.js'
 import { backoffDelayMs, type SyncSnapshot, SyncStream } from './sync-stream.js'
 
 const BACKOFF = { initialMs: 100, maxMs: 1000, jitter: 0.2 }

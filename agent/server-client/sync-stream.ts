@@ -1,9 +1,9 @@
 import { type ClientReadableStream, type ServiceError, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
+import type { SyncAuthorizedResponse__Output } from '../../common/gen/tessera/agent/v1/SyncAuthorizedResponse.js'
+import { bundleFromProto, entryFromProto } from '../../common/grpc/agent-api-convert.js'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
-import type { SyncAuthorizedResponse__Output } from '../../lib/gen/tessera/agent/v1/SyncAuthorizedResponse.js'
-import { bundleFromProto, entryFromProto } from '../../lib/grpc/agent-api-convert.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
 
 /** What the server says this agent may serve, in full. */

@@ -1,5 +1,6 @@
 import { connect, createSecureContext, type PeerCertificate } from 'node:tls'
 import { type ChannelCredentials, credentials, experimental } from '@grpc/grpc-js'
+import { PushCertificateProvider } from '../../common/grpc/certificate-provider.js'
 import type { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
@@ -9,7 +10,6 @@ import { type Certificate, parseCertificate } from '../../lib/core/x509/certific
 import { encodePem } from '../../lib/core/x509/pem.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import { validateLeaf, type X509Svid } from '../../lib/core/x509/x509-svid.js'
-import { PushCertificateProvider } from '../../lib/grpc/certificate-provider.js'
 import { authorizeId } from '../../lib/verify/authorizer.js'
 import { verifyPeerCertificate } from '../../lib/verify/x509-peer.js'
 

@@ -1,10 +1,10 @@
 import { join } from 'node:path'
+import { readTextIfExists, writePrivateFileAtomic } from '../../common/storage/private-file.js'
 import { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import { parseX509Svid, type X509Svid } from '../../lib/core/x509/x509-svid.js'
-import { readTextIfExists, writePrivateFileAtomic } from '../../lib/storage/private-file.js'
 
 /** The agent's own identity and the trust bundle it last had: what a restart needs instead of a new join token. */
 export interface AgentState {

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net'
+import { bindingOf, ConnectionBinding, setPassCredentials } from '../../common/peercred/peer-binding.js'
+import { relayConnection } from '../../common/peercred/peer-relay.js'
+import { fdOf } from '../../common/peercred/peercred.js'
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { bindingOf, ConnectionBinding, setPassCredentials } from '../../lib/peercred/peer-binding.js'
-import { relayConnection } from '../../lib/peercred/peer-relay.js'
-import { fdOf } from '../../lib/peercred/peercred.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 
 /** How long a refused connection stays open so that the refusal itself reaches the caller. */

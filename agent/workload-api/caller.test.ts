@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import { Selector } from '../../lib/core/selector.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 import { attestCaller, SELECTOR_REUSE_MS, type SelectorAttestor } from './caller.js'
 
 /** Facts whose liveness and `/proc/<pid>/exe` the test controls. */

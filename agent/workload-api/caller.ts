@@ -1,8 +1,8 @@
 import type { Metadata } from '@grpc/grpc-js'
+import { bindingOf } from '../../common/peercred/peer-binding.js'
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { Selector } from '../../lib/core/selector.js'
-import { bindingOf } from '../../lib/peercred/peer-binding.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 
 /** The metadata every Workload API call must carry (spec §2.4). */
 export const SECURITY_HEADER = 'workload.spiffe.io'

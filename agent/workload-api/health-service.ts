@@ -1,8 +1,8 @@
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js'
 import { status } from '@grpc/grpc-js'
-import type { HealthHandlers } from '../../lib/gen/grpc/health/v1/Health.js'
-import type { HealthCheckRequest__Output } from '../../lib/gen/grpc/health/v1/HealthCheckRequest.js'
-import type { HealthCheckResponse } from '../../lib/gen/grpc/health/v1/HealthCheckResponse.js'
+import type { HealthHandlers } from '../../common/gen/grpc/health/v1/Health.js'
+import type { HealthCheckRequest__Output } from '../../common/gen/grpc/health/v1/HealthCheckRequest.js'
+import type { HealthCheckResponse } from '../../common/gen/grpc/health/v1/HealthCheckResponse.js'
 
 /** The services this endpoint reports on: '' (the whole server) and the Workload API. */
 const KNOWN = new Set(['', 'SpiffeWorkloadAPI'])

@@ -1,7 +1,7 @@
 import type { ServiceError } from '@grpc/grpc-js'
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { toServiceError } from '../../lib/grpc/status.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 import type { AttestedCaller } from './caller.js'
 import type { RefusalThrottle } from './refusal-throttle.js'
 

@@ -1,7 +1,7 @@
 import type { ServerWritableStream } from '@grpc/grpc-js'
+import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { failStream } from '../../lib/grpc/status.js'
-import type { ProcessFacts } from '../../lib/peercred/process-facts.js'
 import { verifyBeforeAnswer } from './caller.js'
 
 /** One message to send, with a key that says whether it differs from the last one sent. */

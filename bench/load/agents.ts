@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import { ServerClient } from '../../agent/server-client/server-client.js'
 import { type AdminClients, callAdmin, connectAdmin } from '../../cli/admin-client.js'
+import type { BatchCreateEntryResponse__Output } from '../../common/gen/tessera/admin/v1/BatchCreateEntryResponse.js'
+import type { CreateJoinTokenResponse__Output } from '../../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { Entry } from '../../common/gen/tessera/types/v1/Entry.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
-import type { BatchCreateEntryResponse__Output } from '../../lib/gen/tessera/admin/v1/BatchCreateEntryResponse.js'
-import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
-import type { Entry } from '../../lib/gen/tessera/types/v1/Entry.js'
 import { report, runChild, taskOf, untilStdinEnds } from './common.js'
 
 /** What {@link main} sets up on a running server. */

@@ -5,8 +5,8 @@ import {
   makeGenericClientConstructor,
   type ServiceDefinition,
 } from '@grpc/grpc-js'
+import { workloadApi } from '../../common/grpc/protos.js'
 import type { SpiffeWorkloadAPIClient } from '../../lib/gen/SpiffeWorkloadAPI.js'
-import { workloadApi } from '../../lib/grpc/protos.js'
 
 /**
  * Channel options that give every client its own connection: grpc-js otherwise shares one

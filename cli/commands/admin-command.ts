@@ -1,9 +1,9 @@
 import { type Command, Option } from 'commander'
-import { loadAdminCliConfig } from '../../lib/config/cli-config.js'
-import { ConfigError } from '../../lib/config/config-source.js'
-import { loadWorkloadCliConfig } from '../../lib/config/workload-endpoint.js'
+import { ConfigError } from '../../common/config/config-source.js'
+import { loadWorkloadCliConfig } from '../../common/config/workload-endpoint.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { type AdminClients, connectAdmin } from '../admin-client.js'
+import { loadAdminCliConfig } from '../cli-config.js'
 import { failAndExit } from '../output.js'
 import { connectRemoteAdmin } from '../remote-admin-client.js'
 

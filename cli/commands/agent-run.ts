@@ -1,8 +1,8 @@
 import { type Command, Option } from 'commander'
 import { prepareAgentDataDir, startAgent } from '../../agent/agent-app.js'
-import { loadAgentConfig } from '../../lib/config/agent-config.js'
-import { createLogger } from '../../lib/log/logger.js'
-import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
+import { loadAgentConfig } from '../../agent/agent-config.js'
+import { createLogger } from '../../common/log/logger.js'
+import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
 import { failAndExit } from '../output.js'
 
 /** Adds `tessera agent run` to the `agent` command group (creating the group if needed). */

@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
+import type { ListAgentsRequest } from '../../common/gen/tessera/admin/v1/ListAgentsRequest.js'
+import type { ListAgentsResponse__Output } from '../../common/gen/tessera/admin/v1/ListAgentsResponse.js'
+import type { Agent__Output } from '../../common/gen/tessera/types/v1/Agent.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import type { ListAgentsRequest } from '../../lib/gen/tessera/admin/v1/ListAgentsRequest.js'
-import type { ListAgentsResponse__Output } from '../../lib/gen/tessera/admin/v1/ListAgentsResponse.js'
-import type { Agent__Output } from '../../lib/gen/tessera/types/v1/Agent.js'
 import { type AdminClients, callAdmin } from '../admin-client.js'
 import {
   type AdminOptions,

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
+import type { GetBundleResponse__Output } from '../../common/gen/tessera/admin/v1/GetBundleResponse.js'
+import type { ListFederatedBundlesResponse__Output } from '../../common/gen/tessera/admin/v1/ListFederatedBundlesResponse.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import type { GetBundleResponse__Output } from '../../lib/gen/tessera/admin/v1/GetBundleResponse.js'
-import type { ListFederatedBundlesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListFederatedBundlesResponse.js'
 import { type AdminClients, callAdmin } from '../admin-client.js'
 import { type AdminOptions, adminAction, type Output, withAdminOptions } from './admin-command.js'
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
+import type { Entry } from '../../common/gen/tessera/types/v1/Entry.js'
+import type { Selector } from '../../common/gen/tessera/types/v1/Selector.js'
 import { parseDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import type { Entry } from '../../lib/gen/tessera/types/v1/Entry.js'
-import type { Selector } from '../../lib/gen/tessera/types/v1/Selector.js'
 import { collect } from '../output.js'
 
 /** The entry fields a command line can set (`entry create`, `entry update`). */

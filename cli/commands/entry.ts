@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
+import type { ListEntriesRequest } from '../../common/gen/tessera/admin/v1/ListEntriesRequest.js'
+import type { ListEntriesResponse__Output } from '../../common/gen/tessera/admin/v1/ListEntriesResponse.js'
+import type { Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
 import { formatDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import type { ListEntriesRequest } from '../../lib/gen/tessera/admin/v1/ListEntriesRequest.js'
-import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
-import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
 import { type AdminClients, callAdmin, callAdminWarned } from '../admin-client.js'
 import { collect, printWarnings } from '../output.js'
 import {

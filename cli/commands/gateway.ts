@@ -1,16 +1,8 @@
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
-import { type GatewayConfig, loadGatewayConfig } from '../../lib/config/gateway-config.js'
-import type { IdentityError } from '../../lib/core/errors.js'
-import { startGatewayServer } from '../../lib/gateway/gateway-server.js'
-import { PinoGatewayAudit } from '../../lib/guard/gateway-audit.js'
-import { createGuard, type GatewayAudit } from '../../lib/guard/guard.js'
-import { Policy } from '../../lib/guard/policy.js'
-import { FailureThrottle } from '../../lib/guard/throttle.js'
-import { createLogger } from '../../lib/log/logger.js'
-import { localPeerKey } from '../../lib/peercred/sock-diag.js'
-import { BundleSource } from '../../lib/workload/bundle-source.js'
-import { X509Source } from '../../lib/workload/x509-source.js'
+import { createLogger } from '../../common/log/logger.js'
+import { startGateway } from '../../gateway/gateway-app.js'
+import { loadGatewayConfig } from '../../gateway/gateway-config.js'
 import { collect, failAndExit } from '../output.js'
 import { oneLine } from './workload-command.js'
 
@@ -68,43 +60,6 @@ export function registerGatewayCommand(program: Command): void {
   })
 }
 
-/** The agent's bundles and, with TLS, the gateway's own SVID; both kept current by the agent's streams. */
-async function openSources(config: GatewayConfig, log: Logger) {
-  const onError = (err: IdentityError) =>
-    log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
-  const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
-  try {
-    const svids = config.tls ? await X509Source.create({ endpoint: config.endpoint, onError }) : undefined
-    return { bundles, svids }
-  } catch (err) {
-    bundles.close()
-    throw err
-  }
-}
-
-function buildGuard(
-  config: GatewayConfig,
-  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit },
-) {
-  const { policy, bundles, audit } = deps
-  return createGuard({
-    jwtBundles: bundles,
-    x509Bundles: bundles,
-    audience: config.audience,
-    ...(policy !== undefined && { policy }),
-    allowedOrigins: config.allowedOrigins,
-    allowedHosts: config.allowedHosts,
-    throttle: new FailureThrottle({
-      maxFailures: config.throttleFailures,
-      baseDelayMs: config.throttleDelayMs,
-      maxDelayMs: config.throttleMaxDelayMs,
-    }),
-    // Before authentication, a loopback peer is its uid (NETLINK_SOCK_DIAG), never its address.
-    peerKey: (request) => localPeerKey(request.socket),
-    audit,
-  })
-}
-
 /** Closes everything on SIGINT/SIGTERM, then exits. */
 function stopOnSignals(log: Logger, closers: ReadonlyArray<() => unknown>): void {
   let isStopping = false
@@ -123,21 +78,10 @@ async function runGateway(flags: Record<string, unknown>): Promise<void> {
   const config = loadGatewayConfig({ flags, env: process.env, cwd: process.cwd() })
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'gateway' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
-  const policy = config.policyPath === undefined ? undefined : Policy.read(config.policyPath)
-  const audit = PinoGatewayAudit.open(config.auditLogPath)
-  const { bundles, svids } = await openSources(config, log)
-  const server = await startGatewayServer({
-    listen: config.listen,
-    upstream: config.upstream,
-    guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit }),
-    readsTools: policy?.usesTools ?? false,
-    responseTimeoutMs: config.upstreamTimeoutMs,
-    log: log.child({ component: 'gateway.proxy' }),
-    ...(svids !== undefined && { tlsSource: svids }),
-  })
-  const { host, port } = server.address
-  const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-  const spiffeId = svids?.getX509Svid().id.toString()
-  log.info({ listen, upstream: config.upstream.uri, tls: config.tls, spiffeId }, 'gateway ready')
-  stopOnSignals(log, [() => server.close(), () => svids?.close(), () => bundles.close(), () => audit.close()])
+  const gateway = await startGateway(config, log)
+  log.info(
+    { listen: gateway.listen, upstream: config.upstream.uri, tls: config.tls, spiffeId: gateway.spiffeId },
+    'gateway ready',
+  )
+  stopOnSignals(log, [() => gateway.close()])
 }

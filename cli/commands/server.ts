@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
-import { loadServerConfig } from '../../lib/config/server-config.js'
+import { createLogger } from '../../common/log/logger.js'
+import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { createLogger } from '../../lib/log/logger.js'
-import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
 import { startServer } from '../../server/server-app.js'
+import { loadServerConfig } from '../../server/server-config.js'
 import { collect, failAndExit } from '../output.js'
 import { registerServerHealthcheck } from './server-healthcheck.js'
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
+import type { CreateJoinTokenResponse__Output } from '../../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
 import { parseDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
 import { type AdminClients, callAdmin } from '../admin-client.js'
 import {
   type AdminOptions,

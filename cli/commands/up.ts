@@ -2,7 +2,6 @@ import { mkdir } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { loadUpConfig, type UpConfig } from '../../lib/config/up-config.js'
 import { type AdminClients, connectAdmin } from '../admin-client.js'
 import { describeFailure, failAndExit } from '../output.js'
 import {
@@ -15,6 +14,7 @@ import {
 } from '../up/bootstrap.js'
 import { formatInstructions, type StackFacts, toPathSegment } from '../up/instructions.js'
 import { CLI_MAIN_PATH, describeExit, SupervisedChild } from '../up/supervised-child.js'
+import { loadUpConfig, type UpConfig } from '../up/up-config.js'
 
 /** How long each child may take to log that it is ready. */
 const READY_DEADLINE_MS = 20_000

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander'
-import { ConfigError } from '../../lib/config/config-source.js'
-import { loadWorkloadCliConfig, type WorkloadCliConfig } from '../../lib/config/workload-endpoint.js'
+import { ConfigError } from '../../common/config/config-source.js'
+import { loadWorkloadCliConfig, type WorkloadCliConfig } from '../../common/config/workload-endpoint.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { failAndExit } from '../output.js'

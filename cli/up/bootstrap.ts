@@ -1,12 +1,12 @@
 import { writeFile } from 'node:fs/promises'
 import { AgentStateStore } from '../../agent/state/agent-state.js'
+import type { CreateJoinTokenResponse__Output } from '../../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { GetBundleResponse__Output } from '../../common/gen/tessera/admin/v1/GetBundleResponse.js'
+import type { ListEntriesResponse__Output } from '../../common/gen/tessera/admin/v1/ListEntriesResponse.js'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
-import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
-import type { GetBundleResponse__Output } from '../../lib/gen/tessera/admin/v1/GetBundleResponse.js'
-import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
 import { type AdminClients, callAdmin } from '../admin-client.js'
 
 /** How long the join token `up` makes is valid: the agent uses it within seconds. */

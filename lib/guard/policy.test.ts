@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError } from '../config/config-source.js'
+import { ConfigError } from '../../common/config/config-source.js'
 import { isIdentityError } from '../core/errors.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { Policy, type PolicyRequest } from './policy.js'

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { ConfigError } from '../config/config-source.js'
+import { ConfigError } from '../core/config-error.js'
 import { IdentityError } from '../core/errors.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import {

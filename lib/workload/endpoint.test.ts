@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { isIdentityError } from '../core/errors.js'
-import { parseWorkloadEndpoint } from './endpoint.js'
+import { loadWorkloadEndpointFromEnv, parseWorkloadEndpoint } from './endpoint.js'
 
 describe('parseWorkloadEndpoint', () => {
   it.each([
@@ -94,4 +94,21 @@ describe('parseWorkloadEndpoint', () => {
       expect.objectContaining({ code: 'ERR_ENDPOINT_INVALID' }),
     )
   })
+})
+
+describe('loadWorkloadEndpointFromEnv', () => {
+  it('reads SPIFFE_ENDPOINT_SOCKET', () => {
+    expect(loadWorkloadEndpointFromEnv({ SPIFFE_ENDPOINT_SOCKET: 'unix:///a.sock' }).uri).toBe(
+      'unix:///a.sock',
+    )
+  })
+
+  it.each([{}, { SPIFFE_ENDPOINT_SOCKET: '' }, { SPIFFE_ENDPOINT_SOCKET: 'relative.sock' }])(
+    'refuses %j',
+    (env) => {
+      expect(() => loadWorkloadEndpointFromEnv(env)).toThrow(
+        expect.objectContaining({ code: 'ERR_ENDPOINT_INVALID' }),
+      )
+    },
+  )
 })

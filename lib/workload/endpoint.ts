@@ -172,3 +172,21 @@ export function parseWorkloadEndpoint(address: string): WorkloadEndpoint {
       throw invalid('URI must have a "unix" or "tcp" scheme')
   }
 }
+
+/**
+ * The endpoint a library client uses when it is given none: `SPIFFE_ENDPOINT_SOCKET` (spec §3).
+ * @throws ERR_ENDPOINT_INVALID when the variable is unset or malformed
+ * @example
+ * const endpoint = loadWorkloadEndpointFromEnv() // from process.env.SPIFFE_ENDPOINT_SOCKET
+ */
+export function loadWorkloadEndpointFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): WorkloadEndpoint {
+  const value = env[ENDPOINT_SOCKET_ENV]
+  if (value === undefined || value === '')
+    throw new IdentityError(
+      'ERR_ENDPOINT_INVALID',
+      `no Workload API endpoint: pass one or set ${ENDPOINT_SOCKET_ENV} (unix:///path/to/api.sock)`,
+    )
+  return parseWorkloadEndpoint(value)
+}

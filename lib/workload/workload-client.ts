@@ -1,5 +1,4 @@
 import { type ClientReadableStream, credentials } from '@grpc/grpc-js'
-import { loadWorkloadEndpointFromEnv } from '../config/workload-endpoint.js'
 import type { BundleSet } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
@@ -7,10 +6,9 @@ import { SpiffeId } from '../core/spiffe-id.js'
 import type { JWTSVIDResponse__Output } from '../gen/JWTSVIDResponse.js'
 import type { SpiffeWorkloadAPIClient } from '../gen/SpiffeWorkloadAPI.js'
 import type { ValidateJWTSVIDResponse__Output } from '../gen/ValidateJWTSVIDResponse.js'
-import { workloadApi } from '../grpc/protos.js'
 import { type Backoff, LinearBackoff, type Scheduler } from './backoff.js'
 import { type CallContext, type Cancellable, firstMessage, securityMetadata, unaryCall } from './calls.js'
-import { parseWorkloadEndpoint, type WorkloadEndpoint } from './endpoint.js'
+import { loadWorkloadEndpointFromEnv, parseWorkloadEndpoint, type WorkloadEndpoint } from './endpoint.js'
 import {
   parseJwtBundlesResponse,
   parseJwtSvidResponse,
@@ -22,6 +20,7 @@ import {
   type X509Context,
 } from './responses.js'
 import { type Watch, watchStream } from './watch.js'
+import { workloadApi } from './workload-proto.js'
 
 /**
  * How long a one-shot call may take unless told otherwise.

@@ -1,4 +1,4 @@
-import type { AgentsHandlers } from '../../lib/gen/tessera/admin/v1/Agents.js'
+import type { AgentsHandlers } from '../../common/gen/tessera/admin/v1/Agents.js'
 import type { AgentAdminService } from '../agents/agent-admin-service.js'
 import { fromAgent, toPageRequest, toSpiffeId } from './convert.js'
 import { type HandlerKit, unary } from './unary.js'

@@ -1,9 +1,9 @@
+import type { GetBundleResponse } from '../../common/gen/tessera/admin/v1/GetBundleResponse.js'
+import type { SetFederatedBundleRequest__Output } from '../../common/gen/tessera/admin/v1/SetFederatedBundleRequest.js'
 import { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
-import type { GetBundleResponse } from '../../lib/gen/tessera/admin/v1/GetBundleResponse.js'
-import type { SetFederatedBundleRequest__Output } from '../../lib/gen/tessera/admin/v1/SetFederatedBundleRequest.js'
 
 /** The formats a federated bundle can be set from. */
 export type BundleFormat = 'spiffe' | 'pem'

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import type { _tessera_admin_v1_ListEntriesRequest_Filter__Output as FilterMessage } from '../../common/gen/tessera/admin/v1/ListEntriesRequest.js'
+import type { Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
 import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
-import type { _tessera_admin_v1_ListEntriesRequest_Filter__Output as FilterMessage } from '../../lib/gen/tessera/admin/v1/ListEntriesRequest.js'
-import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
 import { fromEntry, toEntryFields, toEntryFilter, toEntryId, toMatchMode } from './convert.js'
 
 function codeOf(fn: () => unknown): ErrorCode | undefined {

@@ -1,4 +1,10 @@
 import { status as grpcStatus } from '@grpc/grpc-js'
+import type { _tessera_admin_v1_ListEntriesRequest_Filter__Output as EntryFilterMessage } from '../../common/gen/tessera/admin/v1/ListEntriesRequest.js'
+import type { Agent } from '../../common/gen/tessera/types/v1/Agent.js'
+import type { Entry, Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
+import type { Selector__Output } from '../../common/gen/tessera/types/v1/Selector.js'
+import type { Status } from '../../common/gen/tessera/types/v1/Status.js'
+import { entryToProto } from '../../common/grpc/agent-api-convert.js'
 import { isValidDnsName } from '../../lib/core/dns-name.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import {
@@ -9,12 +15,6 @@ import {
 import { Selector, type SelectorMatchMode } from '../../lib/core/selector.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
-import type { _tessera_admin_v1_ListEntriesRequest_Filter__Output as EntryFilterMessage } from '../../lib/gen/tessera/admin/v1/ListEntriesRequest.js'
-import type { Agent } from '../../lib/gen/tessera/types/v1/Agent.js'
-import type { Entry, Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
-import type { Selector__Output } from '../../lib/gen/tessera/types/v1/Selector.js'
-import type { Status } from '../../lib/gen/tessera/types/v1/Status.js'
-import { entryToProto } from '../../lib/grpc/agent-api-convert.js'
 import { statusFor } from '../../lib/grpc/status.js'
 import type { AttestedAgent, EntryFilter, PageRequest } from '../datastore/ports.js'
 

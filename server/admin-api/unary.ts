@@ -1,9 +1,9 @@
 import { type handleUnaryCall, Metadata, type ServerUnaryCall } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
+import { WARNING_TRAILER } from '../../common/grpc/admin-warnings.js'
+import type { AuditCaller } from '../../common/log/audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { WARNING_TRAILER } from '../../lib/grpc/admin-warnings.js'
 import { toServiceError } from '../../lib/grpc/status.js'
-import type { AuditCaller } from '../../lib/log/audit-log.js'
 
 /** What every admin handler needs: a logger and who is calling. */
 export interface HandlerKit {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type AuditCaller, MemoryAuditLog } from '../../lib/log/audit-log.js'
+import { type AuditCaller, MemoryAuditLog } from '../../common/log/audit-log.js'
 import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
+import { readTextIfExists, writePrivateFileAtomic } from '../../common/storage/private-file.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { readTextIfExists, writePrivateFileAtomic } from '../../lib/storage/private-file.js'
 import type { KeyJournalStore } from './key-journal.js'
 
 const FILE_NAME = 'ca-journal.json'

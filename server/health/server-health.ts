@@ -5,9 +5,9 @@ import {
   type sendUnaryData,
   status,
 } from '@grpc/grpc-js'
-import type { HealthHandlers } from '../../lib/gen/grpc/health/v1/Health.js'
-import type { HealthCheckRequest__Output } from '../../lib/gen/grpc/health/v1/HealthCheckRequest.js'
-import type { HealthCheckResponse } from '../../lib/gen/grpc/health/v1/HealthCheckResponse.js'
+import type { HealthHandlers } from '../../common/gen/grpc/health/v1/Health.js'
+import type { HealthCheckRequest__Output } from '../../common/gen/grpc/health/v1/HealthCheckRequest.js'
+import type { HealthCheckResponse } from '../../common/gen/grpc/health/v1/HealthCheckResponse.js'
 
 /** Trailer of a NOT_SERVING health answer: the stable code of why the server stopped being ready. */
 export const NOT_READY_CODE_KEY = 'tessera-not-ready-code'

@@ -1,10 +1,10 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { PushCertificateProvider } from '../../common/grpc/certificate-provider.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { encodePem } from '../../lib/core/x509/pem.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
-import type { PushCertificateProvider } from '../../lib/grpc/certificate-provider.js'
 import { generateP256Key } from '../ca/key-generation.js'
 import type { X509Ca } from '../ca/x509-ca.js'
 

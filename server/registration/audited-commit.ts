@@ -1,5 +1,5 @@
+import type { AuditJournal } from '../../common/log/audit-file.js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
-import type { AuditJournal } from '../../lib/log/audit-file.js'
 import type { CommitHooks } from '../datastore/ports.js'
 
 /**

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type AuditCaller, MemoryAuditLog } from '../../common/log/audit-log.js'
 import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
-import { type AuditCaller, MemoryAuditLog } from '../../lib/log/audit-log.js'
 import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,

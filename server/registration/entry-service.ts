@@ -1,3 +1,5 @@
+import type { AuditJournal } from '../../common/log/audit-file.js'
+import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import {
   type EntryFields,
@@ -5,8 +7,6 @@ import {
   type RegistrationEntry,
 } from '../../lib/core/registration-entry.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
-import type { AuditJournal } from '../../lib/log/audit-file.js'
-import type { AuditCaller, AuditLog } from '../../lib/log/audit-log.js'
 import type { CommitHooks, EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
 import { auditedCommit } from './audited-commit.js'

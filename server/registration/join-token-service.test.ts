@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type AuditCaller, fingerprintToken, MemoryAuditLog } from '../../common/log/audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
-import { type AuditCaller, fingerprintToken, MemoryAuditLog } from '../../lib/log/audit-log.js'
 import { codeOf } from '../../test/helpers/error-code.js'
 import {
   openTempDatastore,

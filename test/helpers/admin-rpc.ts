@@ -1,7 +1,7 @@
 import { type Client, credentials, type ServiceError } from '@grpc/grpc-js'
-import type { Agent__Output } from '../../lib/gen/tessera/types/v1/Agent.js'
-import type { Entry, Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
-import { adminApi } from '../../lib/grpc/protos.js'
+import type { Agent__Output } from '../../common/gen/tessera/types/v1/Agent.js'
+import type { Entry, Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
+import { adminApi } from '../../common/grpc/protos.js'
 
 type Callback<T> = (err: ServiceError | null, res?: T) => void
 

@@ -3,8 +3,8 @@ import { once } from 'node:events'
 import { chmod } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { fdOf } from '../../lib/peercred/peercred.js'
-import { type ProcessFacts, readProcessFacts } from '../../lib/peercred/process-facts.js'
+import { fdOf } from '../../common/peercred/peercred.js'
+import { type ProcessFacts, readProcessFacts } from '../../common/peercred/process-facts.js'
 
 /** A paused Unix-socket server that hands out its accepted connections in order. */
 export interface PeerServer {

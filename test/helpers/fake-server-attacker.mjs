@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Server, ServerCredentials, status } from '@grpc/grpc-js'
-import { agentApi } from '../../dist/lib/grpc/protos.js'
+import { agentApi } from '../../dist/common/grpc/protos.js'
 
 const [dir] = process.argv.slice(2)
 const cert = readFileSync(join(dir, 'svid.pem'))

@@ -3,7 +3,7 @@
 // carried a retry hint. Plain JavaScript (run from dist/), so tests can start it as any uid.
 // Usage: node refusal-flood.mjs <socket> <count>
 import { credentials, Metadata } from '@grpc/grpc-js'
-import { workloadApi } from '../../dist/lib/grpc/protos.js'
+import { workloadApi } from '../../dist/common/grpc/protos.js'
 
 const [socket, countText] = process.argv.slice(2)
 const count = Number(countText)

@@ -4,7 +4,7 @@
 // dist/), so tests can start it as any uid.
 // Usage: node stream-flood.mjs <socket> <connections> <perConnection>
 import { credentials, Metadata } from '@grpc/grpc-js'
-import { workloadApi } from '../../dist/lib/grpc/protos.js'
+import { workloadApi } from '../../dist/common/grpc/protos.js'
 
 const [socket, connectionsText, perText] = process.argv.slice(2)
 const connections = Number(connectionsText)

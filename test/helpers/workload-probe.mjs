@@ -2,7 +2,7 @@
 // one JSON line with what it got. Plain JavaScript (run from dist/), so tests can start it as any uid.
 // Usage: node workload-probe.mjs <socket> x509 | jwt <aud>... | x509-bundles | jwt-bundles | validate <aud> <token> | no-header
 import { credentials, Metadata } from '@grpc/grpc-js'
-import { workloadApi } from '../../dist/lib/grpc/protos.js'
+import { workloadApi } from '../../dist/common/grpc/protos.js'
 
 const [socket, action, ...args] = process.argv.slice(2)
 const client = new (workloadApi().SpiffeWorkloadAPI)(`unix://${socket}`, credentials.createInsecure())

@@ -5,7 +5,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { Entry } from '../../lib/gen/tessera/types/v1/Entry.js'
+import type { Entry } from '../../common/gen/tessera/types/v1/Entry.js'
 import { type AdminClients, callRaw, connectAdmin, failureOf } from '../helpers/admin-grpc.js'
 import {
   type CliResult,

@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { Entry } from '../../common/gen/tessera/types/v1/Entry.js'
 import { decodePem } from '../../lib/core/x509/pem.js'
-import type { Entry } from '../../lib/gen/tessera/types/v1/Entry.js'
 import { type AdminClients, callRaw, connectAdmin } from '../helpers/admin-grpc.js'
 import {
   type CliResult,

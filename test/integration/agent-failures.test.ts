@@ -165,7 +165,7 @@ describe('agent restarted', () => {
 /** One child process holding `channels × perChannel` FetchX509SVID streams; prints JSON lines. */
 const HOLDER = `
 import { credentials, Metadata } from '@grpc/grpc-js'
-import { workloadApi } from './dist/lib/grpc/protos.js'
+import { workloadApi } from './dist/common/grpc/protos.js'
 const [socket, channels, perChannel, wanted] = process.argv.slice(-4)
 const total = Number(channels) * Number(perChannel)
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\\n')

@@ -2,8 +2,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
 import { isIdentityError } from '../../lib/core/errors.js'
-import { PinoAuditLog } from '../../lib/log/pino-audit-log.js'
 
 const ADMIN = { kind: 'admin', uid: 0 } as const
 

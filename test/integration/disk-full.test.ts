@@ -3,11 +3,11 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { CreateJoinTokenResponse__Output } from '../../lib/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
-import type { ListAgentsResponse__Output } from '../../lib/gen/tessera/admin/v1/ListAgentsResponse.js'
-import type { ListEntriesResponse__Output } from '../../lib/gen/tessera/admin/v1/ListEntriesResponse.js'
-import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
-import { fingerprintToken } from '../../lib/log/audit-log.js'
+import type { CreateJoinTokenResponse__Output } from '../../common/gen/tessera/admin/v1/CreateJoinTokenResponse.js'
+import type { ListAgentsResponse__Output } from '../../common/gen/tessera/admin/v1/ListAgentsResponse.js'
+import type { ListEntriesResponse__Output } from '../../common/gen/tessera/admin/v1/ListEntriesResponse.js'
+import type { Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
+import { fingerprintToken } from '../../common/log/audit-log.js'
 import { type AdminClients, callRaw, connectAdmin, failureOf } from '../helpers/admin-grpc.js'
 import {
   dumpOutput,

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { findForeignCode } from '../../lib/peercred/foreign-code.js'
+import { findForeignCode } from '../../common/peercred/foreign-code.js'
 import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const LIBC =

@@ -4,7 +4,6 @@ import { connect, createServer, type Server, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isIdentityError } from '../../lib/core/errors.js'
 import {
   closeFd,
   errnoOf,
@@ -15,8 +14,9 @@ import {
   hasPeerPidfd,
   pidfdIsAlive,
   pidfdOpen,
-} from '../../lib/peercred/peercred.js'
-import { readProcessFacts } from '../../lib/peercred/process-facts.js'
+} from '../../common/peercred/peercred.js'
+import { readProcessFacts } from '../../common/peercred/process-facts.js'
+import { isIdentityError } from '../../lib/core/errors.js'
 import { spawnHolder } from '../helpers/peer-child.js'
 
 const isRoot = process.getuid?.() === 0

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { Entry__Output } from '../../lib/gen/tessera/types/v1/Entry.js'
+import type { Entry__Output } from '../../common/gen/tessera/types/v1/Entry.js'
 import { type AdminClients, callRaw, connectAdmin } from '../helpers/admin-grpc.js'
 import {
   dumpOutput,

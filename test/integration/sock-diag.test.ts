@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { createServer, connect as netConnect, type Socket } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { isLoopbackAddress, localPeerKey, tcpPeerUid } from '../../lib/peercred/sock-diag.js'
+import { isLoopbackAddress, localPeerKey, tcpPeerUid } from '../../common/peercred/sock-diag.js'
 
 /**
  * NETLINK_SOCK_DIAG through the native addon: the uid that owns the other end of a loopback TCP

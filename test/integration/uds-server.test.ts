@@ -19,11 +19,16 @@ import {
 } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  peerOf,
+  requireAdmittedPeer,
+  UdsServer,
+  type UdsServerOptions,
+} from '../../common/grpc/uds-server.js'
+import { fdOf } from '../../common/peercred/peercred.js'
+import { type ProcessFacts, readProcessFacts } from '../../common/peercred/process-facts.js'
 import { isIdentityError } from '../../lib/core/errors.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
-import { peerOf, requireAdmittedPeer, UdsServer, type UdsServerOptions } from '../../lib/grpc/uds-server.js'
-import { fdOf } from '../../lib/peercred/peercred.js'
-import { type ProcessFacts, readProcessFacts } from '../../lib/peercred/process-facts.js'
 import { ECHO_PROTO, runEchoClient } from '../helpers/peer-child.js'
 
 const isRoot = process.getuid?.() === 0

@@ -17,9 +17,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnixAttestor, type UnixAttestorOptions } from '../../agent/attest/unix/unix-attestor.js'
 import type { WarnLog } from '../../agent/attest/unix/user-db.js'
+import { fdOf } from '../../common/peercred/peercred.js'
+import { type ProcessFacts, readProcessFacts } from '../../common/peercred/process-facts.js'
 import { ManualClock } from '../../lib/core/clock.js'
-import { fdOf } from '../../lib/peercred/peercred.js'
-import { type ProcessFacts, readProcessFacts } from '../../lib/peercred/process-facts.js'
 import { type PeerServer, startPeerServer } from '../helpers/exe-peer.js'
 
 const uid = process.getuid?.() ?? 0

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { healthApi, workloadApi } from '../../lib/grpc/protos.js'
+import { healthApi, workloadApi } from '../../common/grpc/protos.js'
 import { isRoot } from '../helpers/processes.js'
 import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 

@@ -1,7 +1,7 @@
+import type { ProcessFacts } from '../../../common/peercred/process-facts.js'
 import type { Clock } from '../../../lib/core/clock.js'
 import { IdentityError } from '../../../lib/core/errors.js'
 import type { Selector } from '../../../lib/core/selector.js'
-import type { ProcessFacts } from '../../../lib/peercred/process-facts.js'
 import type { WorkloadAttestor } from '../attestor.js'
 import { ExeHasher, type ExeImage } from './exe-hasher.js'
 import { buildUnixSelectors, unifiedCgroupPaths } from './unix-selectors.js'

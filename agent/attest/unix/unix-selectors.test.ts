@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { CgroupEntry } from '../../../lib/peercred/process-facts.js'
+import type { CgroupEntry } from '../../../common/peercred/process-facts.js'
 import {
   buildUnixSelectors,
   splitDeletedSuffix,

@@ -1,5 +1,5 @@
+import type { CgroupEntry } from '../../../common/peercred/process-facts.js'
 import { normalizeSelectors, Selector } from '../../../lib/core/selector.js'
-import type { CgroupEntry } from '../../../lib/peercred/process-facts.js'
 
 /** What the kernel appends to a `/proc/<pid>/exe` target whose file was unlinked or replaced. */
 export const DELETED_SUFFIX = ' (deleted)'

@@ -1,0 +1,35 @@
+import { loadPackageDefinition } from '@grpc/grpc-js'
+import { loadSync } from '@grpc/proto-loader'
+import { PROTO_OPTIONS, protoDir } from '../../lib/workload/workload-proto.js'
+import type { ProtoGrpcType as AdminGrpc } from '../gen/admin.js'
+import type { ProtoGrpcType as AgentGrpc } from '../gen/agent.js'
+import type { ProtoGrpcType as HealthGrpc } from '../gen/health.js'
+
+export { PROTO_OPTIONS, protoDir, workloadApi } from '../../lib/workload/workload-proto.js'
+
+function load<T>(file: string): T {
+  const def = loadSync(file, { ...PROTO_OPTIONS, includeDirs: [protoDir()] })
+  return loadPackageDefinition(def) as unknown as T
+}
+
+let admin: AdminGrpc | undefined
+let agent: AgentGrpc | undefined
+let health: HealthGrpc | undefined
+
+/** Tessera's admin API (`tessera.admin.v1`). */
+export function adminApi(): AdminGrpc {
+  admin ??= load<AdminGrpc>('tessera/admin/v1/admin.proto')
+  return admin
+}
+
+/** Tessera's agent API (`tessera.agent.v1`). */
+export function agentApi(): AgentGrpc {
+  agent ??= load<AgentGrpc>('tessera/agent/v1/agent.proto')
+  return agent
+}
+
+/** The standard gRPC health service (`grpc.health.v1`). */
+export function healthApi(): HealthGrpc {
+  health ??= load<HealthGrpc>('grpc/health/v1/health.proto')
+  return health
+}

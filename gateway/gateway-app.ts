@@ -1,0 +1,95 @@
+import type { Logger } from 'pino'
+import { localPeerKey } from '../common/peercred/sock-diag.js'
+import type { IdentityError } from '../lib/core/errors.js'
+import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
+import { Policy } from '../lib/guard/policy.js'
+import { FailureThrottle } from '../lib/guard/throttle.js'
+import { BundleSource } from '../lib/workload/bundle-source.js'
+import { X509Source } from '../lib/workload/x509-source.js'
+import { PinoGatewayAudit } from './gateway-audit.js'
+import type { GatewayConfig } from './gateway-config.js'
+import { startGatewayServer } from './gateway-server.js'
+
+/** A gateway serving: where it listens, which SVID it presents (with TLS), and how to stop it. */
+export interface RunningGateway {
+  /** `host:port` (IPv6 hosts in brackets). */
+  readonly listen: string
+  readonly spiffeId: string | undefined
+  close(): Promise<void>
+}
+
+/** The agent's bundles and, with TLS, the gateway's own SVID; both kept current by the agent's streams. */
+async function openSources(config: GatewayConfig, log: Logger) {
+  const onError = (err: IdentityError) =>
+    log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
+  const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
+  try {
+    const svids = config.tls ? await X509Source.create({ endpoint: config.endpoint, onError }) : undefined
+    return { bundles, svids }
+  } catch (err) {
+    bundles.close()
+    throw err
+  }
+}
+
+function buildGuard(
+  config: GatewayConfig,
+  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit },
+) {
+  const { policy, bundles, audit } = deps
+  return createGuard({
+    jwtBundles: bundles,
+    x509Bundles: bundles,
+    audience: config.audience,
+    ...(policy !== undefined && { policy }),
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    throttle: new FailureThrottle({
+      maxFailures: config.throttleFailures,
+      baseDelayMs: config.throttleDelayMs,
+      maxDelayMs: config.throttleMaxDelayMs,
+    }),
+    // Before authentication, a loopback peer is its uid (NETLINK_SOCK_DIAG), never its address.
+    peerKey: (request) => localPeerKey(request.socket),
+    audit,
+  })
+}
+
+/**
+ * Starts `tessera gateway` from a loaded config: the agent's sources, the guard, the audit log and
+ * the proxy. Everything it opened is closed again if a later step fails.
+ * @throws IdentityError from the policy file, the Workload API or the listener
+ */
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
+  const policy = config.policyPath === undefined ? undefined : Policy.read(config.policyPath)
+  const audit = PinoGatewayAudit.open(config.auditLogPath)
+  const { bundles, svids } = await openSources(config, log)
+  const closeSources = () => {
+    svids?.close()
+    bundles.close()
+    audit.close()
+  }
+  try {
+    const server = await startGatewayServer({
+      listen: config.listen,
+      upstream: config.upstream,
+      guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit }),
+      readsTools: policy?.usesTools ?? false,
+      responseTimeoutMs: config.upstreamTimeoutMs,
+      log: log.child({ component: 'gateway.proxy' }),
+      ...(svids !== undefined && { tlsSource: svids }),
+    })
+    const { host, port } = server.address
+    return {
+      listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+      spiffeId: svids?.getX509Svid().id.toString(),
+      close: async () => {
+        await server.close()
+        closeSources()
+      },
+    }
+  } catch (err) {
+    closeSources()
+    throw err
+  }
+}

@@ -1,0 +1,93 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { AUTH_METHOD_HEADER, IDENTITY_HEADER } from '../lib/guard/http-middleware.js'
+
+/** Headers about one connection (RFC 9110 §7.6.1), never forwarded as they are. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+])
+
+/**
+ * Headers the gateway consumes or replaces: the caller's credential (the upstream gets the verified
+ * identity instead, and a token must not leak into the tool's logs) and client-claimed forwarding
+ * information.
+ */
+const GATEWAY_OWNED: ReadonlySet<string> = new Set([
+  'authorization',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-real-ip',
+])
+
+/** The names listed in `Connection` (they are hop-by-hop too). */
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '')
+  return new Set(
+    text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t.length > 0),
+  )
+}
+
+function without(headers: IncomingHttpHeaders, drop: (name: string) => boolean): OutgoingHttpHeaders {
+  const listed = connectionTokens(headers)
+  const out: OutgoingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || drop(name)) continue
+    out[name] = value
+  }
+  return out
+}
+
+/**
+ * The headers to send upstream for an allowed request: the client's, minus hop-by-hop headers,
+ * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. The
+ * request must already carry the verified identity header (the guard middleware sets it after
+ * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
+ * are kept (no other protocol), and `Sec-WebSocket-Extensions` is never forwarded.
+ * @example
+ * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false }) })
+ */
+export function upstreamRequestHeaders(
+  req: IncomingMessage,
+  options: { readonly isTls: boolean; readonly isUpgrade?: boolean },
+): OutgoingHttpHeaders {
+  const out = without(req.headers, (name) => GATEWAY_OWNED.has(name))
+  // Set again: a client could name them in `Connection` to have them dropped.
+  for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER]) {
+    const value = req.headers[name]
+    if (value !== undefined) out[name] = value
+  }
+  out['x-forwarded-for'] = req.socket.remoteAddress ?? 'unknown'
+  out['x-forwarded-proto'] = options.isTls ? 'https' : 'http'
+  // No WebSocket extension is offered: the gateway reads every client frame (permessage-deflate
+  // would hide the messages), and only a WebSocket ever gets this far (the guard refuses the rest).
+  delete out['sec-websocket-extensions']
+  if (options.isUpgrade === true && req.headers.upgrade?.trim().toLowerCase() === 'websocket') {
+    out['connection'] = 'Upgrade'
+    out['upgrade'] = 'websocket'
+  }
+  return out
+}
+
+/**
+ * The upstream response's headers for the client, minus hop-by-hop headers (Node frames the body
+ * again for the client's connection).
+ * @example
+ * res.writeHead(upstream.statusCode ?? 502, clientResponseHeaders(upstream.headers))
+ */
+export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  return without(headers, () => false)
+}

@@ -1,0 +1,123 @@
+import { join } from 'node:path'
+import {
+  durationKind,
+  enumKind,
+  hostKind,
+  integerKind,
+  listKind,
+  MAX_UNIX_ID,
+  pathKind,
+  socketPathKind,
+  trustDomainKind,
+} from '../common/config/config-fields.js'
+import {
+  type CheckResult,
+  type ConfigInput,
+  loadConfig,
+  type Schema,
+} from '../common/config/config-source.js'
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log/logger.js'
+import { formatDurationMs } from '../lib/core/duration.js'
+import type { TrustDomain } from '../lib/core/trust-domain.js'
+
+/** The settings of `tessera server run`; each is a file key, a `TESSERA_SERVER_*` var and a flag. */
+export interface ServerSettings {
+  /** Root of the server's state; the other paths default inside it. */
+  readonly dataDir: string
+  readonly trustDomain: TrustDomain
+  /** Agent API (TCP + mTLS) address and port; port 0 picks a free one (tests). */
+  readonly bindAddress: string
+  readonly bindPort: number
+  /** Admin API Unix socket. */
+  readonly adminSocket: string
+  /** Uids allowed on the admin socket besides the server's own (`--admin-uid`, repeatable). */
+  readonly adminUids: readonly number[]
+  readonly defaultX509SvidTtlMs: number
+  readonly defaultJwtSvidTtlMs: number
+  readonly caTtlMs: number
+  readonly agentSvidTtlMs: number
+  readonly joinTokenTtlMs: number
+  readonly logLevel: LogLevel
+  readonly logFormat: LogFormat
+  /** Audit log file, or `-` for standard output. */
+  readonly auditLogPath: string
+  readonly dbPath: string
+}
+
+/** The server's validated, deep-frozen configuration. */
+export interface ServerConfig extends ServerSettings {
+  /** Settings that are allowed but unwise; `main` logs each at `warn`. */
+  readonly warnings: readonly string[]
+  /** Absolute path of the config file read, if any. */
+  readonly configFile: string | undefined
+}
+
+export const SERVER_ENV_PREFIX = 'TESSERA_SERVER_'
+
+function inDataDir(file: string) {
+  return (c: Partial<ServerSettings>) => (c.dataDir === undefined ? undefined : join(c.dataDir, file))
+}
+
+/** Every server setting and its default, in one place. */
+const SERVER_SCHEMA: Schema<ServerSettings> = {
+  dataDir: { kind: pathKind(), default: './.tessera/server' },
+  trustDomain: { kind: trustDomainKind(), default: 'tessera.local' },
+  bindAddress: { kind: hostKind(), default: '127.0.0.1' },
+  bindPort: { kind: integerKind({ min: 0, max: 65_535 }), default: 8081 },
+  adminSocket: { kind: socketPathKind(), default: inDataDir('admin.sock') },
+  adminUids: { kind: listKind(integerKind({ min: 0, max: MAX_UNIX_ID })), flag: 'adminUid', default: [] },
+  defaultX509SvidTtlMs: { kind: durationKind(), name: 'defaultX509SvidTtl', default: '1h' },
+  defaultJwtSvidTtlMs: { kind: durationKind(), name: 'defaultJwtSvidTtl', default: '5m' },
+  caTtlMs: { kind: durationKind(), name: 'caTtl', default: '24h' },
+  agentSvidTtlMs: { kind: durationKind(), name: 'agentSvidTtl', default: '1h' },
+  joinTokenTtlMs: { kind: durationKind(), name: 'joinTokenTtl', default: '10m' },
+  logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
+  logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
+  auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
+  dbPath: { kind: pathKind(), default: inDataDir('datastore.sqlite3') },
+}
+
+/** SVID TTLs that must be shorter than the CA's, by the name they are set with. */
+const SVID_TTLS = [
+  ['defaultX509SvidTtl', 'defaultX509SvidTtlMs'],
+  ['defaultJwtSvidTtl', 'defaultJwtSvidTtlMs'],
+  ['agentSvidTtl', 'agentSvidTtlMs'],
+] as const
+
+/** The rotator activates the next CA when the active one has min(TTL / 6, 7 d) left (rotation-plan.ts). */
+const ACTIVATE_CAP_MS = 7 * 86_400_000
+
+/**
+ * An SVID must expire before the CA that signs it: its TTL is below the CA TTL, or it is an error.
+ * A CA signs until it has min(CA TTL / 6, 7 d) left, so a longer SVID issued late in the CA's life
+ * is cut short by the CA's expiry: a warning (SPIRE's rule too).
+ */
+function checkServerSettings(c: Partial<ServerSettings>): CheckResult {
+  const problems: string[] = []
+  const warnings: string[] = []
+  const caTtlMs = c.caTtlMs
+  if (caTtlMs === undefined) return { problems, warnings }
+  const longest = Math.min(Math.floor(caTtlMs / 6), ACTIVATE_CAP_MS)
+  for (const [name, key] of SVID_TTLS) {
+    const ttlMs = c[key]
+    if (ttlMs === undefined) continue
+    if (ttlMs >= caTtlMs)
+      problems.push(`${name}: must be shorter than caTtl (${formatDurationMs(caTtlMs)}), the CA's lifetime`)
+    else if (ttlMs > longest)
+      warnings.push(
+        `${name} (${formatDurationMs(ttlMs)}) is longer than ${formatDurationMs(longest)}, what a CA with caTtl ${formatDurationMs(caTtlMs)} has left when the next one takes over: SVIDs issued just before then will be cut short`,
+      )
+  }
+  return { problems, warnings }
+}
+
+/**
+ * Loads the server's configuration: the `--config` JSON file, then `TESSERA_SERVER_*` env vars,
+ * then flags (commander's option keys: `dataDir`, `bindPort`, `adminUid`, `caTtl`, …).
+ * @throws ConfigError (ERR_CONFIG_INVALID) with every problem
+ */
+export function loadServerConfig(input: ConfigInput = {}): ServerConfig {
+  const definition = { schema: SERVER_SCHEMA, envPrefix: SERVER_ENV_PREFIX, check: checkServerSettings }
+  const { config, warnings, configFile } = loadConfig(definition, input)
+  return Object.freeze({ ...config, warnings, configFile })
+}
