@@ -1,14 +1,14 @@
 import { loadPackageDefinition } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
-import { PROTO_OPTIONS, protoDir } from '../../lib/workload/workload-proto.js'
+import { findProtoDir, PROTO_OPTIONS } from '../../lib/workload/workload-proto.js'
 import type { ProtoGrpcType as AdminGrpc } from '../gen/admin.js'
 import type { ProtoGrpcType as AgentGrpc } from '../gen/agent.js'
 import type { ProtoGrpcType as HealthGrpc } from '../gen/health.js'
 
-export { PROTO_OPTIONS, protoDir, workloadApi } from '../../lib/workload/workload-proto.js'
+export { PROTO_OPTIONS, workloadApi } from '../../lib/workload/workload-proto.js'
 
 function load<T>(file: string): T {
-  const def = loadSync(file, { ...PROTO_OPTIONS, includeDirs: [protoDir()] })
+  const def = loadSync(file, { ...PROTO_OPTIONS, includeDirs: [findProtoDir(import.meta.url, file)] })
   return loadPackageDefinition(def) as unknown as T
 }
 

@@ -15,25 +15,31 @@ export const PROTO_OPTIONS: Options = {
 }
 
 /**
- * The directory holding `spiffe/workload.proto`, found from this module whether it runs from source,
- * from the repository's `dist/` or from the installed package (which carries its own `proto/`).
+ * The first `proto/` directory holding `marker`, walking up from the module at `fromUrl`: the
+ * repository's `proto/` from source or `dist/`, the package's own `proto/` once installed.
+ * @throws Error when there is none (an incomplete install)
  */
-export function protoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
+export function findProtoDir(fromUrl: string, marker: string): string {
+  let dir = dirname(fileURLToPath(fromUrl))
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, 'proto')
-    if (existsSync(join(candidate, 'spiffe', 'workload.proto'))) return candidate
+    if (existsSync(join(candidate, marker))) return candidate
     dir = dirname(dir)
   }
-  throw new Error('cannot find the proto/ directory')
+  throw new Error(`cannot find proto/${marker}`)
 }
+
+const WORKLOAD_PROTO = 'spiffe/workload.proto'
 
 let workload: WorkloadGrpc | undefined
 
 /** The standard SPIFFE Workload API (`SpiffeWorkloadAPI`, no package). */
 export function workloadApi(): WorkloadGrpc {
   workload ??= loadPackageDefinition(
-    loadSync('spiffe/workload.proto', { ...PROTO_OPTIONS, includeDirs: [protoDir()] }),
+    loadSync(WORKLOAD_PROTO, {
+      ...PROTO_OPTIONS,
+      includeDirs: [findProtoDir(import.meta.url, WORKLOAD_PROTO)],
+    }),
   ) as unknown as WorkloadGrpc
   return workload
 }
