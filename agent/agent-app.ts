@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { AuditLog } from '../common/log/audit-log.js'
+import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
 import { generateP256PrivateKey } from '../lib/core/x509/generate-key.js'
@@ -40,6 +41,7 @@ export interface RunningAgent {
  * authorized entries and bundles, the SVID cache with rotation, and the Workload API on its socket.
  */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  requirePeercredAddon()
   const clock = deps.clock ?? systemClock
   const log = deps.log.child({ component: 'agent' })
   await prepareAgentDataDir(config.dataDir)

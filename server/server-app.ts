@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { PushCertificateProvider } from '../common/grpc/certificate-provider.js'
 import type { AuditJournal } from '../common/log/audit-file.js'
 import type { AuditLog } from '../common/log/audit-log.js'
+import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { serveRemoteAdmin } from './admin-api/remote-admin.js'
@@ -48,12 +49,14 @@ export interface StartOptions {
  * bundle, the server's own SVID, the admin API on its Unix socket and the agent API over TLS.
  * Everything started is stopped again if a later step fails.
  * @throws ERR_DATASTORE_CORRUPT, ERR_KEY_STORE_CORRUPT (refused: never taken for a fresh install)
+ * @throws ERR_ADDON_UNAVAILABLE when the peer-credential addon is not built
  */
 export async function startServer(
   config: ServerConfig,
   deps: ServerDeps,
   options: StartOptions = {},
 ): Promise<RunningServer> {
+  requirePeercredAddon()
   const clock = deps.clock ?? systemClock
   const log = deps.log.child({ component: 'server' })
   const trustDomain = config.trustDomain

@@ -58,6 +58,23 @@ function loadAddon(): PeercredAddon {
 }
 
 /**
+ * Loads the addon now, for processes that cannot serve anyone without it (the server's admin socket,
+ * the agent's Workload API): better to refuse to start than to say "ready" and drop every caller.
+ * @throws ERR_ADDON_UNAVAILABLE when it is not built or does not load (run `npm ci`, which builds it)
+ */
+export function requirePeercredAddon(): void {
+  try {
+    loadAddon()
+  } catch (err) {
+    throw new IdentityError(
+      'ERR_ADDON_UNAVAILABLE',
+      `the peer-credential addon (${ADDON_PATH}) is not built or does not load for this Node (${process.version}): run \`npm ci\` (or \`npm rebuild\`) in the install directory`,
+      { cause: err },
+    )
+  }
+}
+
+/**
  * The loaded addon, for the other modules of this folder that call its further functions
  * (peer-binding.ts). Callers cast it to the surface they use.
  * @throws ERR_PEER_UNAUTHORIZED when the addon cannot be loaded.

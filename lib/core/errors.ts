@@ -86,6 +86,8 @@ export type ErrorCode =
   // the gateway's request shape
   | 'ERR_PATH_INVALID'
   | 'ERR_UPGRADE_REFUSED'
+  // a process that cannot run as installed (DESIGN §5: the native addon is built at install)
+  | 'ERR_ADDON_UNAVAILABLE'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -73,6 +73,7 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_AUDIT_UNAVAILABLE: status.UNAVAILABLE,
   ERR_PATH_INVALID: status.INVALID_ARGUMENT,
   ERR_UPGRADE_REFUSED: status.INVALID_ARGUMENT,
+  ERR_ADDON_UNAVAILABLE: status.UNAVAILABLE,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

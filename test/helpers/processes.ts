@@ -52,11 +52,17 @@ export interface CliOptions {
   /** Default `/`, so a child running as another user needs no access to the test's cwd. */
   readonly cwd?: string
   readonly timeoutMs?: number
+  /** Another build of the CLI than the repository's `dist/` (default {@link CLI_PATH}). */
+  readonly cliPath?: string
 }
 
 /** Runs `tessera <args>` from `dist/` and collects its exit code and output. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
-  const argv = [CLI_PATH, ...args, ...(options.socket === undefined ? [] : ['--socket', options.socket])]
+  const argv = [
+    options.cliPath ?? CLI_PATH,
+    ...args,
+    ...(options.socket === undefined ? [] : ['--socket', options.socket]),
+  ]
   const child = spawn(process.execPath, argv, {
     cwd: options.cwd ?? '/',
     env: { ...options.env },
