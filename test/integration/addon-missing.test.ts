@@ -27,10 +27,13 @@ describe('without the peer-credential addon', () => {
   afterAll(() => removeDir(dir))
 
   it('the server refuses to start, saying why and what to run', async () => {
-    const result = await runCli(['server', 'run', '--data-dir', join(dir, 'data', 'server'), '--bind-port', '0'], {
-      cliPath: cli,
-      env: { PATH: process.env.PATH ?? '' },
-    })
+    const result = await runCli(
+      ['server', 'run', '--data-dir', join(dir, 'data', 'server'), '--bind-port', '0'],
+      {
+        cliPath: cli,
+        env: { PATH: process.env.PATH ?? '' },
+      },
+    )
     expect(result.code).not.toBe(0)
     expect(result.stderr).toMatch(/^error ERR_ADDON_UNAVAILABLE: .*npm ci/m)
   })
