@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { JwtBundle } from '../bundle/jwt-bundle.js'
 import { isIdentityError } from '../errors.js'
 import { SpiffeId } from '../spiffe-id.js'
 import { TrustDomain } from '../trust-domain.js'
@@ -98,7 +99,6 @@ const refusals: Record<string, Array<[string, () => string]>> = {
     ['ES384 against a P-256 key', () => craft({ alg: 'ES384', kid: 'ec' }, claims, keys.p384)],
   ],
   ERR_JWT_INVALID: [
-    ['a missing kid', () => craft({ alg: 'ES256' }, claims, keys.ec)],
     ['an empty kid', () => craft({ alg: 'ES256', kid: '' }, claims, keys.ec)],
     ['a crit header', () => craft({ ...header, crit: ['exp'], exp: 1 }, claims, keys.ec)],
     ['a typ other than JWT or JOSE', () => craft({ ...header, typ: 'at+jwt' }, claims, keys.ec)],
@@ -193,6 +193,76 @@ describe('validateJwtSvid refuses', () => {
     for (const opts of bad) {
       expect(await rejectionCode(validateJwtSvid(good(), keys.bundles, 'svc', opts))).toBe('ERR_JWT_INVALID')
     }
+  })
+})
+
+describe('validateJwtSvid without a kid (JWT-SVID §2.2: kid is optional)', () => {
+  const noKid = (alg: string) => ({ alg, typ: 'JWT' })
+
+  it.each([
+    ['ES256', () => keys.ec],
+    ['RS256', () => keys.rsa],
+    ['PS384', () => keys.rsa],
+    ['ES384', () => keys.p384],
+  ])('accepts %s signed by one of the trust domain authorities', async (alg, key) => {
+    const svid = await validate(craft(noKid(alg), claims, key()))
+    expect(svid.id.toString()).toBe(claims.sub)
+  })
+
+  it.each([
+    [
+      'a key of another trust domain',
+      'ERR_JWT_SIGNATURE_INVALID',
+      () => craft(noKid('ES256'), claims, keys.otherEc),
+    ],
+    [
+      'a tampered payload',
+      'ERR_JWT_SIGNATURE_INVALID',
+      () =>
+        craft(noKid('ES256'), claims, keys.ec).replace(
+          /\.[^.]+\./,
+          `.${b64({ ...claims, exp: NOW_S + 9999 })}.`,
+        ),
+    ],
+    [
+      'an alg no authority fits (ES512)',
+      'ERR_JWT_ALG_UNSUPPORTED',
+      () => `${b64(noKid('ES512'))}.${b64(claims)}.AAAA`,
+    ],
+    ['alg none', 'ERR_JWT_ALG_UNSUPPORTED', () => `${b64({ alg: 'none' })}.${b64(claims)}.`],
+    [
+      'an expired token',
+      'ERR_JWT_EXPIRED',
+      () => craft(noKid('ES256'), { ...claims, exp: NOW_S - 60 }, keys.ec),
+    ],
+    [
+      'nbf in the future',
+      'ERR_JWT_NOT_YET_VALID',
+      () => craft(noKid('ES256'), { ...claims, nbf: NOW_S + 60 }, keys.ec),
+    ],
+    ['a missing sub', 'ERR_JWT_INVALID', () => craft(noKid('ES256'), { ...claims, sub: undefined }, keys.ec)],
+    [
+      'a sub in a trust domain with no bundle',
+      'ERR_BUNDLE_NOT_FOUND',
+      () => craft(noKid('ES256'), { ...claims, sub: 'spiffe://unknown.org/w' }, keys.ec),
+    ],
+  ])('refuses %s with %s', async (_name, code, make) => {
+    expect(await rejectionCode(validate(make()))).toBe(code)
+  })
+
+  it('refuses a token for another audience', async () => {
+    const token = craft(noKid('ES256'), claims, keys.ec)
+    expect(await rejectionCode(validate(token, 'other'))).toBe('ERR_JWT_AUDIENCE_MISMATCH')
+  })
+
+  it('refuses against a bundle with no authority, and still refuses an unknown kid', async () => {
+    const empty = { getJwtBundleForTrustDomain: (td: TrustDomain) => JwtBundle.empty(td) }
+    const token = craft(noKid('ES256'), claims, keys.ec)
+    expect(await rejectionCode(validateJwtSvid(token, empty, 'svc', { nowMs: NOW }))).toBe(
+      'ERR_JWT_KEY_NOT_FOUND',
+    )
+    const unknownKid = craft({ alg: 'ES256', kid: 'nope' }, claims, keys.ec)
+    expect(await rejectionCode(validate(unknownKid))).toBe('ERR_JWT_KEY_NOT_FOUND')
   })
 })
 

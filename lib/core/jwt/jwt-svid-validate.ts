@@ -9,6 +9,7 @@ import {
   cryptoKeyFor,
   decodeJwtSvid,
   type JwtSvid,
+  type JwtSvidAlgorithm,
   type JwtSvidHeader,
 } from './jwt-svid.js'
 
@@ -26,14 +27,18 @@ export interface ValidateJwtSvidOptions {
 /**
  * Validates a JWT-SVID (spec §5, §7.E) and returns it as a record. In order: compact JWS with an
  * allowed `alg`; `typ` absent, `JWT` or `JOSE`; no `crit`; `sub` a valid SPIFFE ID; `aud` and
- * `exp` present; a `kid`; the JWT bundle of `sub`'s trust domain (and only that one); the key
- * `kid` in it; an `alg` that fits the key's type; an ECDSA signature in its low-S form (s ≤ n/2: the
+ * `exp` present; the JWT bundle of `sub`'s trust domain (and only that one); the key `kid` in it
+ * (a token without `kid`, which JWT-SVID §2.2 allows, is tried against every authority of that
+ * bundle whose key type fits its `alg`, and is accepted when one of them verifies it); an `alg` that
+ * fits the key's type; an ECDSA signature in its low-S form (s ≤ n/2: the
  * high-S twin of a valid signature also verifies, a second spelling of the same token); the
  * signature (checked by jose); `aud` holding
  * at least one of `expectedAudience`; `nbf`, `exp` and `iat` against `nowMs` with a leeway that
  * defaults to 30 s. Errors from jose are kept as `cause`; only IdentityError is thrown.
- * @throws ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_JWT_INVALID, ERR_BUNDLE_NOT_FOUND,
- *   ERR_JWT_KEY_NOT_FOUND, ERR_JWT_SIGNATURE_INVALID, ERR_JWT_AUDIENCE_MISMATCH (also when
+ * @throws ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED (also a kid-less token whose `alg` fits no
+ *   authority), ERR_JWT_INVALID, ERR_BUNDLE_NOT_FOUND, ERR_JWT_KEY_NOT_FOUND (also a kid-less token
+ *   against a bundle with no authority), ERR_JWT_SIGNATURE_INVALID (also a kid-less token that no
+ *   authority verifies), ERR_JWT_AUDIENCE_MISMATCH (also when
  *   `expectedAudience` is empty), ERR_JWT_NOT_YET_VALID (`nbf` or `iat` in the future),
  *   ERR_JWT_EXPIRED, ERR_KEY_MALFORMED (the bundle's key cannot be imported)
  */
@@ -46,8 +51,9 @@ export async function validateJwtSvid(
   const expected = typeof expectedAudience === 'string' ? [expectedAudience] : expectedAudience
   const { nowMs, leewayMs } = checkOptions(opts)
   const { header, svid } = decodeJwtSvid(token)
-  const authority = findAuthority(bundles, svid, header)
-  await verifySignature(token, header, authority)
+  const bundle = findBundle(bundles, svid.id.trustDomain)
+  if (header.kid === undefined) await verifyWithAnyAuthority(token, header, bundle)
+  else await verifySignature(token, header, findAuthority(bundle, header.kid, header.alg))
   checkAudience(svid.audience, expected)
   checkTimes(svid.claims, nowMs, leewayMs)
   return svid
@@ -65,24 +71,60 @@ function checkOptions(opts: ValidateJwtSvidOptions): { nowMs: number; leewayMs: 
   return { nowMs, leewayMs }
 }
 
-function findAuthority(bundles: JwtBundleSource, svid: JwtSvid, header: JwtSvidHeader): JwtAuthority {
-  if (header.kid === undefined) throw new IdentityError('ERR_JWT_INVALID', 'a JWT-SVID needs a "kid" header')
-  const td = svid.id.trustDomain
+function findBundle(bundles: JwtBundleSource, td: TrustDomain): JwtBundle {
   const bundle = lookUpBundle(bundles, td)
   if (bundle === undefined || !bundle.trustDomain.equals(td)) {
     throw new IdentityError('ERR_BUNDLE_NOT_FOUND', `no JWT bundle for trust domain ${td.name}`)
   }
-  const authority = bundle.findAuthority(header.kid)
+  return bundle
+}
+
+function findAuthority(bundle: JwtBundle, kid: string, alg: JwtSvidAlgorithm): JwtAuthority {
+  const td = bundle.trustDomain.name
+  const authority = bundle.findAuthority(kid)
   if (authority === undefined) {
-    throw new IdentityError('ERR_JWT_KEY_NOT_FOUND', `no JWT authority "${header.kid}" for ${td.name}`)
+    throw new IdentityError('ERR_JWT_KEY_NOT_FOUND', `no JWT authority "${kid}" for ${td}`)
   }
-  if (!algorithmsForKey(authority.key).includes(header.alg)) {
-    throw new IdentityError(
-      'ERR_JWT_ALG_UNSUPPORTED',
-      `alg ${header.alg} does not fit the key "${header.kid}"`,
-    )
+  if (!algorithmsForKey(authority.key).includes(alg)) {
+    throw new IdentityError('ERR_JWT_ALG_UNSUPPORTED', `alg ${alg} does not fit the key "${kid}"`)
   }
   return authority
+}
+
+/**
+ * A token without `kid` (JWT-SVID §2.2): each authority of the bundle whose key fits `alg` is tried
+ * in turn; the first that verifies the signature wins. Only a failed signature (or a key jose cannot
+ * use) moves on to the next authority; anything else about the token is final.
+ */
+async function verifyWithAnyAuthority(
+  token: string,
+  header: JwtSvidHeader,
+  bundle: JwtBundle,
+): Promise<void> {
+  const td = bundle.trustDomain.name
+  if (bundle.isEmpty) throw new IdentityError('ERR_JWT_KEY_NOT_FOUND', `no JWT authority for ${td}`)
+  const candidates = bundle.authorities.filter((a) => algorithmsForKey(a.key).includes(header.alg))
+  if (candidates.length === 0) {
+    throw new IdentityError('ERR_JWT_ALG_UNSUPPORTED', `alg ${header.alg} fits no JWT authority of ${td}`)
+  }
+  const failures: IdentityError[] = []
+  for (const authority of candidates) {
+    try {
+      await verifySignature(token, header, authority)
+      return
+    } catch (err) {
+      if (!isIdentityError(err, 'ERR_JWT_SIGNATURE_INVALID') && !isIdentityError(err, 'ERR_KEY_MALFORMED'))
+        throw err
+      failures.push(err)
+    }
+  }
+  throw new IdentityError(
+    'ERR_JWT_SIGNATURE_INVALID',
+    `no JWT authority of ${td} verifies the kid-less token`,
+    {
+      cause: new AggregateError(failures, 'each authority refused the signature'),
+    },
+  )
 }
 
 /** The source's answer; a source that throws something other than an IdentityError finds nothing. */
