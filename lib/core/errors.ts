@@ -64,6 +64,7 @@ export type ErrorCode =
   // the Workload API client
   | 'ERR_ENDPOINT_INVALID'
   | 'ERR_WORKLOAD_API_UNAVAILABLE'
+  | 'ERR_WORKLOAD_API_RESPONSE_INVALID'
   // the request guard and the gateway (HTTP callers of a tool)
   | 'ERR_AUTH_MISSING'
   | 'ERR_ORIGIN_REFUSED'

@@ -19,6 +19,7 @@ import {
 const td = TrustDomain.parse('example.org')
 const fed = TrustDomain.parse('partner.org')
 const NOW = Date.now()
+const RESPONSE_INVALID = 'ERR_WORKLOAD_API_RESPONSE_INVALID'
 
 let ca: TestCa
 let partnerCa: TestCa
@@ -109,7 +110,29 @@ describe('parseX509SvidResponse', () => {
   })
 
   it.each([
-    ['no SVID', () => ({ svids: [] }), 'ERR_NO_IDENTITY'],
+    ['no SVID', () => ({ svids: [] }), 'ERR_WORKLOAD_API_RESPONSE_INVALID'],
+    ['an empty bundle', () => ({ svids: [{ ...wire(web), bundle: Buffer.alloc(0) }] }), RESPONSE_INVALID],
+    [
+      'an empty x509_svid',
+      () => ({ svids: [{ ...wire(web), x509_svid: Buffer.alloc(0) }] }),
+      RESPONSE_INVALID,
+    ],
+    [
+      'an empty x509_svid_key',
+      () => ({ svids: [{ ...wire(web), x509_svid_key: Buffer.alloc(0) }] }),
+      RESPONSE_INVALID,
+    ],
+    ['an empty spiffe_id', () => ({ svids: [wire(web, '', '')] }), RESPONSE_INVALID],
+    [
+      'an empty second SVID',
+      () => ({ svids: [wire(web), { ...wire(db), bundle: Buffer.alloc(0) }] }),
+      RESPONSE_INVALID,
+    ],
+    [
+      'an empty federated bundle',
+      () => ({ svids: [wire(web)], federated_bundles: { 'spiffe://partner.org': Buffer.alloc(0) } }),
+      RESPONSE_INVALID,
+    ],
     [
       'spiffe_id differs from the certificate',
       () => ({ svids: [wire(web, '', 'spiffe://example.org/db')] }),
@@ -138,7 +161,10 @@ describe('parseX509SvidResponse', () => {
     ],
     [
       'bad federated key',
-      () => ({ svids: [wire(web)], federated_bundles: { 'spiffe://Bad.org': Buffer.alloc(0) } }),
+      () => ({
+        svids: [wire(web)],
+        federated_bundles: { 'spiffe://Bad.org': partnerCa.bundle.marshalDer() },
+      }),
       'ERR_TRUST_DOMAIN_INVALID',
     ],
     [
@@ -171,6 +197,20 @@ describe('parseX509BundlesResponse', () => {
       'example.org': partnerCa.bundle.marshalDer(),
     }
     expect(codeOf(() => parseX509BundlesResponse({ bundles, crl: [] }))).toBe('ERR_BUNDLE_MALFORMED')
+  })
+})
+
+describe('bundles responses whose required fields hold their default (Workload API §4.5)', () => {
+  it.each([
+    ['no trust domain', {}],
+    ['an empty bundle for a trust domain', { 'spiffe://example.org': Buffer.alloc(0) }],
+  ])('refuses %s', (_name, bundles) => {
+    expect(codeOf(() => parseX509BundlesResponse({ bundles, crl: [] }))).toBe(RESPONSE_INVALID)
+    expect(codeOf(() => parseJwtBundlesResponse({ bundles }))).toBe(RESPONSE_INVALID)
+  })
+
+  it('refuses a ValidateJWTSVID answer with an empty spiffe_id', () => {
+    expect(codeOf(() => parseValidateResponse({ spiffe_id: '', claims: null }))).toBe(RESPONSE_INVALID)
   })
 })
 
@@ -230,7 +270,14 @@ describe('parseJwtSvidResponse', () => {
   })
 
   it.each([
-    ['no token', async () => [], { audience: ['a'] }, 'ERR_NO_IDENTITY'],
+    ['no token', async () => [], { audience: ['a'] }, RESPONSE_INVALID],
+    ['an empty svid', async () => [{ svid: '' }], { audience: ['a'] }, RESPONSE_INVALID],
+    [
+      'an empty spiffe_id',
+      async () => [{ svid: await mint(['a']), spiffe_id: '' }],
+      { audience: ['a'] },
+      RESPONSE_INVALID,
+    ],
     [
       'an audience missing',
       async () => [{ svid: await mint(['a']) }],

@@ -12,10 +12,17 @@ import type { JWTBundlesResponse__Output } from '../gen/JWTBundlesResponse.js'
 import type { JWTSVIDResponse__Output } from '../gen/JWTSVIDResponse.js'
 import type { X509BundlesResponse__Output } from '../gen/X509BundlesResponse.js'
 import type { X509SVIDResponse__Output } from '../gen/X509SVIDResponse.js'
+import {
+  checkBundlesResponseFields,
+  checkJwtSvidResponseFields,
+  checkX509SvidResponseFields,
+} from './response-fields.js'
 
 /**
  * Parsing of Workload API responses (spec §2.3, §2.6). Each message is a complete snapshot: what it
- * does not hold is gone. A message with any bad part is refused as a whole, as go-spiffe does.
+ * does not hold is gone. A message with any bad part is refused as a whole, as go-spiffe does; one
+ * whose required field holds its default is refused with ERR_WORKLOAD_API_RESPONSE_INVALID
+ * (Workload API §4.5, see `response-fields.ts`).
  */
 
 /**
@@ -82,15 +89,15 @@ function parseSpiffeIdField(value: string, code: 'ERR_X509_SVID_INVALID' | 'ERR_
  * to the certificate's (java-spiffe's rule), its bundle under its own trust domain; the federated
  * bundles under their keys (`spiffe://td` or `td`). A federated entry never replaces the bundle an
  * SVID brought for its own trust domain, and bundles are never merged.
- * @throws ERR_NO_IDENTITY (no SVID), ERR_X509_SVID_INVALID, ERR_CERT_MALFORMED, ERR_KEY_MALFORMED,
- *   ERR_KEY_MISMATCH, ERR_BUNDLE_MALFORMED, ERR_TRUST_DOMAIN_INVALID
+ * @throws ERR_WORKLOAD_API_RESPONSE_INVALID (no SVID, or a required field empty: `spiffe_id`,
+ *   `x509_svid`, `x509_svid_key`, `bundle`, or an empty federated bundle), ERR_X509_SVID_INVALID,
+ *   ERR_CERT_MALFORMED, ERR_KEY_MALFORMED, ERR_KEY_MISMATCH, ERR_BUNDLE_MALFORMED, ERR_TRUST_DOMAIN_INVALID
  * @example
  * const context = parseX509SvidResponse(message)
  * context.svids[0]?.id.toString() // 'spiffe://example.org/web'
  */
 export function parseX509SvidResponse(message: X509SVIDResponse__Output): X509Context {
-  if (message.svids.length === 0)
-    throw new IdentityError('ERR_NO_IDENTITY', 'the response holds no X509-SVID')
+  checkX509SvidResponseFields(message)
   const bundles = new Map<string, X509Bundle>()
   const svids = uniqueByHint(message.svids).map((raw) => {
     const svid = parseX509Svid(raw.x509_svid, raw.x509_svid_key, raw.hint)
@@ -116,21 +123,25 @@ function parseX509BundleMap(map: Record<string, Buffer>): X509Bundle[] {
 
 /**
  * Parses a FetchX509Bundles message: concatenated DER per trust domain.
- * @throws ERR_BUNDLE_MALFORMED (also when two keys name one trust domain), ERR_TRUST_DOMAIN_INVALID
+ * @throws ERR_WORKLOAD_API_RESPONSE_INVALID (no trust domain, or an empty bundle), ERR_BUNDLE_MALFORMED
+ *   (also when two keys name one trust domain), ERR_TRUST_DOMAIN_INVALID
  * @example
  * parseX509BundlesResponse(message).getX509BundleForTrustDomain(TrustDomain.parse('example.org'))
  */
 export function parseX509BundlesResponse(message: X509BundlesResponse__Output): BundleSet {
+  checkBundlesResponseFields('FetchX509Bundles', message)
   return BundleSet.of({ x509: parseX509BundleMap(message.bundles) })
 }
 
 /**
  * Parses a FetchJWTBundles message: a JWKS per trust domain, every key with a `kid`.
- * @throws ERR_BUNDLE_MALFORMED (also when two keys name one trust domain), ERR_TRUST_DOMAIN_INVALID
+ * @throws ERR_WORKLOAD_API_RESPONSE_INVALID (no trust domain, or an empty bundle), ERR_BUNDLE_MALFORMED
+ *   (also when two keys name one trust domain), ERR_TRUST_DOMAIN_INVALID
  * @example
  * parseJwtBundlesResponse(message).getJwtBundleForTrustDomain(TrustDomain.parse('example.org'))
  */
 export function parseJwtBundlesResponse(message: JWTBundlesResponse__Output): BundleSet {
+  checkBundlesResponseFields('FetchJWTBundles', message)
   return BundleSet.of({ jwt: parseBundleMap(message.bundles, (td, json) => JwtBundle.parse(td, json)) })
 }
 
@@ -152,7 +163,7 @@ function checkJwtSvid(svid: JwtSvid, params: JwtSvidParams, nowMs: number): void
  * its `sub` equal to `spiffe_id`, holding **every** requested audience (our agent issues them all; as
  * java-spiffe and py-spiffe require), for the requested ID if any, and not expired at `nowMs` (30 s
  * leeway). Duplicates of a non-empty hint are dropped.
- * @throws ERR_NO_IDENTITY (no token), ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_JWT_INVALID,
+ * @throws ERR_WORKLOAD_API_RESPONSE_INVALID (no token, or an empty `spiffe_id` or `svid`), ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_JWT_INVALID,
  *   ERR_JWT_AUDIENCE_MISMATCH, ERR_JWT_EXPIRED
  * @example
  * const [svid] = parseJwtSvidResponse(message, { audience: ['api'] }, Date.now())
@@ -163,7 +174,7 @@ export function parseJwtSvidResponse(
   params: JwtSvidParams,
   nowMs: number,
 ): WorkloadJwtSvid[] {
-  if (message.svids.length === 0) throw new IdentityError('ERR_NO_IDENTITY', 'the response holds no JWT-SVID')
+  checkJwtSvidResponseFields(message)
   return uniqueByHint(message.svids).map((raw) => {
     const { header: _header, ...svid } = parseJwtSvidInsecure(raw.svid)
     if (!parseSpiffeIdField(raw.spiffe_id, 'ERR_JWT_INVALID').equals(svid.id))
@@ -221,7 +232,7 @@ function fromStruct(fields: Record<string, StructValue>): Record<string, unknown
 /**
  * Parses a ValidateJWTSVID answer: the SPIFFE ID and the claims (a `google.protobuf.Struct`, turned
  * back into JSON values; numbers arrive as doubles).
- * @throws ERR_JWT_INVALID when `spiffe_id` is not a SPIFFE ID
+ * @throws ERR_WORKLOAD_API_RESPONSE_INVALID when `spiffe_id` is empty; ERR_JWT_INVALID when it is not a SPIFFE ID
  * @example
  * parseValidateResponse({ spiffe_id: 'spiffe://example.org/web', claims: null }).id.toString()
  */
@@ -229,6 +240,11 @@ export function parseValidateResponse(message: {
   spiffe_id: string
   claims: { fields: Record<string, StructValue> } | null
 }): ValidatedJwtSvid {
+  if (message.spiffe_id === '')
+    throw new IdentityError(
+      'ERR_WORKLOAD_API_RESPONSE_INVALID',
+      'ValidateJWTSVID: the response has an empty spiffe_id',
+    )
   const id = parseSpiffeIdField(message.spiffe_id, 'ERR_JWT_INVALID')
   return Object.freeze({ id, claims: Object.freeze(fromStruct(message.claims?.fields ?? {})) })
 }
