@@ -57,20 +57,27 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
     return source
   }
 
-  /** The X.509 bundle of exactly `td`, or undefined; undefined for everything once closed. */
+  /**
+   * The X.509 bundle of exactly `td`, or undefined; undefined for everything once closed.
+   * @throws ERR_NO_IDENTITY while the agent has withdrawn this workload's bundles (Workload API
+   *   §5.2.1: FetchX509Bundles ended with PERMISSION_DENIED), until the reopened stream brings new ones
+   */
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
-    return this.#isClosed ? undefined : this.#x509.value?.getX509BundleForTrustDomain(td)
+    return this.#isClosed ? undefined : current(this.#x509)?.getX509BundleForTrustDomain(td)
   }
 
-  /** The JWT bundle of exactly `td`, or undefined; undefined for everything once closed. */
+  /**
+   * The JWT bundle of exactly `td`, or undefined; undefined for everything once closed.
+   * @throws ERR_NO_IDENTITY while withdrawn (FetchJWTBundles ended with PERMISSION_DENIED)
+   */
   getJwtBundleForTrustDomain(td: TrustDomain): JwtBundle | undefined {
-    return this.#isClosed ? undefined : this.#jwt.value?.getJwtBundleForTrustDomain(td)
+    return this.#isClosed ? undefined : current(this.#jwt)?.getJwtBundleForTrustDomain(td)
   }
 
-  /** Both kinds of bundles as one set (empty once closed). */
+  /** Both kinds of bundles as one set (empty once closed). @throws ERR_NO_IDENTITY while either kind is withdrawn */
   get bundles(): BundleSet {
     if (this.#isClosed) return BundleSet.empty()
-    return BundleSet.of({ x509: this.#x509.value?.x509Bundles(), jwt: this.#jwt.value?.jwtBundles() })
+    return BundleSet.of({ x509: current(this.#x509)?.x509Bundles(), jwt: current(this.#jwt)?.jwtBundles() })
   }
 
   /** Calls `listener` with both kinds after every update of either; returns the unsubscribe function. */
@@ -91,4 +98,11 @@ export class BundleSource implements X509BundleSource, JwtBundleSource {
     this.#jwt.stop()
     if (this.#ownsClient) this.#client.close()
   }
+}
+
+/** The watched set, unless the agent has withdrawn it. @throws ERR_NO_IDENTITY while withdrawn */
+function current(value: WatchedValue<BundleSet>): BundleSet | undefined {
+  const withdrawal = value.withdrawal
+  if (withdrawal !== undefined) throw withdrawal
+  return value.value
 }

@@ -66,14 +66,18 @@ export class JwtSource implements JwtBundleSource {
     return this.#client.fetchJwtSvids(params, options)
   }
 
-  /** The JWT bundle of exactly `td`, or undefined; undefined for everything once closed. */
+  /**
+   * The JWT bundle of exactly `td`, or undefined; undefined for everything once closed.
+   * @throws ERR_NO_IDENTITY while the agent has withdrawn this workload's bundles (Workload API
+   *   §5.2.1: FetchJWTBundles ended with PERMISSION_DENIED), until the reopened stream brings new ones
+   */
   getJwtBundleForTrustDomain(td: TrustDomain): JwtBundle | undefined {
-    return this.#isClosed ? undefined : this.#bundles.value?.getJwtBundleForTrustDomain(td)
+    return this.#isClosed ? undefined : this.#current()?.getJwtBundleForTrustDomain(td)
   }
 
-  /** The current JWT bundles (empty once closed). */
+  /** The current JWT bundles (empty once closed). @throws ERR_NO_IDENTITY while withdrawn */
   get bundles(): BundleSet {
-    return this.#isClosed ? BundleSet.empty() : (this.#bundles.value ?? BundleSet.empty())
+    return this.#isClosed ? BundleSet.empty() : (this.#current() ?? BundleSet.empty())
   }
 
   /** Calls `listener` after every bundle update; returns the unsubscribe function. */
@@ -87,6 +91,12 @@ export class JwtSource implements JwtBundleSource {
     this.#isClosed = true
     this.#bundles.stop()
     if (this.#ownsClient) this.#client.close()
+  }
+
+  #current(): BundleSet | undefined {
+    const withdrawal = this.#bundles.withdrawal
+    if (withdrawal !== undefined) throw withdrawal
+    return this.#bundles.value
   }
 
   #checkOpen(): void {

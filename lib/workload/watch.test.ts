@@ -1,9 +1,14 @@
 import { EventEmitter } from 'node:events'
 import { Metadata, status } from '@grpc/grpc-js'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { type IssuedTestSvid, TestCa } from '../../test/helpers/test-ca.js'
 import { IdentityError } from '../core/errors.js'
+import { exportPkcs8Der } from '../core/x509/private-key.js'
+import type { X509SVIDResponse__Output } from '../gen/X509SVIDResponse.js'
 import { DEFAULT_BACKOFF, isRetryableStatus, LinearBackoff, type Scheduler } from './backoff.js'
+import { parseX509SvidResponse, type X509Context } from './responses.js'
 import { type MessageStream, watchStream } from './watch.js'
+import { WatchedValue } from './watched-value.js'
 import { WorkloadApiError } from './workload-api-error.js'
 
 /** A grpc-js-like server stream driven by the test. */
@@ -266,5 +271,72 @@ describe('watchStream', () => {
     scheduler.runAll()
     expect(streams).toHaveLength(2)
     watch.stop()
+  })
+})
+
+describe('a watched X.509 context (what X509Source holds)', () => {
+  let ca: TestCa
+  let web: IssuedTestSvid
+  beforeAll(async () => {
+    ca = await TestCa.create('example.org')
+    web = await ca.issue('spiffe://example.org/web')
+  })
+  const message = (bundle: Buffer) => ({
+    svids: [
+      {
+        spiffe_id: web.svid.id.toString(),
+        x509_svid: Buffer.concat(web.svid.certificates.map((c) => c.der)),
+        x509_svid_key: exportPkcs8Der(web.svid.privateKey),
+        bundle,
+        hint: '',
+      },
+    ],
+    crl: [],
+    federated_bundles: {},
+  })
+
+  function startContextWatch() {
+    const context = new WatchedValue<X509Context>('X.509 context')
+    const reported: IdentityError[] = []
+    let stream: FakeStream | undefined
+    const scheduler = new FakeScheduler()
+    context.start(
+      (onUpdate, onError) =>
+        watchStream<X509SVIDResponse__Output>({
+          method: 'FetchX509SVID',
+          open: () => {
+            stream = new FakeStream()
+            return stream
+          },
+          onMessage: (m) => onUpdate(parseX509SvidResponse(m)),
+          onError,
+          scheduler,
+        }),
+      (e) => reported.push(e),
+    )
+    return { context, reported, scheduler, current: () => stream as FakeStream }
+  }
+
+  it('discards a message whose required field holds its default: the previous context stays, the error is reported', () => {
+    const { context, reported, current } = startContextWatch()
+    current().send(message(ca.bundle.marshalDer()))
+    const first = context.value
+    expect(first?.bundles.getX509BundleForTrustDomain(web.svid.id.trustDomain)?.isEmpty).toBe(false)
+    current().send(message(Buffer.alloc(0)))
+    expect(context.value).toBe(first)
+    expect(reported.map((e) => e.code)).toEqual(['ERR_WORKLOAD_API_RESPONSE_INVALID'])
+    context.stop()
+  })
+
+  it('is withdrawn when the stream ends with PERMISSION_DENIED, until the reopened stream brings a context', () => {
+    const { context, reported, scheduler, current } = startContextWatch()
+    current().send(message(ca.bundle.marshalDer()))
+    current().fail(status.PERMISSION_DENIED, 'no identity issued')
+    expect(context.withdrawal?.code).toBe('ERR_NO_IDENTITY')
+    expect(reported[0]).toMatchObject({ status: status.PERMISSION_DENIED })
+    scheduler.runAll()
+    current().send(message(ca.bundle.marshalDer()))
+    expect(context.withdrawal).toBeUndefined()
+    context.stop()
   })
 })

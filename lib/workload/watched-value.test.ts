@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js'
 import { describe, expect, it } from 'vitest'
-import type { IdentityError } from '../core/errors.js'
+import { IdentityError } from '../core/errors.js'
 import type { Scheduler } from './backoff.js'
 import type { Watch } from './watch.js'
 import { WatchedValue } from './watched-value.js'
@@ -113,6 +113,41 @@ describe('WatchedValue', () => {
     off()
     expect(() => w.push(2)).toThrow('listener bug')
     expect(seen).toEqual([1])
+  })
+
+  describe('withdrawal (Workload API §5.2.1)', () => {
+    const denied = () =>
+      new WorkloadApiError('ERR_NO_IDENTITY', 'no identity issued', status.PERMISSION_DENIED)
+
+    it('is set when the stream ends with PERMISSION_DENIED after a value, and cleared by the next value', () => {
+      const value = new WatchedValue<number>('numbers')
+      const w = fakeWatch<number>()
+      const reported: IdentityError[] = []
+      value.start(w.start, (e) => reported.push(e))
+      w.push(1)
+      expect(value.withdrawal).toBeUndefined()
+      const end = denied()
+      w.fail(end)
+      expect(value.withdrawal).toMatchObject({ code: 'ERR_NO_IDENTITY', cause: end })
+      expect(reported).toEqual([end])
+      w.push(2)
+      expect(value.withdrawal).toBeUndefined()
+      expect(value.value).toBe(2)
+    })
+
+    it('is not set by other failures, nor before the first value', () => {
+      const value = new WatchedValue<number>('numbers')
+      const w = fakeWatch<number>()
+      value.start(w.start, undefined)
+      w.fail(denied())
+      expect(value.withdrawal).toBeUndefined()
+      w.push(1)
+      w.fail(new WorkloadApiError('ERR_WORKLOAD_API_UNAVAILABLE', 'agent down', status.UNAVAILABLE))
+      w.fail(new IdentityError('ERR_NO_IDENTITY', 'a message that did not parse'))
+      w.fail(new IdentityError('ERR_WORKLOAD_API_RESPONSE_INVALID', 'an empty bundle'))
+      expect(value.withdrawal).toBeUndefined()
+      expect(value.value).toBe(1)
+    })
   })
 
   it('stop stops the watch and forgets listeners', () => {

@@ -1,6 +1,8 @@
+import { status } from '@grpc/grpc-js'
 import { IdentityError } from '../core/errors.js'
 import { realScheduler, type Scheduler } from './backoff.js'
 import type { Watch } from './watch.js'
+import { WorkloadApiError } from './workload-api-error.js'
 import { WorkloadClient, type WorkloadClientOptions } from './workload-client.js'
 
 /**
@@ -48,7 +50,9 @@ export function sourceClient(options: SourceOptions): { client: WorkloadClient; 
 
 /**
  * The latest value of one watched Workload API stream: it tells listeners of each new value and
- * lets a source's `create` wait for the first one.
+ * lets a source's `create` wait for the first one. When the stream ends with PERMISSION_DENIED after
+ * a value (Workload API §5.2.1: the agent withdrew the identity and redacted what it had sent), the
+ * value is withdrawn ({@link WatchedValue.withdrawal}) until the next one arrives.
  * @example
  * const bundles = new WatchedValue<BundleSet>('JWT bundles')
  * bundles.start((onUpdate, onError) => client.watchJwtBundles(onUpdate, onError), console.error)
@@ -59,6 +63,7 @@ export class WatchedValue<T> {
   readonly #listeners = new Set<(value: T) => void>()
   #value: T | undefined
   #lastError: IdentityError | undefined
+  #withdrawal: IdentityError | undefined
   #watch: Watch | undefined
   #resolveFirst: () => void = () => {}
   readonly #first = new Promise<void>((resolve) => {
@@ -75,6 +80,14 @@ export class WatchedValue<T> {
     return this.#value
   }
 
+  /**
+   * Set (ERR_NO_IDENTITY, the stream's PERMISSION_DENIED error as `cause`) once the stream has ended
+   * with PERMISSION_DENIED after a value; undefined again as soon as a new value arrives.
+   */
+  get withdrawal(): IdentityError | undefined {
+    return this.#withdrawal
+  }
+
   /** Starts the watch; each update replaces the value (a full snapshot) and is passed to every listener. */
   start(
     watch: (onUpdate: (value: T) => void, onError: (err: IdentityError) => void) => Watch,
@@ -84,6 +97,8 @@ export class WatchedValue<T> {
       (value) => this.#set(value),
       (err) => {
         this.#lastError = err
+        if (this.#value !== undefined && isPermissionDenied(err))
+          this.#withdrawal = this.#withdrawalError(err)
         onError?.(err)
       },
     )
@@ -121,6 +136,14 @@ export class WatchedValue<T> {
     this.#listeners.clear()
   }
 
+  #withdrawalError(err: IdentityError): IdentityError {
+    return new IdentityError(
+      'ERR_NO_IDENTITY',
+      `the agent withdrew this workload's ${this.#what} (the stream ended with PERMISSION_DENIED: ${err.message}); it is not handed out until the agent sends a new one`,
+      { cause: err },
+    )
+  }
+
   #timeoutError(timeoutMs: number): IdentityError {
     const last = this.#lastError ? `; last failure: ${this.#lastError.message}` : ''
     return new IdentityError(
@@ -133,6 +156,7 @@ export class WatchedValue<T> {
   /** Stores the value, then runs every listener; the first listener error is rethrown (and reported). */
   #set(value: T): void {
     this.#value = value
+    this.#withdrawal = undefined
     this.#resolveFirst()
     let failure: unknown
     for (const listener of [...this.#listeners]) {
@@ -144,4 +168,9 @@ export class WatchedValue<T> {
     }
     if (failure !== undefined) throw failure
   }
+}
+
+/** A stream that ended with PERMISSION_DENIED: the agent no longer gives this workload an identity. */
+function isPermissionDenied(err: IdentityError): boolean {
+  return err instanceof WorkloadApiError && err.status === status.PERMISSION_DENIED
 }

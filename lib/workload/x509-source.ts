@@ -39,7 +39,10 @@ export interface X509SourceOptions extends SourceOptions {
  * The current X509-SVIDs and X.509 bundles of this workload, kept up to date from the Workload API's
  * FetchX509SVID stream (rotation, entry changes, bundle changes), the Node equivalent of go-spiffe's
  * `workloadapi.X509Source`. Each update replaces everything: a bundle the agent stops sending is no
- * longer trusted. Bundles of different trust domains are never merged.
+ * longer trusted. Bundles of different trust domains are never merged. When the agent ends the stream
+ * with PERMISSION_DENIED (Workload API §5.2.1: the workload no longer has an identity), the SVIDs and
+ * bundles it had sent are redacted: the getters throw ERR_NO_IDENTITY until the stream, reopened
+ * with backoff, brings a new context.
  * @example
  * const source = await X509Source.create({ endpoint: 'unix:///run/tessera/api.sock' })
  * const svid = source.getX509Svid()
@@ -79,17 +82,25 @@ export class X509Source implements X509SvidSource, X509BundleSource {
     return source
   }
 
-  /** The current context: every SVID (first = default) and the bundles. @throws ERR_WORKLOAD_API_UNAVAILABLE once closed */
+  /**
+   * The current context: every SVID (first = default) and the bundles.
+   * @throws ERR_WORKLOAD_API_UNAVAILABLE once closed; ERR_NO_IDENTITY while the agent has withdrawn
+   *   the identity (Workload API §5.2.1: FetchX509SVID ended with PERMISSION_DENIED, the SVIDs it had
+   *   sent are redacted), until the stream, reopened with backoff, brings a new context
+   */
   getX509Context(): X509Context {
     const context = this.#context.value
     if (this.#isClosed || context === undefined)
       throw new IdentityError('ERR_WORKLOAD_API_UNAVAILABLE', 'the X509Source is closed')
+    const withdrawal = this.#context.withdrawal
+    if (withdrawal !== undefined) throw withdrawal
     return context
   }
 
   /**
    * The SVID to present: the picker's choice, else the default (first) one.
-   * @throws ERR_WORKLOAD_API_UNAVAILABLE once closed; ERR_NO_IDENTITY when the picker finds none
+   * @throws ERR_WORKLOAD_API_UNAVAILABLE once closed; ERR_NO_IDENTITY when the picker finds none or
+   *   while the identity is withdrawn (see {@link X509Source.getX509Context})
    */
   getX509Svid(): X509Svid {
     const { svids } = this.getX509Context()
@@ -98,19 +109,22 @@ export class X509Source implements X509SvidSource, X509BundleSource {
     return svid
   }
 
-  /** Every current SVID, the default first. @throws ERR_WORKLOAD_API_UNAVAILABLE once closed */
+  /** Every current SVID, the default first. @throws ERR_WORKLOAD_API_UNAVAILABLE once closed; ERR_NO_IDENTITY while withdrawn */
   getX509Svids(): ReadonlyArray<X509Svid> {
     return this.getX509Context().svids
   }
 
-  /** The X.509 bundle of exactly `td` (own or federated), or undefined; undefined for everything once closed. */
+  /**
+   * The X.509 bundle of exactly `td` (own or federated), or undefined; undefined for everything once closed.
+   * @throws ERR_NO_IDENTITY while the identity is withdrawn (the bundles came with the redacted SVIDs)
+   */
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
-    return this.#isClosed ? undefined : this.#context.value?.bundles.getX509BundleForTrustDomain(td)
+    return this.#isClosed ? undefined : this.#current()?.bundles.getX509BundleForTrustDomain(td)
   }
 
-  /** The current bundles (empty once closed). */
+  /** The current bundles (empty once closed). @throws ERR_NO_IDENTITY while the identity is withdrawn */
   get bundles(): BundleSet {
-    return this.#isClosed ? BundleSet.empty() : (this.#context.value?.bundles ?? BundleSet.empty())
+    return this.#isClosed ? BundleSet.empty() : (this.#current()?.bundles ?? BundleSet.empty())
   }
 
   /** Calls `listener` after every update (rotation, new entry, bundle change); returns the unsubscribe function. */
@@ -124,5 +138,11 @@ export class X509Source implements X509SvidSource, X509BundleSource {
     this.#isClosed = true
     this.#context.stop()
     if (this.#ownsClient) this.#client.close()
+  }
+
+  #current(): X509Context | undefined {
+    const withdrawal = this.#context.withdrawal
+    if (withdrawal !== undefined) throw withdrawal
+    return this.#context.value
   }
 }
