@@ -131,11 +131,26 @@ describe('JwtBundle', () => {
         ],
       }),
     ],
-    ['an unsupported kty', JSON.stringify({ keys: [{ kty: 'oct', kid: 'a' }] })],
     ['bad key members', JSON.stringify({ keys: [{ ...key, kid: 'a', y: key.x }] })],
     ['private key material', JSON.stringify({ keys: [{ ...key, kid: 'a', d: key.x }] })],
   ])('refuses %s with ERR_BUNDLE_MALFORMED', (_name, doc) => {
     expect(codeOf(() => JwtBundle.parse(td, doc))).toBe('ERR_BUNDLE_MALFORMED')
+  })
+
+  it('ignores, each on its own, a key of an unknown kty or crv and a key whose use is not jwt-svid', () => {
+    const doc = JSON.stringify({
+      keys: [
+        { kty: 'oct', kid: 'sym', k: 'AAAA' },
+        { kty: 'PQC', kid: 'future', pub: 'AAAA' },
+        { ...key, crv: 'P-999', kid: 'curve' },
+        { ...key, kid: 'x509', use: 'x509-svid' },
+        { ...key, kid: 'other-use', use: 'enc' },
+        { ...key, kid: 'plain' },
+        { ...key, kid: 'spiffe', use: 'jwt-svid' },
+      ],
+    })
+    const bundle = JwtBundle.parse(td, doc)
+    expect(bundle.authorities.map((a) => a.kid)).toEqual(['plain', 'spiffe'])
   })
 
   it('refuses bytes that are not UTF-8', () => {

@@ -52,9 +52,10 @@ export class JwtBundle {
   }
 
   /**
-   * Parses a JWKS document (JSON text or UTF-8 bytes). Every key needs a non-empty, unique `kid`
-   * and a supported `kty`; `use` is not checked, so both the Workload API form and the SPIFFE
-   * `jwt-svid` form are accepted.
+   * Parses a JWKS document (JSON text or UTF-8 bytes): the Workload API form (no `use`) or the SPIFFE
+   * form. A key whose `use` is present and is not `jwt-svid` is not a JWT authority, and a key with
+   * an unknown `kty` or `crv` is ignored on its own (Bundle §4.1–4.2); every other key needs a
+   * non-empty, unique `kid` and valid key members.
    * @throws ERR_BUNDLE_MALFORMED
    */
   static parse(trustDomain: TrustDomain, document: string | Uint8Array): JwtBundle {
@@ -62,14 +63,17 @@ export class JwtBundle {
   }
 
   /**
-   * Builds a bundle from an already parsed JWKS value (`{ "keys": [...] }`).
+   * Builds a bundle from an already parsed JWKS value (`{ "keys": [...] }`), with the rules of
+   * {@link JwtBundle.parse}.
    * @throws ERR_BUNDLE_MALFORMED
    */
   static fromJwks(trustDomain: TrustDomain, jwks: unknown): JwtBundle {
     if (!isJsonObject(jwks) || !Array.isArray(jwks['keys'])) {
       throw new IdentityError('ERR_BUNDLE_MALFORMED', 'a JWKS must be an object with a "keys" array')
     }
-    const authorities = jwks['keys'].map((entry: unknown) => authorityFromJwk(entry))
+    const authorities = (jwks['keys'] as unknown[])
+      .filter(isJwtKeyCandidate)
+      .map((entry) => authorityFromJwk(entry))
     assertUniqueKids(authorities.map((a) => a.kid))
     return new JwtBundle(trustDomain, authorities)
   }
@@ -135,6 +139,13 @@ export class JwtBundle {
       return b !== undefined && a.key.equals(b.key)
     })
   }
+}
+
+/** False for a key that is not for JWT-SVIDs (`use` other than `jwt-svid`) or of an unknown type or curve. */
+function isJwtKeyCandidate(entry: unknown): boolean {
+  if (!isJsonObject(entry)) return true // refused, with a reason, by authorityFromJwk
+  if (entry['use'] !== undefined && entry['use'] !== 'jwt-svid') return false
+  return isSupportedJwk(entry)
 }
 
 /** The Workload API member order: `kty`, `kid`, then the key members. */

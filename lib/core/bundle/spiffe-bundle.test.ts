@@ -105,8 +105,6 @@ describe('SpiffeBundle', () => {
 
   const x5cOf = (e: Record<string, unknown>) => (e['x5c'] as string[])[0]!
   it.each([
-    ['no keys member', () => '{"spiffe_sequence":1}'],
-    ['keys not an array', () => '{"keys":{}}'],
     ['a key that is not an object', () => doc([null])],
     ['an x509-svid entry with a kid', () => doc([{ ...x509Entry(), kid: 'k' }])],
     [
@@ -129,6 +127,38 @@ describe('SpiffeBundle', () => {
       () => doc([{ use: 'x509-svid', kty: 'EC', crv: 'P-256', x5c: x509Entry()['x5c'] }]),
     ],
     ['a jwt-svid entry without kid', () => doc([{ ...jwtEntry, kid: undefined }])],
+    ['a jwt-svid entry with bad key members', () => doc([{ ...jwtEntry, kid: 'bad', y: jwtEntry.x }])],
+    ['a jwt-svid entry with private key material', () => doc([{ ...jwtEntry, kid: 'priv', d: jwtEntry.x }])],
+  ])('ignores %s on its own, keeps the other keys, and says why', (_name, make) => {
+    const bad = JSON.parse(make()).keys[0]
+    const { bundle, ignoredKeys } = SpiffeBundle.parseDetailed(td, doc([x509Entry(), bad, jwtEntry]))
+    expect(bundle.x509Authorities).toHaveLength(1)
+    expect(bundle.jwtAuthorities.map((a) => a.kid)).toEqual(['j1'])
+    expect(ignoredKeys).toHaveLength(1)
+    expect(ignoredKeys[0]).toMatchObject({ index: 1, reason: expect.any(String) })
+    expect(ignoredKeys[0]?.reason.length).toBeGreaterThan(10)
+  })
+
+  it('lists every ignored key with its use, kid, kty and reason', () => {
+    const keys = [
+      { ...jwtEntry, use: undefined, kid: 'no-use' },
+      { use: 'jwt-svid', kty: 'PQC', kid: 'future', pub: 'AAAA' },
+      jwtEntry,
+      { ...x509Entry(), kid: 'k' },
+    ]
+    const { bundle, ignoredKeys } = SpiffeBundle.parseDetailed(td, doc(keys))
+    expect(bundle.jwtAuthorities.map((a) => a.kid)).toEqual(['j1'])
+    expect(ignoredKeys.map((k) => [k.index, k.use, k.kid, k.kty])).toEqual([
+      [0, undefined, 'no-use', 'EC'],
+      [1, 'jwt-svid', 'future', 'PQC'],
+      [3, 'x509-svid', 'k', x509Entry()['kty']],
+    ])
+    expect(SpiffeBundle.parseDetailed(td, doc([jwtEntry])).ignoredKeys).toEqual([])
+  })
+
+  it.each([
+    ['no keys member', () => '{"spiffe_sequence":1}'],
+    ['keys not an array', () => '{"keys":{}}'],
     ['a repeated jwt-svid kid', () => doc([jwtEntry, jwtEntry])],
     ['a negative sequence', () => doc([], { spiffe_sequence: -1 })],
     ['a fractional sequence', () => doc([], { spiffe_sequence: 1.5 })],

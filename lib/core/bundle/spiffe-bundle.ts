@@ -1,10 +1,10 @@
-import type { KeyObject } from 'node:crypto'
 import { IdentityError } from '../errors.js'
 import type { TrustDomain } from '../trust-domain.js'
-import { type Certificate, parseCertificate } from '../x509/certificate.js'
+import type { Certificate } from '../x509/certificate.js'
+import { type IgnoredBundleKey, readBundleKeys } from './bundle-keys.js'
 import { documentText, isJsonObject, listMembers, parseJsonDocument } from './json-document.js'
-import { exportPublicJwk, importPublicJwk, isSupportedJwk } from './jwk.js'
-import { assertUniqueKids, authorityFromJwk, type JwtAuthority, JwtBundle } from './jwt-bundle.js'
+import { exportPublicJwk } from './jwk.js'
+import { assertUniqueKids, type JwtAuthority, JwtBundle } from './jwt-bundle.js'
 import { X509Bundle } from './x509-bundle.js'
 
 /** The largest `spiffe_sequence`: an unsigned 64-bit integer, as go-spiffe reads it. */
@@ -19,6 +19,20 @@ export interface SpiffeBundleParts {
   /** `spiffe_refresh_hint`, whole seconds ≥ 0. */
   readonly refreshHintSeconds?: number
 }
+
+/**
+ * A parsed bundle document and the key elements that were ignored (see {@link SpiffeBundle.parseDetailed}).
+ * @example
+ * const result: SpiffeBundleParseResult = SpiffeBundle.parseDetailed(td, text)
+ * result.bundle.jwtAuthorities.length
+ */
+export interface SpiffeBundleParseResult {
+  readonly bundle: SpiffeBundle
+  /** The key elements not taken as authorities, in document order; empty when every key was usable. */
+  readonly ignoredKeys: ReadonlyArray<IgnoredBundleKey>
+}
+
+export type { IgnoredBundleKey } from './bundle-keys.js'
 
 /**
  * A SPIFFE bundle (spec §6.1): the X.509 and JWT authorities of one trust domain, with the
@@ -63,35 +77,43 @@ export class SpiffeBundle {
   }
 
   /**
-   * Parses a bundle document. `keys` is required (it may be empty). Entries with a missing or
-   * unknown `use`, or an unknown `kty`/`crv`, are skipped; an `x509-svid` entry needs exactly one
-   * standard-base64 `x5c` certificate whose key matches the entry's key members, and no `kid`; a
-   * `jwt-svid` entry needs a unique `kid`.
-   * @throws ERR_BUNDLE_MALFORMED (the underlying error as `cause`)
+   * Parses a bundle document (Bundle §4). `keys` is required (it may be empty). A key element is
+   * ignored on its own, never failing the whole set, when its `use` is missing or is not
+   * `x509-svid`/`jwt-svid`, its `kty`/`crv` is unknown, or it is otherwise unusable (an `x509-svid`
+   * element needs exactly one standard-base64 `x5c` certificate whose key matches the element's key
+   * members, and no `kid`; a `jwt-svid` element needs a `kid` and a valid key). Use
+   * {@link SpiffeBundle.parseDetailed} to learn which elements were ignored and why.
+   * @throws ERR_BUNDLE_MALFORMED (the document itself: JSON, `keys`, a repeated `kid`, sequence or hint)
    */
   static parse(trustDomain: TrustDomain, document: string | Uint8Array): SpiffeBundle {
+    return SpiffeBundle.parseDetailed(trustDomain, document).bundle
+  }
+
+  /**
+   * Parses a bundle document like {@link SpiffeBundle.parse}, and also lists the key elements that
+   * were ignored and why, so that an operator can be warned.
+   * @throws ERR_BUNDLE_MALFORMED
+   * @example
+   * const { bundle, ignoredKeys } = SpiffeBundle.parseDetailed(TrustDomain.parse('partner.org'), text)
+   * if (ignoredKeys.length > 0) console.warn(ignoredKeys.map((k) => `#${k.index}: ${k.reason}`).join('\n'))
+   */
+  static parseDetailed(trustDomain: TrustDomain, document: string | Uint8Array): SpiffeBundleParseResult {
     const text = documentText(document)
     const doc = parseJsonDocument(text)
     if (!isJsonObject(doc) || !Array.isArray(doc['keys']))
       throw malformed('a SPIFFE bundle needs a "keys" array')
-    const x509: Certificate[] = []
-    const jwt: JwtAuthority[] = []
-    for (const entry of doc['keys'] as unknown[]) {
-      if (!isJsonObject(entry)) throw malformed('a bundle key must be a JSON object')
-      if (!isSupportedJwk(entry)) continue
-      if (entry['use'] === 'x509-svid') x509.push(parseX509Entry(entry))
-      else if (entry['use'] === 'jwt-svid') jwt.push(authorityFromJwk(entry))
-    }
+    const { x509, jwt, ignored } = readBundleKeys(doc['keys'] as unknown[])
     assertUniqueKids(jwt.map((a) => a.kid))
     const hint = doc['spiffe_refresh_hint'] ?? undefined
     if (hint !== undefined && typeof hint !== 'number')
       throw malformed('spiffe_refresh_hint must be a number')
-    return SpiffeBundle.of(trustDomain, {
+    const bundle = SpiffeBundle.of(trustDomain, {
       x509: X509Bundle.fromAuthorities(trustDomain, x509),
       jwt: JwtBundle.fromAuthorities(trustDomain, jwt),
       sequence: readSequence(text, doc),
       refreshHintSeconds: hint,
     })
+    return Object.freeze({ bundle, ignoredKeys: Object.freeze(ignored) })
   }
 
   /** The trust domain the bundle belongs to. */
@@ -170,31 +192,6 @@ export class SpiffeBundle {
       this.#refreshHintSeconds === other.#refreshHintSeconds
     )
   }
-}
-
-const STANDARD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
-function parseX509Entry(entry: Readonly<Record<string, unknown>>): Certificate {
-  if (Object.hasOwn(entry, 'kid')) throw malformed('an x509-svid entry must not have a "kid"')
-  const x5c = entry['x5c']
-  if (!Array.isArray(x5c) || x5c.length !== 1)
-    throw malformed('an x509-svid entry needs exactly one x5c cert')
-  const [b64] = x5c as unknown[]
-  if (typeof b64 !== 'string' || b64.length === 0 || !STANDARD_BASE64.test(b64)) {
-    throw malformed('x5c must hold standard base64 DER')
-  }
-  let cert: Certificate
-  let key: KeyObject
-  try {
-    cert = parseCertificate(Buffer.from(b64, 'base64'))
-    key = importPublicJwk(entry)
-  } catch (err) {
-    throw malformed('an x509-svid entry does not parse', err)
-  }
-  if (!key.equals(cert.publicKey)) {
-    throw malformed('an x509-svid entry has key members that differ from its certificate key')
-  }
-  return cert
 }
 
 /** `spiffe_sequence` read from the source text, so that no bit of a 64-bit value is lost. */
