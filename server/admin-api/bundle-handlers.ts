@@ -3,7 +3,7 @@ import type { AuditJournal } from '../../common/log/audit-file.js'
 import type { AuditLog } from '../../common/log/audit-log.js'
 import type { BundleService } from '../bundle/bundle-service.js'
 import { auditedCommit } from '../registration/audited-commit.js'
-import { fromBundle, toFederatedBundle, toTrustDomain } from './convert-bundle.js'
+import { describeIgnoredKeys, fromBundle, toFederatedBundle, toTrustDomain } from './convert-bundle.js'
 import { type HandlerKit, unary } from './unary.js'
 
 /** What the `Bundles` handlers need. */
@@ -26,7 +26,12 @@ export function createBundleHandlers(deps: BundleHandlerDeps): BundlesHandlers {
       bundles: bundles.listFederated().map(fromBundle),
     })),
     SetFederatedBundle: unary(deps, 'SetFederatedBundle', async (req, caller) => {
-      const bundle = toFederatedBundle(req)
+      const bundle = toFederatedBundle(req, (ignored) =>
+        deps.log.warn(
+          { trustDomain: req.trust_domain, ignoredKeys: describeIgnoredKeys(ignored) },
+          'Federated bundle key elements ignored.',
+        ),
+      )
       const trustDomain = bundle.trustDomain.name
       const hooks = auditedCommit<void>(auditJournal, () =>
         audit.bundleChanged({ trustDomain, action: 'set', caller }),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { IgnoredBundleKey } from '../../lib/core/bundle/spiffe-bundle.js'
 import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
 import { TestCa } from '../../test/helpers/test-ca.js'
-import { fromBundle, toFederatedBundle } from './convert-bundle.js'
+import { describeIgnoredKeys, fromBundle, toFederatedBundle } from './convert-bundle.js'
 
 function codeOf(fn: () => unknown): ErrorCode | undefined {
   try {
@@ -45,6 +46,32 @@ describe('toFederatedBundle', () => {
     ],
   ])('refuses %s', (_name, req, code) => {
     expect(codeOf(() => toFederatedBundle(req))).toBe(code)
+  })
+})
+
+describe('toFederatedBundle with unusable key elements (Bundle §4.1–4.2)', () => {
+  const x509Key = () =>
+    JSON.parse(fromBundle(toFederatedBundle(request(ca.bundlePem))).spiffe_bundle ?? '').keys[0]
+  const unusable = [
+    { use: 'jwt-svid', kty: 'PQC', kid: 'future', pub: 'AAAA' },
+    { use: 'jwt-svid', kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' },
+  ]
+
+  it('keeps the usable keys and reports each ignored one', () => {
+    const seen: IgnoredBundleKey[][] = []
+    const data = JSON.stringify({ keys: [...unusable, x509Key()] })
+    const bundle = toFederatedBundle(request(data, 'spiffe'), (ignored) => seen.push([...ignored]))
+    expect(bundle.x509Authorities).toHaveLength(1)
+    expect(seen).toHaveLength(1)
+    expect(seen[0]?.map((k) => k.index)).toEqual([0, 1])
+    expect(describeIgnoredKeys(seen[0] ?? [])).toContain('key #0 (jwt-svid "future")')
+  })
+
+  it('refuses a document with no usable key with ERR_BUNDLE_MALFORMED, and reports nothing', () => {
+    const seen: unknown[] = []
+    const req = request(JSON.stringify({ keys: unusable }), 'spiffe')
+    expect(codeOf(() => toFederatedBundle(req, (ignored) => seen.push(ignored)))).toBe('ERR_BUNDLE_MALFORMED')
+    expect(seen).toEqual([])
   })
 })
 

@@ -1,6 +1,6 @@
 import type { GetBundleResponse } from '../../common/gen/tessera/admin/v1/GetBundleResponse.js'
 import type { SetFederatedBundleRequest__Output } from '../../common/gen/tessera/admin/v1/SetFederatedBundleRequest.js'
-import { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
+import { type IgnoredBundleKey, SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
@@ -46,19 +46,40 @@ function toBundleFormat(format: string, data: string): BundleFormat {
   throw new IdentityError('ERR_REQUEST_INVALID', 'format must be spiffe or pem')
 }
 
+/** A short account of ignored bundle key elements, for an error message or a log line. */
+export function describeIgnoredKeys(ignored: ReadonlyArray<IgnoredBundleKey>): string {
+  return ignored
+    .map(
+      (k) =>
+        `key #${k.index}${k.use === undefined ? '' : ` (${k.use}${k.kid === undefined ? '' : ` "${k.kid}"`})`}: ${k.reason}`,
+    )
+    .join('; ')
+}
+
 /**
  * The federated bundle of a `SetFederatedBundle` request, from a SPIFFE bundle document or from
- * PEM certificates (X.509 authorities only). A bundle without any authority is refused.
+ * PEM certificates (X.509 authorities only). Key elements of a document that cannot be used are
+ * ignored one by one (Bundle §4.1–4.2) and passed to `onIgnoredKeys`, so the caller can warn; a
+ * bundle left without any authority is refused, naming what was ignored.
  * @throws ERR_TRUST_DOMAIN_INVALID, ERR_REQUEST_INVALID (format), ERR_BUNDLE_MALFORMED
  */
-export function toFederatedBundle(request: SetFederatedBundleRequest__Output): SpiffeBundle {
+export function toFederatedBundle(
+  request: SetFederatedBundleRequest__Output,
+  onIgnoredKeys?: (ignored: ReadonlyArray<IgnoredBundleKey>) => void,
+): SpiffeBundle {
   const trustDomain = toTrustDomain(request.trust_domain)
   const format = toBundleFormat(request.format, request.data)
-  const bundle =
+  const { bundle, ignoredKeys } =
     format === 'pem'
-      ? SpiffeBundle.of(trustDomain, { x509: X509Bundle.parsePem(trustDomain, request.data) })
-      : SpiffeBundle.parse(trustDomain, request.data)
-  if (bundle.x509Authorities.length === 0 && bundle.jwtAuthorities.length === 0)
-    throw new IdentityError('ERR_BUNDLE_MALFORMED', 'the bundle holds no X.509 or JWT authority')
+      ? {
+          bundle: SpiffeBundle.of(trustDomain, { x509: X509Bundle.parsePem(trustDomain, request.data) }),
+          ignoredKeys: [],
+        }
+      : SpiffeBundle.parseDetailed(trustDomain, request.data)
+  if (bundle.x509Authorities.length === 0 && bundle.jwtAuthorities.length === 0) {
+    const why = ignoredKeys.length > 0 ? `; ignored: ${describeIgnoredKeys(ignoredKeys)}` : ''
+    throw new IdentityError('ERR_BUNDLE_MALFORMED', `the bundle holds no usable X.509 or JWT authority${why}`)
+  }
+  if (ignoredKeys.length > 0) onIgnoredKeys?.(ignoredKeys)
   return bundle
 }
