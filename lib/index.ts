@@ -10,10 +10,12 @@
  * const id = SpiffeId.parse('spiffe://example.org/tools/search')
  * id.memberOf(TrustDomain.parse('example.org')) // true
  * @packageDocumentation
+ * @module @tessera/spiffe
  */
 
 export type { JwtBundleSource, X509BundleSource } from './core/bundle/bundle-source.js'
 export { BundleSet, type BundleSetInit } from './core/bundle/bundle-source.js'
+export type { EcCurveName, PublicJwk } from './core/bundle/jwk.js'
 export { type JwtAuthority, JwtBundle, type JwtBundleJwk } from './core/bundle/jwt-bundle.js'
 export { SpiffeBundle, type SpiffeBundleParts } from './core/bundle/spiffe-bundle.js'
 export { marshalBundleMap, parseBundleMap } from './core/bundle/spiffe-bundle-map.js'
@@ -31,6 +33,6 @@ export {
 } from './core/jwt/jwt-svid.js'
 export { SpiffeId } from './core/spiffe-id.js'
 export { TrustDomain } from './core/trust-domain.js'
-export type { Certificate } from './core/x509/certificate.js'
+export { type Certificate, KeyUsageBit } from './core/x509/certificate.js'
 export type { VerifiedX509Peer } from './core/x509/verify-chain.js'
 export { parseX509Svid, parseX509SvidPem, type X509Svid } from './core/x509/x509-svid.js'

@@ -8,6 +8,7 @@
  * const guard = createGuard({ jwtBundles: bundles, x509Bundles: bundles, audience: 'my-tool',
  *   allowedHosts: ['127.0.0.1'], policy: Policy.read('./policy.json'), audit: JsonLinesAudit.openFile('./audit.log') })
  * @packageDocumentation
+ * @module @tessera/spiffe/guard
  */
 
 export type { Authentication, AuthMethod } from './authenticate.js'

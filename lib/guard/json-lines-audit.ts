@@ -5,6 +5,7 @@ import type { GatewayAudit, RequestDecided } from './decision.js'
 
 /** Where a {@link JsonLinesAudit} writes: a file stream, `process.stdout`, or any writable of text. */
 export interface AuditLineSink {
+  /** Writes one line (with its newline); a throw or a stream `error` fails the audit. */
   write(line: string): unknown
 }
 

@@ -6,6 +6,7 @@
  * import { createMtlsServer, mtlsClientOptions, peerSpiffeId } from '@tessera/spiffe/tls'
  * const server = createMtlsServer(source, authorizeAny(), (options) => https.createServer(options, handler))
  * @packageDocumentation
+ * @module @tessera/spiffe/tls
  */
 
 export { mtlsClientOptions } from './mtls-client.js'

@@ -3,7 +3,9 @@ import type { PeerCertificateLike } from '../verify/x509-peer.js'
 
 /** The socket-like object {@link peerSpiffeId} reads: a `tls.TLSSocket`, or an http2 session's socket proxy. */
 export interface TlsSocketLike {
+  /** Whether Node's own chain check passed (the client side reads it). */
   readonly authorized?: boolean
+  /** The peer's certificate with its issuers linked, as `tls.TLSSocket.getPeerCertificate(true)`. */
   getPeerCertificate(detailed: true): PeerCertificateLike | null
 }
 

@@ -6,6 +6,7 @@
  * const svid = await verifyJwtPeer(bearerTokenOf(req.headers.authorization), jwtSource, 'my-tool',
  *   authorizeMemberOf(TrustDomain.parse('example.org')))
  * @packageDocumentation
+ * @module @tessera/spiffe/verify
  */
 
 export {

@@ -9,6 +9,7 @@
  * console.log(source.getX509Svid().id.toString())
  * source.close()
  * @packageDocumentation
+ * @module @tessera/spiffe/workload
  */
 
 export { type Backoff, DEFAULT_BACKOFF, LinearBackoff, type Scheduler } from './backoff.js'
