@@ -46,6 +46,7 @@ export class JsonLinesAudit implements GatewayAudit {
   readonly #clock: Clock
   readonly #onError: ((err: IdentityError) => void) | undefined
   #failure: IdentityError | undefined
+  #close: () => Promise<void> = async () => undefined
 
   /** An audit writing to `sink` (for a file, prefer {@link JsonLinesAudit.openFile}). */
   constructor(sink: AuditLineSink, options: JsonLinesAuditOptions = {}) {
@@ -63,6 +64,7 @@ export class JsonLinesAudit implements GatewayAudit {
     const stream = createWriteStream(path, { flags: 'a', mode: 0o600 })
     const audit = new JsonLinesAudit(stream, options)
     stream.on('error', (err) => audit.#fail(err))
+    audit.#close = () => new Promise((resolve) => stream.end(resolve))
     return audit
   }
 
@@ -83,6 +85,16 @@ export class JsonLinesAudit implements GatewayAudit {
       this.#fail(err)
       if (this.#failure !== undefined) throw this.#failure
     }
+  }
+
+  /**
+   * Flushes and closes the file {@link JsonLinesAudit.openFile} opened (a sink given to the
+   * constructor is left to its owner).
+   * @example
+   * await audit.close()
+   */
+  close(): Promise<void> {
+    return this.#close()
   }
 
   #fail(cause: unknown): void {
