@@ -3,7 +3,9 @@ import type { PeerCertificateLike } from '../verify/x509-peer.js'
 
 /** The socket-like object {@link peerSpiffeId} reads: a `tls.TLSSocket`, or an http2 session's socket proxy. */
 export interface TlsSocketLike {
+  /** Whether Node's own chain check passed (the client side reads it). */
   readonly authorized?: boolean
+  /** The peer's certificate with its issuers linked, as `tls.TLSSocket.getPeerCertificate(true)`. */
   getPeerCertificate(detailed: true): PeerCertificateLike | null
 }
 
@@ -56,16 +58,18 @@ function isServerSide(socket: object): boolean {
 }
 
 /**
- * The SPIFFE ID of a TLS connection's peer, as verified by the helpers of `spiffe-tls.ts`, or undefined
- * when it was not verified by them.
- * - Server side: the ID `enforceMtls` stored when it checked the client in `secureConnection`; a server
- *   socket it did not check (no `enforceMtls`) answers undefined.
+ * The SPIFFE ID of a TLS connection's peer, as verified by `createMtlsServer` or `mtlsClientOptions`,
+ * or undefined when it was not verified by them.
+ * - Server side: the ID `createMtlsServer` stored when it checked the client in `secureConnection`; a
+ *   socket of any other server answers undefined.
  * - Client side: Node runs `checkServerIdentity` without the socket, so the first call re-runs, on this
  *   socket's chain, the check of the `mtlsClientOptions` that accepted a server with this leaf (current
  *   bundles, same authorizer; a cache hit, microseconds) and stores the answer. A socket that Node did not
  *   mark `authorized` answers undefined.
  * @example
- * https.createServer(serverOptions, (req, res) => res.end(peerSpiffeId(req.socket as TLSSocket)?.toString()))
+ * createMtlsServer(source, authorizeAny(), (options) =>
+ *   https.createServer(options, (req, res) => res.end(peerSpiffeId(req.socket as TLSSocket)?.toString())),
+ * )
  */
 export function peerSpiffeId(socket: TlsSocketLike): SpiffeId | undefined {
   const self = (socket as { [kSelf]?: object })[kSelf]

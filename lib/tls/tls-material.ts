@@ -15,7 +15,10 @@ export interface TlsX509Source extends X509BundleSource {
   /** The SVID to present now. @throws IdentityError when there is none */
   getX509Svid(): X509Svid
   /** Every current X.509 bundle, own and federated. Should return the same object until an update. */
-  readonly bundles: { x509Bundles(): Iterable<X509Bundle> }
+  readonly bundles: {
+    /** Every X.509 bundle of the set. */
+    x509Bundles(): Iterable<X509Bundle>
+  }
   /** Calls `listener` after every update; returns the unsubscribe function. */
   onUpdate(listener: () => void): () => void
 }

@@ -11,14 +11,9 @@ import { isIdentityError } from '../../lib/core/errors.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
-import {
-  enforceMtls,
-  mtlsClientOptions,
-  mtlsServerOptions,
-  peerSpiffeId,
-  type TlsX509Source,
-} from '../../lib/tls/spiffe-tls.js'
-import { type Authorizer, authorizeAny, authorizeId } from '../../lib/verify/authorizer.js'
+import * as tlsEntry from '../../lib/tls/index.js'
+import { createMtlsServer, mtlsClientOptions, peerSpiffeId, type TlsX509Source } from '../../lib/tls/index.js'
+import { type Authorizer, authorizeAny, authorizeId, authorizeMemberOf } from '../../lib/verify/authorizer.js'
 import { verifyX509Peer } from '../../lib/verify/x509-peer.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
@@ -96,15 +91,17 @@ interface Served {
 async function serveHttps(authorizer: Authorizer): Promise<Served> {
   const refused: string[] = []
   const handled: string[] = []
-  const options = mtlsServerOptions(serverSource, authorizer, { onRefused: (e) => refused.push(e.code) })
-  const server = enforceMtls(
-    https.createServer(options, (req, res) => {
-      const socket = req.socket as TLSSocket
-      const peer = peerSpiffeId(socket)?.toString() ?? 'none'
-      handled.push(peer)
-      res.end(JSON.stringify({ peer, protocol: socket.getProtocol() }))
-    }),
-    options,
+  const server = createMtlsServer(
+    serverSource,
+    authorizer,
+    (options) =>
+      https.createServer(options, (req, res) => {
+        const socket = req.socket as TLSSocket
+        const peer = peerSpiffeId(socket)?.toString() ?? 'none'
+        handled.push(peer)
+        res.end(JSON.stringify({ peer, protocol: socket.getProtocol() }))
+      }),
+    { onRefused: (e) => refused.push(e.code) },
   )
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -152,9 +149,10 @@ describe('mutual TLS from two X509Sources of a real agent', () => {
     expect(answer.serverId).toBe(SERVER)
   })
 
-  it('http2: the same options work for createSecureServer and connect', async () => {
-    const options = mtlsServerOptions(serverSource, only(CLIENT))
-    const server = enforceMtls(http2.createSecureServer(options), options)
+  it('http2: the same helpers work for createSecureServer and connect', async () => {
+    const server = createMtlsServer(serverSource, only(CLIENT), (options) =>
+      http2.createSecureServer(options),
+    )
     server.on('stream', (stream) => {
       stream.respond({ ':status': 200 })
       stream.end(peerSpiffeId(stream.session?.socket as TLSSocket)?.toString())
@@ -229,6 +227,44 @@ function staticSource(svid: X509Svid, bundles: BundleSet): TlsX509Source {
     onUpdate: () => () => undefined,
   }
 }
+
+describe('createMtlsServer cannot be half-used', () => {
+  it('the tls entry point exports no way to get server options without the check', () => {
+    expect(Object.keys(tlsEntry).sort()).toEqual(['createMtlsServer', 'mtlsClientOptions', 'peerSpiffeId'])
+  })
+
+  it('refuses a createServer that drops requestCert, or that builds something other than a TLS server', () => {
+    const dropped = () =>
+      createMtlsServer(serverSource, authorizeAny(), (options) =>
+        https.createServer({ ...options, requestCert: false }),
+      )
+    expect(dropped).toThrow(expect.objectContaining({ code: 'ERR_REQUEST_INVALID' }))
+    const plain = () => createMtlsServer(serverSource, authorizeAny(), () => http2.createServer() as never)
+    expect(plain).toThrow(expect.objectContaining({ code: 'ERR_REQUEST_INVALID' }))
+  })
+
+  it('refuses a peer of a trust domain it has no bundle for: nothing reaches the handler', async () => {
+    const served = await serveHttps(authorizeAny())
+    const stranger = await TestCa.create('stranger.example')
+    const issued = await stranger.issue('spiffe://stranger.example/tool')
+    const own = serverSource.getX509BundleForTrustDomain(TrustDomain.parse(TD))
+    const strangerSource = staticSource(issued.svid, BundleSet.of({ x509: own ? [own] : [] }))
+    await expect(get(served.port, mtlsClientOptions(strangerSource, only(SERVER)))).rejects.toThrow()
+    expect(served.handled).toEqual([])
+  })
+
+  it('refuses a federated peer its authorizer does not admit, with ERR_PEER_UNAUTHORIZED', async () => {
+    const served = await serveHttps(authorizeMemberOf(TrustDomain.parse(TD)))
+    const issued = await partner.issue(`spiffe://${PARTNER}/outsider`)
+    const own = serverSource.getX509BundleForTrustDomain(TrustDomain.parse(TD))
+    const partnerSource = staticSource(issued.svid, BundleSet.of({ x509: own ? [own] : [] }))
+    await expect(get(served.port, mtlsClientOptions(partnerSource, only(SERVER)))).rejects.toThrow()
+    expect(served.refused).toEqual(['ERR_PEER_UNAUTHORIZED'])
+    expect(served.handled).toEqual([])
+    // The same server admits its own trust domain's client.
+    expect((await get(served.port, mtlsClientOptions(clientSource, only(SERVER)))).body.peer).toBe(CLIENT)
+  })
+})
 
 describe('a removed CA is no longer trusted', () => {
   it('a federated client is accepted, then refused once its bundle is deleted and the source updated', async () => {

@@ -1,0 +1,52 @@
+/**
+ * The per-request guard of `@tessera/spiffe`, for a tool that serves HTTP or WebSockets: each request
+ * must carry a valid JWT-SVID (bearer) or client X509-SVID, pass the Host/Origin checks (DNS
+ * rebinding, browser pages) and the policy; failed authentication is throttled and every decision
+ * audited ({@link JsonLinesAudit} writes them as JSON lines).
+ * @example
+ * import { createGuard, guardRequests, JsonLinesAudit, Policy } from '@tessera/spiffe/guard'
+ * const guard = createGuard({ jwtBundles: bundles, x509Bundles: bundles, audience: 'my-tool',
+ *   allowedHosts: ['127.0.0.1'], policy: Policy.read('./policy.json'), audit: JsonLinesAudit.openFile('./audit.log') })
+ * @packageDocumentation
+ * @module @tessera/spiffe/guard
+ */
+
+export type { Authentication, AuthMethod } from './authenticate.js'
+export {
+  type AllowedUpgrade,
+  createGuard,
+  type GatewayAudit,
+  type Guard,
+  type GuardAllowed,
+  type GuardCheckOptions,
+  type GuardDecision,
+  type GuardOptions,
+  type GuardRefused,
+  type GuardRequest,
+  type RefusalStatus,
+  type RequestDecided,
+} from './guard.js'
+export {
+  AUTH_METHOD_HEADER,
+  callerOf,
+  guardMiddleware,
+  guardRequests,
+  guardUpgrades,
+  IDENTITY_HEADER,
+  type MiddlewareOptions,
+  type VerifiedCaller,
+} from './http-middleware.js'
+export {
+  type AuditLine,
+  type AuditLineSink,
+  JsonLinesAudit,
+  type JsonLinesAuditOptions,
+} from './json-lines-audit.js'
+export {
+  type PathCase,
+  Policy,
+  type PolicyDecision,
+  type PolicyEffect,
+  type PolicyRequest,
+} from './policy.js'
+export { FailureThrottle, type ThrottleOptions, type ThrottleVerdict } from './throttle.js'

@@ -1,0 +1,47 @@
+/**
+ * Verifying callers with `@tessera/spiffe`: authorizers (which SPIFFE IDs may call), X509-SVID chains
+ * of TLS peers, and JWT-SVIDs, always against the bundle of the peer's own trust domain.
+ * @example
+ * import { authorizeMemberOf, bearerTokenOf, verifyJwtPeer } from '@tessera/spiffe/verify'
+ * const svid = await verifyJwtPeer(bearerTokenOf(req.headers.authorization), jwtSource, 'my-tool',
+ *   authorizeMemberOf(TrustDomain.parse('example.org')))
+ * @packageDocumentation
+ * @module @tessera/spiffe/verify
+ */
+
+export {
+  DEFAULT_JWT_LEEWAY_MS,
+  type ValidateJwtSvidOptions,
+  validateJwtSvid,
+} from '../core/jwt/jwt-svid-validate.js'
+export {
+  type Authorizer,
+  authorizeAny,
+  authorizeId,
+  authorizeMatching,
+  authorizeMemberOf,
+  authorizeOneOf,
+} from './authorizer.js'
+export {
+  bearerTokenOf,
+  type JwtSvid,
+  MAX_BEARER_HEADER_LENGTH,
+  type VerifyJwtPeerOptions,
+  verifyJwtPeer,
+} from './jwt-peer.js'
+export {
+  defaultX509PeerCache,
+  type PeerCertificateLike,
+  peerChainOf,
+  type VerifiedX509Peer,
+  type VerifyPeerCertificateOptions,
+  type VerifyX509PeerOptions,
+  verifyPeerCertificate,
+  verifyX509Peer,
+} from './x509-peer.js'
+export {
+  DEFAULT_X509_PEER_CACHE_SIZE,
+  MAX_PEER_CHAIN_LENGTH,
+  X509PeerCache,
+  type X509PeerCacheStats,
+} from './x509-peer-cache.js'
