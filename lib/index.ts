@@ -17,7 +17,12 @@ export type { JwtBundleSource, X509BundleSource } from './core/bundle/bundle-sou
 export { BundleSet, type BundleSetInit } from './core/bundle/bundle-source.js'
 export type { EcCurveName, PublicJwk } from './core/bundle/jwk.js'
 export { type JwtAuthority, JwtBundle, type JwtBundleJwk } from './core/bundle/jwt-bundle.js'
-export { SpiffeBundle, type SpiffeBundleParts } from './core/bundle/spiffe-bundle.js'
+export {
+  type IgnoredBundleKey,
+  SpiffeBundle,
+  type SpiffeBundleParseResult,
+  type SpiffeBundleParts,
+} from './core/bundle/spiffe-bundle.js'
 export { marshalBundleMap, parseBundleMap } from './core/bundle/spiffe-bundle-map.js'
 export { X509Bundle } from './core/bundle/x509-bundle.js'
 export { type Clock, ManualClock, systemClock } from './core/clock.js'
