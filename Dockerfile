@@ -4,8 +4,8 @@
 #   docker run --rm tessera:dev --help
 #
 # The native peer-credential addon (binding.gyp) and better-sqlite3 are compiled from source
-# (.prebuild-installrc: buildFromSource=true, read by better-sqlite3's prebuild-install), so the build stage has python3, make and g++; the runtime
-# stage has only what `dist/` needs at run time.
+# (.prebuild-installrc: buildFromSource=true, which better-sqlite3's prebuild-install reads), so the
+# build stage has python3, make and g++; the runtime stage has only what `dist/` needs at run time.
 
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
