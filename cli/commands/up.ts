@@ -151,6 +151,9 @@ class UpSession {
     env: NodeJS.ProcessEnv,
     files: { readonly logPath: string; readonly pidPath: string },
   ): SupervisedChild {
+    // `up` may have begun to stop meanwhile (a signal, its stdout gone): start nothing more. The
+    // error ends run(), whose report #fail skips while stopping.
+    if (this.#isStopping) throw new Error(`up is stopping: the ${name} is not started`)
     const child = SupervisedChild.start({ name, args, env, ...files })
     this.#children.push(child)
     child.onRecord((record) => {
