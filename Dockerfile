@@ -4,8 +4,8 @@
 #   docker run --rm tessera:dev --help
 #
 # The native peer-credential addon (binding.gyp) and better-sqlite3 are compiled from source
-# (.npmrc: build-from-source=true), so the build stage has python3, make and g++; the runtime
-# stage has only what `dist/` needs at run time.
+# (.prebuild-installrc: buildFromSource=true, which better-sqlite3's prebuild-install reads), so the
+# build stage has python3, make and g++; the runtime stage has only what `dist/` needs at run time.
 
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
@@ -14,7 +14,7 @@ RUN apt-get update \
 # node-gyp compiles against the headers this Node ships with instead of downloading them.
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
-COPY package.json package-lock.json .npmrc binding.gyp ./
+COPY package.json package-lock.json .prebuild-installrc binding.gyp ./
 COPY lib/package.json ./lib/package.json
 COPY native ./native
 RUN npm ci

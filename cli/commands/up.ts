@@ -13,6 +13,7 @@ import {
   writeTrustBundle,
 } from '../up/bootstrap.js'
 import { formatInstructions, type StackFacts, toPathSegment } from '../up/instructions.js'
+import { pidFilePath, refuseLiveLeftovers } from '../up/pid-files.js'
 import { CLI_MAIN_PATH, describeExit, SupervisedChild } from '../up/supervised-child.js'
 import { loadUpConfig, type UpConfig } from '../up/up-config.js'
 
@@ -20,6 +21,11 @@ import { loadUpConfig, type UpConfig } from '../up/up-config.js'
 const READY_DEADLINE_MS = 20_000
 /** The path of the alias every `up` agent gets. */
 const AGENT_ALIAS_PATH = '/tessera/agent/local'
+/** pino's level of `warn`: the children's lines from this level up are shown on `up`'s stderr. */
+const SHOWN_LEVEL = 40
+
+/** Why `up` stops: a signal, its stdout gone (exit 1), or a failure already reported (exit 1). */
+type StopReason = NodeJS.Signals | 'stdout closed' | 'failure'
 
 /** Where everything lives under `--data-dir`. */
 function layoutOf(dataDir: string) {
@@ -31,6 +37,8 @@ function layoutOf(dataDir: string) {
     bundlePath: join(dataDir, 'bundle.pem'),
     serverLog: join(dataDir, 'server.log'),
     agentLog: join(dataDir, 'agent.log'),
+    serverPid: pidFilePath(dataDir, 'server'),
+    agentPid: pidFilePath(dataDir, 'agent'),
   }
 }
 
@@ -43,7 +51,7 @@ export function registerUpCommand(program: Command): void {
     )
     .option('--data-dir <dir>', 'state of both, their logs and bundle.pem (default ./.tessera)')
     .option('--trust-domain <name>', 'trust domain (default tessera.local)')
-    .option('--port <port>', "the server's agent API port on 127.0.0.1 (default 8081; 0 picks one)")
+    .option('--port <port>', "the server's agent API port on 127.0.0.1 (default: a free one, printed)")
     .action(async (opts: Record<string, unknown>) => {
       try {
         const env = process.env
@@ -63,6 +71,8 @@ class UpSession {
   /** In start order; stopped in reverse (the agent first). */
   readonly #children: SupervisedChild[] = []
   #isStopping = false
+  /** Set once writing to stdout failed (a closed pipe or terminal): nothing more is written there. */
+  #isStdoutGone = false
 
   constructor(config: UpConfig, env: NodeJS.ProcessEnv) {
     this.#config = config
@@ -73,10 +83,13 @@ class UpSession {
 
   async run(): Promise<void> {
     const paths = this.#paths
+    this.#watchOutputs()
     await mkdir(this.#config.dataDir, { recursive: true, mode: 0o755 })
+    refuseLiveLeftovers(this.#config.dataDir, [
+      { name: 'server', marker: paths.serverDir },
+      { name: 'agent', marker: paths.agentDir },
+    ])
     const reused = await findReusableAgent(paths.agentDir, this.#config.trustDomain, Date.now())
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
-      process.on(signal, () => void this.#stop(signal))
     try {
       const port = await this.#startServer()
       const admin = connectAdmin(paths.adminSocket)
@@ -98,15 +111,16 @@ class UpSession {
   }
 
   async #startServer(): Promise<number> {
-    const { adminSocket, serverDir, serverLog } = this.#paths
+    const { adminSocket, serverDir, serverLog, serverPid } = this.#paths
     const args = ['server', 'run', '--data-dir', serverDir, '--admin-socket', adminSocket]
     args.push('--trust-domain', this.#config.trustDomain.name, '--bind-port', String(this.#config.port))
-    const server = this.#spawn('server', args, this.#env, serverLog)
+    const server = this.#spawn('server', args, this.#env, { logPath: serverLog, pidPath: serverPid })
     const ready = await this.#waitReady(server, 'server ready')
     const address = String(ready.agentApi)
     const port = Number(/:(\d+)$/.exec(address)?.[1])
+    const picked = this.#config.port === 0 ? ', a free port: --port chooses one' : ''
     this.#print([
-      `Server ready: trust domain ${ready.trustDomain}, agent API ${address} (pid ${server.pid}, log ${serverLog})`,
+      `Server ready: trust domain ${ready.trustDomain}, agent API ${address}${picked} (pid ${server.pid}, log ${serverLog})`,
     ])
     return port
   }
@@ -121,19 +135,30 @@ class UpSession {
   }
 
   async #startAgent(port: number, token: string | undefined): Promise<string> {
-    const { agentDir, workloadSocket, bundlePath, agentLog } = this.#paths
+    const { agentDir, workloadSocket, bundlePath, agentLog, agentPid } = this.#paths
     const args = ['agent', 'run', '--data-dir', agentDir, '--socket', workloadSocket]
     args.push('--server-address', `127.0.0.1:${port}`, '--trust-domain', this.#config.trustDomain.name)
     args.push('--trust-bundle', bundlePath)
     // The token goes in the environment, not on the command line where `ps` shows it.
     const env = token === undefined ? this.#env : { ...this.#env, TESSERA_AGENT_JOIN_TOKEN: token }
-    const agent = this.#spawn('agent', args, env, agentLog)
+    const agent = this.#spawn('agent', args, env, { logPath: agentLog, pidPath: agentPid })
     return String((await this.#waitReady(agent, 'agent ready')).spiffeId)
   }
 
-  #spawn(name: string, args: string[], env: NodeJS.ProcessEnv, logPath: string): SupervisedChild {
-    const child = SupervisedChild.start({ name, args, env, logPath })
+  #spawn(
+    name: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    files: { readonly logPath: string; readonly pidPath: string },
+  ): SupervisedChild {
+    // `up` may have begun to stop meanwhile (a signal, its stdout gone): start nothing more. The
+    // error ends run(), whose report #fail skips while stopping.
+    if (this.#isStopping) throw new Error(`up is stopping: the ${name} is not started`)
+    const child = SupervisedChild.start({ name, args, env, ...files })
     this.#children.push(child)
+    child.onRecord((record) => {
+      if (Number(record.level) >= SHOWN_LEVEL) this.#printError(`${name}: ${formatRecord(record)}`)
+    })
     void child.exited.then((exit) =>
       this.#fail(`the ${name} stopped unexpectedly (${describeExit(exit)})`, child),
     )
@@ -168,38 +193,69 @@ class UpSession {
     }
   }
 
+  /** Stops `up` on a signal, and when its stdout is gone (`npm start | tee` ended, terminal closed). */
+  #watchOutputs(): void {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+      process.on(signal, () => void this.#stop(signal))
+    process.stdout.on('error', () => {
+      this.#isStdoutGone = true
+      void this.#stop('stdout closed')
+    })
+    // A failed report must not stop the stopping: what stderr cannot take is dropped.
+    process.stderr.on('error', () => undefined)
+  }
+
   /** Reports why `up` cannot go on (with the child's last log lines), stops the rest, exits 1. */
   async #fail(reason: string, child?: SupervisedChild): Promise<void> {
     if (this.#isStopping) return
     const lines = child?.lastLines() ?? []
     const portInUse = child?.name === 'server' && lines.some((l) => l.includes('EADDRINUSE'))
+    const port = this.#config.port
     if (portInUse)
-      process.stderr.write(
-        `error: port ${this.#config.port} on 127.0.0.1 is already in use (another tessera up?): choose another with --port\n`,
+      this.#printError(
+        `error ERR_ADDRESS_IN_USE: port ${port} on 127.0.0.1 is already in use (another tessera up?): choose another with --port, or leave --port out for a free one`,
       )
-    else if (child === undefined) process.stderr.write(`${reason}\n`)
-    else process.stderr.write(`error: ${reason}; the last lines of ${child.logPath}:\n${lines.join('\n')}\n`)
-    await this.#stop(undefined)
-    process.exit(1)
+    else if (child === undefined) this.#printError(reason)
+    else this.#printError(`error: ${reason}; the last lines of ${child.logPath}:\n${lines.join('\n')}`)
+    await this.#stop('failure')
   }
 
-  /** Stops the children, the agent first; on a signal, exits 0. A second signal kills them. */
-  async #stop(signal: NodeJS.Signals | undefined): Promise<void> {
+  /**
+   * Stops the children, the agent first, then exits: 0 on a signal, 1 otherwise. A second signal
+   * kills them (the stdout closing meanwhile does not).
+   */
+  async #stop(reason: StopReason): Promise<void> {
+    const isSignal = reason !== 'failure' && reason !== 'stdout closed'
     if (this.#isStopping) {
-      if (signal !== undefined) for (const child of this.#children) child.kill()
+      if (isSignal) for (const child of this.#children) child.kill()
       return
     }
     this.#isStopping = true
     for (const child of [...this.#children].reverse()) {
       if (child.hasExited) continue
-      if (signal !== undefined) process.stdout.write(`Stopping the ${child.name}… `)
+      if (isSignal) this.#write(`Stopping the ${child.name}… `)
       const exit = await child.stop()
-      if (signal !== undefined) process.stdout.write(`stopped (${describeExit(exit)}).\n`)
+      if (isSignal) this.#write(`stopped (${describeExit(exit)}).\n`)
     }
-    if (signal !== undefined) process.exit(0)
+    process.exit(isSignal ? 0 : 1)
   }
 
   #print(lines: ReadonlyArray<string>): void {
-    process.stdout.write(`${lines.join('\n')}\n`)
+    this.#write(`${lines.join('\n')}\n`)
   }
+
+  #printError(text: string): void {
+    process.stderr.write(`${text}\n`)
+  }
+
+  #write(text: string): void {
+    if (!this.#isStdoutGone) process.stdout.write(text)
+  }
+}
+
+/** A child's warning or error record as one line: its message, and its code when it has one. */
+function formatRecord(record: Record<string, unknown>): string {
+  const level = Number(record.level) >= 50 ? 'error' : 'warn'
+  const code = typeof record.code === 'string' ? ` (${record.code})` : ''
+  return `${level}: ${String(record.msg)}${code}`
 }

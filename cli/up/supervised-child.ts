@@ -1,9 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { closeSync, openSync, writeSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { LogTail } from './log-tail.js'
+import { removePidFile, writePidFile } from './pid-files.js'
 
 /** This CLI's own entry point, which `up` runs its children with. */
 export const CLI_MAIN_PATH = fileURLToPath(new URL('../main.js', import.meta.url))
+/** Preloaded into each child: it stops when `up` is gone (see lifeline.ts). */
+const LIFELINE_URL = new URL('./lifeline.js', import.meta.url).href
+/** How often the children's log files are read for new lines. */
+const TAIL_INTERVAL_MS = 25
 
 /** How many of a child's output lines are kept for an error report. */
 const KEPT_LINES = 200
@@ -16,12 +22,13 @@ export interface ChildExit {
   readonly signal: NodeJS.Signals | null
 }
 
-/** What to run: `tessera <args>` with `env`, its output appended to `logPath`. */
+/** What to run: `tessera <args>` with `env`, its output appended to `logPath`, its pid in `pidPath`. */
 export interface ChildSpec {
   readonly name: string
   readonly args: ReadonlyArray<string>
   readonly env: NodeJS.ProcessEnv
   readonly logPath: string
+  readonly pidPath: string
 }
 
 /** One JSON log line, or undefined for any other output (an `error …` line). */
@@ -35,47 +42,55 @@ function parseRecord(line: string): Record<string, unknown> | undefined {
 }
 
 /**
- * A `tessera server run` or `agent run` child of `up`: its output goes to its log file and is kept
- * (the last lines) for error reports. It runs in its own process group, so a Ctrl-C at the terminal
- * reaches only `up`, which stops the children in order.
+ * A `tessera server run` or `agent run` child of `up`. It writes its log file itself, so it does not
+ * depend on `up`'s stdout; `up` follows the file and keeps the last lines for error reports. Its
+ * stdin is the lifeline (lifeline.ts): when `up` exits, however, the child stops. It runs in its
+ * own process group, so a Ctrl-C at the terminal reaches only `up`, which stops the children in
+ * order. Its pid is in `pidPath` while it runs.
  */
 export class SupervisedChild {
   readonly name: string
   readonly logPath: string
-  /** Resolves once the child has exited and its log is closed (never rejects). */
+  /** Resolves once the child has exited and its log is read to the end (never rejects). */
   readonly exited: Promise<ChildExit>
   readonly #child: ChildProcess
-  /** The log file, written synchronously: a line `up` has acted on is on disk already. */
-  readonly #logFd: number
+  readonly #tail: LogTail
   readonly #lines: string[] = []
   readonly #watchers = new Set<(record: Record<string, unknown>) => void>()
-  #partial = ''
   #exit: ChildExit | undefined
 
   private constructor(spec: ChildSpec) {
     this.name = spec.name
     this.logPath = spec.logPath
-    this.#logFd = openSync(spec.logPath, 'a', 0o600)
-    this.#child = spawn(process.execPath, [CLI_MAIN_PATH, ...spec.args], {
-      env: spec.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    this.#child.stdout?.on('data', (d: Buffer) => this.#take(d))
-    this.#child.stderr?.on('data', (d: Buffer) => this.#take(d))
+    const logFd = openSync(spec.logPath, 'a', 0o600)
+    this.#tail = LogTail.openAtEnd(spec.logPath)
+    try {
+      this.#child = spawn(process.execPath, ['--import', LIFELINE_URL, CLI_MAIN_PATH, ...spec.args], {
+        env: spec.env,
+        detached: true,
+        stdio: ['pipe', logFd, logFd],
+      })
+    } finally {
+      closeSync(logFd)
+    }
+    // Never written, never ended: only `up`'s exit closes it.
+    this.#child.stdin?.on('error', () => undefined)
+    if (this.#child.pid !== undefined) writePidFile(spec.pidPath, this.#child.pid)
+    const timer = setInterval(() => this.#read(), TAIL_INTERVAL_MS)
     this.exited = new Promise((resolve) => {
       const finish = (exit: ChildExit) => {
         if (this.#exit !== undefined) return
-        if (this.#partial !== '') this.#keep(this.#partial)
+        clearInterval(timer)
+        for (const line of this.#tail.close()) this.#keep(line)
+        removePidFile(spec.pidPath)
         this.#exit = exit
-        closeSync(this.#logFd)
         resolve(exit)
       }
       this.#child.once('error', (err) => {
-        this.#take(Buffer.from(`cannot start: ${err.message}\n`))
+        this.#keep(`cannot start: ${err.message}`)
         finish({ code: null, signal: null })
       })
-      this.#child.once('close', (code, signal) => finish({ code, signal }))
+      this.#child.once('exit', (code, signal) => finish({ code, signal }))
     })
   }
 
@@ -95,6 +110,11 @@ export class SupervisedChild {
   /** The last `count` lines it printed, this run only. */
   lastLines(count = 20): string[] {
     return this.#lines.slice(-count)
+  }
+
+  /** Calls `listener` with each JSON log line the child writes from now on. */
+  onRecord(listener: (record: Record<string, unknown>) => void): void {
+    this.#watchers.add(listener)
   }
 
   /**
@@ -136,15 +156,8 @@ export class SupervisedChild {
     if (this.#exit === undefined) this.#child.kill(signal)
   }
 
-  #take(data: Buffer): void {
-    try {
-      if (this.#exit === undefined) writeSync(this.#logFd, data)
-    } catch {
-      // A full disk must not stop the child: its last lines are still kept in memory.
-    }
-    const lines = (this.#partial + data.toString()).split('\n')
-    this.#partial = lines.pop() ?? ''
-    for (const line of lines) this.#keep(line)
+  #read(): void {
+    for (const line of this.#tail.readLines()) this.#keep(line)
   }
 
   #keep(line: string): void {

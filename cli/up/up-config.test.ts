@@ -3,11 +3,11 @@ import { IdentityError } from '../../lib/core/errors.js'
 import { loadUpConfig } from './up-config.js'
 
 describe('loadUpConfig', () => {
-  it('defaults to ./.tessera, tessera.local and port 8081, resolved against cwd', () => {
+  it('defaults to ./.tessera, tessera.local and a free port (0), resolved against cwd', () => {
     const config = loadUpConfig({ flags: {}, env: {}, cwd: '/repo' })
     expect(config.dataDir).toBe('/repo/.tessera')
     expect(config.trustDomain.name).toBe('tessera.local')
-    expect(config.port).toBe(8081)
+    expect(config.port).toBe(0)
   })
 
   it('takes flags over TESSERA_UP_* vars', () => {

@@ -7,7 +7,10 @@ export interface UpSettings {
   /** Root of the whole dev stack: `server/`, `agent/`, `bundle.pem` and both logs live in it. */
   readonly dataDir: string
   readonly trustDomain: TrustDomain
-  /** The server's agent API port on 127.0.0.1; 0 picks a free one. */
+  /**
+   * The server's agent API port on 127.0.0.1; 0 (the default) picks a free one. `up` starts its own
+   * agent, so no fixed port is needed, and a taken one would stop a first run.
+   */
   readonly port: number
 }
 
@@ -20,7 +23,7 @@ export const UP_ENV_PREFIX = 'TESSERA_UP_'
 const UP_SCHEMA: Schema<UpSettings> = {
   dataDir: { kind: pathKind(), default: './.tessera' },
   trustDomain: { kind: trustDomainKind(), default: 'tessera.local' },
-  port: { kind: integerKind({ min: 0, max: 65_535 }), default: 8081 },
+  port: { kind: integerKind({ min: 0, max: 65_535 }), default: 0 },
 }
 
 /**

@@ -89,6 +89,9 @@ export type ErrorCode =
   | 'ERR_UPGRADE_REFUSED'
   // a process that cannot run as installed (DESIGN §5: the native addon is built at install)
   | 'ERR_ADDON_UNAVAILABLE'
+  // `tessera up` (development mode): a process of an earlier run still alive, a port taken
+  | 'ERR_ALREADY_RUNNING'
+  | 'ERR_ADDRESS_IN_USE'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -75,6 +75,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_PATH_INVALID: status.INVALID_ARGUMENT,
   ERR_UPGRADE_REFUSED: status.INVALID_ARGUMENT,
   ERR_ADDON_UNAVAILABLE: status.UNAVAILABLE,
+  ERR_ALREADY_RUNNING: status.FAILED_PRECONDITION,
+  ERR_ADDRESS_IN_USE: status.UNAVAILABLE,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

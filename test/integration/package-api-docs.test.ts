@@ -11,7 +11,7 @@ const ENTRIES = ['', 'workload', 'verify', 'tls', 'guard']
 
 describe('docs/api, the API reference generated from the TSDoc', () => {
   it('was generated from the current lib/ sources (else run `npm run docs:api`)', async () => {
-    const current = await run(process.execPath, [join(REPO, 'scripts/api-source-hash.mjs')])
+    const current = await run(process.execPath, [join(REPO, 'lib/api-source-hash.mjs')])
     const recorded = await readFile(join(REPO, 'docs/api/.source-hash'), 'utf8')
     expect(recorded.trim(), 'docs/api is stale: run `npm run docs:api` and commit docs/api').toBe(
       current.stdout.trim(),

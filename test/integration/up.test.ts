@@ -1,73 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { CLI_PATH, makeTempDir, removeDir, requireBuild, runCli, waitFor } from '../helpers/processes.js'
+import { makeTempDir, removeDir, requireBuild, runCli } from '../helpers/processes.js'
+import { childPids, endUpRuns, isAlive, startUp, type UpRun, waitUntilUp } from '../helpers/up-run.js'
 
-/** The last line `tessera up` prints once everything is ready. */
-const READY_SENTINEL = 'Ctrl-C stops'
-
-/** One `tessera up` child and what it printed. */
-interface UpRun {
-  readonly child: ChildProcess
-  readonly startedMs: number
-  stdout: string
-  stderr: string
-  exitCode: Promise<number | null>
-}
-
-const runs: UpRun[] = []
 const dirs: string[] = []
-
-function startUp(dir: string, port = '0'): UpRun {
-  const child = spawn(process.execPath, [CLI_PATH, 'up', '--data-dir', dir, '--port', port], {
-    cwd: '/',
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const run: UpRun = {
-    child,
-    startedMs: performance.now(),
-    stdout: '',
-    stderr: '',
-    exitCode: once(child, 'exit').then(([code]) => code as number | null),
-  }
-  child.stdout?.on('data', (d: Buffer) => {
-    run.stdout += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    run.stderr += d.toString()
-  })
-  runs.push(run)
-  return run
-}
-
-async function waitUntilUp(run: UpRun): Promise<number> {
-  try {
-    await waitFor(() => run.stdout.includes(READY_SENTINEL), {
-      timeoutMs: 20_000,
-      failFast: () => run.child.exitCode !== null,
-    })
-  } catch (err) {
-    throw new Error(`tessera up did not come up (${(err as Error).message}):\n${run.stdout}\n${run.stderr}`)
-  }
-  return performance.now() - run.startedMs
-}
-
-/** The `pid N` of the server and of the agent, as the summary prints them. */
-function childPids(run: UpRun): number[] {
-  return [...run.stdout.matchAll(/\(pid (\d+),/g)].map((m) => Number(m[1]))
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** The printed shell setup (exports, alias) and the three steps. */
 function instructionsOf(stdout: string) {
@@ -121,14 +60,7 @@ async function interrupt(run: UpRun): Promise<void> {
 }
 
 afterEach(async () => {
-  for (const run of runs.splice(0)) {
-    if (run.child.exitCode === null && run.child.signalCode === null) {
-      run.child.kill('SIGTERM')
-      await Promise.race([run.exitCode, new Promise((resolve) => setTimeout(resolve, 8000))])
-    }
-    run.child.kill('SIGKILL')
-    for (const pid of childPids(run).filter(isAlive)) process.kill(pid, 'SIGKILL')
-  }
+  await endUpRuns()
   for (const dir of dirs.splice(0)) await removeDir(dir)
 })
 
@@ -139,6 +71,8 @@ describe('tessera up', () => {
     dirs.push(dir)
     const first = startUp(dir)
     const readyMs = await waitUntilUp(first)
+    // No --port: a free one, said so (a taken 8081 once stopped a first run).
+    expect(first.stdout).toMatch(/agent API 127\.0\.0\.1:\d+, a free port/)
     const { setup, steps } = instructionsOf(first.stdout)
     expect(setup).toHaveLength(3)
     expect(steps).toHaveLength(3)
@@ -188,7 +122,7 @@ describe('tessera up', () => {
     expect(childPids(third).filter(isAlive)).toEqual([])
   })
 
-  it('fails with one line and exit 1 when the port is taken', async () => {
+  it('fails with one line, ERR_ADDRESS_IN_USE and the port, exit 1, when the port given is taken', async () => {
     requireBuild()
     const dir = await makeTempDir('tessera-up-port-')
     dirs.push(dir)
@@ -196,9 +130,10 @@ describe('tessera up', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
     const port = (blocker.address() as { port: number }).port
     try {
-      const run = startUp(dir, String(port))
+      const run = startUp(dir, ['--port', String(port)])
       expect(await run.exitCode).toBe(1)
       expect(run.stderr.trim().split('\n')).toHaveLength(1)
+      expect(run.stderr).toMatch(/^error ERR_ADDRESS_IN_USE: /)
       expect(run.stderr).toContain(String(port))
     } finally {
       blocker.close()

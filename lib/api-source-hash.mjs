@@ -1,6 +1,6 @@
 // The hash of what docs/api/ is generated from: every non-test .ts file under lib/ and lib/typedoc.json.
-// `node scripts/api-source-hash.mjs` prints it; `--write` stores it in docs/api/.source-hash (run by
-// `npm run docs:api`); test/integration/api-docs.test.ts compares the two.
+// `node lib/api-source-hash.mjs` prints it; `--write` stores it in docs/api/.source-hash (run by
+// `npm run docs:api`); test/integration/package-api-docs.test.ts compares the two.
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
