@@ -88,6 +88,9 @@ export type ErrorCode =
   | 'ERR_UPGRADE_REFUSED'
   // a process that cannot run as installed (DESIGN §5: the native addon is built at install)
   | 'ERR_ADDON_UNAVAILABLE'
+  // the CLI: the admin API could not be reached; a failure nobody gave a code to (a bug)
+  | 'ERR_ADMIN_API_UNAVAILABLE'
+  | 'ERR_INTERNAL'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

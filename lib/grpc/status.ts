@@ -74,6 +74,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_PATH_INVALID: status.INVALID_ARGUMENT,
   ERR_UPGRADE_REFUSED: status.INVALID_ARGUMENT,
   ERR_ADDON_UNAVAILABLE: status.UNAVAILABLE,
+  ERR_ADMIN_API_UNAVAILABLE: status.UNAVAILABLE,
+  ERR_INTERNAL: status.INTERNAL,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */
