@@ -145,7 +145,9 @@ export async function startStack(
   const adminSocket = join(dir, 'server', 'admin.sock')
   const socketPath = join(dir, 'agent', 'public', 'api.sock')
   const agentAlias = `spiffe://${trustDomain}${AGENT_ALIAS_PATH}`
-  const serverArgs = ['--trust-domain', trustDomain, ...(opts.serverArgs ?? [])]
+  // Tests register entries with TTLs of a few seconds to watch rotation: lower the server's floors.
+  const floors = ['--min-x509-svid-ttl', '1s', '--min-jwt-svid-ttl', '1s']
+  const serverArgs = ['--trust-domain', trustDomain, ...floors, ...(opts.serverArgs ?? [])]
   let server = await startServerProcess({ dataDir: join(dir, 'server'), args: serverArgs })
   const port = agentPort(server)
   let agent: AgentProcess | undefined
