@@ -36,8 +36,7 @@ function scriptOf(block: RunnableBlock, substitute: (command: string) => string)
   const lines = [
     'set -euo pipefail',
     'curl() { command curl --fail-with-body --silent --show-error --max-time 20 "$@"; }',
-    'bg=()',
-    'trap \'for p in "${bg[@]:-}"; do kill "$p" 2>/dev/null || true; done\' EXIT',
+    "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT",
     "ready() { for _ in $(seq 1 300); do grep -q '" +
       READY_LINE +
       '\' "$1" && return 0; kill -0 "$2" 2>/dev/null || break; sleep 0.1; done; cat "$1" >&2; return 1; }',
@@ -47,7 +46,7 @@ function scriptOf(block: RunnableBlock, substitute: (command: string) => string)
     const line = substitute(command)
     if (LONG_RUNNING.test(line)) {
       const log = `"$PWD/background-${i}.log"`
-      lines.push(`${line} > ${log} 2>&1 &`, 'bg+=($!)', `ready ${log} $!`)
+      lines.push(`${line} > ${log} 2>&1 &`, `ready ${log} $!`)
     } else lines.push(line)
   })
   return `${lines.join('\n')}\n`
