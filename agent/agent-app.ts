@@ -5,6 +5,7 @@ import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
 import { generateP256PrivateKey } from '../lib/core/x509/generate-key.js'
+import { errorCodeOf } from '../lib/grpc/status.js'
 import type { AgentConfig } from './agent-config.js'
 import { UnixAttestor } from './attest/unix/unix-attestor.js'
 import { AgentCache } from './manager/agent-cache.js'
@@ -131,7 +132,11 @@ function syncInto(
         .catch((err) => log.warn({ err }, 'Applying a sync snapshot failed.'))
     },
     onRefused: (err) => {
-      log.error({ err }, 'The server refused this agent (evicted or banned); it cannot renew or sign.')
+      // One line: what the server said, not a stack (a refusal is an answer, not a crash).
+      log.error(
+        { code: errorCodeOf(err), details: err.details },
+        'The server refused this agent (evicted or banned); it cannot renew or sign.',
+      )
       onRefused?.(err)
     },
   })

@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs'
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -7,7 +6,6 @@ import {
   credentials,
   type ServiceError,
   type StatusObject,
-  status,
 } from '@grpc/grpc-js'
 import type { AgentsClient } from '../common/gen/tessera/admin/v1/Agents.js'
 import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
@@ -16,7 +14,7 @@ import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens
 import { WARNING_TRAILER } from '../common/grpc/admin-warnings.js'
 import { adminApi } from '../common/grpc/protos.js'
 import { IdentityError } from '../lib/core/errors.js'
-import { errorCodeOf } from '../lib/grpc/status.js'
+import { type AdminTarget, explainAdminFailure } from './admin-failure.js'
 
 /** How long one admin call may take before the CLI gives up. */
 export const ADMIN_DEADLINE_MS = 10_000
@@ -24,9 +22,7 @@ export const ADMIN_DEADLINE_MS = 10_000
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 /** The admin API's services, over one admin socket. */
-export interface AdminClients {
-  /** The socket path, for error messages. */
-  readonly socket: string
+export interface AdminClients extends AdminTarget {
   readonly entries: EntriesClient
   readonly joinTokens: JoinTokensClient
   readonly agents: AgentsClient
@@ -43,6 +39,7 @@ export function connectAdmin(socket: string): AdminClients {
   return adminClients({
     target: `unix://${socket}`,
     shownAs: socket,
+    socketPath: socket,
     credentials: credentials.createInsecure(),
   })
 }
@@ -54,6 +51,8 @@ export function connectAdmin(socket: string): AdminClients {
 export function adminClients(to: {
   readonly target: string
   readonly shownAs: string
+  /** The Unix socket's path, when the target is one (error messages then say what is wrong with it). */
+  readonly socketPath?: string
   readonly credentials: ChannelCredentials
   readonly options?: ChannelOptions
 }): AdminClients {
@@ -67,6 +66,7 @@ export function adminClients(to: {
   }
   return {
     socket: to.shownAs,
+    ...(to.socketPath === undefined ? {} : { socketPath: to.socketPath }),
     ...clients,
     close: () => {
       for (const client of Object.values(clients)) client.close()
@@ -81,13 +81,14 @@ export function adminClients(to: {
  * transport failures become errors that name the socket.
  */
 export function callAdmin<Res>(
-  admin: Pick<AdminClients, 'socket'>,
+  admin: AdminTarget,
   invoke: (options: CallOptions, reply: Reply<Res>) => void,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     invoke({ deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, response) => {
-      if (err) reject(explainFailure(err, admin.socket))
-      else if (response === undefined) reject(new Error('the admin API sent an empty answer'))
+      if (err) reject(explainAdminFailure(err, admin, ADMIN_DEADLINE_MS))
+      else if (response === undefined)
+        reject(new IdentityError('ERR_INTERNAL', 'the admin API sent an empty answer'))
       else resolve(response)
     })
   })
@@ -98,7 +99,7 @@ export function callAdmin<Res>(
  * resolves once both the answer and the call's status are in.
  */
 export function callAdminWarned<Res>(
-  admin: Pick<AdminClients, 'socket'>,
+  admin: AdminTarget,
   invoke: (options: CallOptions, reply: Reply<Res>) => ClientUnaryCall,
 ): Promise<{ response: Res; warnings: string[] }> {
   return new Promise((resolve, reject) => {
@@ -108,8 +109,9 @@ export function callAdminWarned<Res>(
       if (response !== undefined && warnings !== undefined) resolve({ response, warnings })
     }
     const call = invoke({ deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, res) => {
-      if (err) reject(explainFailure(err, admin.socket))
-      else if (res === undefined) reject(new Error('the admin API sent an empty answer'))
+      if (err) reject(explainAdminFailure(err, admin, ADMIN_DEADLINE_MS))
+      else if (res === undefined)
+        reject(new IdentityError('ERR_INTERNAL', 'the admin API sent an empty answer'))
       else {
         response = res
         settle()
@@ -120,37 +122,4 @@ export function callAdminWarned<Res>(
       settle()
     })
   })
-}
-
-/** The error to show for a failed call. */
-function explainFailure(err: ServiceError, socket: string): unknown {
-  if (errorCodeOf(err) !== undefined) return err
-  switch (err.code) {
-    case status.RESOURCE_EXHAUSTED:
-      return new IdentityError('ERR_REQUEST_TOO_LARGE', err.details || 'the request is too large')
-    case status.UNAVAILABLE:
-      return new Error(`${unreachableReason(socket)}: ${err.details}`)
-    case status.DEADLINE_EXCEEDED:
-      return new Error(`the admin API at ${socket} did not answer within ${ADMIN_DEADLINE_MS / 1000} s`)
-    default:
-      return new Error(`admin call failed (${status[err.code] ?? err.code}): ${err.details}`)
-  }
-}
-
-/**
- * Why the admin socket could not be reached, as far as the CLI can tell: no socket file; a server
- * of another uid, which drops at accept every uid that is not one of its admins (`--admin-uid`); or
- * a server that is not running.
- */
-function unreachableReason(socket: string): string {
-  let ownerUid: number
-  try {
-    ownerUid = statSync(socket).uid
-  } catch {
-    return `no admin API at ${socket} (is the server running?)`
-  }
-  const uid = process.getuid?.()
-  if (uid !== undefined && uid !== ownerUid)
-    return `cannot reach the admin API at ${socket}: the server (uid ${ownerUid}) closes connections of uids that are not its admins (is uid ${uid} given with --admin-uid?), or it is not running`
-  return `cannot reach the admin API at ${socket} (is the server running?)`
 }

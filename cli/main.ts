@@ -11,6 +11,7 @@ import { registerServerCommands } from './commands/server.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerUpCommand } from './commands/up.js'
 import { failAndExit } from './output.js'
+import { readCliVersion } from './version.js'
 
 /**
  * A commander usage error (unknown option, missing value, …) as the CLI's one failure line,
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
     .description(
       'SPIFFE-compatible workload identity: attested X.509-SVIDs and JWT-SVIDs for local agents and tools',
     )
+    .version(readCliVersion(), '-V, --version', "print Tessera's version and exit")
     .configureOutput({ outputError: (text, write) => write(formatUsageError(text)) })
   registerServerCommands(program)
   registerEntryCommands(program)

@@ -9,14 +9,27 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value]
 }
 
-/** The one-line reason for a failure: `error ERR_CODE: message`, never a stack trace. */
+/** grpc-js's connection-failure text without its empty `Resolution note:` tail. */
+function withoutResolutionNote(text: string): string {
+  return text.replace(/\.?\s*Resolution note:\s*$/, '').trim()
+}
+
+/**
+ * The one-line reason for any failure, `error ERR_CODE: message`, never a stack trace: an
+ * {@link IdentityError} keeps its code, a gRPC error the code its server attached (else
+ * ERR_INTERNAL), anything else is ERR_INTERNAL (a bug: the message says what broke).
+ */
 export function describeFailure(err: unknown): string {
-  if (err instanceof IdentityError) return `error ${err.code}: ${err.message}`
-  const code = errorCodeOf(err)
-  const details = (err as { details?: string } | undefined)?.details
-  if (code && details) return `error ${code}: ${details}`
-  if (details) return `error: ${details}`
-  return `error: ${err instanceof Error ? err.message : String(err)}`
+  if (err instanceof IdentityError) return `error ${err.code}: ${withoutResolutionNote(err.message)}`
+  const details = (err as { details?: unknown } | undefined)?.details
+  const code = errorCodeOf(err) ?? 'ERR_INTERNAL'
+  if (typeof details === 'string' && details !== '') return `error ${code}: ${oneLineOf(details)}`
+  const message = err instanceof Error ? err.message : String(err)
+  return `error ${code}: ${oneLineOf(message) || 'an unexpected failure'}`
+}
+
+function oneLineOf(text: string): string {
+  return withoutResolutionNote(text).replace(/\s*\n\s*/g, '; ')
 }
 
 /** Prints the one-line reason to stderr and exits non-zero. */

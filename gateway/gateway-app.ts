@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { localPeerKey } from '../common/peercred/sock-diag.js'
-import type { IdentityError } from '../lib/core/errors.js'
+import { IdentityError } from '../lib/core/errors.js'
+import type { X509Svid } from '../lib/core/x509/x509-svid.js'
 import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
 import { Policy } from '../lib/guard/policy.js'
 import { FailureThrottle } from '../lib/guard/throttle.js'
@@ -24,12 +25,35 @@ async function openSources(config: GatewayConfig, log: Logger) {
     log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
   const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
   try {
-    const svids = config.tls ? await X509Source.create({ endpoint: config.endpoint, onError }) : undefined
+    const svids = config.tls ? await openOwnSvid(config, onError) : undefined
     return { bundles, svids }
   } catch (err) {
     bundles.close()
     throw err
   }
+}
+
+/**
+ * The gateway's own SVID: the one `--spiffe-id` names, else the default (first) one.
+ * @throws ERR_NO_IDENTITY when the workload has no SVID with that ID
+ */
+async function openOwnSvid(
+  config: GatewayConfig,
+  onError: (err: IdentityError) => void,
+): Promise<X509Source> {
+  const wanted = config.spiffeId
+  const picker = wanted && ((svids: ReadonlyArray<X509Svid>) => svids.find((s) => s.id.equals(wanted)))
+  const source = await X509Source.create({ endpoint: config.endpoint, onError, ...(picker && { picker }) })
+  if (wanted === undefined) return source
+  const ids = source.getX509Context().svids.map((s) => s.id.toString())
+  if (!ids.includes(wanted.toString())) {
+    source.close()
+    throw new IdentityError(
+      'ERR_NO_IDENTITY',
+      `this process has no X509-SVID for ${wanted} (it has ${ids.join(', ') || 'none'}): register an entry for it, or give one of those to --spiffe-id`,
+    )
+  }
+  return source
 }
 
 function buildGuard(

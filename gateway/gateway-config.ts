@@ -8,6 +8,7 @@ import {
   type Kind,
   listKind,
   pathKind,
+  spiffeIdKind,
   stringKind,
 } from '../common/config/config-fields.js'
 import {
@@ -20,6 +21,7 @@ import {
 import { loadWorkloadCliConfig } from '../common/config/workload-endpoint.js'
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log/logger.js'
 import { IdentityError } from '../lib/core/errors.js'
+import type { SpiffeId } from '../lib/core/spiffe-id.js'
 import { normalizeAllowedHost, normalizeAllowedOrigin } from '../lib/guard/host-origin.js'
 import type { WorkloadEndpoint } from '../lib/workload/endpoint.js'
 import type { ListenAddress } from './gateway-server.js'
@@ -41,6 +43,8 @@ export interface GatewaySettings {
   readonly allowedHosts: readonly string[]
   /** Serve HTTPS with the gateway's own X509-SVID and accept client certificates (`--tls`). */
   readonly tls: boolean
+  /** With TLS, the SVID to present, by SPIFFE ID (`--spiffe-id`); default the workload's first (default) SVID. */
+  readonly spiffeId: SpiffeId | undefined
   /** How long the upstream may take to answer with headers (`--upstream-timeout`, default 30s). */
   readonly upstreamTimeoutMs: number
   /** Failed authentications from one peer before it is throttled (default 5). */
@@ -108,6 +112,7 @@ const GATEWAY_SCHEMA: Schema<GatewaySettings> = {
   allowedOrigins: { kind: listKind(originKind), flag: 'allowOrigin', default: [] },
   allowedHosts: { kind: listKind(allowedHostKind), flag: 'host', default: defaultHosts },
   tls: { kind: booleanKind(), default: false },
+  spiffeId: { kind: spiffeIdKind(), isOptional: true },
   upstreamTimeoutMs: { kind: durationKind(), name: 'upstreamTimeout', default: '30s' },
   throttleFailures: { kind: integerKind({ min: 1, max: 1000 }), default: 5 },
   throttleDelayMs: { kind: durationKind(), name: 'throttleDelay', default: '1s' },
@@ -124,6 +129,8 @@ function checkGatewaySettings(c: Partial<GatewaySettings>) {
   if (c.allowedHosts?.length === 0) problems.push('allowedHosts: needs at least one name')
   if (c.allowedHosts === undefined && c.listen !== undefined && WILDCARD_HOSTS.has(c.listen.host))
     problems.push('allowedHosts: is required when listening on every interface (set --host)')
+  if (c.spiffeId !== undefined && c.tls !== true)
+    problems.push('spiffeId: chooses the SVID the gateway presents, which it does only with --tls')
   if (c.upstreamTimeoutMs === 0) problems.push('upstreamTimeout: must be more than 0')
   if (c.throttleDelayMs === 0) problems.push('throttleDelay: must be more than 0')
   if (c.listen !== undefined && !isLoopback(c.listen.host) && c.tls !== true)

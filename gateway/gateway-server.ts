@@ -61,9 +61,15 @@ function makeTlsServer(options: GatewayServerOptions, onRequest: RequestListener
   const source = options.tlsSource!
   const server = createHttpsServer(gatewayTlsOptions(source), onRequest)
   const unsubscribe = source.onUpdate(() => {
-    const svid = source.getX509Svid()
-    server.setSecureContext(svidCredentials(svid))
-    options.log.info({ spiffeId: svid.id.toString() }, 'Gateway SVID updated.')
+    try {
+      const svid = source.getX509Svid()
+      server.setSecureContext(svidCredentials(svid))
+      options.log.info({ spiffeId: svid.id.toString() }, 'Gateway SVID updated.')
+    } catch (err) {
+      // The chosen SVID is gone (its entry deleted): keep serving the last one until it expires.
+      const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
+      options.log.warn({ code }, 'The gateway SVID is no longer issued; still presenting the last one.')
+    }
   })
   server.once('close', unsubscribe)
   return server

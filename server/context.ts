@@ -17,6 +17,9 @@ export interface ServerSettingsView {
   readonly bindPort: number
   readonly defaultX509SvidTtlMs: number
   readonly defaultJwtSvidTtlMs: number
+  /** The shortest TTLs an entry may ask for. */
+  readonly minX509SvidTtlMs: number
+  readonly minJwtSvidTtlMs: number
   readonly agentSvidTtlMs: number
   readonly joinTokenTtlMs: number
 }

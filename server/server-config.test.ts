@@ -37,6 +37,8 @@ describe('loadServerConfig defaults', () => {
       adminUids: [],
       defaultX509SvidTtlMs: H,
       defaultJwtSvidTtlMs: 5 * M,
+      minX509SvidTtlMs: M,
+      minJwtSvidTtlMs: 30_000,
       caTtlMs: 24 * H,
       agentSvidTtlMs: H,
       joinTokenTtlMs: 10 * M,
@@ -177,6 +179,23 @@ describe('problems', () => {
     const problems = problemsOf({ flags: { [flag]: ttl } })
     expect(problems).toHaveLength(1)
     expect(problems[0]?.startsWith(`${flag}:`)).toBe(true)
+  })
+
+  it.each([
+    [{ defaultX509SvidTtl: '30s' }, 'defaultX509SvidTtl'],
+    [{ defaultJwtSvidTtl: '10s' }, 'defaultJwtSvidTtl'],
+    [{ defaultX509SvidTtl: '5m', minX509SvidTtl: '10m' }, 'defaultX509SvidTtl'],
+  ])('refuses a default TTL below the floor entries are held to: %j', (flags, name) => {
+    const problems = problemsOf({ flags })
+    expect(problems).toHaveLength(1)
+    expect(problems[0]?.startsWith(`${name}:`)).toBe(true)
+  })
+
+  it('lowers the floors when asked (tests use TTLs of seconds)', () => {
+    const config = load({ flags: { minX509SvidTtl: '1s', minJwtSvidTtl: '1s', defaultJwtSvidTtl: '2s' } })
+    expect([config.minX509SvidTtlMs, config.minJwtSvidTtlMs, config.defaultJwtSvidTtlMs]).toEqual([
+      1000, 1000, 2000,
+    ])
   })
 
   it('warns of an SVID TTL longer than CA TTL / 6, without refusing it', () => {

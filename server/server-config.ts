@@ -34,6 +34,10 @@ export interface ServerSettings {
   readonly adminUids: readonly number[]
   readonly defaultX509SvidTtlMs: number
   readonly defaultJwtSvidTtlMs: number
+  /** The shortest X509-SVID TTL an entry may ask for (a floor against endless re-signing). */
+  readonly minX509SvidTtlMs: number
+  /** The shortest JWT-SVID TTL an entry may ask for. */
+  readonly minJwtSvidTtlMs: number
   readonly caTtlMs: number
   readonly agentSvidTtlMs: number
   readonly joinTokenTtlMs: number
@@ -68,6 +72,8 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   adminUids: { kind: listKind(integerKind({ min: 0, max: MAX_UNIX_ID })), flag: 'adminUid', default: [] },
   defaultX509SvidTtlMs: { kind: durationKind(), name: 'defaultX509SvidTtl', default: '1h' },
   defaultJwtSvidTtlMs: { kind: durationKind(), name: 'defaultJwtSvidTtl', default: '5m' },
+  minX509SvidTtlMs: { kind: durationKind(), name: 'minX509SvidTtl', default: '1m' },
+  minJwtSvidTtlMs: { kind: durationKind(), name: 'minJwtSvidTtl', default: '30s' },
   caTtlMs: { kind: durationKind(), name: 'caTtl', default: '24h' },
   agentSvidTtlMs: { kind: durationKind(), name: 'agentSvidTtl', default: '1h' },
   joinTokenTtlMs: { kind: durationKind(), name: 'joinTokenTtl', default: '10m' },
@@ -95,6 +101,7 @@ const ACTIVATE_CAP_MS = 7 * 86_400_000
 function checkServerSettings(c: Partial<ServerSettings>): CheckResult {
   const problems: string[] = []
   const warnings: string[] = []
+  problems.push(...floorProblems(c))
   const caTtlMs = c.caTtlMs
   if (caTtlMs === undefined) return { problems, warnings }
   const longest = Math.min(Math.floor(caTtlMs / 6), ACTIVATE_CAP_MS)
@@ -109,6 +116,19 @@ function checkServerSettings(c: Partial<ServerSettings>): CheckResult {
       )
   }
   return { problems, warnings }
+}
+
+/** Default TTLs under the floors entries are held to, by the names they are set with. */
+function floorProblems(c: Partial<ServerSettings>): string[] {
+  const pairs = [
+    ['defaultX509SvidTtl', c.defaultX509SvidTtlMs, 'minX509SvidTtl', c.minX509SvidTtlMs],
+    ['defaultJwtSvidTtl', c.defaultJwtSvidTtlMs, 'minJwtSvidTtl', c.minJwtSvidTtlMs],
+  ] as const
+  return pairs.flatMap(([name, ttlMs, floorName, floorMs]) =>
+    ttlMs !== undefined && floorMs !== undefined && ttlMs < floorMs
+      ? [`${name}: must be at least ${floorName} (${formatDurationMs(floorMs)})`]
+      : [],
+  )
 }
 
 /**

@@ -1,8 +1,10 @@
+import { type ServiceError, status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import { errorCodeOf } from '../../lib/grpc/status.js'
 import type { ServerClient } from '../server-client/server-client.js'
 import type { AgentState, AgentStateStore } from './agent-state.js'
 
@@ -32,8 +34,10 @@ export class AgentIdentityKeeper {
   }
 
   /**
-   * Reuses the persisted SVID when it is still valid; otherwise attests with `joinToken`.
-   * @throws ERR_CONFIG_INVALID when neither is available; the server's refusal of the token
+   * Reuses the persisted SVID when it is still valid and the server does not refuse it; otherwise
+   * attests with `joinToken` (an evicted agent given a new token starts afresh).
+   * @throws ERR_CONFIG_INVALID when neither is available; ERR_AGENT_UNAUTHORIZED when the server
+   *   refuses the persisted SVID and there is no token; the server's refusal of the token
    */
   async establish(joinToken: string | undefined): Promise<void> {
     const { client, store, clock, log } = this.#deps
@@ -41,10 +45,23 @@ export class AgentIdentityKeeper {
     const leaf = saved?.svid.certificates[0]
     if (saved && leaf && leaf.notAfterMs > clock.nowMs()) {
       client.useIdentity(saved.svid, saved.bundle)
-      this.#state = saved
-      if (joinToken) log.info({}, 'A persisted agent SVID exists; the join token is not used.')
-      log.info({ spiffeId: saved.svid.id.toString(), path: store.path }, 'Agent SVID loaded from disk.')
-      return
+      const refusal = await this.#refusalOf()
+      const spiffeId = saved.svid.id.toString()
+      if (refusal === undefined) {
+        this.#state = saved
+        if (joinToken) log.info({}, 'A persisted agent SVID exists; the join token is not used.')
+        log.info({ spiffeId, path: store.path }, 'Agent SVID loaded from disk.')
+        return
+      }
+      if (!joinToken)
+        throw new IdentityError(
+          'ERR_AGENT_UNAUTHORIZED',
+          `the server refuses the persisted agent SVID of ${spiffeId} (${refusal}): start the agent with a new join token (tessera token generate)`,
+        )
+      log.info(
+        { spiffeId, reason: refusal },
+        'The server refuses the persisted agent SVID (evicted?); attesting afresh with the join token.',
+      )
     }
     if (!joinToken) {
       const why = saved ? 'the persisted agent SVID has expired' : 'the agent has never attested'
@@ -57,6 +74,28 @@ export class AgentIdentityKeeper {
     this.#state = { svid: creds.svid, issuedAtMs: clock.nowMs(), bundle: creds.bundle }
     await store.save(this.#state)
     log.info({ spiffeId: creds.svid.id.toString() }, 'Agent attested with a join token.')
+  }
+
+  /**
+   * Why the server refuses the identity in use (`code: details`), asked with an empty signing
+   * request; undefined when it accepts it, or when it cannot be asked now (the agent then starts
+   * with its persisted SVID, as when the server is down, and the sync stream reports a refusal later).
+   */
+  async #refusalOf(): Promise<string | undefined> {
+    try {
+      await this.#deps.client.batchNewX509Svid([])
+      return undefined
+    } catch (err) {
+      const e = err as Partial<ServiceError>
+      if (e.code !== status.PERMISSION_DENIED) {
+        this.#deps.log.warn(
+          { code: errorCodeOf(err), details: e.details },
+          'The server could not confirm the persisted agent SVID; using it.',
+        )
+        return undefined
+      }
+      return `${errorCodeOf(err) ?? 'PERMISSION_DENIED'}: ${e.details ?? 'refused'}`
+    }
   }
 
   /** Renews the agent SVID once half of its lifetime has passed. */

@@ -3,7 +3,8 @@ import { prepareAgentDataDir, startAgent } from '../../agent/agent-app.js'
 import { loadAgentConfig } from '../../agent/agent-config.js'
 import { createLogger } from '../../common/log/logger.js'
 import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
-import { failAndExit } from '../output.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import { describeFailure, failAndExit } from '../output.js'
 
 /** Adds `tessera agent run` to the `agent` command group (creating the group if needed). */
 export function registerAgentRunCommand(program: Command): void {
@@ -68,7 +69,12 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   const running = await startAgent(config, {
     log,
     audit,
-    onRefused: () => void stop('evicted', 3),
+    onRefused: () => {
+      process.stderr.write(
+        `${describeFailure(new IdentityError('ERR_AGENT_UNAUTHORIZED', 'the server refused this agent (evicted or banned): start it again with a new join token (tessera token generate)'))}\n`,
+      )
+      void stop('evicted', 3)
+    },
   })
   let stopping = false
   async function stop(reason: string, exitCode = 0): Promise<void> {

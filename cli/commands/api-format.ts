@@ -1,43 +1,69 @@
+import type { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
+import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
 import type { WorkloadJwtSvid, X509Context } from '../../lib/workload/responses.js'
 import { formatRows, formatTimeMs } from './workload-command.js'
 
-/** The JSON summary of one X509-SVID (never the key). */
-function svidSummary(svid: X509Svid) {
+/**
+ * `--output json` of the Workload API commands follows SPIRE's `spire-agent api … -output json`
+ * (the Workload API messages' own field names: snake_case, DER as base64), plus times as Unix
+ * seconds, like every other JSON output of the CLI.
+ */
+
+/** Unix seconds from milliseconds. */
+const toSeconds = (ms: number) => Math.floor(ms / 1000)
+
+/** Certificates as SPIRE prints them: their DER, concatenated, in base64. */
+function derBase64(certs: ReadonlyArray<{ readonly der: Uint8Array }>): string {
+  return Buffer.concat(certs.map((c) => c.der)).toString('base64')
+}
+
+/** The JSON of one X509-SVID: the chain and its bundle; the key (PKCS#8) only with `includeKey`. */
+function svidJson(svid: X509Svid, bundle: X509Bundle | undefined, includeKey: boolean) {
   const leaf = svid.certificates[0]
   return {
-    spiffeId: svid.id.toString(),
+    spiffe_id: svid.id.toString(),
     hint: svid.hint,
-    notBefore: leaf ? formatTimeMs(leaf.notBeforeMs) : undefined,
-    expiresAt: leaf ? formatTimeMs(leaf.notAfterMs) : undefined,
-    chainLength: svid.certificates.length,
+    x509_svid: derBase64(svid.certificates),
+    ...(includeKey && { x509_svid_key: exportPkcs8Der(svid.privateKey).toString('base64') }),
+    bundle: derBase64(bundle?.authorities ?? []),
+    not_before: leaf ? toSeconds(leaf.notBeforeMs) : 0,
+    expires_at: leaf ? toSeconds(leaf.notAfterMs) : 0,
   }
 }
 
-/** The JSON summary of an X.509 context: its SVIDs (first = default) and bundles. */
-export function x509ContextSummary(context: X509Context) {
-  return {
-    svids: context.svids.map(svidSummary),
-    bundles: context.bundles.x509Bundles().map((b) => ({
-      trustDomain: b.trustDomain.name,
-      authorities: b.authorities.length,
-    })),
-  }
-}
-
-/** The human form of {@link x509ContextSummary}. */
-export function formatX509Context(summary: ReturnType<typeof x509ContextSummary>): string {
-  const n = summary.svids.length
-  const blocks = summary.svids.map((s, i) =>
-    formatRows([
-      ['SPIFFE ID', `${s.spiffeId}${i === 0 ? ' (default)' : ''}`],
-      ['Hint', s.hint === '' ? '-' : s.hint],
-      ['Valid from', s.notBefore ?? '-'],
-      ['Expires', s.expiresAt ?? '-'],
-      ['Chain', `${s.chainLength} certificate(s)`],
-    ]),
+/** The JSON of an X.509 context: its SVIDs (first = default) and the federated bundles by trust domain ID. */
+export function x509ContextJson(context: X509Context, options: { includeKey: boolean }) {
+  const svids = context.svids.map((svid) =>
+    svidJson(svid, context.bundles.getX509BundleForTrustDomain(svid.id.trustDomain), options.includeKey),
   )
-  const bundles = summary.bundles.map((b) => `${b.trustDomain} (${b.authorities} authorities)`).join(', ')
+  const own = new Set(context.svids.map((s) => s.id.trustDomain.name))
+  const federated = context.bundles.x509Bundles().filter((b) => !own.has(b.trustDomain.name))
+  return {
+    svids,
+    federated_bundles: Object.fromEntries(
+      federated.map((b) => [b.trustDomain.idString(), derBase64(b.authorities)]),
+    ),
+  }
+}
+
+/** The human form of an X.509 context. */
+export function formatX509Context(context: X509Context): string {
+  const n = context.svids.length
+  const blocks = context.svids.map((s, i) => {
+    const leaf = s.certificates[0]
+    return formatRows([
+      ['SPIFFE ID', `${s.id}${i === 0 ? ' (default)' : ''}`],
+      ['Hint', s.hint === '' ? '-' : s.hint],
+      ['Valid from', leaf ? formatTimeMs(leaf.notBeforeMs) : '-'],
+      ['Expires', leaf ? formatTimeMs(leaf.notAfterMs) : '-'],
+      ['Chain', `${s.certificates.length} certificate(s)`],
+    ])
+  })
+  const bundles = context.bundles
+    .x509Bundles()
+    .map((b) => `${b.trustDomain.name} (${b.authorities.length} authorities)`)
+    .join(', ')
   return [
     `Received ${n} X509-SVID${n === 1 ? '' : 's'}`,
     ...blocks,
@@ -45,29 +71,29 @@ export function formatX509Context(summary: ReturnType<typeof x509ContextSummary>
   ].join('\n\n')
 }
 
-/** The JSON summary of one JWT-SVID: the token itself (printing it is the point) and its claims. */
-export function jwtSummary(svid: WorkloadJwtSvid) {
+/** The JSON of one JWT-SVID, SPIRE's fields (`svid` is the token) plus its audience and times. */
+export function jwtSvidJson(svid: WorkloadJwtSvid) {
   return {
-    spiffeId: svid.id.toString(),
+    spiffe_id: svid.id.toString(),
+    svid: svid.token,
     hint: svid.hint,
-    token: svid.token,
     audience: [...svid.audience],
-    expiresAt: formatTimeMs(svid.expiresAtMs),
-    issuedAt: svid.issuedAtMs === undefined ? undefined : formatTimeMs(svid.issuedAtMs),
+    expires_at: toSeconds(svid.expiresAtMs),
+    ...(svid.issuedAtMs !== undefined && { issued_at: toSeconds(svid.issuedAtMs) }),
   }
 }
 
-/** The human form of JWT-SVID summaries: `token(<id>):`, the token, then its claims. */
-export function formatJwt(svids: ReadonlyArray<ReturnType<typeof jwtSummary>>): string {
+/** The human form of JWT-SVIDs: `token(<id>):`, the token, then its audience and times. */
+export function formatJwt(svids: ReadonlyArray<WorkloadJwtSvid>): string {
   return svids
     .map((s) => {
       const rows: Array<[string, string]> = [
         ['audience', s.audience.join(', ')],
-        ['expires', s.expiresAt],
-        ['issued', s.issuedAt ?? '-'],
+        ['expires', formatTimeMs(s.expiresAtMs)],
+        ['issued', s.issuedAtMs === undefined ? '-' : formatTimeMs(s.issuedAtMs)],
       ]
       if (s.hint !== '') rows.push(['hint', s.hint])
-      return `token(${s.spiffeId}):\n${s.token}\n${formatRows(rows)}`
+      return `token(${s.id}):\n${s.token}\n${formatRows(rows)}`
     })
     .join('\n\n')
 }

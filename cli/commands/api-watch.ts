@@ -1,7 +1,8 @@
 import type { IdentityError } from '../../lib/core/errors.js'
+import type { X509Context } from '../../lib/workload/responses.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { describeFailure, failAndExit } from '../output.js'
-import { formatX509Context, x509ContextSummary } from './api-format.js'
+import { formatX509Context, x509ContextJson } from './api-format.js'
 import { formatTimeMs, loadWorkloadConfig, oneLine, type WorkloadOptions } from './workload-command.js'
 
 /**
@@ -19,12 +20,15 @@ export async function watchX509(options: WorkloadOptions): Promise<void> {
   }
   const isJson = options.output === 'json'
   let updates = 0
-  const onUpdate = (context: Parameters<typeof x509ContextSummary>[0]) => {
+  const onUpdate = (context: X509Context) => {
     updates += 1
-    const summary = { receivedAt: formatTimeMs(Date.now()), ...x509ContextSummary(context) }
+    const nowMs = Date.now()
     const text = isJson
-      ? JSON.stringify(summary)
-      : `--- update ${updates} at ${summary.receivedAt} ---\n${formatX509Context(summary)}\n`
+      ? JSON.stringify({
+          received_at: Math.floor(nowMs / 1000),
+          ...x509ContextJson(context, { includeKey: false }),
+        })
+      : `--- update ${updates} at ${formatTimeMs(nowMs)} ---\n${formatX509Context(context)}\n`
     process.stdout.write(`${text}\n`)
   }
   const onError = (err: IdentityError) => process.stderr.write(`${describeFailure(err)}\n`)

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { IdentityError } from '../../lib/core/errors.js'
 import { collect } from '../output.js'
-import { formatJwt, formatX509Context, jwtSummary, x509ContextSummary } from './api-format.js'
+import { formatJwt, formatX509Context, jwtSvidJson, x509ContextJson } from './api-format.js'
 import { watchX509 } from './api-watch.js'
 import { writeX509Files } from './svid-files.js'
 import {
@@ -16,6 +16,7 @@ import {
 
 interface FetchX509Options extends WorkloadOptions {
   readonly write?: string
+  readonly includeKey?: boolean
 }
 interface FetchJwtOptions extends WorkloadOptions {
   readonly audience: string[]
@@ -29,9 +30,12 @@ interface ValidateJwtOptions extends WorkloadOptions {
 async function fetchX509({ client, out }: WorkloadContext, options: FetchX509Options): Promise<void> {
   const context = await client.fetchX509Context()
   const written = options.write === undefined ? [] : await writeX509Files(resolve(options.write), context)
-  const summary = { ...x509ContextSummary(context), ...(options.write === undefined ? {} : { written }) }
-  out.print(summary, (s) => {
-    const text = formatX509Context(s)
+  const json = {
+    ...x509ContextJson(context, { includeKey: options.includeKey === true }),
+    ...(options.write === undefined ? {} : { written }),
+  }
+  out.print(json, () => {
+    const text = formatX509Context(context)
     return written.length === 0 ? text : `${text}\n\nWrote ${written.join(', ')}`
   })
 }
@@ -41,7 +45,7 @@ async function fetchJwt({ client, out }: WorkloadContext, options: FetchJwtOptio
     audience: options.audience,
     ...(options.spiffeId === undefined ? {} : { spiffeId: options.spiffeId }),
   })
-  out.print({ svids: svids.map(jwtSummary) }, (s) => formatJwt(s.svids))
+  out.print({ svids: svids.map(jwtSvidJson) }, () => formatJwt(svids))
 }
 
 /** `--token -` reads the token from standard input, so it stays out of the process list. */
@@ -53,11 +57,11 @@ function readToken(value: string): string {
 
 async function validateJwt({ client, out }: WorkloadContext, options: ValidateJwtOptions): Promise<void> {
   const result = await client.validateJwtSvid(readToken(options.token), options.audience)
-  const value = { spiffeId: result.id.toString(), claims: result.claims }
+  const value = { spiffe_id: result.id.toString(), claims: result.claims }
   out.print(value, (v) =>
     [
       'SVID is valid.',
-      formatRows([['SPIFFE ID', v.spiffeId]]),
+      formatRows([['SPIFFE ID', v.spiffe_id]]),
       'Claims:',
       JSON.stringify(v.claims, null, 2),
     ].join('\n'),
@@ -73,6 +77,10 @@ export function registerApiCommands(program: Command): void {
     .option(
       '--write <dir>',
       'write svid.pem, svid.key (0600), bundle.pem and federated_bundles/ to this directory',
+    )
+    .option(
+      '--include-key',
+      "with --output json: add each SVID's private key (x509_svid_key, PKCS#8 DER in base64)",
     )
     .action(workloadAction(fetchX509))
   withWorkloadOptions(fetch.command('jwt'))

@@ -16,6 +16,9 @@ import {
 } from './admin-command.js'
 import { addEntryFieldOptions, applyEntryFlags, type EntryFlags, parseSelectorFlag } from './entry-flags.js'
 
+/** An entry as `--output json` prints it. */
+type EntryJson = Omit<Entry__Output, 'created_at_ms'>
+
 /** Entries asked for per page by `entry show`. */
 const SHOW_PAGE_SIZE = 200
 
@@ -126,10 +129,13 @@ function formatTtl(seconds: number): string {
   return seconds === 0 ? 'default' : formatDurationMs(seconds * 1000)
 }
 
-/** An entry with its fields in the proto's order, for `--output json`. */
-function ordered(e: Entry__Output): Entry__Output {
+/**
+ * An entry with its fields in the proto's order, for `--output json` (times in Unix seconds, like
+ * every JSON output: `created_at_ms`, which orders entries, stays on the API).
+ */
+function ordered(e: Entry__Output): EntryJson {
   const { id, spiffe_id, parent_id, selectors, x509_svid_ttl, jwt_svid_ttl, dns_names, hint, admin } = e
-  const { federates_with, expires_at, revision_number, created_at, created_at_ms } = e
+  const { federates_with, expires_at, revision_number, created_at } = e
   return {
     id,
     spiffe_id,
@@ -144,12 +150,11 @@ function ordered(e: Entry__Output): Entry__Output {
     expires_at,
     revision_number,
     created_at,
-    created_at_ms,
   }
 }
 
 /** One entry as `Label : value` lines, SPIRE's layout. */
-export function formatEntry(e: Entry__Output): string {
+export function formatEntry(e: EntryJson): string {
   return formatFields([
     ['Entry ID', e.id],
     ['SPIFFE ID', e.spiffe_id],
@@ -167,7 +172,7 @@ export function formatEntry(e: Entry__Output): string {
   ])
 }
 
-function formatEntryList(entries: ReadonlyArray<Entry__Output>): string {
+function formatEntryList(entries: ReadonlyArray<EntryJson>): string {
   const count = entries.length === 1 ? 'Found 1 entry' : `Found ${entries.length} entries`
   return [count, ...entries.map(formatEntry)].join('\n\n')
 }

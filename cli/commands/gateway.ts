@@ -25,6 +25,10 @@ const GATEWAY_FLAGS: ReadonlyArray<readonly [flags: string, description: string,
   ],
   ['--tls', "serve HTTPS with the gateway's own X509-SVID and accept client SVIDs (mTLS)"],
   [
+    '--spiffe-id <id>',
+    'with --tls: present the X509-SVID with this SPIFFE ID (default the first, the default one); no such SVID is an error',
+  ],
+  [
     '--socket <address>',
     'Workload API (default $SPIFFE_ENDPOINT_SOCKET, else ./.tessera/agent/public/api.sock)',
   ],

@@ -24,6 +24,11 @@ export function registerServerCommands(program: Command): void {
     .option('--admin-uid <uid>', 'another uid allowed on the admin socket (repeatable)', collect)
     .option('--default-x509-svid-ttl <duration>', 'X509-SVID TTL when an entry sets none (default 1h)')
     .option('--default-jwt-svid-ttl <duration>', 'JWT-SVID TTL when an entry sets none (default 5m)')
+    .option(
+      '--min-x509-svid-ttl <duration>',
+      'shortest X509-SVID TTL an entry may ask for (default 1m; 0 in an entry still means the default TTL)',
+    )
+    .option('--min-jwt-svid-ttl <duration>', 'shortest JWT-SVID TTL an entry may ask for (default 30s)')
     .option('--ca-ttl <duration>', 'CA and JWT key lifetime (default 24h)')
     .option('--agent-svid-ttl <duration>', 'agent SVID TTL (default 1h)')
     .option('--join-token-ttl <duration>', 'join token TTL when none is asked (default 10m)')

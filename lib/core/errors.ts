@@ -92,6 +92,9 @@ export type ErrorCode =
   // `tessera up` (development mode): a process of an earlier run still alive, a port taken
   | 'ERR_ALREADY_RUNNING'
   | 'ERR_ADDRESS_IN_USE'
+  // the CLI: the admin API could not be reached; a failure nobody gave a code to (a bug)
+  | 'ERR_ADMIN_API_UNAVAILABLE'
+  | 'ERR_INTERNAL'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

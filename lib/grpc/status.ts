@@ -77,6 +77,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_ADDON_UNAVAILABLE: status.UNAVAILABLE,
   ERR_ALREADY_RUNNING: status.FAILED_PRECONDITION,
   ERR_ADDRESS_IN_USE: status.UNAVAILABLE,
+  ERR_ADMIN_API_UNAVAILABLE: status.UNAVAILABLE,
+  ERR_INTERNAL: status.INTERNAL,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

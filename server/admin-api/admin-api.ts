@@ -123,7 +123,14 @@ function adminUidPolicy(
 export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
   const { trustDomain, audit, events, datastore } = ctx
   const { auditJournal } = ctx
-  const entries = new EntryService({ trustDomain, store: datastore.entries, audit, auditJournal, events })
+  const entries = new EntryService({
+    trustDomain,
+    store: datastore.entries,
+    audit,
+    auditJournal,
+    events,
+    ttlFloors: ctx.settings,
+  })
   const tokens = new JoinTokenService({
     trustDomain,
     tokens: datastore.joinTokens,

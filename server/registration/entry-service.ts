@@ -10,6 +10,7 @@ import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { CommitHooks, EntryFilter, EntryPage, EntryStore, PageRequest } from '../datastore/ports.js'
 import type { ServerEvents } from '../events.js'
 import { auditedCommit } from './audited-commit.js'
+import { checkEntryAdmission, DEFAULT_SVID_TTL_FLOORS, type SvidTtlFloors } from './entry-admission.js'
 
 /** What the entry service needs. */
 export interface EntryServiceDeps {
@@ -22,6 +23,8 @@ export interface EntryServiceDeps {
    */
   readonly auditJournal?: AuditJournal | undefined
   readonly events: ServerEvents
+  /** The shortest TTLs an entry may ask for (default {@link DEFAULT_SVID_TTL_FLOORS}). */
+  readonly ttlFloors?: SvidTtlFloors | undefined
 }
 
 /** The outcome of one item of {@link EntryService.createBatch}, in the order of the items. */
@@ -152,7 +155,9 @@ export class EntryService {
 
   /** Checks the fields here too, so a refusal names the problem before the store is touched. */
   #normalize(fields: EntryFields): EntryFields {
-    return normalizeEntryFields(fields, this.#deps.trustDomain)
+    const normalized = normalizeEntryFields(fields, this.#deps.trustDomain)
+    checkEntryAdmission(normalized, this.#deps.ttlFloors ?? DEFAULT_SVID_TTL_FLOORS)
+    return normalized
   }
 
   /**

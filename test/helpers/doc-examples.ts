@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
+import { fencedBlocks } from './markdown-blocks.js'
 
 /** One ```ts block of a Markdown file. */
 export interface DocExample {
@@ -10,15 +11,15 @@ export interface DocExample {
   readonly code: string
 }
 
-const TS_BLOCK = /^```ts[^\S\n]*\n([\s\S]*?)^```[^\S\n]*$/gm
-
 /**
  * The ```ts blocks of `markdown`, in order (```typescript, ```sh and the like are not taken).
  * @example
  * extractTsBlocks('```ts\nconst a = 1\n```\n') // ['const a = 1\n']
  */
 export function extractTsBlocks(markdown: string): string[] {
-  return [...markdown.matchAll(TS_BLOCK)].map((m) => m[1] ?? '')
+  return fencedBlocks(markdown)
+    .filter((block) => block.lang === 'ts')
+    .map((block) => block.body.map((line) => `${line}\n`).join(''))
 }
 
 /** The Markdown files whose examples a tool author copies: README.md, lib/README.md and docs/*.md. */

@@ -143,7 +143,7 @@ export async function startGatewayStack(): Promise<GatewayStack> {
         '--output',
         'json',
       ]
-      return jsonOf<{ svids: Array<{ token: string }> }>(await stack.cli(args)).svids[0]!.token
+      return jsonOf<{ svids: Array<{ svid: string }> }>(await stack.cli(args)).svids[0]!.svid
     },
     mintedToken: (spiffeId, key, nowMs = Date.now()) =>
       mintJwtSvid({

@@ -54,7 +54,10 @@ export interface Stack {
   cli(args: ReadonlyArray<string>, opts?: { runAs?: { uid: number; gid: number } }): Promise<CliResult>
   registerEntry(spec: EntrySpec): Promise<string>
   deleteEntry(id: string): Promise<void>
-  restartAgent(): Promise<void>
+  /** Stops the agent and starts it again (no join token: its persisted SVID), with `extraArgs` added. */
+  restartAgent(extraArgs?: ReadonlyArray<string>): Promise<void>
+  /** The `agent run` arguments the stack starts its agent with (no join token). */
+  agentArgs(): string[]
   stopServer(): Promise<void>
   startServer(): Promise<void>
   /** Both processes' output, for a failing test. */
@@ -145,7 +148,9 @@ export async function startStack(
   const adminSocket = join(dir, 'server', 'admin.sock')
   const socketPath = join(dir, 'agent', 'public', 'api.sock')
   const agentAlias = `spiffe://${trustDomain}${AGENT_ALIAS_PATH}`
-  const serverArgs = ['--trust-domain', trustDomain, ...(opts.serverArgs ?? [])]
+  // Tests register entries with TTLs of a few seconds to watch rotation: lower the server's floors.
+  const floors = ['--min-x509-svid-ttl', '1s', '--min-jwt-svid-ttl', '1s']
+  const serverArgs = ['--trust-domain', trustDomain, ...floors, ...(opts.serverArgs ?? [])]
   let server = await startServerProcess({ dataDir: join(dir, 'server'), args: serverArgs })
   const port = agentPort(server)
   let agent: AgentProcess | undefined
@@ -180,10 +185,14 @@ export async function startStack(
         const r = await admin(['entry', 'delete', '--id', id])
         if (r.code !== 0) throw new Error(`entry delete failed: ${r.stderr}`)
       },
-      async restartAgent() {
+      async restartAgent(extraArgs = []) {
         await agent?.stop()
-        agent = await startAgentProcess(dir, port, restartArgs)
+        agent = await startAgentProcess(dir, port, [...restartArgs, ...extraArgs])
       },
+      agentArgs: () => [
+        ...['agent', 'run', '--data-dir', join(dir, 'agent'), '--server-address', `127.0.0.1:${port}`],
+        ...['--trust-bundle', join(dir, 'bundle.pem'), ...restartArgs],
+      ],
       stopServer: () => server.stop(),
       async startServer() {
         server = await startServerProcess({

@@ -100,6 +100,19 @@ describe('bad input through the CLI', () => {
     ['a malformed X.509 TTL', create(...valid, '--x509-ttl', '1x'), 'ERR_TTL_INVALID'],
     ['a negative JWT TTL', create(...valid, '--jwt-ttl=-5m'), 'ERR_TTL_INVALID'],
     ['a sub-second TTL', create(...valid, '--x509-ttl', '1500ms'), 'ERR_TTL_INVALID'],
+    [
+      'a selector type nothing attests (uid:0 for unix:uid:0)',
+      create(...valid, '--selector', 'uid:0'),
+      'ERR_SELECTOR_INVALID',
+    ],
+    [
+      'a selector of an attestor Tessera lacks',
+      create(...valid, '--selector', 'k8s:ns:default'),
+      'ERR_SELECTOR_INVALID',
+    ],
+    ['an X509-SVID TTL of one second', create(...valid, '--x509-ttl', '1'), 'ERR_TTL_INVALID'],
+    ['an X509-SVID TTL under the 1m floor', create(...valid, '--x509-ttl', '59s'), 'ERR_TTL_INVALID'],
+    ['a JWT-SVID TTL under the 30s floor', create(...valid, '--jwt-ttl', '29s'), 'ERR_TTL_INVALID'],
     ['a malformed DNS name', create(...valid, '--dns-name', 'not a host'), 'ERR_DNS_NAME_INVALID'],
     [
       'a malformed federated trust domain',
@@ -156,6 +169,19 @@ describe('bad input through the CLI', () => {
     )
   })
 
+  it('refuses an update to a TTL under the floor or to an unattested selector type', async () => {
+    const { entries } = JSON.parse(baseline) as { entries: { id: string }[] }
+    const goodId = entries[0]?.id ?? ''
+    for (const change of [
+      ['--x509-ttl', '5s'],
+      ['--jwt-ttl', '1s'],
+      ['--selector', 'uid:1'],
+    ])
+      expect(failureCode(await tessera('entry', 'update', '--id', goodId, ...change))).toBe(
+        change[0] === '--selector' ? 'ERR_SELECTOR_INVALID' : 'ERR_TTL_INVALID',
+      )
+  })
+
   it('left nothing half-written', async () => {
     expect((await tessera('entry', 'show', '--output', 'json')).stdout).toBe(baseline)
     expect(jsonOf(await tessera('bundle', 'list', '--output', 'json'))).toEqual({ bundles: [] })
@@ -172,6 +198,13 @@ describe('bad input on the gRPC API', () => {
 
   it.each<[string, Entry, string]>([
     ['a negative TTL', entry({ x509_svid_ttl: -1 }), 'ERR_TTL_INVALID'],
+    ['a one-second X509-SVID TTL', entry({ x509_svid_ttl: 1 }), 'ERR_TTL_INVALID'],
+    ['a JWT-SVID TTL under the floor', entry({ jwt_svid_ttl: 10 }), 'ERR_TTL_INVALID'],
+    [
+      'a selector type nothing attests',
+      entry({ selectors: [{ type: 'uid', value: '0' }] }),
+      'ERR_SELECTOR_INVALID',
+    ],
     ['a negative expiry', entry({ expires_at: -1 }), 'ERR_ENTRY_INVALID'],
     ['an empty selector value', entry({ selectors: [{ type: 'unix', value: '' }] }), 'ERR_SELECTOR_INVALID'],
     [
@@ -281,7 +314,7 @@ describe('peer uid check', () => {
       const result = await runCli(['entry', 'show'], { socket, runAs: NOBODY })
       expect(result.code, result.stdout).not.toBe(0)
       expect(result.stderr).toMatch(
-        /closes connections of uids that are not its admins \(is uid 65534 given with --admin-uid\?\)/,
+        /^error ERR_PEER_UNAUTHORIZED: .*not one of its admins.*--admin-uid 65534/,
       )
       const token = await runCli(['token', 'generate'], { socket, runAs: NOBODY })
       expect(token.code, token.stdout).not.toBe(0)

@@ -236,7 +236,7 @@ describe('tessera entry', () => {
     const nowhere = await runCli(['entry', 'show'], { cwd: '/' })
     expect([nowhere.code, nowhere.stderr]).toEqual([
       1,
-      expect.stringMatching(/^error: no admin API at [^\n]+\n$/),
+      expect.stringMatching(/^error ERR_ADMIN_API_UNAVAILABLE: no admin socket at [^\n]+\n$/),
     ])
   })
 })

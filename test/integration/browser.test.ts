@@ -64,7 +64,7 @@ const browserLog: string[] = []
 async function fetchJwt(on: Stack, spiffeId: string, audience = AUD): Promise<string> {
   const args = ['api', 'fetch', 'jwt', '--audience', audience, '--spiffe-id', spiffeId, '--output', 'json']
   await waitFor(async () => (await on.cli(args)).code === 0, { timeoutMs: 15_000 })
-  return jsonOf<{ svids: Array<{ token: string }> }>(await on.cli(args)).svids[0]!.token
+  return jsonOf<{ svids: Array<{ svid: string }> }>(await on.cli(args)).svids[0]!.svid
 }
 
 function expiryMsOf(token: string): number {

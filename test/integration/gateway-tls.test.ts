@@ -1,5 +1,7 @@
+import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { connect as connectTls, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseX509SvidPem } from '../../lib/core/x509/x509-svid.js'
 import { type GatewayProcess, openWebSocket, send } from '../helpers/gateway.js'
@@ -8,6 +10,7 @@ import {
   bearer,
   CLAUDE,
   type GatewayStack,
+  INTRUDER,
   startGatewayStack,
   TD,
 } from '../helpers/gateway-stack.js'
@@ -111,4 +114,42 @@ describe('mTLS (--tls)', () => {
     })
     upgrade.socket.destroy()
   }, 60_000)
+})
+
+/** The URI SAN of the certificate a TLS server at `port` presents (its chain checked against `ca`). */
+async function presentedId(port: number, ca: Buffer): Promise<string | undefined> {
+  const socket: TLSSocket = connectTls({ host: '127.0.0.1', port, ca, checkServerIdentity: () => undefined })
+  await once(socket, 'secureConnect')
+  const san = socket.getPeerCertificate().subjectaltname ?? ''
+  socket.destroy()
+  return /URI:(spiffe:\/\/[^,\s]+)/.exec(san)?.[1]
+}
+
+describe('--spiffe-id: which of its SVIDs the gateway presents', () => {
+  it.each([[CLAUDE], [INTRUDER]])('presents %s when asked, whichever comes first', async (id) => {
+    const { gateway } = await env.startGateway(['--tls', '--spiffe-id', id], `tls-${id.split('/').pop()}.log`)
+    const written = await env.stack.cli(['api', 'fetch', 'x509', '--write', join(env.stack.dir, 'ca-only')])
+    expect(written.code, written.stderr).toBe(0)
+    const ca = await readFile(join(env.stack.dir, 'ca-only', 'bundle.pem'))
+    expect(await presentedId(gateway.port, ca)).toBe(id)
+  })
+
+  it('refuses to start with ERR_NO_IDENTITY when the workload has no SVID with that ID', async () => {
+    const result = await env.stack.cli([
+      ...['gateway', '--tls', '--spiffe-id', `spiffe://${TD}/tools/nobody`, '--listen', '127.0.0.1:0'],
+      ...['--upstream', `unix://${env.tool.socketPath}`, '--audience', 'tool.local'],
+    ])
+    expect(result.code).not.toBe(0)
+    // Its log lines (a warning about running without a policy) come first; the failure is the last line.
+    expect(result.stderr.trimEnd().split('\n').pop()).toMatch(/^error ERR_NO_IDENTITY: /)
+  })
+
+  it('is refused without --tls (only a TLS gateway presents an SVID)', async () => {
+    const result = await env.stack.cli([
+      ...['gateway', '--spiffe-id', CLAUDE, '--listen', '127.0.0.1:0'],
+      ...['--upstream', `unix://${env.tool.socketPath}`, '--audience', 'tool.local'],
+    ])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/^error ERR_CONFIG_INVALID: .*spiffeId/)
+  })
 })

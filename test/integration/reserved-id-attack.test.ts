@@ -55,7 +55,7 @@ describe('an entry for the server’s own ID (the attack reserved IDs close)', (
       const fetched = await stack.cli(['api', 'fetch', 'x509', '--write', stolen, '--output', 'json'])
       return (
         fetched.code === 0 &&
-        jsonOf<{ svids: { spiffeId: string }[] }>(fetched).svids[0]?.spiffeId === serverId
+        jsonOf<{ svids: { spiffe_id: string }[] }>(fetched).svids[0]?.spiffe_id === serverId
       )
     }
     let isServer = await hasServerSvid()

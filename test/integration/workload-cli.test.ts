@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -136,12 +137,33 @@ describe('with an entry for this uid', () => {
   it('fetch x509 --output json', async () => {
     const result = await cli(['api', 'fetch', 'x509', '--output', 'json'])
     const value = JSON.parse(result.stdout) as {
-      svids: Array<Record<string, unknown>>
-      bundles: Array<Record<string, unknown>>
+      svids: Array<{ spiffe_id: string; hint: string; x509_svid: string; bundle: string }>
+      federated_bundles: Record<string, string>
     }
-    expect(value.svids[0]).toMatchObject({ spiffeId: WEB, hint: 'web', chainLength: 1 })
-    expect(value.bundles.map((b) => b['trustDomain'])).toEqual(['partner.org', TD])
+    const [svid] = value.svids
+    expect(svid).toMatchObject({ spiffe_id: WEB, hint: 'web' })
+    // SPIRE's form: DER in base64, the chain and the bundle; no key unless asked.
+    expect(new X509Certificate(Buffer.from(svid?.x509_svid ?? '', 'base64')).subjectAltName).toBe(
+      `URI:${WEB}`,
+    )
+    expect(new X509Certificate(Buffer.from(svid?.bundle ?? '', 'base64')).ca).toBe(true)
+    expect(Object.keys(value.federated_bundles)).toEqual(['spiffe://partner.org'])
+    expect(svid).not.toHaveProperty('x509_svid_key')
     expect(result.stdout).not.toContain('PRIVATE KEY')
+  })
+
+  it('fetch x509 --output json --include-key carries the private key that matches the SVID', async () => {
+    const result = await cli(['api', 'fetch', 'x509', '--output', 'json', '--include-key'])
+    const [svid] = (
+      JSON.parse(result.stdout) as { svids: Array<{ x509_svid: string; x509_svid_key: string }> }
+    ).svids
+    const key = createPrivateKey({
+      key: Buffer.from(svid?.x509_svid_key ?? '', 'base64'),
+      format: 'der',
+      type: 'pkcs8',
+    })
+    const cert = new X509Certificate(Buffer.from(svid?.x509_svid ?? '', 'base64'))
+    expect(cert.checkPrivateKey(key)).toBe(true)
   })
 
   it('fetch x509 --write DIR writes the chain, a 0600 key, the bundle and the federated bundles', async () => {
@@ -189,11 +211,11 @@ describe('with an entry for this uid', () => {
     ])
     expect(json.code, json.stderr).toBe(0)
     const [svid] = (
-      JSON.parse(json.stdout) as { svids: Array<{ spiffeId: string; audience: string[]; token: string }> }
+      JSON.parse(json.stdout) as { svids: Array<{ spiffe_id: string; audience: string[]; svid: string }> }
     ).svids
-    expect(svid?.spiffeId).toBe(WEB)
+    expect(svid?.spiffe_id).toBe(WEB)
     expect(svid?.audience).toEqual(['https://a.example', 'b'])
-    const claims = JSON.parse(Buffer.from(svid?.token.split('.')[1] ?? '', 'base64url').toString()) as {
+    const claims = JSON.parse(Buffer.from(svid?.svid.split('.')[1] ?? '', 'base64url').toString()) as {
       aud: string[]
     }
     expect(claims.aud).toEqual(['https://a.example', 'b'])
@@ -208,7 +230,7 @@ describe('with an entry for this uid', () => {
 
   it('validate jwt: valid prints the SPIFFE ID and claims; invalid exits non-zero with the code', async () => {
     const fetched = await cli(['api', 'fetch', 'jwt', '--audience', 'svc', '--output', 'json'])
-    const token = (JSON.parse(fetched.stdout) as { svids: Array<{ token: string }> }).svids[0]?.token ?? ''
+    const token = (JSON.parse(fetched.stdout) as { svids: Array<{ svid: string }> }).svids[0]?.svid ?? ''
     const ok = await cli(['api', 'validate', 'jwt', '--audience', 'svc', '--token', token])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout).toMatch(new RegExp(`SPIFFE ID : ${WEB}`))
@@ -223,7 +245,7 @@ describe('with an entry for this uid', () => {
       '--output',
       'json',
     ])
-    expect(JSON.parse(json.stdout)).toMatchObject({ spiffeId: WEB, claims: { sub: WEB, aud: ['svc'] } })
+    expect(JSON.parse(json.stdout)).toMatchObject({ spiffe_id: WEB, claims: { sub: WEB, aud: ['svc'] } })
     expectFailure(
       await cli(['api', 'validate', 'jwt', '--audience', 'other', '--token', token]),
       'ERR_JWT_AUDIENCE_MISMATCH',
@@ -235,7 +257,7 @@ describe('with an entry for this uid', () => {
 
   it('validate jwt --token - reads the token from standard input', async () => {
     const fetched = await cli(['api', 'fetch', 'jwt', '--audience', 'stdin', '--output', 'json'])
-    const token = (JSON.parse(fetched.stdout) as { svids: Array<{ token: string }> }).svids[0]?.token ?? ''
+    const token = (JSON.parse(fetched.stdout) as { svids: Array<{ svid: string }> }).svids[0]?.svid ?? ''
     const args = ['api', 'validate', 'jwt', '--audience', 'stdin', '--token', '-', '--output', 'json']
     const child = spawn(process.execPath, [CLI_PATH, ...args, '--socket', stack.socketPath], { env: {} })
     let stdout = ''
@@ -245,7 +267,7 @@ describe('with an entry for this uid', () => {
     child.stdin.end(`${token}\n`)
     const [code] = (await once(child, 'exit')) as [number | null]
     expect(code).toBe(0)
-    expect(JSON.parse(stdout)).toMatchObject({ spiffeId: WEB })
+    expect(JSON.parse(stdout)).toMatchObject({ spiffe_id: WEB })
   })
 
   it('a plain socket path in SPIFFE_ENDPOINT_SOCKET works too', async () => {
@@ -276,7 +298,7 @@ describe('with an entry for this uid', () => {
       stdout
         .split('\n')
         .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as { svids: Array<{ spiffeId: string }> })
+        .map((l) => JSON.parse(l) as { svids: Array<{ spiffe_id: string }> })
     const waitLines = async (n: number) => {
       const deadline = Date.now() + 10_000
       while (lines().length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
@@ -284,14 +306,14 @@ describe('with an entry for this uid', () => {
     }
     try {
       await waitLines(1)
-      expect(lines()[0]?.svids.map((s) => s.spiffeId)).toEqual([WEB])
+      expect(lines()[0]?.svids.map((s) => s.spiffe_id)).toEqual([WEB])
       const DB = `spiffe://${TD}/cli/db`
       const id = await stack.registerEntry({ spiffeId: DB, selectors: [`unix:uid:${uid}`] })
       await waitLines(2)
       expect(
         lines()
           .at(-1)
-          ?.svids.map((s) => s.spiffeId),
+          ?.svids.map((s) => s.spiffe_id),
       ).toEqual([WEB, DB])
       await stack.deleteEntry(id)
       child.kill('SIGINT')
