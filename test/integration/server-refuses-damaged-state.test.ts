@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import {
@@ -14,6 +13,7 @@ import {
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { hasExited, spawnPiped } from '../helpers/child-process.js'
 import {
   CLI_PATH,
   jsonOf,
@@ -24,6 +24,7 @@ import {
   runCli,
   type ServerProcess,
   startServerProcess,
+  waitFor,
 } from '../helpers/processes.js'
 import { readJsonLines } from '../helpers/server-process.js'
 
@@ -42,21 +43,14 @@ interface Outcome {
 async function runServer(dataDir: string, extra: readonly string[] = []): Promise<Outcome> {
   requireBuild()
   const args = [CLI_PATH, 'server', 'run', '--data-dir', dataDir, '--bind-port', '0', ...extra]
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: '/', env: {}, stdio: 'pipe' })
-  let output = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  const exited = once(child, 'exit')
-  const deadline = Date.now() + 20_000
-  while (child.exitCode === null && !output.includes('"msg":"server ready"') && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 25))
-  const ready = output.includes('"msg":"server ready"')
-  if (child.exitCode === null) child.kill('SIGKILL')
-  await exited
+  const { child, output: printed } = spawnPiped(process.execPath, args)
+  const closed = once(child, 'close') // exited, and all it printed read
+  const isReady = () => printed.all().includes('"msg":"server ready"')
+  await waitFor(isReady, { timeoutMs: 60_000, failFast: () => hasExited(child) }).catch(() => undefined)
+  const ready = isReady()
+  if (!hasExited(child)) child.kill('SIGKILL')
+  await closed
+  const output = printed.all()
   return { ready, exitCode: ready ? null : child.exitCode, output }
 }
 
