@@ -1,9 +1,10 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, readlinkSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { firstLine, spawnPiped, stopChild } from './child-process.js'
 
 const run = promisify(execFile)
 const ATTACKER_SOURCE = fileURLToPath(new URL('./binding-attacker.c', import.meta.url))
@@ -111,16 +112,11 @@ export async function spawnWithLine(
   args: ReadonlyArray<string>,
   env: Record<string, string> = {},
 ): Promise<{ pid: number; line: string; kill(): void }> {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
+  const piped = spawnPiped(cmd, args, { env, cwd: process.cwd() })
+  const { child } = piped
+  const line = await firstLine(piped).catch(async (err: Error) => {
+    await stopChild(child, 'SIGKILL')
+    throw new Error(`${cmd} printed nothing: ${err.message}`)
   })
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
-  const ok = await waitUntil(() => out.includes('\n') || child.exitCode !== null)
-  if (!ok || !out.includes('\n')) throw new Error(`${cmd} printed nothing: ${err}`)
-  return { pid: child.pid ?? -1, line: out.split('\n')[0] ?? '', kill: () => child.kill('SIGKILL') }
+  return { pid: child.pid ?? -1, line, kill: () => child.kill('SIGKILL') }
 }

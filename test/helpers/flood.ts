@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { firstLine, spawnPiped, stopChild } from './child-process.js'
 import type { RunAs } from './processes.js'
 
 const FLOOD_PATH = fileURLToPath(new URL('./conn-flood.mjs', import.meta.url))
@@ -38,33 +37,11 @@ export async function startFlood(
   const args = [FLOOD_PATH, target, String(count)]
   if (opts.tcp) args.push('--tcp')
   if (opts.sendHex) args.push('--send', opts.sendHex)
-  const child = spawn(process.execPath, args, {
-    cwd: '/',
-    env: {},
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...(opts.runAs ?? {}),
+  const piped = spawnPiped(process.execPath, args, opts.runAs ?? {})
+  const stop = () => stopChild(piped.child, 'SIGKILL')
+  const report = await firstLine(piped, opts.timeoutMs ?? 120_000).catch(async (err: Error) => {
+    await stop()
+    throw new Error(`the flood did not report: ${err.message}`)
   })
-  let out = ''
-  let err = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
-  const exited = once(child, 'exit')
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGKILL')
-    await exited
-  }
-  const deadline = Date.now() + (opts.timeoutMs ?? 120_000)
-  while (!out.includes('\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop()
-      throw new Error(`the flood did not report; stderr:\n${err}`)
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return { result: JSON.parse(out.trim()) as FloodResult, stop }
+  return { result: JSON.parse(report) as FloodResult, stop }
 }

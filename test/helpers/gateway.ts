@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
+import { hasExited, spawnPiped, stopChild } from './child-process.js'
 import { CLI_PATH, waitFor } from './processes.js'
 import { FrameReader, newWebSocketKey } from './ws-frames.js'
 
@@ -19,36 +19,19 @@ export async function startGatewayProcess(
   args: ReadonlyArray<string>,
   env: Readonly<Record<string, string>>,
 ): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, 'gateway', ...args], {
-    cwd: '/',
-    env: { ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  const collect = (d: Buffer) => {
-    output += d.toString()
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-  const exited = once(child, 'exit')
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  }
+  const { child, output } = spawnPiped(process.execPath, [CLI_PATH, 'gateway', ...args], { env: { ...env } })
+  const stop = () => stopChild(child)
   try {
-    await waitFor(() => output.includes('"msg":"gateway ready"'), {
-      timeoutMs: 20_000,
-      failFast: () => child.exitCode !== null || child.signalCode !== null,
+    await waitFor(() => output.all().includes('"msg":"gateway ready"'), {
+      timeoutMs: 60_000,
+      failFast: () => hasExited(child),
     })
   } catch (err) {
     await stop()
-    throw new Error(`the gateway did not get ready (${(err as Error).message}); its output:\n${output}`)
+    throw new Error(`the gateway did not get ready (${(err as Error).message}); its output:\n${output.all()}`)
   }
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(output)?.[1])
-  return { child, port, output: () => output, stop }
+  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(output.all())?.[1])
+  return { child, port, output: output.all, stop }
 }
 
 /** A finished HTTP exchange. */

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import { collectOutput, untilEnd } from './child-process.js'
 
 /** A process that connects to a Unix socket as some user and keeps the connection open. */
 export interface PeerChild {
@@ -84,15 +85,7 @@ export async function runEchoClient(
   runAs: RunAs = {},
 ): Promise<{ pid: number; result: Record<string, unknown> }> {
   const child = spawnNode(ECHO_CLIENT, path, runAs)
-  let out = ''
-  let err = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
-  await once(child, 'exit')
+  const { stdout: out, stderr: err } = await untilEnd({ child, output: collectOutput(child) })
   if (out === '') throw new Error(`echo client produced nothing: ${err}`)
   return { pid: child.pid!, result: JSON.parse(out) as Record<string, unknown> }
 }

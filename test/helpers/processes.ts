@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { type ChildResult, hasExited, spawnPiped, stopChild, untilEnd } from './child-process.js'
 
 /** The built CLI that integration tests run (`npm run build` makes it). */
 export const CLI_PATH = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
@@ -36,11 +36,7 @@ export async function removeDir(dir: string | undefined): Promise<void> {
 }
 
 /** What a finished CLI run printed. */
-export interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
+export type CliResult = ChildResult
 
 /** Options of {@link runCli}. */
 export interface CliOptions {
@@ -63,34 +59,15 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
     ...args,
     ...(options.socket === undefined ? [] : ['--socket', options.socket]),
   ]
-  const child = spawn(process.execPath, argv, {
+  const piped = spawnPiped(process.execPath, argv, {
     cwd: options.cwd ?? '/',
     env: { ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.runAs ?? {}),
   })
-  children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString()
-  })
-  const timeoutMs = options.timeoutMs ?? 20_000
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`tessera ${args.join(' ')} took over ${timeoutMs} ms\n${stdout}\n${stderr}`))
-    }, timeoutMs)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, stdout, stderr })
-    })
-  })
+  children.add(piped.child)
+  return untilEnd(piped, options.timeoutMs ?? 60_000, `tessera ${args.join(' ')}`).finally(() =>
+    children.delete(piped.child),
+  )
 }
 
 /** Parses the JSON a successful `--output json` run printed; fails with its output otherwise. */
@@ -132,53 +109,33 @@ export async function startServerProcess(options: ServerOptions): Promise<Server
   const socket = options.socket ?? join(options.dataDir, 'admin.sock')
   const args = ['server', 'run', '--data-dir', options.dataDir, '--bind-port', '0', '--log-level', 'debug']
   if (options.socket !== undefined) args.push('--admin-socket', options.socket)
-  const child = spawn(process.execPath, [CLI_PATH, ...args, ...(options.args ?? [])], {
-    cwd: '/',
-    env: {},
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const { child, output } = spawnPiped(process.execPath, [CLI_PATH, ...args, ...(options.args ?? [])])
   children.add(child)
-  let output = ''
-  const collect = (d: Buffer) => {
-    output += d.toString()
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
+  let spawnError = ''
   child.on('error', (err) => {
-    output += `spawn failed: ${err.message}\n`
+    spawnError = `spawn failed: ${err.message}\n`
   })
-  const exited = once(child, 'exit').then(() => children.delete(child))
+  const printed = () => output.all() + spawnError
+  child.once('exit', () => children.delete(child))
   const server: ServerProcess = {
     child,
     pid: child.pid ?? -1,
     dataDir: options.dataDir,
     socket,
-    output: () => output,
-    stop: () => endChild(child, exited, 'SIGTERM'),
-    kill9: () => endChild(child, exited, 'SIGKILL'),
+    output: printed,
+    stop: () => stopChild(child, 'SIGTERM'),
+    kill9: () => stopChild(child, 'SIGKILL'),
   }
   try {
-    await waitFor(() => output.includes('"msg":"server ready"'), {
-      timeoutMs: options.readyTimeoutMs ?? 20_000,
-      failFast: () => child.exitCode !== null || child.signalCode !== null,
+    await waitFor(() => output.all().includes('"msg":"server ready"'), {
+      timeoutMs: options.readyTimeoutMs ?? 60_000,
+      failFast: () => hasExited(child),
     })
   } catch (err) {
     await server.kill9()
-    throw new Error(`the server did not get ready (${(err as Error).message}); its output:\n${output}`)
+    throw new Error(`the server did not get ready (${(err as Error).message}); its output:\n${printed()}`)
   }
   return server
-}
-
-async function endChild(
-  child: ChildProcess,
-  exited: Promise<unknown>,
-  signal: NodeJS.Signals,
-): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill(signal)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
 }
 
 /** Polls `condition` every 20 ms until it holds; throws past the deadline or once `failFast` holds. */
@@ -206,10 +163,7 @@ export function dumpOutput(servers: ReadonlyArray<ServerProcess | undefined>): v
 export async function killAllChildren(): Promise<void> {
   await Promise.all(
     [...children].map(async (child) => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL')
-        await once(child, 'exit').catch(() => undefined)
-      }
+      await stopChild(child, 'SIGKILL').catch(() => undefined)
       children.delete(child)
     }),
   )

@@ -1,17 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { makeTempDir, removeDir } from './processes.js'
 
 /** The repository root (this file is test/helpers/server-process.ts). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 /** The built CLI; integration tests run after `npm run build`. */
 export const CLI_PATH = join(REPO_ROOT, 'dist', 'cli', 'main.js')
 /** How long a server may take to print `server ready`. */
-export const READY_DEADLINE_MS = 20_000
+export const READY_DEADLINE_MS = 60_000
 
 /** A `tessera server run` child in its own temp directory. */
 export interface ServerProcess {
@@ -47,7 +47,7 @@ export interface ServerProcessOptions {
  */
 export async function startServerProcess(options: ServerProcessOptions = {}): Promise<ServerProcess> {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run npm run build first`)
-  const dir = await mkdtemp(join(tmpdir(), 'tessera-srv-'))
+  const dir = await makeTempDir('tessera-srv-')
   const dataDir = join(dir, 'server')
   const trustDomain = options.trustDomain ?? 'example.org'
   const args = [
@@ -75,7 +75,7 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   })
   const cleanup = async () => {
     await stopChild(child)
-    await rm(dir, { recursive: true, force: true })
+    await removeDir(dir)
   }
   try {
     const port = await waitForReady(child, () => output)

@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import type { ChildProcess } from 'node:child_process'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { hasExited, runToEnd, spawnPiped, stopChild } from './child-process.js'
 import {
   CLI_PATH,
   type CliResult,
@@ -98,39 +98,21 @@ async function startAgentProcess(
 ): Promise<AgentProcess> {
   const args = ['agent', 'run', '--data-dir', join(dir, 'agent'), '--server-address', `127.0.0.1:${port}`]
   args.push('--trust-bundle', join(dir, 'bundle.pem'), '--log-level', 'debug', ...extra)
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
-    cwd: '/',
-    env: {},
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  const collect = (d: Buffer) => {
-    output += d.toString()
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-  const exited = once(child, 'exit')
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill(signal)
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(timer)
-  }
+  const { child, output } = spawnPiped(process.execPath, [CLI_PATH, ...args])
   const agent: AgentProcess = {
     child,
-    output: () => output,
-    stop: () => end('SIGTERM'),
-    kill9: () => end('SIGKILL'),
+    output: output.all,
+    stop: () => stopChild(child, 'SIGTERM'),
+    kill9: () => stopChild(child, 'SIGKILL'),
   }
   try {
-    await waitFor(() => output.includes('"msg":"agent ready"'), {
-      timeoutMs: 20_000,
-      failFast: () => child.exitCode !== null || child.signalCode !== null,
+    await waitFor(() => output.all().includes('"msg":"agent ready"'), {
+      timeoutMs: 60_000,
+      failFast: () => hasExited(child),
     })
   } catch (err) {
     await agent.kill9()
-    throw new Error(`the agent did not get ready (${(err as Error).message}); its output:\n${output}`)
+    throw new Error(`the agent did not get ready (${(err as Error).message}); its output:\n${output.all()}`)
   }
   return agent
 }
@@ -248,21 +230,10 @@ export async function probe(
   args: ReadonlyArray<string>,
   runAs?: { uid: number; gid: number },
 ): Promise<ProbeResult> {
-  const child = spawn(process.execPath, [PROBE_PATH, socketPath, ...args], {
-    cwd: '/',
-    env: {},
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { stdout: out, stderr: err } = await runToEnd(process.execPath, [PROBE_PATH, socketPath, ...args], {
     ...(runAs ?? {}),
+    timeoutMs: 60_000,
   })
-  let out = ''
-  let err = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString()
-  })
-  await once(child, 'exit')
   const line = out.trim().split('\n').pop()
   if (!line) throw new Error(`the probe printed nothing; stderr:\n${err}`)
   return JSON.parse(line) as ProbeResult

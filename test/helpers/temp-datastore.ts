@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManualClock } from '../../lib/core/clock.js'
 import type { EntryFields } from '../../lib/core/registration-entry.js'
@@ -7,6 +5,7 @@ import { Selector } from '../../lib/core/selector.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { openSqliteDatastore, type SqliteDatastore } from '../../server/datastore/sqlite/datastore.js'
+import { makeTempDir, removeDir } from './processes.js'
 
 /** The trust domain of {@link openTempDatastore}. */
 export const TEST_TRUST_DOMAIN = TrustDomain.parse('example.org')
@@ -32,7 +31,7 @@ export interface TempDatastore {
  * @throws ERR_DATASTORE_IO, ERR_DATASTORE_SCHEMA
  */
 export async function openTempDatastore(): Promise<TempDatastore> {
-  const dir = await mkdtemp(join(tmpdir(), 'tessera-ds-'))
+  const dir = await makeTempDir('tessera-ds-')
   const path = join(dir, 'data', 'tessera.db')
   const clock = new ManualClock(TEST_START_MS)
   const open = () => openSqliteDatastore({ path, trustDomain: TEST_TRUST_DOMAIN, clock })
@@ -40,7 +39,7 @@ export async function openTempDatastore(): Promise<TempDatastore> {
   try {
     store = await open()
   } catch (err) {
-    await rm(dir, { recursive: true, force: true })
+    await removeDir(dir)
     throw err
   }
   const temp: TempDatastore = {
@@ -55,7 +54,7 @@ export async function openTempDatastore(): Promise<TempDatastore> {
     },
     async cleanup() {
       await temp.store.close()
-      await rm(dir, { recursive: true, force: true })
+      await removeDir(dir)
     },
   }
   return temp

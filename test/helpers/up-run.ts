@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
+import { spawnPiped } from './child-process.js'
 import { CLI_PATH, waitFor } from './processes.js'
 
 /** The last line `tessera up` prints once everything is ready. */
@@ -10,8 +11,8 @@ export const UP_READY_SENTINEL = 'Ctrl-C stops'
 export interface UpRun {
   readonly child: ChildProcess
   readonly startedMs: number
-  stdout: string
-  stderr: string
+  readonly stdout: string
+  readonly stderr: string
   readonly exitCode: Promise<number | null>
 }
 
@@ -20,24 +21,20 @@ const runs: UpRun[] = []
 
 /** Spawns `tessera up --data-dir <dir> [args]` with a bare environment, from `/`. */
 export function startUp(dir: string, args: ReadonlyArray<string> = []): UpRun {
-  const child = spawn(process.execPath, [CLI_PATH, 'up', '--data-dir', dir, ...args], {
-    cwd: '/',
+  const { child, output } = spawnPiped(process.execPath, [CLI_PATH, 'up', '--data-dir', dir, ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   })
   const run: UpRun = {
     child,
     startedMs: performance.now(),
-    stdout: '',
-    stderr: '',
+    get stdout() {
+      return output.stdout()
+    },
+    get stderr() {
+      return output.stderr()
+    },
     exitCode: once(child, 'exit').then(([code]) => code as number | null),
   }
-  child.stdout?.on('data', (d: Buffer) => {
-    run.stdout += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    run.stderr += d.toString()
-  })
   runs.push(run)
   return run
 }

@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ServerClient } from '../../agent/server-client/server-client.js'
@@ -7,7 +5,6 @@ import { MemoryAuditLog } from '../../common/log/audit-log.js'
 import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { ManualClock } from '../../lib/core/clock.js'
 import { decodeJwtSvid } from '../../lib/core/jwt/jwt-svid.js'
-import { Selector } from '../../lib/core/selector.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { type Certificate, parseCertificate } from '../../lib/core/x509/certificate.js'
 import { createCsr } from '../../lib/core/x509/csr.js'
@@ -16,7 +13,9 @@ import { verifyX509Svid } from '../../lib/core/x509/verify-chain.js'
 import { agentIdForJoinToken } from '../../server/agents/agent-id.js'
 import { type RunningServer, startServer } from '../../server/server-app.js'
 import { loadServerConfig } from '../../server/server-config.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 import { SILENT_LOG, SyncRecorder, TEST_BACKOFF } from '../helpers/sync-recorder.js'
+import { testEntryFields } from '../helpers/temp-datastore.js'
 
 const HOUR = 3_600_000
 const CA_TTL_MS = 6 * HOUR
@@ -51,7 +50,7 @@ async function signOne(): Promise<Certificate> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-rotation-'))
+  dir = await makeTempDir('tessera-rotation-')
   const config = loadServerConfig({
     flags: {
       dataDir: join(dir, 'server'),
@@ -68,18 +67,9 @@ beforeAll(async () => {
   const token = `rotation-${START_MS}`
   await context.datastore.joinTokens.create({ token, expiresAtMs: START_MS + HOUR })
   const agentId = agentIdForJoinToken(context.trustDomain, token)
-  const entry = await context.datastore.entries.create({
-    spiffeId: SpiffeId.parse('spiffe://example.org/rotation/web'),
-    parentId: agentId,
-    selectors: [Selector.parse('unix:uid:1000')],
-    x509SvidTtlMs: 0,
-    jwtSvidTtlMs: 0,
-    dnsNames: [],
-    hint: '',
-    admin: false,
-    federatesWith: [],
-    expiresAtMs: undefined,
-  })
+  const entry = await context.datastore.entries.create(
+    testEntryFields({ spiffeId: SpiffeId.parse('spiffe://example.org/rotation/web'), parentId: agentId }),
+  )
   context.events.emit('entries-changed')
   entryId = entry.id
   client = new ServerClient({
@@ -97,7 +87,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close()
   await server?.stop()
-  await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 describe('CA rotation on a running server', () => {

@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { openSqliteDatastore } from '../../server/datastore/sqlite/datastore.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url))
 const distUrl = (path: string) => JSON.stringify(pathToFileURL(join(DIST, path)).href)
@@ -70,10 +69,10 @@ function burstThenKill(child: ChildProcess, acks: number, deadlineMs: number): P
 describe('datastore durability', () => {
   let dir: string
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tessera-durability-'))
+    dir = await makeTempDir('tessera-durability-')
   })
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true })
+    await removeDir(dir)
   })
 
   it('keeps every acknowledged entry when the writer is killed with SIGKILL mid-burst', async () => {

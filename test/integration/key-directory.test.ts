@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../lib/core/clock.js'
@@ -7,6 +6,7 @@ import { isIdentityError } from '../../lib/core/errors.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { KeyDirectory } from '../../server/ca/key-directory.js'
 import { CaRotator } from '../../server/ca/rotator.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const td = TrustDomain.parse('example.org')
 const H = 3600_000
@@ -16,10 +16,10 @@ const FRESH = { isFresh: true }
 describe('KeyDirectory: CA keys persisted 0600 and reloaded on restart', () => {
   let root: string
   beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'tessera-keys-'))
+    root = await makeTempDir('tessera-keys-')
   })
   afterEach(async () => {
-    await rm(root, { recursive: true, force: true })
+    await removeDir(root)
   })
 
   function rotator(dir: string, clock = new ManualClock(Date.UTC(2026, 0, 1))) {

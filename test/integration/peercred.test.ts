@@ -1,7 +1,6 @@
 import { once } from 'node:events'
-import { chmod, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { connect, createServer, type Server, Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -18,6 +17,7 @@ import {
 import { readProcessFacts } from '../../common/peercred/process-facts.js'
 import { isIdentityError } from '../../lib/core/errors.js'
 import { spawnHolder } from '../helpers/peer-child.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const isRoot = process.getuid?.() === 0
 const asRoot = isRoot ? it : it.skip
@@ -43,7 +43,7 @@ async function connectSelf(): Promise<{ client: Socket; socket: Socket }> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-peercred-'))
+  dir = await makeTempDir('tessera-peercred-')
   await chmod(dir, 0o755) // so that a peer running as 65534 can reach the socket
   path = join(dir, 'peer.sock')
   server = createServer({ pauseOnConnect: true }, (socket) => {
@@ -58,7 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   server.close()
-  await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 describe('peer credentials of our own process', () => {
@@ -188,7 +188,7 @@ describe('an exited peer', () => {
 describe('HOST_PROC override', () => {
   /** A fake /proc/<our pid> under a temp root. */
   async function fakeProc(status: string, cgroup: string): Promise<string> {
-    const root = await mkdtemp(join(tmpdir(), 'tessera-proc-'))
+    const root = await makeTempDir('tessera-proc-')
     const pidDir = join(root, String(process.pid))
     await mkdir(pidDir)
     await writeFile(join(pidDir, 'status'), status)

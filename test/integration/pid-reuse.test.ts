@@ -5,6 +5,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { firstLine, spawnPiped } from '../helpers/child-process.js'
 import { isRoot } from '../helpers/processes.js'
 import { openForOtherUsers, type Stack, startStack } from '../helpers/stack.js'
 
@@ -27,24 +28,16 @@ async function runAttacker(
   resultFile: string,
   opts: { uid: number; gid: number; stay?: boolean },
 ) {
-  const child = spawn(
+  const piped = spawnPiped(
     process.execPath,
     [ATTACKER, stack.socketPath, resultFile, ...(opts.stay ? ['--stay'] : [])],
     {
-      cwd: '/',
-      env: {},
       uid: opts.uid,
       gid: opts.gid,
-      stdio: ['ignore', 'pipe', 'inherit'],
     },
   )
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  const exited = once(child, 'exit')
-  while (!out.includes('\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 10))
-  const line = JSON.parse(out.trim()) as { pid: number; holder: number; error?: string }
+  const exited = once(piped.child, 'exit')
+  const line = JSON.parse(await firstLine(piped)) as { pid: number; holder: number; error?: string }
   if (line.error) throw new Error(`attacker failed: ${line.error}`)
   return { pid: line.pid, exited }
 }

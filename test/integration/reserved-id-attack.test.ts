@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { spawnPiped } from '../helpers/child-process.js'
 import { CLI_PATH, jsonOf, waitFor } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
 
@@ -13,16 +14,9 @@ const spawned: ChildProcess[] = []
 
 /** Starts a child, collecting its output. */
 function start(args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, args, { cwd: '/', env: {}, stdio: ['ignore', 'pipe', 'pipe'] })
+  const { child, output } = spawnPiped(process.execPath, args)
   spawned.push(child)
-  let text = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    text += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    text += d.toString()
-  })
-  return { child, output: () => text }
+  return { child, output: output.all }
 }
 
 beforeAll(async () => {

@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import {
   closeSync,
+  cpSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -11,9 +12,10 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { hasExited, spawnPiped } from '../helpers/child-process.js'
 import {
   CLI_PATH,
   jsonOf,
@@ -24,6 +26,7 @@ import {
   runCli,
   type ServerProcess,
   startServerProcess,
+  waitFor,
 } from '../helpers/processes.js'
 import { readJsonLines } from '../helpers/server-process.js'
 
@@ -42,21 +45,14 @@ interface Outcome {
 async function runServer(dataDir: string, extra: readonly string[] = []): Promise<Outcome> {
   requireBuild()
   const args = [CLI_PATH, 'server', 'run', '--data-dir', dataDir, '--bind-port', '0', ...extra]
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: '/', env: {}, stdio: 'pipe' })
-  let output = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString()
-  })
-  const exited = once(child, 'exit')
-  const deadline = Date.now() + 20_000
-  while (child.exitCode === null && !output.includes('"msg":"server ready"') && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 25))
-  const ready = output.includes('"msg":"server ready"')
-  if (child.exitCode === null) child.kill('SIGKILL')
-  await exited
+  const { child, output: printed } = spawnPiped(process.execPath, args)
+  const closed = once(child, 'close') // exited, and all it printed read
+  const isReady = () => printed.all().includes('"msg":"server ready"')
+  await waitFor(isReady, { timeoutMs: 60_000, failFast: () => hasExited(child) }).catch(() => undefined)
+  const ready = isReady()
+  if (!hasExited(child)) child.kill('SIGKILL')
+  await closed
+  const output = printed.all()
   return { ready, exitCode: ready ? null : child.exitCode, output }
 }
 
@@ -80,6 +76,8 @@ function expectRefused(outcome: Outcome, code: string): void {
 let root: string
 let dataDir: string
 const servers: ServerProcess[] = []
+/** A data dir a real server initialized (CA minted, one entry created) and then left, and its CA PEMs. */
+let initialized: { dir: string; pem: string } | undefined
 
 beforeEach(async () => {
   root = await makeTempDir('tessera-damaged-')
@@ -89,23 +87,38 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()))
   await removeDir(root)
 })
-afterAll(() => killAllChildren())
+afterAll(async () => {
+  await killAllChildren()
+  await removeDir(initialized === undefined ? undefined : dirname(initialized.dir))
+})
 
-/** Runs a real server once (CA minted, one entry created), stops it, returns its CA certificate PEMs. */
+/**
+ * Gives the test a data dir as a real server leaves it once initialized (CA minted, one entry
+ * created, stopped) and returns its CA certificate PEMs. The server runs once per file; each test
+ * damages its own copy (modes and files as the server wrote them; its socket left out).
+ */
 async function initialize(): Promise<string> {
-  const server = await startServerProcess({ dataDir })
-  servers.push(server)
-  const entry = ['entry', 'create', '--spiffe-id', 'spiffe://tessera.local/w', '--parent-id']
-  jsonOf(
-    await runCli([...entry, 'spiffe://tessera.local/a', '--selector', 'unix:uid:1000', '--output', 'json'], {
-      socket: server.socket,
-    }),
-  )
-  const bundle = jsonOf<{ pem: string }>(
-    await runCli(['bundle', 'show', '--output', 'json'], { socket: server.socket }),
-  )
-  await server.stop()
-  return bundle.pem
+  if (initialized === undefined) {
+    const dir = join(await makeTempDir('tessera-damaged-template-'), 'server')
+    const server = await startServerProcess({ dataDir: dir })
+    servers.push(server)
+    const entry = ['entry', 'create', '--spiffe-id', 'spiffe://tessera.local/w', '--parent-id']
+    jsonOf(
+      await runCli(
+        [...entry, 'spiffe://tessera.local/a', '--selector', 'unix:uid:1000', '--output', 'json'],
+        {
+          socket: server.socket,
+        },
+      ),
+    )
+    const bundle = jsonOf<{ pem: string }>(
+      await runCli(['bundle', 'show', '--output', 'json'], { socket: server.socket }),
+    )
+    await server.stop()
+    initialized = { dir, pem: bundle.pem }
+  }
+  cpSync(initialized.dir, dataDir, { recursive: true, filter: (src) => !lstatSync(src).isSocket() })
+  return initialized.pem
 }
 
 function withDatabase(fn: (db: Database.Database) => void): void {

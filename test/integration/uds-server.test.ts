@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { chmod, lstat, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, lstat, stat, writeFile } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   type Client,
@@ -30,6 +29,7 @@ import { type ProcessFacts, readProcessFacts } from '../../common/peercred/proce
 import { isIdentityError } from '../../lib/core/errors.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
 import { ECHO_PROTO, runEchoClient } from '../helpers/peer-child.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const isRoot = process.getuid?.() === 0
 const asRoot = isRoot ? it : it.skip
@@ -48,14 +48,14 @@ let sockPath: string
 const servers: UdsServer<unknown>[] = []
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'tessera-uds-'))
+  dir = await makeTempDir('tessera-uds-')
   await chmod(dir, 0o755) // peers running as other uids must reach the socket
 })
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close(100)))
 })
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 let n = 0

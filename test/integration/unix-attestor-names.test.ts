@@ -6,13 +6,11 @@ import {
   readlink,
   realpath,
   rename,
-  rm,
   symlink,
   unlink,
   writeFile,
 } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnixAttestor, type UnixAttestorOptions } from '../../agent/attest/unix/unix-attestor.js'
@@ -21,6 +19,7 @@ import { fdOf } from '../../common/peercred/peercred.js'
 import { type ProcessFacts, readProcessFacts } from '../../common/peercred/process-facts.js'
 import { ManualClock } from '../../lib/core/clock.js'
 import { type PeerServer, startPeerServer } from '../helpers/exe-peer.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const uid = process.getuid?.() ?? 0
 const gid = process.getgid?.() ?? 0
@@ -44,7 +43,7 @@ async function namesOf(attestor: UnixAttestor, using = facts): Promise<string[]>
 }
 
 beforeAll(async () => {
-  dir = await realpath(await mkdtemp(join(tmpdir(), 'tessera-unix-names-')))
+  dir = await realpath(await makeTempDir('tessera-unix-names-'))
   server = await startPeerServer(dir)
   client = connect(server.path) // this process is the peer
   socket = await server.next()
@@ -57,7 +56,7 @@ afterAll(async () => {
   client.destroy()
   socket.destroy()
   server.close()
-  await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 describe('user and group names', () => {

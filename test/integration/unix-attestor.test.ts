@@ -3,17 +3,14 @@ import { createHash } from 'node:crypto'
 import {
   chmod,
   copyFile,
-  mkdtemp,
   open,
   readFile,
   readlink,
   realpath,
   rename,
-  rm,
   unlink,
   writeFile,
 } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnixAttestor, type UnixAttestorOptions } from '../../agent/attest/unix/unix-attestor.js'
@@ -26,6 +23,7 @@ import {
   spawnPythonExecer,
   startPeerServer,
 } from '../helpers/exe-peer.js'
+import { makeTempDir, removeDir } from '../helpers/processes.js'
 
 const isRoot = process.getuid?.() === 0
 const asRoot = isRoot ? it : it.skip
@@ -63,7 +61,7 @@ async function writeExecutable(path: string, bytes: Buffer): Promise<void> {
 }
 
 beforeAll(async () => {
-  dir = await realpath(await mkdtemp(join(tmpdir(), 'tessera-unix-attestor-')))
+  dir = await realpath(await makeTempDir('tessera-unix-attestor-'))
   await chmod(dir, 0o755)
   server = await startPeerServer(dir)
   nodeBytes = await readFile(process.execPath)
@@ -76,7 +74,7 @@ afterAll(async () => {
   await Promise.all(peers.map((p) => p.exit()))
   await Promise.all(attestors.map((a) => a.close()))
   server.close()
-  await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 describe('selectors of a real process', () => {

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runToEnd } from '../helpers/child-process.js'
 import { makeTempDir, removeDir, requireBuild, runCli } from '../helpers/processes.js'
 import { childPids, endUpRuns, isAlive, startUp, type UpRun, waitUntilUp } from '../helpers/up-run.js'
 
@@ -19,21 +18,10 @@ function instructionsOf(stdout: string) {
 /** Runs one printed step in bash exactly as a user pastes it, after the printed setup lines. */
 async function runStep(setup: ReadonlyArray<string>, step: string) {
   const script = ['shopt -s expand_aliases', ...setup, step].join('\n')
-  const child = spawn('bash', ['-c', script], {
-    cwd: '/',
+  return runToEnd('bash', ['-c', script], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    timeoutMs: 60_000,
   })
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString()
-  })
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString()
-  })
-  const [code] = await once(child, 'exit')
-  return { code: code as number | null, stdout, stderr }
 }
 
 function jwtClaims(output: string): Record<string, unknown> {

@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { healthApi, workloadApi } from '../../common/grpc/protos.js'
-import { isRoot } from '../helpers/processes.js'
+import { isRoot, makeTempDir, removeDir } from '../helpers/processes.js'
 import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 
 const NOBODY = { uid: 65534, gid: 65534 }
@@ -105,7 +104,7 @@ describe('Workload API over the agent socket', () => {
 
   it('hands out SVIDs that openssl verifies against the bundle it hands out with them', async () => {
     const r = await eventually(['x509'], (p) => p.ok)
-    const dir = await mkdtemp(join(tmpdir(), 'tessera-ossl-'))
+    const dir = await makeTempDir('tessera-ossl-')
     try {
       const pem = (b64: string) =>
         `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)?.join('\n')}\n-----END CERTIFICATE-----\n`
@@ -122,7 +121,7 @@ describe('Workload API over the agent socket', () => {
       ])
       expect(stdout).toContain(': OK')
     } finally {
-      await rm(dir, { recursive: true, force: true })
+      await removeDir(dir)
     }
   })
 

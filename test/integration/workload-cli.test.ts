@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { once } from 'node:events'
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
@@ -12,7 +11,7 @@ import { verifyX509Svid } from '../../lib/core/x509/verify-chain.js'
 import { parseX509SvidPem } from '../../lib/core/x509/x509-svid.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
-import { CLI_PATH, type CliResult, runCli } from '../helpers/processes.js'
+import { CLI_PATH, type CliResult, makeTempDir, removeDir, runCli } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
 import { TestCa } from '../helpers/test-ca.js'
 
@@ -25,12 +24,12 @@ let dir: string
 
 beforeAll(async () => {
   stack = await startStack({ trustDomain: TD })
-  dir = await mkdtemp(join(tmpdir(), 'tessera-wl-cli-'))
+  dir = await makeTempDir('tessera-wl-cli-')
 })
 
 afterAll(async () => {
   await stack?.stop()
-  if (dir) await rm(dir, { recursive: true, force: true })
+  await removeDir(dir)
 })
 
 /** `tessera <args>` with SPIFFE_ENDPOINT_SOCKET pointing at the stack's agent. */
@@ -169,7 +168,7 @@ describe('with an entry for this uid', () => {
   it('fetch x509 --write DIR writes the chain, a 0600 key, the bundle and the federated bundles', async () => {
     const out = join(dir, 'svid')
     // A stale, world-readable key file must be replaced, not written through.
-    await rm(out, { recursive: true, force: true })
+    await removeDir(out)
     await runCli(['api', 'fetch', 'x509', '--write', out, '--socket', stack.socketPath])
     await chmod(join(out, 'svid.key'), 0o644)
     const result = await runCli(['api', 'fetch', 'x509', '--write', out, '--socket', stack.socketPath])

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runToEnd } from '../helpers/child-process.js'
 import { isRoot, waitFor } from '../helpers/processes.js'
 import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 
@@ -22,18 +21,12 @@ interface FloodReport {
 }
 
 async function runFlood(s: Stack): Promise<FloodReport> {
-  const child = spawn(process.execPath, [FLOOD, s.socketPath, String(CALLS)], {
-    cwd: '/',
-    env: {},
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const ended = await runToEnd(process.execPath, [FLOOD, s.socketPath, String(CALLS)], {
     ...NOBODY,
+    timeoutMs: 90_000,
   })
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  await once(child, 'exit')
-  return JSON.parse(out.trim()) as FloodReport
+  if (ended.code !== 0) throw new Error(`the flood failed (${ended.code}): ${ended.stderr}`)
+  return JSON.parse(ended.stdout.trim()) as FloodReport
 }
 
 const auditPath = (s: Stack) => join(s.dir, 'agent', 'audit.log')

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { firstLine, spawnPiped, stopChild } from '../helpers/child-process.js'
 import { isRoot, waitFor } from '../helpers/processes.js'
 import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 
@@ -32,24 +31,16 @@ afterAll(async () => {
 describe.skipIf(!isRoot)('open Workload API streams per uid (root only: runs a process as uid 65534)', () => {
   it('caps the streams one uid holds open, and another uid is still served', async () => {
     const s = stack as Stack
-    const child = spawn(
+    const piped = spawnPiped(
       process.execPath,
       [FLOOD, s.socketPath, String(CONNECTIONS), String(PER_CONNECTION)],
-      {
-        cwd: '/',
-        env: {},
-        stdio: ['ignore', 'pipe', 'inherit'],
-        ...NOBODY,
-      },
+      NOBODY,
     )
-    let out = ''
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    const exited = once(child, 'exit')
     try {
-      await waitFor(() => out.includes('\n'), { timeoutMs: 90_000, failFast: () => child.exitCode !== null })
-      const report = JSON.parse(out.trim()) as { answered: number; byCode: Record<string, number> }
+      const report = JSON.parse(await firstLine(piped, 90_000)) as {
+        answered: number
+        byCode: Record<string, number>
+      }
       expect(report.answered).toBeLessThanOrEqual(STREAMS_PER_UID)
       // The rest were refused: ERR_CONNECTION_LIMIT, and past the refusal throttle's burst ERR_THROTTLED.
       const { ERR_CONNECTION_LIMIT: limited = 0, ERR_THROTTLED: throttled = 0, ...other } = report.byCode
@@ -59,8 +50,7 @@ describe.skipIf(!isRoot)('open Workload API streams per uid (root only: runs a p
       const root = await probe(s.socketPath, ['x509'])
       expect(root).toMatchObject({ ok: true, ids: ['spiffe://tessera.local/w/root'] })
     } finally {
-      child.kill('SIGKILL')
-      await exited
+      await stopChild(piped.child, 'SIGKILL')
     }
   }, 180_000)
 })
