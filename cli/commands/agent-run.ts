@@ -1,5 +1,4 @@
 import { type Command, Option } from 'commander'
-import { prepareAgentDataDir, startAgent } from '../../agent/agent-app.js'
 import { loadAgentConfig } from '../../agent/agent-config.js'
 import { createLogger } from '../../common/log/logger.js'
 import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
@@ -64,6 +63,8 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'agent' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
   // Before the audit log creates it 0700: workloads of other users must reach the socket inside.
+  // Loaded here, not at the top: every other command starts without the agent's modules.
+  const { prepareAgentDataDir, startAgent } = await import('../../agent/agent-app.js')
   await prepareAgentDataDir(config.dataDir)
   const audit = PinoAuditLog.open(config.auditLogPath)
   const running = await startAgent(config, {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
 import { createLogger } from '../../common/log/logger.js'
-import { startGateway } from '../../gateway/gateway-app.js'
 import { loadGatewayConfig } from '../../gateway/gateway-config.js'
 import { collect, failAndExit } from '../output.js'
 import { oneLine } from './workload-command.js'
@@ -82,6 +81,8 @@ async function runGateway(flags: Record<string, unknown>): Promise<void> {
   const config = loadGatewayConfig({ flags, env: process.env, cwd: process.cwd() })
   const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'gateway' })
   for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  // Loaded here, not at the top: every other command starts without the gateway's modules.
+  const { startGateway } = await import('../../gateway/gateway-app.js')
   const gateway = await startGateway(config, log)
   log.info(
     { listen: gateway.listen, upstream: config.upstream.uri, tls: config.tls, spiffeId: gateway.spiffeId },

@@ -2,7 +2,6 @@ import type { Command } from 'commander'
 import { createLogger } from '../../common/log/logger.js'
 import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { startServer } from '../../server/server-app.js'
 import { loadServerConfig } from '../../server/server-config.js'
 import { collect, failAndExit } from '../output.js'
 import { registerServerHealthcheck } from './server-healthcheck.js'
@@ -64,6 +63,8 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
     )
   const audit = PinoAuditLog.open(config.auditLogPath, { onFailure, onRepair })
   const deps = { log, audit, auditJournal: audit.journal }
+  // Loaded here, not at the top: every other command starts without the server's modules.
+  const { startServer } = await import('../../server/server-app.js')
   const running = await startServer(config, deps, { newCa: newCa === true }).catch((err: unknown) => {
     const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
     log.error({ err, code }, 'The server cannot start.')
