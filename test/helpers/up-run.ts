@@ -92,6 +92,18 @@ export async function waitUntilNoneUsing(dir: string, timeoutMs = 20_000): Promi
   }
 }
 
+/**
+ * Waits, against a deadline, until none of `pids` runs. A process whose command line reads empty may
+ * still be tearing itself down; only its end (or a zombie awaiting its reaper) counts.
+ */
+export async function waitUntilGone(pids: ReadonlyArray<number>, timeoutMs = 20_000): Promise<void> {
+  try {
+    await waitFor(() => !pids.some(isAlive), { timeoutMs })
+  } catch {
+    throw new Error(`still running: ${pids.filter(isAlive).join(', ')}`)
+  }
+}
+
 /** Stops every run still going and kills whatever it left (for `afterEach`). */
 export async function endUpRuns(): Promise<void> {
   for (const run of runs.splice(0)) {

@@ -7,6 +7,7 @@ import {
   isAlive,
   processesUsing,
   startUp,
+  waitUntilGone,
   waitUntilNoneUsing,
   waitUntilUp,
 } from '../helpers/up-run.js'
@@ -44,7 +45,7 @@ describe('tessera up stops its children whatever happens to it', () => {
     run.child.kill('SIGKILL')
     await run.exitCode
     await waitUntilNoneUsing(dir)
-    expect(pids.filter(isAlive)).toEqual([])
+    await waitUntilGone(pids)
   })
 
   it('its stdout closed (the pipe reader gone), then Ctrl-C: up stops them instead of dying of EPIPE', async () => {
