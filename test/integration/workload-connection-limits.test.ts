@@ -27,7 +27,7 @@ const isConnectRefusalBy = (uid: number) => (r: Record<string, unknown>) =>
 
 beforeAll(async () => {
   if (!isRoot) return
-  stack = await startStack()
+  stack = await startStack({ agentArgs: ['--audit-summary-window', '2s'] })
   await openForOtherUsers(stack)
   await stack.registerEntry({ spiffeId: 'spiffe://tessera.local/w/root', selectors: ['unix:uid:0'] })
 }, 60_000)

@@ -40,7 +40,7 @@ async function auditLines(s: Stack): Promise<Array<Record<string, unknown>>> {
 
 beforeAll(async () => {
   if (!isRoot) return
-  stack = await startStack()
+  stack = await startStack({ agentArgs: ['--audit-summary-window', '2s'] })
   await openForOtherUsers(stack)
   await stack.registerEntry({ spiffeId: ROOT_ID, selectors: ['unix:uid:0'] })
   await waitFor(async () => (await probe((stack as Stack).socketPath, ['jwt', 'a'])).ok, {
