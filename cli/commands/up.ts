@@ -216,7 +216,11 @@ class UpSession {
         `error ERR_ADDRESS_IN_USE: port ${port} on 127.0.0.1 is already in use (another tessera up?): choose another with --port, or leave --port out for a free one`,
       )
     else if (child === undefined) this.#printError(reason)
-    else this.#printError(`error: ${reason}; the last lines of ${child.logPath}:\n${lines.join('\n')}`)
+    else {
+      // The child's own code when its last lines carry one; a child that died without saying why is a bug.
+      const code = lines.map((l) => /\b(ERR_[A-Z0-9_]+)\b/.exec(l)?.[1]).findLast(Boolean) ?? 'ERR_INTERNAL'
+      this.#printError(`error ${code}: ${reason}; the last lines of ${child.logPath}:\n${lines.join('\n')}`)
+    }
     await this.#stop('failure')
   }
 

@@ -69,6 +69,18 @@ describe('tessera up stops its children whatever happens to it', () => {
     await waitUntilNoneUsing(dir)
   })
 
+  it('a child killed under it: one coded line naming it, the other stopped, exit 1', async () => {
+    requireBuild()
+    const dir = await freshDir()
+    const run = startUp(dir)
+    await waitUntilUp(run)
+    const [serverPid = -1, agentPid = -1] = childPids(run)
+    process.kill(serverPid, 'SIGKILL')
+    expect(await run.exitCode).toBe(1)
+    expect(run.stderr).toMatch(/^error ERR_[A-Z_]+: the server stopped unexpectedly \(signal SIGKILL\)/m)
+    await waitUntilGone([agentPid])
+  })
+
   it('SIGHUP with the terminal gone (stdout closed): up stops them', async () => {
     requireBuild()
     const dir = await freshDir()
