@@ -8,6 +8,7 @@ import { generateP256PrivateKey } from '../lib/core/x509/generate-key.js'
 import { errorCodeOf } from '../lib/grpc/status.js'
 import type { AgentConfig } from './agent-config.js'
 import { UnixAttestor } from './attest/unix/unix-attestor.js'
+import { PendingWorkloads } from './consent/pending-workloads.js'
 import { AgentCache } from './manager/agent-cache.js'
 import { ServerClient, type SyncSnapshot } from './server-client/server-client.js'
 import { signingServerOf } from './server-signing.js'
@@ -76,6 +77,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     })
     const firstSync = syncInto(client, cache, keeper, log, deps.onRefused)
     cleanup.push(() => firstSync.stream.stop())
+    const pending = new PendingWorkloads({
+      reporter: client,
+      clock,
+      audit: deps.audit,
+      log: log.child({ component: 'agent.pending' }),
+    })
+    cleanup.push(() => pending.close())
     const attestor = new UnixAttestor({ hashSizeLimitBytes: config.hashSizeLimitBytes }, { clock, log })
     cleanup.push(() => attestor.close())
     const workload: WorkloadServer = await startWorkloadApi(
@@ -95,6 +103,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         log,
         allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
         firstResponseWaitMs: FIRST_RESPONSE_WAIT_MS,
+        pending,
       },
     )
     cleanup.push(() => workload.close())

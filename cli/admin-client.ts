@@ -8,6 +8,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js'
 import type { AgentsClient } from '../common/gen/tessera/admin/v1/Agents.js'
+import type { ApprovalsClient } from '../common/gen/tessera/admin/v1/Approvals.js'
 import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
 import type { EntriesClient } from '../common/gen/tessera/admin/v1/Entries.js'
 import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens.js'
@@ -27,6 +28,7 @@ export interface AdminClients extends AdminTarget {
   readonly joinTokens: JoinTokensClient
   readonly agents: AgentsClient
   readonly bundles: BundlesClient
+  readonly approvals: ApprovalsClient
   /** Closes every client's channel. */
   close(): void
 }
@@ -45,7 +47,7 @@ export function connectAdmin(socket: string): AdminClients {
 }
 
 /**
- * The four admin API clients on one target; `shownAs` names it in error messages, `options` are
+ * The admin API clients on one target; `shownAs` names it in error messages, `options` are
  * added to the channel's.
  */
 export function adminClients(to: {
@@ -63,6 +65,7 @@ export function adminClients(to: {
     joinTokens: new api.JoinTokens(to.target, to.credentials, options),
     agents: new api.Agents(to.target, to.credentials, options),
     bundles: new api.Bundles(to.target, to.credentials, options),
+    approvals: new api.Approvals(to.target, to.credentials, options),
   }
   return {
     socket: to.shownAs,

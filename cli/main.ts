@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { registerAgentCommands } from './commands/agent.js'
 import { registerAgentRunCommand } from './commands/agent-run.js'
 import { registerApiCommands } from './commands/api.js'
+import { registerApprovalCommands } from './commands/approval.js'
 import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerEntryCommands(program)
   registerTokenCommands(program)
   registerAgentCommands(program)
+  registerApprovalCommands(program)
   registerAgentRunCommand(program)
   registerBundleCommands(program)
   registerApiCommands(program)

@@ -5,6 +5,7 @@ import type { Clock } from '../lib/core/clock.js'
 import type { TrustDomain } from '../lib/core/trust-domain.js'
 import type { BundleService } from './bundle/bundle-service.js'
 import type { CaRotator } from './ca/rotator.js'
+import type { PendingDrops } from './consent/pending-reports.js'
 import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
 import type { ServerHealth } from './health/server-health.js'
@@ -22,6 +23,9 @@ export interface ServerSettingsView {
   readonly minJwtSvidTtlMs: number
   readonly agentSvidTtlMs: number
   readonly joinTokenTtlMs: number
+  readonly pendingTtlMs: number
+  readonly denyTtlMs: number
+  readonly maxPendingRequests: number
 }
 
 /**
@@ -40,6 +44,8 @@ export interface ServerContext {
   readonly rotator: CaRotator
   readonly bundles: BundleService
   readonly events: ServerEvents
+  /** Pending requests dropped past their limit; absent in tests that build a context (then per API). */
+  readonly pendingDrops?: PendingDrops | undefined
   /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */
   readonly health?: ServerHealth | undefined
 }

@@ -89,6 +89,7 @@ export async function startServer(
       bundles,
       events,
       health,
+      pendingDrops: { count: 0, isAudited: false },
     }
 
     const tls = new PushCertificateProvider()

@@ -41,6 +41,12 @@ export interface ServerSettings {
   readonly caTtlMs: number
   readonly agentSvidTtlMs: number
   readonly joinTokenTtlMs: number
+  /** How long a pending request not seen again stays approvable (DESIGN §10). */
+  readonly pendingTtlMs: number
+  /** How long a denial is remembered: the same (uid, sha256, path) is no new request meanwhile. */
+  readonly denyTtlMs: number
+  /** Most pending requests kept (all states); past it the least recently seen are dropped and counted. */
+  readonly maxPendingRequests: number
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output. */
@@ -77,6 +83,9 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   caTtlMs: { kind: durationKind(), name: 'caTtl', default: '24h' },
   agentSvidTtlMs: { kind: durationKind(), name: 'agentSvidTtl', default: '1h' },
   joinTokenTtlMs: { kind: durationKind(), name: 'joinTokenTtl', default: '10m' },
+  pendingTtlMs: { kind: durationKind(), name: 'pendingTtl', default: '24h' },
+  denyTtlMs: { kind: durationKind(), name: 'denyTtl', default: '1h' },
+  maxPendingRequests: { kind: integerKind({ min: 1, max: 100_000 }), default: 1000 },
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },

@@ -5,7 +5,9 @@ import type { AttestAgentResponse__Output } from '../../common/gen/tessera/agent
 import type { BatchNewX509SvidResponse__Output } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 import type { NewJwtSvidResponse__Output } from '../../common/gen/tessera/agent/v1/NewJwtSvidResponse.js'
 import type { NodeClient } from '../../common/gen/tessera/agent/v1/Node.js'
+import type { PendingWorkload } from '../../common/gen/tessera/agent/v1/PendingWorkload.js'
 import type { RenewAgentResponse__Output } from '../../common/gen/tessera/agent/v1/RenewAgentResponse.js'
+import type { ReportPendingResponse__Output } from '../../common/gen/tessera/agent/v1/ReportPendingResponse.js'
 import { bundleFromProto, svidFromProto } from '../../common/grpc/agent-api-convert.js'
 import { agentApi } from '../../common/grpc/protos.js'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
@@ -195,6 +197,18 @@ export class ServerClient {
       expiresAtMs: res.expires_at * 1000,
       issuedAtMs: res.issued_at * 1000,
     }
+  }
+
+  /**
+   * Reports Workload API callers that matched no entry (DESIGN §10), with how many the agent dropped.
+   * @throws ServiceError when the call fails
+   */
+  async reportPending(workloads: ReadonlyArray<PendingWorkload>, dropped: number): Promise<void> {
+    this.#requireSvid()
+    const client = this.#channel()
+    await this.#unary<ReportPendingResponse__Output>((cb) =>
+      client.ReportPending({ workloads: [...workloads], dropped }, this.#callOptions(), cb),
+    )
   }
 
   /** Stops every sync stream and closes the channel. */

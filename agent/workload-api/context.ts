@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
 import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import type { Clock } from '../../lib/core/clock.js'
-import type { SelectorAttestor } from './caller.js'
+import type { AttestedCaller, SelectorAttestor } from './caller.js'
 import type { WorkloadIdentities } from './ports.js'
 import type { RefusalThrottle } from './refusal-throttle.js'
 import type { UidStreamLimits } from './stream-limits.js'
@@ -27,8 +27,15 @@ export interface WorkloadApiDeps {
   readonly throttle: RefusalThrottle
   /** Open streams per uid (ERR_CONNECTION_LIMIT past the limit). */
   readonly streams: UidStreamLimits
+  /** Where callers that matched no entry are noted, to become pending requests (DESIGN §10). */
+  readonly pending?: RefusedCallers
   /** Set for a stream's body: audits a refusal of its caller and gives the status to end with. */
   readonly refuse?: (err: unknown) => unknown
+}
+
+/** Notes a caller that matched no entry (the agent's pending workloads implement it). */
+export interface RefusedCallers {
+  noteRefused(caller: AttestedCaller): void
 }
 
 /** The audit form of a workload caller. */

@@ -1,5 +1,5 @@
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js'
-import { IdentityError } from '../../lib/core/errors.js'
+import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { failStream, toServiceError } from '../../lib/grpc/status.js'
 import { type AttestedCaller, attestCaller, requireSecurityHeader } from './caller.js'
@@ -22,8 +22,9 @@ async function admitCall(deps: WorkloadApiDeps, call: Call): Promise<AttestedCal
  * Records a refused call (never an ordinary stream end) and turns the error into a status. Refusals
  * are rate-limited per uid and executable (ERR_THROTTLED past the limit) and their audit summarised.
  */
-function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown) {
+function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown, caller?: AttestedCaller) {
   const facts = deps.factsOf(call)
+  if (caller !== undefined && isIdentityError(err, 'ERR_NO_IDENTITY')) deps.pending?.noteRefused(caller)
   if (err instanceof IdentityError) {
     const refusal = throttleRefusal(deps.throttle, facts, err)
     const { code, message: reason } = refusal.error
@@ -45,7 +46,7 @@ function stream<Req, Res>(
     admitCall(deps, call)
       .then((caller) => {
         deps.streams.open(caller.facts.uid, call)
-        body({ ...deps, refuse: (err) => deny(deps, method, call, err) }, call, caller)
+        body({ ...deps, refuse: (err) => deny(deps, method, call, err, caller) }, call, caller)
       })
       .catch((err: unknown) => call.emit('error', deny(deps, method, call, err)))
   }
@@ -58,16 +59,18 @@ function unary<Req, Res>(
   needsCaller = true,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    let caller: AttestedCaller | undefined
     const run = async () => {
       if (!needsCaller) {
         requireSecurityHeader(call.metadata)
         return body(call.request, undefined as never)
       }
-      return body(call.request, await admitCall(deps, call))
+      caller = await admitCall(deps, call)
+      return body(call.request, caller)
     }
     run().then(
       (res) => callback(null, res),
-      (err) => callback(deny(deps, method, call, err)),
+      (err) => callback(deny(deps, method, call, err, caller)),
     )
   }
 }

@@ -133,7 +133,8 @@ function formatTtl(seconds: number): string {
  * An entry with its fields in the proto's order, for `--output json` (times in Unix seconds, like
  * every JSON output: `created_at_ms`, which orders entries, stays on the API).
  */
-function ordered(e: Entry__Output): EntryJson {
+/** An entry in the fixed field order of `--output json`. */
+export function ordered(e: Entry__Output): EntryJson {
   const { id, spiffe_id, parent_id, selectors, x509_svid_ttl, jwt_svid_ttl, dns_names, hint, admin } = e
   const { federates_with, expires_at, revision_number, created_at } = e
   return {

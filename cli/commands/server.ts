@@ -31,6 +31,18 @@ export function registerServerCommands(program: Command): void {
     .option('--ca-ttl <duration>', 'CA and JWT key lifetime (default 24h)')
     .option('--agent-svid-ttl <duration>', 'agent SVID TTL (default 1h)')
     .option('--join-token-ttl <duration>', 'join token TTL when none is asked (default 10m)')
+    .option(
+      '--pending-ttl <duration>',
+      'how long a pending request (a workload that matched no entry) stays approvable after it was last seen (default 24h)',
+    )
+    .option(
+      '--deny-ttl <duration>',
+      'how long a denied request is remembered: the same uid, binary hash and path is no new request meanwhile (default 1h)',
+    )
+    .option(
+      '--max-pending-requests <n>',
+      'most pending requests kept; past it the least recently seen are dropped, counted and audited (default 1000)',
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

@@ -81,6 +81,12 @@ export type ErrorCode =
   // reserved identities and resource limits (DESIGN §6.1, §9, §10)
   | 'ERR_ENTRY_ID_RESERVED'
   | 'ERR_CONNECTION_LIMIT'
+  // pending requests and approvals (DESIGN §10)
+  | 'ERR_PENDING_NOT_FOUND'
+  | 'ERR_PENDING_EXPIRED'
+  | 'ERR_PENDING_DECIDED'
+  | 'ERR_PENDING_LIMIT'
+  | 'ERR_TEMPLATE_INVALID'
   // failure that must never pass for a fresh install or a committed write (DESIGN §7, §9)
   | 'ERR_DATASTORE_CORRUPT'
   | 'ERR_AUDIT_UNAVAILABLE'

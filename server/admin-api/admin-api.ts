@@ -10,11 +10,13 @@ import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import { AgentAdminService } from '../agents/agent-admin-service.js'
+import { ApprovalService } from '../consent/approval-service.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
 import { EntryService } from '../registration/entry-service.js'
 import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
+import { createApprovalHandlers } from './approval-handlers.js'
 import { createBundleHandlers } from './bundle-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
@@ -117,7 +119,7 @@ function adminUidPolicy(
 }
 
 /**
- * Adds the admin API's four services to `server`; `kit.callerOf` says who may call (the admin
+ * Adds the admin API's five services to `server`; `kit.callerOf` says who may call (the admin
  * socket's peer-uid check, or remote admin's per-call entry lookup).
  */
 export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
@@ -148,6 +150,20 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
   server.addService(
     api.Bundles.service,
     createBundleHandlers({ ...kit, bundles: ctx.bundles, audit, auditJournal }),
+  )
+  const approvals = new ApprovalService({
+    store: datastore.pendingRequests,
+    entries,
+    trustDomain,
+    clock: ctx.clock,
+    audit,
+    settings: ctx.settings,
+    drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
+  })
+  const { pendingTtlMs } = ctx.settings
+  server.addService(
+    api.Approvals.service,
+    createApprovalHandlers({ ...kit, approvals, clock: ctx.clock, pendingTtlMs }),
   )
 }
 

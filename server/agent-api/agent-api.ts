@@ -4,6 +4,7 @@ import type { PushCertificateProvider } from '../../common/grpc/certificate-prov
 import { agentApi, healthApi } from '../../common/grpc/protos.js'
 import { listenTls } from '../../common/grpc/tls-listener.js'
 import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
+import { PendingReports } from '../consent/pending-reports.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
 import { AuthorizedEntries } from '../registration/authorized-entries.js'
@@ -11,6 +12,7 @@ import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
 import { batchNewX509SvidHandler, newJwtSvidHandler } from './issuance.js'
+import { reportPendingHandler } from './report-pending.js'
 import { SyncSessions, syncAuthorizedHandler } from './sync-authorized.js'
 
 /** A running agent API. */
@@ -72,6 +74,13 @@ export async function startAgentApi(
   })
   const deps: AgentApiDeps = { ctx: summarised, auth, authorized, log }
   const sessions = new SyncSessions()
+  const reports = new PendingReports({
+    store: ctx.datastore.pendingRequests,
+    clock: ctx.clock,
+    audit: ctx.audit,
+    drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
+    settings: ctx.settings,
+  })
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
     AttestAgent: attestAgentHandler(deps),
@@ -79,6 +88,7 @@ export async function startAgentApi(
     SyncAuthorized: syncAuthorizedHandler(deps, sessions),
     BatchNewX509Svid: batchNewX509SvidHandler(deps),
     NewJwtSvid: newJwtSvidHandler(deps),
+    ReportPending: reportPendingHandler(deps, reports),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
   addServices?.(server)

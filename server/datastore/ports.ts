@@ -4,6 +4,7 @@ import type { Selector, SelectorMatchMode } from '../../lib/core/selector.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { KeyJournalStore } from '../ca/key-journal.js'
+import type { PendingRequest, PendingSighting } from '../consent/pending-request.js'
 
 export type { KeyJournalStore } from '../ca/key-journal.js'
 
@@ -239,6 +240,54 @@ export interface BundleStore {
   delete(trustDomain: TrustDomain, hooks?: CommitHooks<void>): Promise<void>
 }
 
+/** Options of {@link PendingRequestStore.report}. */
+export interface PendingReportOptions {
+  readonly nowMs: number
+  /** A pending request last seen this long ago is stale: a new sighting starts a new request. */
+  readonly pendingTtlMs: number
+  /** Most rows kept; a new request past it drops the least recently seen rows. */
+  readonly maxRequests: number
+}
+
+/** What {@link PendingRequestStore.report} did. */
+export interface PendingReportResult {
+  readonly request: PendingRequest
+  /** True when the sighting started a new request (not counted toward a live one). */
+  readonly isNew: boolean
+  /** Rows dropped to stay within `maxRequests`. */
+  readonly dropped: number
+}
+
+/** A decision on a pending request. */
+export interface PendingDecision {
+  readonly state: 'approved' | 'denied'
+  readonly nowMs: number
+  readonly deniedUntilMs?: number
+  /** Only requests seen after this time may be decided (older ones are stale). */
+  readonly seenAfterMs: number
+}
+
+/** Pending requests (DESIGN §10), bounded in number. */
+export interface PendingRequestStore {
+  /**
+   * Counts a sighting toward the live request of its (agent, uid, sha256, path): a pending one not
+   * stale, a denied one within its deny time, an approved one whose entry still exists unexpired;
+   * else stores it as a new pending request, first dropping the least recently seen rows past
+   * `maxRequests`. One transaction.
+   * @throws ERR_DATASTORE_IO
+   */
+  report(sighting: PendingSighting, options: PendingReportOptions): Promise<PendingReportResult>
+  fetch(id: string): Promise<PendingRequest | undefined>
+  /** Every row kept, the most recently seen first. */
+  list(): Promise<ReadonlyArray<PendingRequest>>
+  /** Decides a request still pending and seen after `seenAfterMs`; else changes nothing, returns undefined. */
+  decide(id: string, decision: PendingDecision): Promise<PendingRequest | undefined>
+  /** Records the entry an approval created. */
+  setEntry(id: string, entryId: string): Promise<void>
+  /** Takes an approval back (its entry could not be created): the request is pending again. */
+  reopen(id: string): Promise<void>
+}
+
 /** Every store of one datastore, and how to close it. */
 export interface Datastore {
   readonly entries: EntryStore
@@ -246,6 +295,7 @@ export interface Datastore {
   readonly agents: AgentStore
   readonly bundles: BundleStore
   readonly keyJournal: KeyJournalStore
+  readonly pendingRequests: PendingRequestStore
   /** Closes the database; the stores must not be used afterwards. */
   close(): Promise<void>
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { listCommands } from '../helpers/cli-help.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
-import { type Stack, startStack } from '../helpers/stack.js'
+import { openForOtherUsers, probe, type Stack, startStack } from '../helpers/stack.js'
 import { TestCa } from '../helpers/test-ca.js'
 
 /**
@@ -38,6 +38,8 @@ function conventionProblems(value: unknown, path = '$'): string[] {
 
 const TD = 'tessera.local'
 const uid = process.getuid?.() ?? 0
+const NOBODY = { uid: 65534, gid: 65534 }
+const STRANGER = { uid: 65533, gid: 65533 }
 let stack: Stack
 
 beforeAll(async () => {
@@ -73,6 +75,20 @@ async function firstWatchLine(): Promise<unknown> {
   return JSON.parse(line)
 }
 
+/** Two pending requests: probes as two uids that match no entry (this process's uid has one). */
+async function pendingRequests(): Promise<string[]> {
+  await openForOtherUsers(stack)
+  for (const runAs of [NOBODY, STRANGER]) await probe(stack.socketPath, ['x509'], runAs)
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    const { requests } = (await json(['approval', 'list'])) as { requests: { id: string; uid: number }[] }
+    const ids = [NOBODY, STRANGER].map((u) => requests.find((r) => r.uid === u.uid)?.id)
+    if (ids.every((id) => id !== undefined)) return ids as string[]
+    if (Date.now() > deadline) throw new Error('no pending requests came')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 describe('--output json', () => {
   it('is snake_case with Unix seconds in every command that has it', async () => {
     const partner = await TestCa.create('partner.org')
@@ -87,6 +103,7 @@ describe('--output json', () => {
     )
     const token = ((await json(['api', 'fetch', 'jwt', '--audience', 'a'])) as { svids: { svid: string }[] })
       .svids[0]?.svid
+    const [toApprove, toDeny] = await pendingRequests()
     // Every command with --output, and how to run it; ban and evict (which cut the agent off) last.
     const runs: Array<[string, () => Promise<unknown>]> = [
       ['entry create', async () => created],
@@ -104,6 +121,23 @@ describe('--output json', () => {
       ['api fetch jwt', () => json(['api', 'fetch', 'jwt', '--audience', 'a'])],
       ['api validate jwt', () => json(['api', 'validate', 'jwt', '--audience', 'a', '--token', token ?? ''])],
       ['api watch', firstWatchLine],
+      ['approval list', () => json(['approval', 'list', '--all'])],
+      ['approval show', () => json(['approval', 'show', '--id', toApprove ?? ''])],
+      [
+        'approval approve',
+        () =>
+          json([
+            'approval',
+            'approve',
+            '--id',
+            toApprove ?? '',
+            '--spiffe-id',
+            `spiffe://${TD}/ok`,
+            '--for',
+            '1h',
+          ]),
+      ],
+      ['approval deny', () => json(['approval', 'deny', '--id', toDeny ?? ''])],
       ['bundle delete', () => json(['bundle', 'delete', '--id', 'partner.org'])],
       ['entry delete', () => json(['entry', 'delete', '--id', created.id])],
       ['agent ban', () => json(['agent', 'ban', '--spiffe-id', agentId ?? ''])],

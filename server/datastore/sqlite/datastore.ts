@@ -11,6 +11,7 @@ import { SqliteKeyJournalStore } from './key-journal.js'
 import { migrate } from './migrations/migrate.js'
 import { SqliteAgentStore } from './nodes.js'
 import { openDatabase } from './open.js'
+import { SqlitePendingRequestStore } from './pending-requests.js'
 
 /** Options of {@link openSqliteDatastore}. */
 export interface SqliteDatastoreOptions {
@@ -31,6 +32,7 @@ export class SqliteDatastore implements Datastore {
   readonly agents: SqliteAgentStore
   readonly bundles: SqliteBundleStore
   readonly keyJournal: SqliteKeyJournalStore
+  readonly pendingRequests: SqlitePendingRequestStore
   /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
   readonly isNew: boolean
   readonly #db: Database.Database
@@ -48,6 +50,7 @@ export class SqliteDatastore implements Datastore {
     this.agents = new SqliteAgentStore(db, clock)
     this.bundles = new SqliteBundleStore(db, clock)
     this.keyJournal = new SqliteKeyJournalStore(db, clock)
+    this.pendingRequests = new SqlitePendingRequestStore(db)
   }
 
   /** @internal Use {@link openSqliteDatastore}. */

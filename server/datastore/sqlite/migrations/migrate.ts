@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { IdentityError } from '../../../../lib/core/errors.js'
 import { initialSchema } from './001-initial.js'
+import { pendingRequestsSchema } from './002-pending-requests.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -8,7 +9,10 @@ interface Migration {
   readonly sql: string
 }
 
-const MIGRATIONS: ReadonlyArray<Migration> = [{ version: 1, sql: initialSchema }]
+const MIGRATIONS: ReadonlyArray<Migration> = [
+  { version: 1, sql: initialSchema },
+  { version: 2, sql: pendingRequestsSchema },
+]
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length

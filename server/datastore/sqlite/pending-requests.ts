@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto'
+import type Database from 'better-sqlite3'
+import type { PendingRequest, PendingSighting, PendingState } from '../../consent/pending-request.js'
+import type {
+  PendingDecision,
+  PendingReportOptions,
+  PendingReportResult,
+  PendingRequestStore,
+} from '../ports.js'
+import { guard } from './guard.js'
+
+interface PendingRow {
+  readonly id: string
+  readonly agent_id: string
+  readonly uid: number
+  readonly user_name: string
+  readonly gid: number
+  readonly exe_path: string
+  readonly sha256: string
+  readonly cgroup: string
+  readonly parent_exe: string
+  readonly first_seen_ms: number
+  readonly last_seen_ms: number
+  readonly count: number
+  readonly state: PendingState
+  readonly decided_at_ms: number | null
+  readonly denied_until_ms: number | null
+  readonly entry_id: string | null
+}
+
+function fromRow(row: PendingRow): PendingRequest {
+  return Object.freeze({
+    id: row.id,
+    agentId: row.agent_id,
+    uid: row.uid,
+    userName: row.user_name,
+    gid: row.gid,
+    exePath: row.exe_path,
+    sha256: row.sha256,
+    cgroup: row.cgroup,
+    parentExe: row.parent_exe,
+    firstSeenMs: row.first_seen_ms,
+    lastSeenMs: row.last_seen_ms,
+    count: row.count,
+    state: row.state,
+    decidedAtMs: row.decided_at_ms ?? undefined,
+    deniedUntilMs: row.denied_until_ms ?? undefined,
+    entryId: row.entry_id ?? undefined,
+  })
+}
+
+const COLUMNS =
+  'id, agent_id, uid, user_name, gid, exe_path, sha256, cgroup, parent_exe, first_seen_ms, last_seen_ms, count, state, decided_at_ms, denied_until_ms, entry_id'
+
+/** The {@link PendingRequestStore} on SQLite (table `pending_requests`, schema version 2). */
+export class SqlitePendingRequestStore implements PendingRequestStore {
+  readonly #report: (s: PendingSighting, o: PendingReportOptions) => PendingReportResult
+  readonly #fetch: Database.Statement<[string], PendingRow>
+  readonly #list: Database.Statement<[], PendingRow>
+  readonly #decide: Database.Statement<[string, number, number | null, string, number], PendingRow>
+  readonly #setEntry: Database.Statement<[string, string]>
+  readonly #reopen: Database.Statement<[string]>
+
+  constructor(db: Database.Database) {
+    const latest = db.prepare<[string, number, string, string], PendingRow>(
+      `SELECT ${COLUMNS} FROM pending_requests WHERE agent_id = ? AND uid = ? AND sha256 = ? AND exe_path = ? ORDER BY last_seen_ms DESC LIMIT 1`,
+    )
+    const entryExpiry = db.prepare<[string], { expires_at_ms: number | null }>(
+      'SELECT expires_at_ms FROM entries WHERE id = ?',
+    )
+    const count = db.prepare<[number, number, string]>(
+      'UPDATE pending_requests SET count = count + ?, last_seen_ms = max(last_seen_ms, ?) WHERE id = ?',
+    )
+    const total = db.prepare<[], number>('SELECT count(*) FROM pending_requests').pluck()
+    const drop = db.prepare<[number]>(
+      'DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests ORDER BY last_seen_ms ASC LIMIT ?)',
+    )
+    const insert = db.prepare(
+      `INSERT INTO pending_requests (${COLUMNS}) VALUES (@id, @agent_id, @uid, @user_name, @gid, @exe_path, @sha256, @cgroup, @parent_exe, @first_seen_ms, @last_seen_ms, @count, 'pending', NULL, NULL, NULL)`,
+    )
+    this.#fetch = db.prepare(`SELECT ${COLUMNS} FROM pending_requests WHERE id = ?`)
+    this.#list = db.prepare(`SELECT ${COLUMNS} FROM pending_requests ORDER BY last_seen_ms DESC, id`)
+    const isLive = (row: PendingRow, o: PendingReportOptions): boolean => {
+      if (row.state === 'pending') return row.last_seen_ms + o.pendingTtlMs > o.nowMs
+      if (row.state === 'denied') return (row.denied_until_ms ?? 0) > o.nowMs
+      if (row.entry_id === null) return true // being approved right now
+      const entry = entryExpiry.get(row.entry_id)
+      return entry !== undefined && (entry.expires_at_ms === null || entry.expires_at_ms > o.nowMs)
+    }
+    this.#report = db
+      .transaction((s: PendingSighting, o: PendingReportOptions): PendingReportResult => {
+        const { facts } = s
+        const row = latest.get(s.agentId, facts.uid, facts.sha256, facts.exePath)
+        if (row !== undefined && isLive(row, o)) {
+          count.run(s.count, s.lastSeenMs, row.id)
+          return { request: fromRow(this.#fetch.get(row.id) as PendingRow), isNew: false, dropped: 0 }
+        }
+        const over = total.get()! - o.maxRequests + 1
+        const dropped = over > 0 ? drop.run(over).changes : 0
+        const id = randomUUID()
+        insert.run({
+          id,
+          agent_id: s.agentId,
+          uid: facts.uid,
+          user_name: facts.userName,
+          gid: facts.gid,
+          exe_path: facts.exePath,
+          sha256: facts.sha256,
+          cgroup: facts.cgroup,
+          parent_exe: facts.parentExe,
+          first_seen_ms: s.firstSeenMs,
+          last_seen_ms: s.lastSeenMs,
+          count: s.count,
+        })
+        return { request: fromRow(this.#fetch.get(id) as PendingRow), isNew: true, dropped }
+      })
+      .immediate.bind(null) as (s: PendingSighting, o: PendingReportOptions) => PendingReportResult
+    this.#decide = db.prepare(
+      `UPDATE pending_requests SET state = ?, decided_at_ms = ?, denied_until_ms = ? WHERE id = ? AND state = 'pending' AND last_seen_ms > ? RETURNING ${COLUMNS}`,
+    ) as unknown as Database.Statement<[string, number, number | null, string, number], PendingRow>
+    this.#setEntry = db.prepare('UPDATE pending_requests SET entry_id = ? WHERE id = ?')
+    this.#reopen = db.prepare(
+      "UPDATE pending_requests SET state = 'pending', decided_at_ms = NULL, denied_until_ms = NULL, entry_id = NULL WHERE id = ?",
+    )
+  }
+
+  async report(sighting: PendingSighting, options: PendingReportOptions): Promise<PendingReportResult> {
+    return guard('record a pending request', () => this.#report(sighting, options))
+  }
+
+  async fetch(id: string): Promise<PendingRequest | undefined> {
+    const row = guard('read a pending request', () => this.#fetch.get(id))
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  async list(): Promise<ReadonlyArray<PendingRequest>> {
+    return guard('list pending requests', () => this.#list.all().map(fromRow))
+  }
+
+  async decide(id: string, d: PendingDecision): Promise<PendingRequest | undefined> {
+    const row = guard('decide a pending request', () =>
+      this.#decide.get(d.state, d.nowMs, d.deniedUntilMs ?? null, id, d.seenAfterMs),
+    )
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  async setEntry(id: string, entryId: string): Promise<void> {
+    guard('record an approval', () => this.#setEntry.run(entryId, id))
+  }
+
+  async reopen(id: string): Promise<void> {
+    guard('take an approval back', () => this.#reopen.run(id))
+  }
+}
