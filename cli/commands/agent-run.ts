@@ -77,6 +77,7 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
       void stop('evicted', 3)
     },
   })
+  audit.setCheckpointSigner(() => running.svid())
   let stopping = false
   async function stop(reason: string, exitCode = 0): Promise<void> {
     if (stopping) return

@@ -71,6 +71,7 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
     audit.close()
     throw err
   })
+  audit.setCheckpointSigner(() => running.svid())
   const stop = async (signal: string) => {
     log.info({ signal }, 'Server stopping.')
     await running.stop()

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto'
+import { IdentityError } from '../core/errors.js'
+import { leafHash, MerkleFrontier } from './merkle-tree.js'
+
+/**
+ * The hash chain of an audit file (JSON lines). Every line starts `{"seq":N,"prev":"H",` where `seq`
+ * counts the file's lines from 0 and `prev` is the lowercase hex SHA-256 of the previous line's exact
+ * bytes (UTF-8, without its newline); the first line's `prev` is {@link GENESIS_PREV}. The same bytes
+ * are the leaves of the RFC 6962 Merkle tree that checkpoints sign.
+ */
+export const GENESIS_PREV = '0'.repeat(64)
+
+/** The event of a checkpoint line. */
+export const CHECKPOINT_EVENT = 'audit.checkpoint'
+
+/** Hex SHA-256 of one line's bytes (no newline): what the next line's `prev` holds. */
+export function lineHash(line: Uint8Array): string {
+  return createHash('sha256').update(line).digest('hex')
+}
+
+/** Where a chain stands: what the next line must carry, and the tree of the lines so far. */
+export interface ChainState {
+  /** The next line's `seq` (= lines so far). */
+  readonly seq: number
+  /** The next line's `prev`. */
+  readonly prev: string
+  readonly tree: MerkleFrontier
+}
+
+/** A chain with no line yet. */
+export function emptyChain(): ChainState {
+  return { seq: 0, prev: GENESIS_PREV, tree: new MerkleFrontier() }
+}
+
+/**
+ * `record` (one JSON object, serialized, without newline) as the next chained line: `seq` and `prev`
+ * put first. Returns the line and the chain after it.
+ */
+export function chainLine(record: string, state: ChainState): { line: string; next: ChainState } {
+  if (!record.startsWith('{'))
+    throw new IdentityError('ERR_INTERNAL', 'an audit record must be a JSON object')
+  const body = record === '{}' ? '}' : `,${record.slice(1)}`
+  const line = `{"seq":${state.seq},"prev":"${state.prev}"${body}`
+  const bytes = Buffer.from(line, 'utf8')
+  const tree = state.tree.copy()
+  tree.appendLeafHash(leafHash(bytes))
+  return { line, next: { seq: state.seq + 1, prev: lineHash(bytes), tree } }
+}
+
+/** The `seq` and `prev` a line claims, or undefined when it is not a chained JSON object. */
+export function chainFieldsOf(
+  line: string,
+): { seq: number; prev: string; record: Record<string, unknown> } | undefined {
+  let record: unknown
+  try {
+    record = JSON.parse(line)
+  } catch {
+    return undefined
+  }
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) return undefined
+  const { seq, prev } = record as { seq?: unknown; prev?: unknown }
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return undefined
+  if (typeof prev !== 'string' || !/^[0-9a-f]{64}$/.test(prev)) return undefined
+  return { seq, prev, record: record as Record<string, unknown> }
+}
+
+/**
+ * Follows the chain over `lines` (each without its newline) from the start, as a writer does when it
+ * opens a file to continue it: every line must carry the next `seq` and the hash of the line before.
+ * @throws ERR_AUDIT_CHAIN_BROKEN naming the first line (1-based) that does not follow
+ */
+export function followChain(lines: Iterable<Buffer>): ChainState {
+  let seq = 0
+  let prev = GENESIS_PREV
+  const tree = new MerkleFrontier()
+  for (const bytes of lines) {
+    const fields = chainFieldsOf(bytes.toString('utf8'))
+    const at = `line ${seq + 1}`
+    if (fields === undefined)
+      throw new IdentityError(
+        'ERR_AUDIT_CHAIN_BROKEN',
+        `${at} is not a chained audit line (edited, or written before the chain)`,
+      )
+    if (fields.seq !== seq)
+      throw new IdentityError('ERR_AUDIT_CHAIN_BROKEN', `${at} holds seq ${fields.seq}, not ${seq}`)
+    if (fields.prev !== prev)
+      throw new IdentityError('ERR_AUDIT_CHAIN_BROKEN', `${at} does not hold the hash of the line before it`)
+    prev = lineHash(bytes)
+    tree.appendLeafHash(leafHash(bytes))
+    seq += 1
+  }
+  return { seq, prev, tree }
+}
