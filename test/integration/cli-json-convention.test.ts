@@ -104,6 +104,12 @@ describe('--output json', () => {
       ['api fetch jwt', () => json(['api', 'fetch', 'jwt', '--audience', 'a'])],
       ['api validate jwt', () => json(['api', 'validate', 'jwt', '--audience', 'a', '--token', token ?? ''])],
       ['api watch', firstWatchLine],
+      ['audit verify', () => json(['audit', 'verify', '--live', join(stack.dir, 'server', 'audit.log')])],
+      ['audit tail', () => json(['audit', 'tail', join(stack.dir, 'server', 'audit.log')])],
+      [
+        'audit search',
+        () => json(['audit', 'search', '--event', 'entry.changed', join(stack.dir, 'server', 'audit.log')]),
+      ],
       ['bundle delete', () => json(['bundle', 'delete', '--id', 'partner.org'])],
       ['entry delete', () => json(['entry', 'delete', '--id', created.id])],
       ['agent ban', () => json(['agent', 'ban', '--spiffe-id', agentId ?? ''])],
