@@ -2,11 +2,13 @@ import { readSync } from 'node:fs'
 import {
   CHECKPOINT_EVENT,
   type ChainState,
-  chainLine,
+  chainedLine,
   emptyChain,
   followChain,
+  lineHash,
 } from '../../lib/audit/audit-chain.js'
 import { checkpointText } from '../../lib/audit/checkpoint.js'
+import { leafHashOfPrefixed, type MerkleFrontier } from '../../lib/audit/merkle-tree.js'
 import { signNote } from '../../lib/audit/signed-note.js'
 import { type Clock, systemClock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
@@ -29,7 +31,7 @@ export type CheckpointSigner = () => X509Svid | undefined
 
 /** Where chained lines go: an {@link import('./audit-file.js').AuditFile} or standard output. */
 export interface LineSink {
-  write(line: string): unknown
+  write(line: Uint8Array): unknown
 }
 
 export interface ChainedWriterOptions {
@@ -40,7 +42,9 @@ export interface ChainedWriterOptions {
 }
 
 interface Snapshot {
-  readonly state: ChainState
+  readonly seq: number
+  readonly prev: string
+  readonly tree: MerkleFrontier
   readonly unsigned: number
 }
 
@@ -101,7 +105,10 @@ export class ChainedAuditWriter implements AuditJournal {
   readonly #onFailure: ((err: unknown) => void) | undefined
   readonly #marks = new Map<number, Snapshot>()
   readonly #timer: NodeJS.Timeout
-  #state: ChainState
+  #seq: number
+  #prev: string
+  /** The tree of the lines so far, appended to in place (copied only for a mark). */
+  #tree: MerkleFrontier
   /** Lines written since the last checkpoint (the checkpoint line itself not counted). */
   #unsigned = 0
   #signer: CheckpointSigner | undefined
@@ -114,7 +121,9 @@ export class ChainedAuditWriter implements AuditJournal {
   ) {
     this.#sink = sink
     this.#journal = journal
-    this.#state = state
+    this.#seq = state.seq
+    this.#prev = state.prev
+    this.#tree = state.tree.copy()
     this.#clock = options.clock ?? systemClock
     this.#onFailure = options.onFailure
     this.#everyLines = options.checkpoints?.everyLines ?? DEFAULT_CHECKPOINT_LINES
@@ -130,7 +139,7 @@ export class ChainedAuditWriter implements AuditJournal {
 
   /** How many lines the file holds. */
   get size(): number {
-    return this.#state.seq
+    return this.#seq
   }
 
   /** Appends one record (a JSON object and its newline) as the next chained line. @throws ERR_AUDIT_UNAVAILABLE */
@@ -150,7 +159,8 @@ export class ChainedAuditWriter implements AuditJournal {
     const svid = this.#signer?.()
     if (this.#unsigned === 0 || svid === undefined) return false
     const origin = svid.id.toString()
-    const text = checkpointText({ origin, size: this.#state.seq, rootHash: this.#state.tree.root() })
+    const rootHash = this.#tree.root()
+    const text = checkpointText({ origin, size: this.#seq, rootHash })
     const record = {
       time: new Date(this.#clock.nowMs()).toISOString(),
       event: CHECKPOINT_EVENT,
@@ -158,8 +168,8 @@ export class ChainedAuditWriter implements AuditJournal {
       caller: { kind: 'system', component: 'audit' },
       subject: origin,
       code: 'OK',
-      size: this.#state.seq,
-      root: this.#state.tree.root().toString('base64'),
+      size: this.#seq,
+      root: rootHash.toString('base64'),
       note: signNote(text, origin, svid.privateKey),
       x5c: svid.certificates.map((c) => c.der.toString('base64')),
     }
@@ -169,9 +179,15 @@ export class ChainedAuditWriter implements AuditJournal {
   }
 
   mark(): number {
-    const mark = this.#journal?.mark() ?? this.#state.seq
+    const mark = this.#journal?.mark() ?? this.#seq
     this.#marks.delete(mark)
-    this.#marks.set(mark, { state: this.#state, unsigned: this.#unsigned })
+    const snapshot = {
+      seq: this.#seq,
+      prev: this.#prev,
+      tree: this.#tree.copy(),
+      unsigned: this.#unsigned,
+    }
+    this.#marks.set(mark, snapshot)
     if (this.#marks.size > MAX_MARKS) this.#marks.delete(this.#marks.keys().next().value as number)
     return mark
   }
@@ -185,7 +201,9 @@ export class ChainedAuditWriter implements AuditJournal {
     if (snapshot === undefined)
       throw new IdentityError('ERR_AUDIT_UNAVAILABLE', `the audit log cannot rewind to ${mark}: no such mark`)
     this.#journal?.rewind(mark)
-    this.#state = snapshot.state
+    this.#seq = snapshot.seq
+    this.#prev = snapshot.prev
+    this.#tree = snapshot.tree.copy()
     this.#unsigned = snapshot.unsigned
   }
 
@@ -196,9 +214,17 @@ export class ChainedAuditWriter implements AuditJournal {
   }
 
   #append(record: string): void {
-    const { line, next } = chainLine(record, this.#state)
-    this.#sink.write(`${line}\n`)
-    this.#state = next
+    const line = chainedLine(record, this.#seq, this.#prev)
+    // One buffer: the leaf prefix 0x00, the line, its newline; each part is a view of it.
+    const length = Buffer.byteLength(line, 'utf8')
+    const buffer = Buffer.allocUnsafe(length + 2)
+    buffer[0] = 0x00
+    buffer.write(line, 1, 'utf8')
+    buffer[length + 1] = 0x0a
+    this.#sink.write(buffer.subarray(1))
+    this.#seq += 1
+    this.#prev = lineHash(buffer.subarray(1, length + 1))
+    this.#tree.appendLeafHash(leafHashOfPrefixed(buffer.subarray(0, length + 1)))
   }
 
   #checkpointQuietly(): void {

@@ -77,8 +77,9 @@ export class PinoAuditLog extends AuditRecorder {
       ...(options.onFailure !== undefined && { onFailure: options.onFailure }),
     }
     if (path === '-') {
+      const stdout = pino.destination({ dest: 1, sync: true })
       const chain = new ChainedAuditWriter(
-        pino.destination({ dest: 1, sync: true }),
+        { write: (line) => stdout.write(Buffer.from(line).toString('utf8')) },
         undefined,
         undefined,
         chainOptions,

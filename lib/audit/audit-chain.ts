@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { IdentityError } from '../core/errors.js'
 import { leafHash, MerkleFrontier } from './merkle-tree.js'
 
@@ -15,7 +15,7 @@ export const CHECKPOINT_EVENT = 'audit.checkpoint'
 
 /** Hex SHA-256 of one line's bytes (no newline): what the next line's `prev` holds. */
 export function lineHash(line: Uint8Array): string {
-  return createHash('sha256').update(line).digest('hex')
+  return hash('sha256', line, 'hex')
 }
 
 /** Where a chain stands: what the next line must carry, and the tree of the lines so far. */
@@ -33,18 +33,14 @@ export function emptyChain(): ChainState {
 }
 
 /**
- * `record` (one JSON object, serialized, without newline) as the next chained line: `seq` and `prev`
- * put first. Returns the line and the chain after it.
+ * `record` (one JSON object, serialized, without newline) with `seq` and `prev` put first: the line
+ * as it is written (without its newline).
  */
-export function chainLine(record: string, state: ChainState): { line: string; next: ChainState } {
+export function chainedLine(record: string, seq: number, prev: string): string {
   if (!record.startsWith('{'))
     throw new IdentityError('ERR_INTERNAL', 'an audit record must be a JSON object')
   const body = record === '{}' ? '}' : `,${record.slice(1)}`
-  const line = `{"seq":${state.seq},"prev":"${state.prev}"${body}`
-  const bytes = Buffer.from(line, 'utf8')
-  const tree = state.tree.copy()
-  tree.appendLeafHash(leafHash(bytes))
-  return { line, next: { seq: state.seq + 1, prev: lineHash(bytes), tree } }
+  return `{"seq":${seq},"prev":"${prev}"${body}`
 }
 
 /** The `seq` and `prev` a line claims, or undefined when it is not a chained JSON object. */

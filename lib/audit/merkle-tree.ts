@@ -1,17 +1,28 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 
 /** RFC 6962 §2.1 leaf hash: SHA-256(0x00 || data). */
 export function leafHash(data: Uint8Array): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(data).digest()
 }
 
+/**
+ * SHA-256 of `prefixed`, whose first byte already is the 0x00 leaf prefix (a writer that has the
+ * line in a buffer anyway saves a copy).
+ */
+export function leafHashOfPrefixed(prefixed: Uint8Array): Buffer {
+  return hash('sha256', prefixed, 'buffer') as unknown as Buffer
+}
+
 /** RFC 6962 §2.1 interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest()
+  const data = Buffer.allocUnsafe(1 + left.length + right.length)
+  data[0] = 0x01
+  data.set(left, 1)
+  data.set(right, 1 + left.length)
+  return hash('sha256', data, 'buffer') as unknown as Buffer
 }
 
 const LEAF_PREFIX = Buffer.of(0x00)
-const NODE_PREFIX = Buffer.of(0x01)
 /** The hash of the empty tree, SHA-256 of no bytes. */
 export const EMPTY_TREE_HASH: Buffer = createHash('sha256').digest()
 
