@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { GENESIS_PREV, lineHash } from '../../lib/audit/audit-chain.js'
 import { verifyAuditLog } from '../../lib/audit/verify-audit-log.js'
 import { BundleSet } from '../../lib/core/bundle/bundle-source.js'
 import { TestCa } from '../../test/helpers/test-ca.js'
@@ -121,6 +122,27 @@ describe('the audit chain', () => {
       ;[ls[1], ls[2]] = [ls[2] as string, ls[1] as string]
       expect(() => verify(joined(ls))).toThrow(
         /^line 2 is out of order: it holds seq 2, and line 3 holds seq 1/,
+      )
+    })
+    it('of a checkpoint, when a line before it was edited and every later prev recomputed; the writer refuses that file too', async () => {
+      const path = await writeLog(7, 3)
+      const ls = lines(path)
+      ls[1] = (ls[1] as string).replace('td1.example', 'td9.example')
+      let prev = GENESIS_PREV
+      const rewritten = ls.map((l) => {
+        const line = JSON.stringify({ ...JSON.parse(l), prev })
+        prev = lineHash(Buffer.from(line))
+        return line
+      })
+      expect(() => verify(joined(rewritten))).toThrow(
+        /^line 4 is a checkpoint whose root hash does not match lines 1–3/,
+      )
+      writeFileSync(path, joined(rewritten))
+      expect(() => PinoAuditLog.open(path)).toThrow(
+        expect.objectContaining({
+          code: 'ERR_AUDIT_CHAIN_BROKEN',
+          message: expect.stringMatching(/line 4 is a checkpoint whose root/),
+        }),
       )
     })
     it('of a truncated file: the closing checkpoint cut', async () => {

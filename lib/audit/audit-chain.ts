@@ -1,6 +1,8 @@
 import { hash } from 'node:crypto'
 import { IdentityError } from '../core/errors.js'
+import { parseCheckpointText } from './checkpoint.js'
 import { leafHash, MerkleFrontier } from './merkle-tree.js'
+import { parseSignedNote } from './signed-note.js'
 
 /**
  * The hash chain of an audit file (JSON lines). Every line starts `{"seq":N,"prev":"H",` where `seq`
@@ -61,8 +63,34 @@ export function chainFieldsOf(
 }
 
 /**
+ * What is wrong with a checkpoint line's note against the tree of the lines before it (its size, its
+ * root hash), or undefined when it matches. Its signature is not checked here.
+ */
+export function checkpointTreeProblem(
+  record: Readonly<Record<string, unknown>>,
+  tree: MerkleFrontier,
+): string | undefined {
+  const note = record['note']
+  if (typeof note !== 'string') return 'is a checkpoint without a note'
+  let size: number
+  let rootHash: Buffer
+  try {
+    ;({ size, rootHash } = parseCheckpointText(parseSignedNote(note).text))
+  } catch (err) {
+    return `is a checkpoint whose note does not parse (${err instanceof Error ? err.message : String(err)})`
+  }
+  if (size !== tree.size)
+    return `is a checkpoint of ${size} lines, but ${tree.size} lines come before it (lines were deleted or added)`
+  if (!rootHash.equals(tree.root()))
+    return `is a checkpoint whose root hash does not match lines 1–${tree.size}: a line before it was edited`
+  return undefined
+}
+
+/**
  * Follows the chain over `lines` (each without its newline) from the start, as a writer does when it
- * opens a file to continue it: every line must carry the next `seq` and the hash of the line before.
+ * opens a file to continue it: every line must carry the next `seq` and the hash of the line before,
+ * and every checkpoint the size and root of the lines before it (so a chain rewritten after an edit,
+ * every `prev` recomputed, is refused too; signatures need the bundle and are `tessera audit verify`'s).
  * @throws ERR_AUDIT_CHAIN_BROKEN naming the first line (1-based) that does not follow
  */
 export function followChain(lines: Iterable<Buffer>): ChainState {
@@ -81,6 +109,10 @@ export function followChain(lines: Iterable<Buffer>): ChainState {
       throw new IdentityError('ERR_AUDIT_CHAIN_BROKEN', `${at} holds seq ${fields.seq}, not ${seq}`)
     if (fields.prev !== prev)
       throw new IdentityError('ERR_AUDIT_CHAIN_BROKEN', `${at} does not hold the hash of the line before it`)
+    if (fields.record['event'] === CHECKPOINT_EVENT) {
+      const problem = checkpointTreeProblem(fields.record, tree)
+      if (problem !== undefined) throw new IdentityError('ERR_AUDIT_CHAIN_BROKEN', `${at} ${problem}`)
+    }
     prev = lineHash(bytes)
     tree.appendLeafHash(leafHash(bytes))
     seq += 1

@@ -2,7 +2,13 @@ import type { X509BundleSource } from '../core/bundle/bundle-source.js'
 import { IdentityError } from '../core/errors.js'
 import { parseCertificate } from '../core/x509/certificate.js'
 import { verifyX509Svid } from '../core/x509/verify-chain.js'
-import { CHECKPOINT_EVENT, chainFieldsOf, GENESIS_PREV, lineHash } from './audit-chain.js'
+import {
+  CHECKPOINT_EVENT,
+  chainFieldsOf,
+  checkpointTreeProblem,
+  GENESIS_PREV,
+  lineHash,
+} from './audit-chain.js'
 import { parseCheckpointText } from './checkpoint.js'
 import { leafHash, MerkleFrontier } from './merkle-tree.js'
 import { parseSignedNote, verifyNoteSignature } from './signed-note.js'
@@ -128,16 +134,8 @@ function checkCheckpoint(
   } catch (err) {
     throw badCheckpoint(lineNo, 'its note does not parse', err)
   }
-  if (checkpoint.size !== tree.size)
-    throw broken(
-      lineNo,
-      `is a checkpoint of ${checkpoint.size} lines, but ${tree.size} lines come before it (lines were deleted or added)`,
-    )
-  if (!checkpoint.rootHash.equals(tree.root()))
-    throw broken(
-      lineNo,
-      `is a checkpoint whose root hash does not match lines 1–${tree.size}: a line before it was edited`,
-    )
+  const problem = checkpointTreeProblem(record, tree)
+  if (problem !== undefined) throw broken(lineNo, problem)
   const timeMs = Date.parse(time)
   if (Number.isNaN(timeMs)) throw badCheckpoint(lineNo, 'its time is not a date')
   let svid: ReturnType<typeof verifyX509Svid>
