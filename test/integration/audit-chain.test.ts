@@ -105,6 +105,26 @@ describe('tessera audit verify', () => {
     expect(gatewayLines.map((l) => JSON.parse(l).event)).toContain('call.denied')
   })
 
+  it("continues the server's chain across a restart, and the server refuses to start on a file whose chain is broken", async () => {
+    const before = await readFile(logs.server, 'utf8')
+    await stack.startServer()
+    const token = await stack.cli(['token', 'generate'])
+    expect(token.code, token.stderr).toBe(0)
+    await stack.stopServer()
+    const after = await readFile(logs.server, 'utf8')
+    expect(after.startsWith(before)).toBe(true)
+    expect(after.length).toBeGreaterThan(before.length)
+    const verified = await stack.cli(['audit', 'verify', '--bundle', bundle, '--output', 'json', logs.server])
+    expect(verified.code, verified.stderr).toBe(0)
+    const ls = before.split('\n').slice(0, -1)
+    ls[1] = JSON.stringify({ ...JSON.parse(ls[1] as string), subject: 'spiffe://evil' })
+    await writeFile(logs.server, `${ls.join('\n')}\n`)
+    await expect(stack.startServer()).rejects.toThrow(
+      /error ERR_AUDIT_CHAIN_BROKEN: audit log \S+ line 3 does not hold the hash of the line before it/,
+    )
+    await writeFile(logs.server, after)
+  })
+
   const broken: Array<[string, (lines: string[]) => string[], RegExp]> = [
     [
       'an edited line',
