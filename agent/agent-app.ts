@@ -5,6 +5,7 @@ import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
 import { generateP256PrivateKey } from '../lib/core/x509/generate-key.js'
+import type { X509Svid } from '../lib/core/x509/x509-svid.js'
 import { errorCodeOf } from '../lib/grpc/status.js'
 import type { AgentConfig } from './agent-config.js'
 import { UnixAttestor } from './attest/unix/unix-attestor.js'
@@ -35,6 +36,8 @@ export interface AgentDeps {
 /** A running agent. */
 export interface RunningAgent {
   readonly cache: AgentCache
+  /** The agent's own X509-SVID now: it signs the audit checkpoints. */
+  svid(): X509Svid | undefined
   stop(): Promise<void>
 }
 
@@ -117,7 +120,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       { spiffeId: keeper.id?.toString(), socket: config.socketPath, server: config.serverAddress },
       'agent ready',
     )
-    return { cache, stop: () => runCleanup(cleanup) }
+    return { cache, svid: () => keeper.svid, stop: () => runCleanup(cleanup) }
   } catch (err) {
     await runCleanup(cleanup)
     throw err

@@ -35,6 +35,8 @@ describe('loadAgentConfig defaults', () => {
       logLevel: 'info',
       logFormat: 'json',
       auditLogPath: '/home/op/.tessera/agent/audit.log',
+      auditCheckpointLines: 1000,
+      auditCheckpointIntervalMs: 60_000,
       hashSizeLimitBytes: 512 * 1024 * 1024,
       allowUnauthenticatedVerifiers: false,
       maxConnectionsPerUid: 1024,

@@ -38,6 +38,9 @@ export interface AgentSettings {
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output. */
   readonly auditLogPath: string
+  /** Sign an audit checkpoint after this many lines (and at the interval, and at stop). */
+  readonly auditCheckpointLines: number
+  readonly auditCheckpointIntervalMs: number
   /** Largest executable hashed for `unix:sha256` selectors; 0 means no limit, negative disables hashing. */
   readonly hashSizeLimitBytes: number
   /** Serve `ValidateJWTSVID` and bundles to callers that match no entry (SPIRE's option of the same name). */
@@ -84,6 +87,8 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
+  auditCheckpointLines: { kind: integerKind({ min: 1, max: 1_000_000 }), default: 1000 },
+  auditCheckpointIntervalMs: { kind: durationKind(), name: 'auditCheckpointInterval', default: '60s' },
   hashSizeLimitBytes: { kind: integerKind(), default: DEFAULT_HASH_SIZE_LIMIT_BYTES },
   allowUnauthenticatedVerifiers: { kind: booleanKind(), default: false },
   maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },

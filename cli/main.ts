@@ -4,6 +4,7 @@ import { registerAgentCommands } from './commands/agent.js'
 import { registerAgentRunCommand } from './commands/agent-run.js'
 import { registerApiCommands } from './commands/api.js'
 import { registerApprovalCommands } from './commands/approval.js'
+import { registerAuditCommands } from './commands/audit.js'
 import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerHealthcheckCommand(program)
   registerGatewayCommand(program)
   registerUpCommand(program)
+  registerAuditCommands(program)
   return program
 }
 

@@ -86,12 +86,16 @@ function buildGuard(
  */
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const policy = config.policyPath === undefined ? undefined : Policy.read(config.policyPath)
-  const audit = PinoGatewayAudit.open(config.auditLogPath)
+  const audit = PinoGatewayAudit.open(config.auditLogPath, {
+    checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
+  })
   const { bundles, svids } = await openSources(config, log)
+  if (svids !== undefined) audit.setCheckpointSigner(() => svids.getX509Svid())
   const closeSources = () => {
+    // The audit log first: its last checkpoint is signed with the SVID the source still holds.
+    audit.close()
     svids?.close()
     bundles.close()
-    audit.close()
   }
   try {
     const server = await startGatewayServer({

@@ -29,6 +29,8 @@ describe('loadGatewayConfig', () => {
       throttleDelayMs: 1_000,
       throttleMaxDelayMs: 300_000,
       auditLogPath: '-',
+      auditCheckpointLines: 1000,
+      auditCheckpointIntervalMs: 60_000,
       endpoint: { transport: 'unix', path: '/work/.tessera/agent/public/api.sock' },
     })
     expect(config.policyPath).toBeUndefined()

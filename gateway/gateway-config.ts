@@ -57,6 +57,9 @@ export interface GatewaySettings {
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output (the default). */
   readonly auditLogPath: string
+  /** Sign an audit checkpoint after this many lines (and at the interval, and at stop). */
+  readonly auditCheckpointLines: number
+  readonly auditCheckpointIntervalMs: number
 }
 
 /** The gateway's validated, deep-frozen configuration. */
@@ -120,6 +123,8 @@ const GATEWAY_SCHEMA: Schema<GatewaySettings> = {
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: '-' },
+  auditCheckpointLines: { kind: integerKind({ min: 1, max: 1_000_000 }), default: 1000 },
+  auditCheckpointIntervalMs: { kind: durationKind(), name: 'auditCheckpointInterval', default: '60s' },
 }
 
 function checkGatewaySettings(c: Partial<GatewaySettings>) {

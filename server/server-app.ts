@@ -4,6 +4,7 @@ import type { AuditJournal } from '../common/log/audit-file.js'
 import type { AuditLog } from '../common/log/audit-log.js'
 import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
+import type { X509Svid } from '../lib/core/x509/x509-svid.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { serveRemoteAdmin } from './admin-api/remote-admin.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
@@ -26,6 +27,8 @@ export interface RunningServer {
   readonly context: ServerContext
   /** The agent API's TCP port (useful when the config asked for port 0). */
   readonly agentApiPort: number
+  /** The server's own X509-SVID now (`spiffe://<td>/tessera/server`): it signs the audit checkpoints. */
+  svid(): X509Svid | undefined
   stop(): Promise<void>
 }
 
@@ -124,7 +127,7 @@ export async function startServer(
       },
       'server ready',
     )
-    return { context, agentApiPort: agentApi.port, stop: () => unwind(stack) }
+    return { context, agentApiPort: agentApi.port, svid: () => serverSvid.current, stop: () => unwind(stack) }
   } catch (err) {
     await unwind(stack)
     throw err

@@ -48,6 +48,8 @@ describe('loadServerConfig defaults', () => {
       logLevel: 'info',
       logFormat: 'json',
       auditLogPath: '/home/op/.tessera/server/audit.log',
+      auditCheckpointLines: 1000,
+      auditCheckpointIntervalMs: 60_000,
       dbPath: '/home/op/.tessera/server/datastore.sqlite3',
       warnings: [],
       configFile: undefined,

@@ -51,6 +51,9 @@ export interface ServerSettings {
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output. */
   readonly auditLogPath: string
+  /** Sign an audit checkpoint after this many lines (and at the interval, and at stop). */
+  readonly auditCheckpointLines: number
+  readonly auditCheckpointIntervalMs: number
   readonly dbPath: string
 }
 
@@ -89,6 +92,8 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
+  auditCheckpointLines: { kind: integerKind({ min: 1, max: 1_000_000 }), default: 1000 },
+  auditCheckpointIntervalMs: { kind: durationKind(), name: 'auditCheckpointInterval', default: '60s' },
   dbPath: { kind: pathKind(), default: inDataDir('datastore.sqlite3') },
 }
 

@@ -4,6 +4,7 @@ import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
 import type { ServerClient } from '../server-client/server-client.js'
 import type { AgentState, AgentStateStore } from './agent-state.js'
@@ -31,6 +32,11 @@ export class AgentIdentityKeeper {
 
   get id(): SpiffeId | undefined {
     return this.#state?.svid.id
+  }
+
+  /** The agent's X509-SVID now, with its key (it also signs the agent's audit checkpoints). */
+  get svid(): X509Svid | undefined {
+    return this.#state?.svid
   }
 
   /**

@@ -43,6 +43,11 @@ export function registerAgentRunCommand(program: Command): void {
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
+    .option('--audit-checkpoint-lines <count>', 'sign an audit checkpoint every so many lines (default 1000)')
+    .option(
+      '--audit-checkpoint-interval <duration>',
+      'and at least this often while lines come (default 60s)',
+    )
     .addOption(
       new Option(
         '--unsafe-bench-no-binding-checks',
@@ -66,7 +71,9 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   // Loaded here, not at the top: every other command starts without the agent's modules.
   const { prepareAgentDataDir, startAgent } = await import('../../agent/agent-app.js')
   await prepareAgentDataDir(config.dataDir)
-  const audit = PinoAuditLog.open(config.auditLogPath)
+  const audit = PinoAuditLog.open(config.auditLogPath, {
+    checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
+  })
   const running = await startAgent(config, {
     log,
     audit,
@@ -77,6 +84,7 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
       void stop('evicted', 3)
     },
   })
+  audit.setCheckpointSigner(() => running.svid())
   let stopping = false
   async function stop(reason: string, exitCode = 0): Promise<void> {
     if (stopping) return

@@ -41,6 +41,8 @@ const GATEWAY_FLAGS: ReadonlyArray<readonly [flags: string, description: string,
   ['--log-level <level>', 'error | warn | info | debug (default info)'],
   ['--log-format <format>', 'json | text (default json)'],
   ['--audit-log-path <path>', 'audit log file, - for stdout (default -)'],
+  ['--audit-checkpoint-lines <count>', 'sign an audit checkpoint every so many lines (default 1000)'],
+  ['--audit-checkpoint-interval <duration>', 'and at least this often while lines come (default 60s)'],
 ]
 
 /** `tessera gateway`: an identity-checking reverse proxy in front of a local tool. */

@@ -46,6 +46,11 @@ export function registerServerCommands(program: Command): void {
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')
+    .option('--audit-checkpoint-lines <count>', 'sign an audit checkpoint every so many lines (default 1000)')
+    .option(
+      '--audit-checkpoint-interval <duration>',
+      'and at least this often while lines come (default 60s)',
+    )
     .option('--db-path <path>', 'SQLite datastore (default <data-dir>/datastore.sqlite3)')
     .option(
       '--new-ca',
@@ -73,7 +78,11 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
       { cutBytes, path: config.auditLogPath },
       'The audit log ended mid-line; the unfinished line was cut.',
     )
-  const audit = PinoAuditLog.open(config.auditLogPath, { onFailure, onRepair })
+  const audit = PinoAuditLog.open(config.auditLogPath, {
+    onFailure,
+    onRepair,
+    checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
+  })
   const deps = { log, audit, auditJournal: audit.journal }
   // Loaded here, not at the top: every other command starts without the server's modules.
   const { startServer } = await import('../../server/server-app.js')
@@ -83,6 +92,7 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
     audit.close()
     throw err
   })
+  audit.setCheckpointSigner(() => running.svid())
   const stop = async (signal: string) => {
     log.info({ signal }, 'Server stopping.')
     await running.stop()

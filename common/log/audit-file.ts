@@ -71,10 +71,10 @@ export class AuditFile implements AuditJournal {
     }
   }
 
-  /** Appends `line` (one record and its newline) whole, or not at all. @throws ERR_AUDIT_UNAVAILABLE */
-  write(line: string): boolean {
+  /** Appends `line` (one record and its newline, text or UTF-8 bytes) whole, or not at all. @throws ERR_AUDIT_UNAVAILABLE */
+  write(line: string | Uint8Array): boolean {
     if (this.#closed) throw unavailable('is closed', undefined)
-    const bytes = Buffer.from(line, 'utf8')
+    const bytes = typeof line === 'string' ? Buffer.from(line, 'utf8') : line
     let written = 0
     try {
       written = writeSync(this.#fd, bytes)

@@ -2,6 +2,12 @@ import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { type DestinationStream, type Logger, pino } from 'pino'
 import { IdentityError } from '../../lib/core/errors.js'
+import {
+  ChainedAuditWriter,
+  type CheckpointPolicy,
+  type CheckpointSigner,
+  followFileChain,
+} from './audit-chain-writer.js'
 import { AuditFile, type AuditJournal } from './audit-file.js'
 import { type AuditRecord, AuditRecorder } from './audit-log.js'
 
@@ -19,6 +25,7 @@ export class PinoAuditLog extends AuditRecorder {
   readonly #logger: Logger
   readonly #close: () => void
   #journal: AuditJournal | undefined
+  #chain: ChainedAuditWriter | undefined
   #onFailure: ((err: unknown) => void) | undefined
 
   /** Writes to `destination`; `close` releases it (the file's descriptor; nothing for stdout). */
@@ -44,7 +51,13 @@ export class PinoAuditLog extends AuditRecorder {
    * record is written synchronously and whole ({@link AuditFile}: a failed or short write is cut
    * back, so the file never ends mid-line), so none is lost when the process dies; a write that
    * fails throws ERR_AUDIT_UNAVAILABLE to the caller, after `options.onFailure` was told.
+   *
+   * Every line is put on the file's hash chain (`seq`, `prev`: lib/audit/audit-chain.ts), continued
+   * from the file's last line after a restart, and signed checkpoints are appended every
+   * `options.checkpoints` lines or milliseconds and at {@link close}, once {@link setCheckpointSigner}
+   * gave the writer its SVID. Standard output gets a chain too, started afresh each time.
    * @throws ERR_CONFIG_INVALID when the file cannot be opened
+   * @throws ERR_AUDIT_CHAIN_BROKEN when the file's lines do not form a chain (edited, or older than it)
    */
   static open<T extends PinoAuditLog>(
     this: new (
@@ -56,10 +69,23 @@ export class PinoAuditLog extends AuditRecorder {
       readonly onFailure?: (err: unknown) => void
       /** Told how many bytes of an unfinished last line (a power loss mid-write) were cut at open. */
       readonly onRepair?: (cutBytes: number) => void
+      readonly checkpoints?: CheckpointPolicy
     } = {},
   ): T {
+    const chainOptions = {
+      ...(options.checkpoints !== undefined && { checkpoints: options.checkpoints }),
+      ...(options.onFailure !== undefined && { onFailure: options.onFailure }),
+    }
     if (path === '-') {
-      const out = new this(pino.destination({ dest: 1, sync: true }))
+      const stdout = pino.destination({ dest: 1, sync: true })
+      const chain = new ChainedAuditWriter(
+        { write: (line) => stdout.write(Buffer.from(line).toString('utf8')) },
+        undefined,
+        undefined,
+        chainOptions,
+      )
+      const out = new this(chain as unknown as DestinationStream, () => chain.close())
+      out.#chain = chain
       out.#onFailure = options.onFailure
       return out
     }
@@ -78,10 +104,28 @@ export class PinoAuditLog extends AuditRecorder {
         cause: err,
       })
     }
-    const file = new AuditFile(fd)
+    let file: AuditFile | undefined
+    let chain: ChainedAuditWriter
+    try {
+      file = new AuditFile(fd)
+      const state = followFileChain(fd, file.mark(), path)
+      chain = new ChainedAuditWriter(file, file, state, chainOptions)
+    } catch (err) {
+      if (file === undefined) closeSync(fd)
+      else file.end()
+      throw err
+    }
     if (file.cutBytes > 0) options.onRepair?.(file.cutBytes)
-    const log = new this(file, () => file.end())
-    log.#journal = file
+    const opened = file
+    const log = new this(chain as unknown as DestinationStream, () => {
+      try {
+        chain.close()
+      } finally {
+        opened.end()
+      }
+    })
+    log.#journal = chain
+    log.#chain = chain
     log.#onFailure = options.onFailure
     return log
   }
@@ -89,6 +133,16 @@ export class PinoAuditLog extends AuditRecorder {
   /** The file's {@link AuditJournal}; undefined when writing to standard output (nothing to sync or take back). */
   get journal(): AuditJournal | undefined {
     return this.#journal
+  }
+
+  /** Gives the writer the SVID whose key signs its checkpoints (checked each time one is signed). */
+  setCheckpointSigner(signer: CheckpointSigner): void {
+    this.#chain?.setSigner(signer)
+  }
+
+  /** Signs a checkpoint of the lines so far now, when there is any unsigned line and a signer. */
+  checkpoint(): boolean {
+    return this.#chain?.checkpoint() ?? false
   }
 
   /** @throws ERR_AUDIT_UNAVAILABLE when the record cannot be written whole */
@@ -102,7 +156,7 @@ export class PinoAuditLog extends AuditRecorder {
     }
   }
 
-  /** Releases the destination; nothing may be written afterwards. */
+  /** Signs a last checkpoint (when it can) and releases the destination; nothing may be written afterwards. */
   close(): void {
     this.#close()
   }

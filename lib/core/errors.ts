@@ -90,6 +90,9 @@ export type ErrorCode =
   // failure that must never pass for a fresh install or a committed write (DESIGN §7, §9)
   | 'ERR_DATASTORE_CORRUPT'
   | 'ERR_AUDIT_UNAVAILABLE'
+  // an audit file's hash chain or a checkpoint over it does not hold (edited, deleted, reordered, cut)
+  | 'ERR_AUDIT_CHAIN_BROKEN'
+  | 'ERR_AUDIT_CHECKPOINT_INVALID'
   // the gateway's request shape
   | 'ERR_PATH_INVALID'
   | 'ERR_UPGRADE_REFUSED'

@@ -3,8 +3,10 @@ import type { PushCertificateProvider } from '../../common/grpc/certificate-prov
 import type { Clock } from '../../lib/core/clock.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
+import { parseCertificate } from '../../lib/core/x509/certificate.js'
 import { encodePem } from '../../lib/core/x509/pem.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
+import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
 import { generateP256Key } from '../ca/key-generation.js'
 import type { X509Ca } from '../ca/x509-ca.js'
 
@@ -38,6 +40,7 @@ export class ServerSvid {
   #issuedAtMs = 0
   #notAfterMs = 0
   #signerId = ''
+  #current: X509Svid | undefined
 
   constructor(deps: ServerSvidDeps) {
     this.#deps = deps
@@ -45,6 +48,11 @@ export class ServerSvid {
 
   get id(): SpiffeId {
     return serverIdOf(this.#deps.trustDomain)
+  }
+
+  /** The SVID issued last, with its key (it also signs the server's audit checkpoints); undefined before the first. */
+  get current(): X509Svid | undefined {
+    return this.#current
   }
 
   /** Re-issues when due; publishes the bundle every time (it may have changed). */
@@ -64,6 +72,7 @@ export class ServerSvid {
       encodePem('CERTIFICATE', leaf.der),
       encodePem('PRIVATE KEY', exportPkcs8Der(key)),
     )
+    this.#current = { id: this.id, certificates: [parseCertificate(leaf.der)], privateKey: key, hint: '' }
     this.#issuedAtMs = nowMs
     this.#notAfterMs = leaf.notAfterMs
     this.#signerId = ca.certificate.serialHex

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -37,7 +37,9 @@ describe('PinoAuditLog on a file', () => {
 
   it('makes an existing file private and appends to it', () => {
     const path = join(dir, 'audit.log')
-    writeFileSync(path, '{"event":"earlier"}\n')
+    const earlier = PinoAuditLog.open(path)
+    earlier.agentEvicted({ agentId: 'spiffe://td/earlier', caller: ADMIN })
+    earlier.close()
     chmodSync(path, 0o644)
     const audit = PinoAuditLog.open(path)
     audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
@@ -46,7 +48,7 @@ describe('PinoAuditLog on a file', () => {
     expect(modeOf(path)).toBe(0o600)
     const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
     expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual([
-      'earlier',
+      'agent.evicted',
       'agent.banned',
       'agent.banned',
     ])
@@ -86,12 +88,19 @@ describe('PinoAuditLog on a file', () => {
 
   it('cuts a file that ends mid-line (a power loss) back to its last whole line before appending', () => {
     const path = join(dir, 'audit.log')
-    writeFileSync(path, '{"event":"whole"}\n{"event":"cut sh')
+    const before = PinoAuditLog.open(path)
+    before.agentEvicted({ agentId: 'spiffe://td/whole', caller: ADMIN })
+    before.close()
+    appendFileSync(path, '{"seq":1,"event":"cut sh')
     const audit = PinoAuditLog.open(path)
     audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
     audit.close()
     const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
-    expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['whole', 'agent.banned'])
+    expect(lines.map((l) => (JSON.parse(l) as { event: string }).event)).toEqual([
+      'agent.evicted',
+      'agent.banned',
+    ])
+    expect(lines.map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([0, 1])
   })
 
   it('throws ERR_AUDIT_UNAVAILABLE once closed, rather than losing a record silently', () => {

@@ -138,6 +138,12 @@ describe('--output json', () => {
           ]),
       ],
       ['approval deny', () => json(['approval', 'deny', '--id', toDeny ?? ''])],
+      ['audit verify', () => json(['audit', 'verify', '--live', join(stack.dir, 'server', 'audit.log')])],
+      ['audit tail', () => json(['audit', 'tail', join(stack.dir, 'server', 'audit.log')])],
+      [
+        'audit search',
+        () => json(['audit', 'search', '--event', 'entry.changed', join(stack.dir, 'server', 'audit.log')]),
+      ],
       ['bundle delete', () => json(['bundle', 'delete', '--id', 'partner.org'])],
       ['entry delete', () => json(['entry', 'delete', '--id', created.id])],
       ['agent ban', () => json(['agent', 'ban', '--spiffe-id', agentId ?? ''])],

@@ -1,0 +1,227 @@
+import { readFile } from 'node:fs/promises'
+import { type Command, Option } from 'commander'
+import { CHECKPOINT_EVENT } from '../../lib/audit/audit-chain.js'
+import { type VerifiedAuditLog, verifyAuditLog } from '../../lib/audit/verify-audit-log.js'
+import type { X509BundleSource } from '../../lib/core/bundle/bundle-source.js'
+import { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
+import { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import { SpiffeId } from '../../lib/core/spiffe-id.js'
+import { TrustDomain } from '../../lib/core/trust-domain.js'
+import { WorkloadClient } from '../../lib/workload/workload-client.js'
+import { failAndExit } from '../output.js'
+import {
+  type AuditFilter,
+  type AuditLine,
+  formatAuditLine,
+  jsonViewOf,
+  matches,
+  parseAuditLines,
+  parseTimeBound,
+} from './audit-lines.js'
+import { loadWorkloadConfig, oneLine } from './workload-command.js'
+
+type OutputFormat = 'human' | 'json'
+
+interface VerifyOptions {
+  readonly bundle?: string
+  readonly trustDomain?: string
+  readonly live?: boolean
+  readonly socket?: string
+  readonly timeout?: string
+  readonly output?: OutputFormat
+}
+
+interface SearchOptions {
+  readonly id?: string
+  readonly event?: string
+  readonly outcome?: string
+  readonly since?: string
+  readonly until?: string
+  readonly lines?: string
+  readonly output?: OutputFormat
+}
+
+const outputOption = () =>
+  new Option('--output <format>', 'output format (default human)').choices(['human', 'json'])
+
+/** `tessera audit verify|tail|search`: check an audit file's hash chain and checkpoints; read it. */
+export function registerAuditCommands(program: Command): void {
+  const audit = program
+    .command('audit')
+    .description("check the audit logs' hash chain and signed checkpoints, and read them")
+  audit
+    .command('verify')
+    .description(
+      'check each file: every line its seq and the hash of the line before, every checkpoint its tree root and signature; names the first bad line',
+    )
+    .argument('<file...>', 'audit log files (server, agent, gateway)')
+    .option(
+      '--bundle <file>',
+      'the trust bundle checkpoint signers must chain to: PEM (tessera bundle show) or a SPIFFE bundle document (default: fetched from the Workload API)',
+    )
+    .option(
+      '--trust-domain <td>',
+      'the trust domain the bundle is for (default: that of the first checkpoint)',
+    )
+    .option('--live', 'the writer still runs: lines after the last checkpoint are counted, not refused')
+    .option(
+      '--socket <address>',
+      'Workload API address, when no --bundle is given (default $SPIFFE_ENDPOINT_SOCKET)',
+    )
+    .option('--timeout <duration>', 'how long the Workload API call may take (default 10s)')
+    .addOption(outputOption())
+    .action(async (files: string[], options: VerifyOptions) => {
+      try {
+        process.exitCode = await verifyFiles(files, options)
+      } catch (err) {
+        failAndExit(oneLine(err))
+      }
+    })
+  const withFilters = (command: Command) =>
+    command
+      .option('--id <spiffe-id>', "only lines about this SPIFFE ID (the subject or the caller's ID)")
+      .option('--event <event>', 'only this event, e.g. svid.issued, call.denied, audit.checkpoint')
+      .addOption(
+        new Option('--outcome <outcome>', 'only this outcome').choices(['allowed', 'denied', 'error']),
+      )
+      .option('--since <time>', 'only lines at or after this ISO time, or this long ago (10m, 2h)')
+      .option('--until <time>', 'only lines at or before this ISO time, or this long ago')
+      .addOption(outputOption())
+  withFilters(audit.command('tail'))
+    .description('show the last lines of an audit log that match, oldest first')
+    .argument('<file>', 'an audit log file')
+    .option('-n, --lines <count>', 'how many lines (default 20)')
+    .action(async (file: string, options: SearchOptions) => {
+      try {
+        await show([file], options, parseCount(options.lines ?? '20'))
+      } catch (err) {
+        failAndExit(oneLine(err))
+      }
+    })
+  withFilters(audit.command('search'))
+    .description('show every line of the audit logs that matches')
+    .argument('<file...>', 'audit log files')
+    .action(async (files: string[], options: SearchOptions) => {
+      try {
+        await show(files, options, undefined)
+      } catch (err) {
+        failAndExit(oneLine(err))
+      }
+    })
+}
+
+function parseCount(input: string): number {
+  if (!/^[1-9][0-9]{0,6}$/.test(input))
+    throw new IdentityError(
+      'ERR_REQUEST_INVALID',
+      `--lines must be a whole number from 1, not ${JSON.stringify(input)}`,
+    )
+  return Number(input)
+}
+
+async function readAuditFile(file: string): Promise<Buffer> {
+  return readFile(file).catch((err: unknown) => {
+    throw new IdentityError('ERR_REQUEST_INVALID', `cannot read ${file}`, { cause: err })
+  })
+}
+
+function filterOf(options: SearchOptions, nowMs: number): AuditFilter {
+  if (options.id !== undefined) SpiffeId.parse(options.id)
+  return {
+    ...(options.id !== undefined && { id: options.id }),
+    ...(options.event !== undefined && { event: options.event }),
+    ...(options.outcome !== undefined && { outcome: options.outcome }),
+    ...(options.since !== undefined && { sinceMs: parseTimeBound(options.since, nowMs, '--since') }),
+    ...(options.until !== undefined && { untilMs: parseTimeBound(options.until, nowMs, '--until') }),
+  }
+}
+
+async function show(files: string[], options: SearchOptions, last: number | undefined): Promise<void> {
+  const filter = filterOf(options, Date.now())
+  const found: AuditLine[] = []
+  for (const file of files) {
+    const text = (await readAuditFile(file)).toString('utf8')
+    found.push(...parseAuditLines(text).filter((l) => matches(l, filter)))
+  }
+  const shown = last === undefined ? found : found.slice(-last)
+  if (options.output === 'json')
+    process.stdout.write(`${JSON.stringify({ lines: shown.map(jsonViewOf) }, null, 2)}\n`)
+  else for (const line of shown) process.stdout.write(`${formatAuditLine(line)}\n`)
+}
+
+/** The trust domain the bundle is for: as given, else that of the first checkpoint of the files. */
+function trustDomainOf(options: VerifyOptions, contents: ReadonlyArray<Buffer>): TrustDomain | undefined {
+  if (options.trustDomain !== undefined) return TrustDomain.parse(options.trustDomain)
+  for (const content of contents) {
+    for (const line of parseAuditLines(content.toString('utf8'))) {
+      if (line['event'] === CHECKPOINT_EVENT && typeof line['subject'] === 'string') {
+        try {
+          return SpiffeId.parse(line['subject']).trustDomain
+        } catch {
+          return undefined
+        }
+      }
+    }
+  }
+  return undefined
+}
+
+/** A bundle file as a source that answers for `td` only (bundles of trust domains are never pooled). */
+async function bundleFromFile(path: string, td: TrustDomain | undefined): Promise<X509BundleSource> {
+  const data = (await readAuditFile(path)).toString('utf8')
+  if (td === undefined)
+    throw new IdentityError('ERR_REQUEST_INVALID', 'no checkpoint names a trust domain: give --trust-domain')
+  const bundle = data.trimStart().startsWith('{')
+    ? SpiffeBundle.parse(td, data).toX509Bundle()
+    : X509Bundle.parsePem(td, data)
+  return { getX509BundleForTrustDomain: (asked) => (asked.equals(td) ? bundle : undefined) }
+}
+
+async function bundleFromWorkloadApi(options: VerifyOptions): Promise<X509BundleSource> {
+  const config = loadWorkloadConfig({ socket: options.socket, timeout: options.timeout })
+  const client = WorkloadClient.connect({ endpoint: config.endpoint, timeoutMs: config.timeoutMs })
+  try {
+    return await client.fetchX509Bundles()
+  } finally {
+    client.close()
+  }
+}
+
+interface FileResult {
+  readonly file: string
+  readonly ok: boolean
+  readonly result?: VerifiedAuditLog
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
+/** Verifies every file; prints one result per file; returns the exit code (1 when any failed). */
+async function verifyFiles(files: string[], options: VerifyOptions): Promise<number> {
+  const contents = await Promise.all(files.map(readAuditFile))
+  const bundles =
+    options.bundle !== undefined
+      ? await bundleFromFile(options.bundle, trustDomainOf(options, contents))
+      : await bundleFromWorkloadApi(options)
+  const results: FileResult[] = files.map((file, i) => {
+    try {
+      const result = verifyAuditLog(contents[i] as Buffer, { bundles, live: options.live === true })
+      return { file, ok: true, result }
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err
+      return { file, ok: false, error: { code: err.code, message: `${file}: ${err.message}` } }
+    }
+  })
+  if (options.output === 'json') process.stdout.write(`${JSON.stringify({ files: results }, null, 2)}\n`)
+  for (const r of results) {
+    if (r.error !== undefined) {
+      process.stderr.write(`error ${r.error.code}: ${r.error.message}\n`)
+    } else if (options.output !== 'json' && r.result !== undefined) {
+      const { lines, checkpoints, origins, unsigned } = r.result
+      const tail = unsigned > 0 ? `; ${unsigned} line(s) after the last checkpoint, not yet signed` : ''
+      process.stdout.write(
+        `${r.file}: ok, ${lines} lines, ${checkpoints} checkpoint(s) signed by ${origins.join(', ') || 'nobody'}${tail}\n`,
+      )
+    }
+  }
+  return results.every((r) => r.ok) ? 0 : 1
+}

@@ -1,0 +1,237 @@
+import { readSync } from 'node:fs'
+import {
+  CHECKPOINT_EVENT,
+  type ChainState,
+  chainedLine,
+  emptyChain,
+  followChain,
+  lineHash,
+} from '../../lib/audit/audit-chain.js'
+import { checkpointText } from '../../lib/audit/checkpoint.js'
+import { leafHashOfPrefixed, type MerkleFrontier } from '../../lib/audit/merkle-tree.js'
+import { signNote } from '../../lib/audit/signed-note.js'
+import { type Clock, systemClock } from '../../lib/core/clock.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
+import type { AuditJournal } from './audit-file.js'
+
+/** When a writer signs a checkpoint: after so many lines, or so long after the first unsigned line. */
+export interface CheckpointPolicy {
+  /** Default 1000. */
+  readonly everyLines?: number
+  /** Default 60 s. */
+  readonly everyMs?: number
+}
+
+export const DEFAULT_CHECKPOINT_LINES = 1000
+export const DEFAULT_CHECKPOINT_MS = 60_000
+
+/** The X509-SVID whose key signs checkpoints now; undefined while the writer has none yet. */
+export type CheckpointSigner = () => X509Svid | undefined
+
+/** Where chained lines go: an {@link import('./audit-file.js').AuditFile} or standard output. */
+export interface LineSink {
+  write(line: Uint8Array): unknown
+}
+
+export interface ChainedWriterOptions {
+  readonly checkpoints?: CheckpointPolicy
+  readonly clock?: Clock
+  /** Told when a checkpoint could not be signed or written (the record before it was written). */
+  readonly onFailure?: (err: unknown) => void
+}
+
+interface Snapshot {
+  readonly seq: number
+  readonly prev: string
+  readonly tree: MerkleFrontier
+  readonly unsigned: number
+}
+
+/** Bytes read at a time while following an existing file's chain. */
+const READ_CHUNK = 1 << 16
+/** Marks remembered for a rewind: a change's lines are taken back before the next change starts. */
+const MAX_MARKS = 8
+
+/**
+ * The lines of the first `size` bytes of `fd` (each without its newline), read in chunks. The file
+ * ends with a newline ({@link import('./audit-file.js').AuditFile} cut any unfinished line).
+ */
+function* linesOf(fd: number, size: number): Generator<Buffer> {
+  const chunk = Buffer.alloc(READ_CHUNK)
+  let carry = Buffer.alloc(0)
+  for (let pos = 0; pos < size; ) {
+    const read = readSync(fd, chunk, 0, Math.min(READ_CHUNK, size - pos), pos)
+    if (read === 0) break
+    pos += read
+    let data = Buffer.concat([carry, chunk.subarray(0, read)])
+    for (let at = data.indexOf(0x0a); at >= 0; at = data.indexOf(0x0a)) {
+      yield Buffer.from(data.subarray(0, at))
+      data = data.subarray(at + 1)
+    }
+    carry = Buffer.from(data)
+  }
+}
+
+/**
+ * Follows the chain of an audit file opened for appending, so a writer continues it after a restart.
+ * @throws ERR_AUDIT_CHAIN_BROKEN when a line does not follow (the file was edited, or predates the
+ *   chain): the writer refuses it rather than extend a chain that cannot be verified
+ */
+export function followFileChain(fd: number, size: number, path: string): ChainState {
+  try {
+    return followChain(linesOf(fd, size))
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err
+    throw new IdentityError(
+      'ERR_AUDIT_CHAIN_BROKEN',
+      `audit log ${path}: ${err.message}; check it with tessera audit verify, then move it aside to start a new chain`,
+      { cause: err },
+    )
+  }
+}
+
+/**
+ * Puts every line written through it on the audit hash chain (see lib/audit/audit-chain.ts) and
+ * appends a signed checkpoint line every N lines or T time, and when closed, once a signer is set.
+ * A pino destination (`write(line)`), and the {@link AuditJournal} of the file below it, whose rewind
+ * takes the chain back too. Single-threaded and synchronous, like the file.
+ */
+export class ChainedAuditWriter implements AuditJournal {
+  readonly #sink: LineSink
+  readonly #journal: AuditJournal | undefined
+  readonly #clock: Clock
+  readonly #everyLines: number
+  readonly #onFailure: ((err: unknown) => void) | undefined
+  readonly #marks = new Map<number, Snapshot>()
+  readonly #timer: NodeJS.Timeout
+  #seq: number
+  #prev: string
+  /** The tree of the lines so far, appended to in place (copied only for a mark). */
+  #tree: MerkleFrontier
+  /** Lines written since the last checkpoint (the checkpoint line itself not counted). */
+  #unsigned = 0
+  #signer: CheckpointSigner | undefined
+
+  constructor(
+    sink: LineSink,
+    journal: AuditJournal | undefined,
+    state: ChainState = emptyChain(),
+    options: ChainedWriterOptions = {},
+  ) {
+    this.#sink = sink
+    this.#journal = journal
+    this.#seq = state.seq
+    this.#prev = state.prev
+    this.#tree = state.tree.copy()
+    this.#clock = options.clock ?? systemClock
+    this.#onFailure = options.onFailure
+    this.#everyLines = options.checkpoints?.everyLines ?? DEFAULT_CHECKPOINT_LINES
+    const everyMs = options.checkpoints?.everyMs ?? DEFAULT_CHECKPOINT_MS
+    this.#timer = setInterval(() => this.#checkpointQuietly(), everyMs)
+    this.#timer.unref()
+  }
+
+  /** The key that signs checkpoints from now on (the writer's SVID, which rotates). */
+  setSigner(signer: CheckpointSigner): void {
+    this.#signer = signer
+  }
+
+  /** How many lines the file holds. */
+  get size(): number {
+    return this.#seq
+  }
+
+  /** Appends one record (a JSON object and its newline) as the next chained line. @throws ERR_AUDIT_UNAVAILABLE */
+  write(record: string): boolean {
+    this.#append(record.endsWith('\n') ? record.slice(0, -1) : record)
+    this.#unsigned += 1
+    if (this.#unsigned >= this.#everyLines) this.#checkpointQuietly()
+    return true
+  }
+
+  /**
+   * Signs and appends a checkpoint of every line so far, if there is an unsigned line and a signer.
+   * @returns whether one was written
+   * @throws ERR_AUDIT_UNAVAILABLE when it cannot be written
+   */
+  checkpoint(): boolean {
+    const svid = this.#signer?.()
+    if (this.#unsigned === 0 || svid === undefined) return false
+    const origin = svid.id.toString()
+    const rootHash = this.#tree.root()
+    const text = checkpointText({ origin, size: this.#seq, rootHash })
+    const record = {
+      time: new Date(this.#clock.nowMs()).toISOString(),
+      event: CHECKPOINT_EVENT,
+      outcome: 'allowed',
+      caller: { kind: 'system', component: 'audit' },
+      subject: origin,
+      code: 'OK',
+      size: this.#seq,
+      root: rootHash.toString('base64'),
+      note: signNote(text, origin, svid.privateKey),
+      x5c: svid.certificates.map((c) => c.der.toString('base64')),
+    }
+    this.#append(JSON.stringify(record))
+    this.#unsigned = 0
+    return true
+  }
+
+  mark(): number {
+    const mark = this.#journal?.mark() ?? this.#seq
+    this.#marks.delete(mark)
+    const snapshot = {
+      seq: this.#seq,
+      prev: this.#prev,
+      tree: this.#tree.copy(),
+      unsigned: this.#unsigned,
+    }
+    this.#marks.set(mark, snapshot)
+    if (this.#marks.size > MAX_MARKS) this.#marks.delete(this.#marks.keys().next().value as number)
+    return mark
+  }
+
+  sync(): void {
+    this.#journal?.sync()
+  }
+
+  rewind(mark: number): void {
+    const snapshot = this.#marks.get(mark)
+    if (snapshot === undefined)
+      throw new IdentityError('ERR_AUDIT_UNAVAILABLE', `the audit log cannot rewind to ${mark}: no such mark`)
+    this.#journal?.rewind(mark)
+    this.#seq = snapshot.seq
+    this.#prev = snapshot.prev
+    this.#tree = snapshot.tree.copy()
+    this.#unsigned = snapshot.unsigned
+  }
+
+  /** Signs a last checkpoint (when it can) and stops the timer; the sink is the caller's to close. */
+  close(): void {
+    clearInterval(this.#timer)
+    this.#checkpointQuietly()
+  }
+
+  #append(record: string): void {
+    const line = chainedLine(record, this.#seq, this.#prev)
+    // One buffer: the leaf prefix 0x00, the line, its newline; each part is a view of it.
+    const length = Buffer.byteLength(line, 'utf8')
+    const buffer = Buffer.allocUnsafe(length + 2)
+    buffer[0] = 0x00
+    buffer.write(line, 1, 'utf8')
+    buffer[length + 1] = 0x0a
+    this.#sink.write(buffer.subarray(1))
+    this.#seq += 1
+    this.#prev = lineHash(buffer.subarray(1, length + 1))
+    this.#tree.appendLeafHash(leafHashOfPrefixed(buffer.subarray(0, length + 1)))
+  }
+
+  #checkpointQuietly(): void {
+    try {
+      this.checkpoint()
+    } catch (err) {
+      this.#onFailure?.(err)
+    }
+  }
+}
