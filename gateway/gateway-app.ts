@@ -87,6 +87,11 @@ function buildGuard(
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<RunningGateway> {
   const policy = config.policyPath === undefined ? undefined : Policy.read(config.policyPath)
   const audit = PinoGatewayAudit.open(config.auditLogPath, {
+    onMovedAside: (aside: string) =>
+      log.warn(
+        { aside, path: config.auditLogPath },
+        'The audit log predates the hash chain; it was moved aside and a new chain starts.',
+      ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
   const { bundles, svids } = await openSources(config, log)

@@ -72,6 +72,11 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
   const { prepareAgentDataDir, startAgent } = await import('../../agent/agent-app.js')
   await prepareAgentDataDir(config.dataDir)
   const audit = PinoAuditLog.open(config.auditLogPath, {
+    onMovedAside: (aside: string) =>
+      log.warn(
+        { aside, path: config.auditLogPath },
+        'The audit log predates the hash chain; it was moved aside and a new chain starts.',
+      ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
   const running = await startAgent(config, {

@@ -81,6 +81,11 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
   const audit = PinoAuditLog.open(config.auditLogPath, {
     onFailure,
     onRepair,
+    onMovedAside: (aside: string) =>
+      log.warn(
+        { aside, path: config.auditLogPath },
+        'The audit log predates the hash chain; it was moved aside and a new chain starts.',
+      ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
   const deps = { log, audit, auditJournal: audit.journal }

@@ -1,8 +1,9 @@
-import { readSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readSync, renameSync, statSync } from 'node:fs'
 import {
   CHECKPOINT_EVENT,
   type ChainState,
   chainedLine,
+  chainFieldsOf,
   emptyChain,
   followChain,
   lineHash,
@@ -71,6 +72,29 @@ function* linesOf(fd: number, size: number): Generator<Buffer> {
     }
     carry = Buffer.from(data)
   }
+}
+
+/**
+ * Moves a log written before audit lines were chained (not one line of it carries `seq` and `prev`)
+ * aside to `<path>.unchained-<time>`, so the writer starts a new chain in its place instead of
+ * refusing to start after an upgrade. A file with any chained line is left alone: if it does not
+ * follow, that is for {@link followFileChain} to refuse. Nothing is deleted.
+ * @returns the path it was moved to, or undefined when there was nothing to move
+ */
+export function moveAsideUnchained(path: string, nowMs: number): string | undefined {
+  if (!existsSync(path)) return undefined
+  const size = statSync(path).size
+  if (size === 0) return undefined
+  const fd = openSync(path, 'r')
+  try {
+    for (const line of linesOf(fd, size))
+      if (chainFieldsOf(line.toString('utf8')) !== undefined) return undefined
+  } finally {
+    closeSync(fd)
+  }
+  const aside = `${path}.unchained-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`
+  renameSync(path, aside)
+  return aside
 }
 
 /**

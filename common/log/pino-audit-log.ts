@@ -1,12 +1,14 @@
 import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { type DestinationStream, type Logger, pino } from 'pino'
+import { type Clock, systemClock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import {
   ChainedAuditWriter,
   type CheckpointPolicy,
   type CheckpointSigner,
   followFileChain,
+  moveAsideUnchained,
 } from './audit-chain-writer.js'
 import { AuditFile, type AuditJournal } from './audit-file.js'
 import { type AuditRecord, AuditRecorder } from './audit-log.js'
@@ -69,6 +71,10 @@ export class PinoAuditLog extends AuditRecorder {
       readonly onFailure?: (err: unknown) => void
       /** Told how many bytes of an unfinished last line (a power loss mid-write) were cut at open. */
       readonly onRepair?: (cutBytes: number) => void
+      /** Told where a log from before the chain (no chained line at all) was moved to. */
+      readonly onMovedAside?: (aside: string) => void
+      /** Names the file moved aside; default the system clock. */
+      readonly clock?: Clock
       readonly checkpoints?: CheckpointPolicy
     } = {},
   ): T {
@@ -92,6 +98,8 @@ export class PinoAuditLog extends AuditRecorder {
     let fd: number
     try {
       mkdirSync(dirname(path), { recursive: true, mode: AUDIT_DIR_MODE })
+      const aside = moveAsideUnchained(path, (options.clock ?? systemClock).nowMs())
+      if (aside !== undefined) options.onMovedAside?.(aside)
       fd = openSync(path, 'a+', AUDIT_FILE_MODE)
     } catch (err) {
       throw new IdentityError('ERR_CONFIG_INVALID', `audit log ${path} cannot be opened`, { cause: err })

@@ -1,8 +1,17 @@
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import {
+  appendFileSync,
+  chmodSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
+import { ManualClock } from '../../lib/core/clock.js'
 import { isIdentityError } from '../../lib/core/errors.js'
 
 const ADMIN = { kind: 'admin', uid: 0 } as const
@@ -52,6 +61,42 @@ describe('PinoAuditLog on a file', () => {
       'agent.banned',
       'agent.banned',
     ])
+  })
+
+  it('moves a log from before the chain aside (named, kept whole) and starts a chain, instead of refusing to start', () => {
+    const path = join(dir, 'audit.log')
+    const legacy = '{"time":"2026-11-01T00:00:00.000Z","event":"agent.evicted","subject":"spiffe://td/old"}\n'
+    appendFileSync(path, legacy)
+    const moved: string[] = []
+    const audit = PinoAuditLog.open(path, {
+      onMovedAside: (aside) => moved.push(aside),
+      clock: new ManualClock(Date.parse('2026-12-03T08:00:00Z')),
+    })
+    audit.agentBanned({ agentId: 'spiffe://td/a', caller: ADMIN })
+    audit.close()
+    expect(moved).toEqual([`${path}.unchained-2026-12-03T08-00-00-000Z`])
+    expect(readFileSync(moved[0] ?? '', 'utf8')).toBe(legacy)
+    const first = JSON.parse(readFileSync(path, 'utf8').split('\n')[0] ?? '') as Record<string, unknown>
+    expect(first).toMatchObject({ seq: 0, event: 'agent.banned' })
+  })
+
+  it('refuses, and moves nothing, when a file holds chained lines that do not follow', () => {
+    const path = join(dir, 'audit.log')
+    const earlier = PinoAuditLog.open(path)
+    earlier.agentEvicted({ agentId: 'spiffe://td/a', caller: ADMIN })
+    earlier.agentEvicted({ agentId: 'spiffe://td/b', caller: ADMIN })
+    earlier.close()
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n')
+    writeFileSync(path, `${lines.slice(1).join('\n')}\n`)
+    const moved: string[] = []
+    let thrown: unknown
+    try {
+      PinoAuditLog.open(path, { onMovedAside: (aside) => moved.push(aside) })
+    } catch (err) {
+      thrown = err
+    }
+    expect(isIdentityError(thrown) && thrown.code).toBe('ERR_AUDIT_CHAIN_BROKEN')
+    expect(moved).toEqual([])
   })
 
   it('writes each record before returning (synchronous)', () => {
