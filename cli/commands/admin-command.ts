@@ -24,8 +24,11 @@ export interface Output {
   print<T>(value: T, human: (value: T) => string): void
 }
 
-/** Adds `--socket`, `--server-address` (unless `remote: false`: the command works on the socket only) and `--output` to an admin command; returns it. */
-export function withAdminOptions(command: Command, options: { remote?: boolean } = {}): Command {
+/** Adds `--socket`, `--server-address` (unless `remote: false`: the command works on the socket only) and `--output` (unless `output: false`: the command only talks to people) to an admin command; returns it. */
+export function withAdminOptions(
+  command: Command,
+  options: { remote?: boolean; output?: boolean } = {},
+): Command {
   command.option(
     '--socket <path>',
     'admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
@@ -35,6 +38,7 @@ export function withAdminOptions(command: Command, options: { remote?: boolean }
       '--server-address <host:port>',
       "instead of the socket: the server's TCP port, over mTLS, as this process's X509-SVID from the Workload API ($SPIFFE_ENDPOINT_SOCKET), whose entry must be an admin entry",
     )
+  if (options.output === false) return command
   return command.addOption(
     new Option('--output <format>', 'output format (default human)').choices(['human', 'json']),
   )

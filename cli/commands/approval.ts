@@ -2,18 +2,12 @@ import type { Command } from 'commander'
 import type { ApprovePendingRequestResponse__Output } from '../../common/gen/tessera/admin/v1/ApprovePendingRequestResponse.js'
 import type { ListPendingRequestsResponse__Output } from '../../common/gen/tessera/admin/v1/ListPendingRequestsResponse.js'
 import type { PendingRequest__Output } from '../../common/gen/tessera/admin/v1/PendingRequest.js'
-import { parseDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { type AdminClients, callAdmin, callAdminWarned } from '../admin-client.js'
 import { printWarnings } from '../output.js'
-import {
-  type AdminOptions,
-  adminAction,
-  formatFields,
-  formatTime,
-  type Output,
-  withAdminOptions,
-} from './admin-command.js'
+import { type AdminOptions, adminAction, formatTime, type Output, withAdminOptions } from './admin-command.js'
+import { formatRequest, validForSeconds } from './approval-format.js'
+import { registerApprovalWatch } from './approval-watch.js'
 import { formatEntry, ordered } from './entry.js'
 
 type ApprovalOptions = AdminOptions & {
@@ -57,6 +51,7 @@ export function registerApprovalCommands(program: Command): void {
     )
     .option('--id <id>', 'the request id')
     .action(adminAction<ApprovalOptions>(denyRequest))
+  registerApprovalWatch(approval)
 }
 
 function requireId(options: ApprovalOptions): string {
@@ -112,31 +107,4 @@ async function denyRequest(admin: AdminClients, options: ApprovalOptions, out: O
     admin.approvals.DenyPendingRequest({ id }, o, r),
   )
   out.print(denied, (d) => `Denied request ${d.id} until ${formatTime(d.denied_until)}`)
-}
-
-/** `--for` in whole seconds, at least 1. @throws ERR_TTL_INVALID */
-function validForSeconds(text: string): number {
-  const ms = parseDurationMs(text)
-  if (ms < 1000 || ms % 1000 !== 0)
-    throw new IdentityError('ERR_TTL_INVALID', '--for must be whole seconds, at least 1s')
-  return ms / 1000
-}
-
-/** One request as `Label : value` lines, like `sudo` names who asks for what. */
-function formatRequest(r: PendingRequest__Output): string {
-  return formatFields([
-    ['Request ID', r.id],
-    ['State', r.state],
-    ['User', `${r.user_name || '-'} (uid ${r.uid}, gid ${r.gid})`],
-    ['Binary', r.exe_path],
-    ['SHA-256', r.sha256],
-    ['Parent', r.parent_exe || '-'],
-    ['Cgroup', r.cgroup || '-'],
-    ['Agent', r.agent_id],
-    ['First seen', formatTime(r.first_seen)],
-    ['Last seen', formatTime(r.last_seen)],
-    ['Refused calls', String(r.count)],
-    ...(r.denied_until > 0 ? [['Denied until', formatTime(r.denied_until)] as const] : []),
-    ...(r.entry_id !== '' ? [['Entry ID', r.entry_id] as const] : []),
-  ])
 }
