@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { ApprovePendingRequestResponse__Output } from '../../common/gen/tessera/admin/v1/ApprovePendingRequestResponse.js'
 import type { ListPendingRequestsResponse__Output } from '../../common/gen/tessera/admin/v1/ListPendingRequestsResponse.js'
 import type { PendingRequest__Output } from '../../common/gen/tessera/admin/v1/PendingRequest.js'
+import { parseDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { type AdminClients, callAdmin, callAdminWarned } from '../admin-client.js'
 import { printWarnings } from '../output.js'
@@ -17,6 +18,7 @@ type ApprovalOptions = AdminOptions & {
   readonly template?: string
   readonly pinPath?: boolean
   readonly for?: string
+  readonly wait?: string
 }
 
 /** `tessera approval list|show|approve|deny`: pending requests of workloads that matched no entry. */
@@ -27,6 +29,10 @@ export function registerApprovalCommands(program: Command): void {
   withAdminOptions(approval.command('list'))
     .description('list pending requests, the most recently seen first')
     .option('--all', 'also the approved, denied and expired requests still kept')
+    .option(
+      '--wait <duration>',
+      'when none is listed yet, ask again (every 200 ms) for up to this long, e.g. 5s: an agent reports a refused program a moment after refusing it',
+    )
     .action(adminAction<ApprovalOptions>(listRequests))
   withAdminOptions(approval.command('show'))
     .description('show one request: who asked, which binary and hash, its path and parent')
@@ -60,9 +66,17 @@ function requireId(options: ApprovalOptions): string {
 }
 
 async function listRequests(admin: AdminClients, options: ApprovalOptions, out: Output): Promise<void> {
-  const res = await callAdmin<ListPendingRequestsResponse__Output>(admin, (o, r) =>
-    admin.approvals.ListPendingRequests({ include_decided: options.all === true }, o, r),
-  )
+  const waitMs = options.wait === undefined ? 0 : parseDurationMs(options.wait)
+  const deadline = Date.now() + waitMs
+  const ask = () =>
+    callAdmin<ListPendingRequestsResponse__Output>(admin, (o, r) =>
+      admin.approvals.ListPendingRequests({ include_decided: options.all === true }, o, r),
+    )
+  let res = await ask()
+  while (res.requests.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    res = await ask()
+  }
   const value = { requests: res.requests, dropped: res.dropped }
   out.print(value, ({ requests, dropped }) => {
     const count = requests.length === 1 ? 'Found 1 request' : `Found ${requests.length} requests`

@@ -1,6 +1,7 @@
+import { realpathSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { userInfo } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { Command } from 'commander'
 import { type AdminClients, connectAdmin } from '../admin-client.js'
 import { describeFailure, failAndExit } from '../output.js'
@@ -130,8 +131,10 @@ class UpSession {
     if (reused !== undefined) requireSameServer(reused, serverPem, this.#paths.agentDir)
     const token = reused === undefined ? await createJoinToken(admin, this.#alias) : undefined
     const facts = this.#factsOf()
-    const spiffeId = `spiffe://${facts.trustDomain}/user/${facts.userName}`
-    return { token, hasUserEntry: await hasEntry(admin, { spiffeId, parentId: this.#alias }) }
+    // The ID step 3's template gives the CLI's own binary (its real path, as the kernel names it).
+    const exeName = basename(realpathSync(process.execPath)).replace(/[^A-Za-z0-9._-]/g, '_')
+    const spiffeId = `spiffe://${facts.trustDomain}/user/${facts.userName}/${exeName}`
+    return { token, hasUserEntry: await hasEntry(admin, { spiffeId }) }
   }
 
   async #startAgent(port: number, token: string | undefined): Promise<string> {

@@ -72,10 +72,10 @@ export async function createJoinToken(admin: AdminClients, aliasId: string): Pro
 /** True when an entry for `spiffeId` under `parentId` exists already (a later run). */
 export async function hasEntry(
   admin: AdminClients,
-  ids: { readonly spiffeId: string; readonly parentId: string },
+  ids: { readonly spiffeId: string; readonly parentId?: string },
 ): Promise<boolean> {
   const request = {
-    filter: { by_spiffe_id: ids.spiffeId, by_parent_id: ids.parentId },
+    filter: { by_spiffe_id: ids.spiffeId, by_parent_id: ids.parentId ?? '' },
     page_size: 1,
     page_token: '',
   }

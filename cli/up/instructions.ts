@@ -38,42 +38,68 @@ export function formatShellSetup(facts: StackFacts): string[] {
   ]
 }
 
+/** The SPIFFE ID step 3 gives: `user/<name>/<binary name>` from the request's facts. */
+export const APPROVAL_TEMPLATE = 'spiffe://{trust_domain}/user/{user}/{exe_name}'
+
+/** Where the request ID of step 2 goes in step 3. */
+export const REQUEST_ID_PLACEHOLDER = '<request-id>'
+
 /**
- * The three example commands: register the user's uid (an entry for every process of that user,
- * and said so where it is printed), fetch an X.509-SVID, fetch a JWT-SVID.
+ * The five example commands, consent first: fetch (refused: it becomes a pending request), list the
+ * pending requests, approve one (an entry pinned to the uid and the binary's hash), fetch again,
+ * fetch a JWT-SVID.
  */
-export function formatSteps(facts: StackFacts): [string, string, string] {
-  const userId = `spiffe://${facts.trustDomain}/user/${facts.userName}`
-  const register = [
-    'tessera entry create',
-    `--parent-id ${quoteForShell(facts.agentAlias)}`,
-    `--spiffe-id ${quoteForShell(userId)}`,
-    `--selector unix:uid:${facts.uid}`,
+export function formatSteps(): [string, string, string, string, string] {
+  const approve = [
+    'tessera approval approve',
+    `--id ${REQUEST_ID_PLACEHOLDER}`,
+    `--template ${quoteForShell(APPROVAL_TEMPLATE)}`,
   ].join(' ')
-  return [register, 'tessera api fetch x509', 'tessera api fetch jwt --audience demo']
+  return [
+    'tessera api fetch x509',
+    'tessera approval list --wait 5s',
+    approve,
+    'tessera api fetch x509',
+    'tessera api fetch jwt --audience demo',
+  ]
 }
 
 /** Everything `up` prints once both processes are ready, as lines. */
 export function formatInstructions(facts: StackFacts): string[] {
-  const [register, x509, jwt] = formatSteps(facts)
-  const registered = facts.hasUserEntry ? ' (done on an earlier run: it now says the entry exists)' : ''
+  const [refused, list, approve, x509, jwt] = formatSteps()
+  const earlier = facts.hasUserEntry
+    ? ' (approved on an earlier run: now it is served at once, and steps 2 and 3 have nothing to do)'
+    : ''
   return [
     'In another shell, from anywhere:',
     '',
     ...formatShellSetup(facts),
     '',
-    `1. Give every process of your user (uid ${facts.uid}: shell, browser, agents alike) one identity${registered}:`,
+    `1. Ask for an X.509-SVID. Nobody has approved this program yet, so it is refused (ERR_NO_IDENTITY)`,
+    `   and becomes a pending request${earlier}:`,
     '',
-    register,
+    refused,
     '',
-    '   The uid is the boundary: to give one program an identity of its own, run it under a user of',
-    '   its own (docs/boundary.md).',
+    `2. See who asked: your user (uid ${facts.uid}), the binary (node, which runs this CLI), its SHA-256`,
+    '   and its parent:',
     '',
-    '2. Fetch your X.509-SVID:',
+    list,
+    '',
+    `3. Approve it, with the Request ID step 2 showed (or answer y in \`tessera approval watch\`,`,
+    "   which prompts for each new request). The entry pins your uid and the binary's hash:",
+    '',
+    approve,
+    '',
+    '   The uid is the boundary: any process of your user can run that node binary, or take over a',
+    '   program that runs it (docs/boundary.md); the hash pin is defence in depth inside one uid.',
+    '   node is an interpreter, so this approval covers every script it runs as your user. To keep',
+    '   one program apart, run it under a user of its own.',
+    '',
+    '4. Fetch your X.509-SVID again: served.',
     '',
     x509,
     '',
-    '3. Fetch a JWT-SVID for the audience "demo":',
+    '5. Fetch a JWT-SVID for the audience "demo":',
     '',
     jwt,
     '',

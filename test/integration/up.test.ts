@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+import { realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -7,7 +9,7 @@ import { childPids, endUpRuns, isAlive, startUp, type UpRun, waitUntilUp } from 
 
 const dirs: string[] = []
 
-/** The printed shell setup (exports, alias) and the three steps. */
+/** The printed shell setup (exports, alias) and the five steps. */
 function instructionsOf(stdout: string) {
   const lines = stdout.split('\n')
   const setup = lines.filter((l) => l.startsWith('export ') || l.startsWith('alias tessera='))
@@ -53,7 +55,7 @@ afterEach(async () => {
 })
 
 describe('tessera up', () => {
-  it('serves the printed three steps, stops on Ctrl-C, reuses its state, refuses a stale one', async () => {
+  it('serves the printed steps (refused, pending, approved, served), stops on Ctrl-C, reuses its state, refuses a stale one', async () => {
     requireBuild()
     const dir = await makeTempDir('tessera-up-')
     dirs.push(dir)
@@ -63,26 +65,49 @@ describe('tessera up', () => {
     expect(first.stdout).toMatch(/agent API 127\.0\.0\.1:\d+, a free port/)
     const { setup, steps } = instructionsOf(first.stdout)
     expect(setup).toHaveLength(3)
-    expect(steps).toHaveLength(3)
-    const [register = '', x509 = '', jwt = ''] = steps
-    const uid = process.getuid?.() ?? 0
-    expect(register).toContain(`--selector unix:uid:${uid}`)
-    const userId = /--spiffe-id (\S+)/.exec(register)?.[1]
-    expect(userId).toMatch(/^spiffe:\/\/tessera\.local\/user\//)
+    expect(steps).toHaveLength(5)
+    const [refused = '', list = '', approve = '', x509 = '', jwt = ''] = steps
+    // No uid-wide entry: the steps go through consent.
+    expect(steps.join('\n')).not.toContain('entry create')
 
-    const registered = await runStep(setup, register)
-    expect(registered.code, registered.stderr).toBe(0)
+    // 1. Refused, and pending.
+    const denied = await runStep(setup, refused)
+    expect(denied.code).not.toBe(0)
+    expect(denied.stderr).toContain('ERR_NO_IDENTITY')
+    // 2. Who asked: this uid, the node binary that runs the CLI, its hash.
+    const listed = await runStep(setup, list)
+    expect(listed.code, listed.stderr).toBe(0)
+    const uid = process.getuid?.() ?? 0
+    expect(listed.stdout).toContain(`(uid ${uid},`)
+    const node = realpathSync(process.execPath)
+    expect(listed.stdout).toContain(`Binary        : ${node}`)
+    const hash = createHash('sha256')
+      .update(await readFile(node))
+      .digest('hex')
+    expect(listed.stdout).toContain(hash)
+    const requestId = /Request ID\s*:\s*(\S+)/.exec(listed.stdout)?.[1]
+    expect(requestId).toBeDefined()
+    // 3. Approve it with the ID step 2 showed, as the user pastes it.
+    expect(approve).toContain('<request-id>')
+    const approved = await runStep(setup, approve.replace('<request-id>', requestId ?? ''))
+    expect(approved.code, approved.stderr).toBe(0)
+    const userId = /SPIFFE ID\s*:\s*(\S+)/.exec(approved.stdout)?.[1]
+    expect(userId).toMatch(/^spiffe:\/\/tessera\.local\/user\/[^/]+\/[^/]+$/)
+    expect(approved.stdout).toContain(`unix:sha256:${hash}`)
+    expect(approved.stdout).toContain(`unix:uid:${uid}`)
+    // 4. Served.
     const fetched = await runStep(setup, x509)
     const firstSvidMs = performance.now() - first.startedMs
     expect(fetched.code, fetched.stderr).toBe(0)
     expect(/SPIFFE ID\s*:\s*(\S+)/.exec(fetched.stdout)?.[1]).toBe(userId)
+    // 5. A JWT-SVID.
     const minted = await runStep(setup, jwt)
     expect(minted.code, minted.stderr).toBe(0)
     expect(jwtClaims(minted.stdout)).toMatchObject({ sub: userId, aud: ['demo'] })
     const reported = /Up in ([\d.]+) s/.exec(first.stdout)?.[1]
     console.log(
       `cold start: tessera up → ready ${readyMs.toFixed(0)} ms (it reports ${reported} s); ` +
-        `→ first X509-SVID served, steps 1–2 included: ${firstSvidMs.toFixed(0)} ms`,
+        `→ first X509-SVID served, steps 1–4 included: ${firstSvidMs.toFixed(0)} ms`,
     )
     await interrupt(first)
 
@@ -94,8 +119,9 @@ describe('tessera up', () => {
     const adminSocket = /TESSERA_ADMIN_SOCKET=(\S+)/.exec(second.stdout)?.[1] ?? ''
     const agents = await runCli(['agent', 'list', '--output', 'json'], { socket: adminSocket })
     expect((JSON.parse(agents.stdout) as { agents: unknown[] }).agents).toHaveLength(1)
+    expect(second.stdout).toContain('approved on an earlier run')
     const again = instructionsOf(second.stdout)
-    const refetched = await runStep(again.setup, x509)
+    const refetched = await runStep(again.setup, again.steps[0] ?? '')
     expect(/SPIFFE ID\s*:\s*(\S+)/.exec(refetched.stdout)?.[1], refetched.stderr).toBe(userId)
     const reminted = await runStep(again.setup, jwt)
     expect(reminted.code, reminted.stderr).toBe(0)
