@@ -27,5 +27,15 @@ export function formatRequest(r: PendingRequest__Output): string {
     ['Refused calls', String(r.count)],
     ...(r.denied_until > 0 ? [['Denied until', formatTime(r.denied_until)] as const] : []),
     ...(r.entry_id !== '' ? [['Entry ID', r.entry_id] as const] : []),
+    ...(r.change !== '' ? [['Changed', describeChange(r)] as const] : []),
   ])
+}
+
+/** What changed since the earlier approval a request follows (re-consent), said for people. */
+function describeChange(r: PendingRequest__Output): string {
+  const was = `approved as request ${r.previous_request_id}`
+  if (r.change === 'binary') return `the binary: its SHA-256 was ${r.previous_sha256} (${was})`
+  if (r.change === 'user') return `the user: it ran as uid ${r.previous_uid} (${was})`
+  if (r.change === 'expired') return `the approval expired or its entry was deleted (${was})`
+  return r.change
 }

@@ -38,6 +38,10 @@ export function fromPendingRequest(
     decided_at: seconds(r.decidedAtMs),
     denied_until: seconds(r.deniedUntilMs),
     entry_id: r.entryId ?? '',
+    change: r.previous?.change ?? '',
+    previous_request_id: r.previous?.requestId ?? '',
+    previous_sha256: r.previous?.sha256 ?? '',
+    previous_uid: r.previous?.uid ?? 0,
   }
 }
 

@@ -17,6 +17,21 @@ export interface PendingFacts {
 /** A request's state as stored; `expired` is derived (a pending request not seen for the pending TTL). */
 export type PendingState = 'pending' | 'approved' | 'denied'
 
+/**
+ * Re-consent: what changed since an earlier approval of the same program on the same agent. `binary`:
+ * same path, another sha256; `user`: same sha256, another uid; `expired`: the same program, whose
+ * approval's entry expired (or was deleted).
+ */
+export type PendingChange = 'binary' | 'user' | 'expired'
+
+/** The earlier approval a new request follows, and what changed since. */
+export interface PreviousApproval {
+  readonly change: PendingChange
+  readonly requestId: string
+  readonly sha256: string
+  readonly uid: number
+}
+
 /** A pending request: one (agent, uid, sha256, path), its sightings and the admin's decision. */
 export interface PendingRequest extends PendingFacts {
   readonly id: string
@@ -31,6 +46,8 @@ export interface PendingRequest extends PendingFacts {
   readonly deniedUntilMs: number | undefined
   /** The entry an approval created. */
   readonly entryId: string | undefined
+  /** Set when an earlier approval of this program (same path or same binary) exists. */
+  readonly previous: PreviousApproval | undefined
 }
 
 /** One report of a refused workload: toward a live request of the same key, or a new one. */

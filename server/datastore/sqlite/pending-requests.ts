@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type Database from 'better-sqlite3'
-import type { PendingRequest, PendingSighting, PendingState } from '../../consent/pending-request.js'
+import type {
+  PendingChange,
+  PendingRequest,
+  PendingSighting,
+  PendingState,
+  PreviousApproval,
+} from '../../consent/pending-request.js'
 import type {
   PendingDecision,
   PendingReportOptions,
@@ -26,6 +32,10 @@ interface PendingRow {
   readonly decided_at_ms: number | null
   readonly denied_until_ms: number | null
   readonly entry_id: string | null
+  readonly change: '' | PendingChange
+  readonly previous_request_id: string
+  readonly previous_sha256: string
+  readonly previous_uid: number | null
 }
 
 function fromRow(row: PendingRow): PendingRequest {
@@ -46,13 +56,22 @@ function fromRow(row: PendingRow): PendingRequest {
     decidedAtMs: row.decided_at_ms ?? undefined,
     deniedUntilMs: row.denied_until_ms ?? undefined,
     entryId: row.entry_id ?? undefined,
+    previous:
+      row.change === ''
+        ? undefined
+        : {
+            change: row.change,
+            requestId: row.previous_request_id,
+            sha256: row.previous_sha256,
+            uid: row.previous_uid ?? 0,
+          },
   })
 }
 
 const COLUMNS =
-  'id, agent_id, uid, user_name, gid, exe_path, sha256, cgroup, parent_exe, first_seen_ms, last_seen_ms, count, state, decided_at_ms, denied_until_ms, entry_id'
+  'id, agent_id, uid, user_name, gid, exe_path, sha256, cgroup, parent_exe, first_seen_ms, last_seen_ms, count, state, decided_at_ms, denied_until_ms, entry_id, change, previous_request_id, previous_sha256, previous_uid'
 
-/** The {@link PendingRequestStore} on SQLite (table `pending_requests`, schema version 2). */
+/** The {@link PendingRequestStore} on SQLite (table `pending_requests`, schema version 3). */
 export class SqlitePendingRequestStore implements PendingRequestStore {
   readonly #report: (s: PendingSighting, o: PendingReportOptions) => PendingReportResult
   readonly #fetch: Database.Statement<[string], PendingRow>
@@ -76,8 +95,30 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
       'DELETE FROM pending_requests WHERE id IN (SELECT id FROM pending_requests ORDER BY last_seen_ms ASC LIMIT ?)',
     )
     const insert = db.prepare(
-      `INSERT INTO pending_requests (${COLUMNS}) VALUES (@id, @agent_id, @uid, @user_name, @gid, @exe_path, @sha256, @cgroup, @parent_exe, @first_seen_ms, @last_seen_ms, @count, 'pending', NULL, NULL, NULL)`,
+      `INSERT INTO pending_requests (${COLUMNS}) VALUES (@id, @agent_id, @uid, @user_name, @gid, @exe_path, @sha256, @cgroup, @parent_exe, @first_seen_ms, @last_seen_ms, @count, 'pending', NULL, NULL, NULL, @change, @previous_request_id, @previous_sha256, @previous_uid)`,
     )
+    // Re-consent: the latest approval of the same path under another hash, else of the same hash
+    // under another uid (the same agent's).
+    const approvedPath = db.prepare<[string, string, string], PendingRow>(
+      `SELECT ${COLUMNS} FROM pending_requests WHERE agent_id = ? AND exe_path = ? AND state = 'approved' AND sha256 != ? ORDER BY decided_at_ms DESC LIMIT 1`,
+    )
+    const approvedHash = db.prepare<[string, string, number], PendingRow>(
+      `SELECT ${COLUMNS} FROM pending_requests WHERE agent_id = ? AND sha256 = ? AND state = 'approved' AND uid != ? ORDER BY decided_at_ms DESC LIMIT 1`,
+    )
+    const previousOf = (s: PendingSighting, same: PendingRow | undefined): PreviousApproval | undefined => {
+      const { facts } = s
+      const pick = (change: PendingChange, r: PendingRow) => ({
+        change,
+        requestId: r.id,
+        sha256: r.sha256,
+        uid: r.uid,
+      })
+      if (same?.state === 'approved') return pick('expired', same)
+      const binary = approvedPath.get(s.agentId, facts.exePath, facts.sha256)
+      if (binary !== undefined) return pick('binary', binary)
+      const user = approvedHash.get(s.agentId, facts.sha256, facts.uid)
+      return user === undefined ? undefined : pick('user', user)
+    }
     this.#fetch = db.prepare(`SELECT ${COLUMNS} FROM pending_requests WHERE id = ?`)
     this.#list = db.prepare(`SELECT ${COLUMNS} FROM pending_requests ORDER BY last_seen_ms DESC, id`)
     const isLive = (row: PendingRow, o: PendingReportOptions): boolean => {
@@ -98,6 +139,7 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
         const over = total.get()! - o.maxRequests + 1
         const dropped = over > 0 ? drop.run(over).changes : 0
         const id = randomUUID()
+        const previous = previousOf(s, row)
         insert.run({
           id,
           agent_id: s.agentId,
@@ -111,6 +153,10 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
           first_seen_ms: s.firstSeenMs,
           last_seen_ms: s.lastSeenMs,
           count: s.count,
+          change: previous?.change ?? '',
+          previous_request_id: previous?.requestId ?? '',
+          previous_sha256: previous?.sha256 ?? '',
+          previous_uid: previous?.uid ?? null,
         })
         return { request: fromRow(this.#fetch.get(id) as PendingRow), isNew: true, dropped }
       })

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { IdentityError } from '../../../../lib/core/errors.js'
 import { initialSchema } from './001-initial.js'
 import { pendingRequestsSchema } from './002-pending-requests.js'
+import { reConsentSchema } from './003-re-consent.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -12,6 +13,7 @@ interface Migration {
 const MIGRATIONS: ReadonlyArray<Migration> = [
   { version: 1, sql: initialSchema },
   { version: 2, sql: pendingRequestsSchema },
+  { version: 3, sql: reConsentSchema },
 ]
 
 /** The schema version this code writes and understands. */
