@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
-import { copyFile, link, mkdir, readFile } from 'node:fs/promises'
+import { appendFile, copyFile, link, mkdir, readFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -89,7 +89,7 @@ describe('tessera approval watch', () => {
     await stack?.stop()
   })
 
-  it('prompts through a terminal with the facts, denies on n and approves on y, and the waiting program gets its SVID', async () => {
+  it('prompts through a terminal with the facts, denies on n, approves on y and for a while on f, and the waiting programs get their SVIDs', async () => {
     const notified = join(stack.dir, 'notified.json')
     const prompt = startWatch(stack, [
       '--template',
@@ -133,9 +133,37 @@ describe('tessera approval watch', () => {
     await prompt.until('Approved request', at)
     expect((await svidLine(waiter)).ids).toEqual(['spiffe://tessera.local/agents/wanted-tool'])
 
+    // f: a binary of other bytes (so no entry pins it), approved for the while typed at the prompt.
+    const forAWhile = join(stack.dir, 'bin', 'for-a-while-tool')
+    await copyFile(process.execPath, forAWhile)
+    await appendFile(forAWhile, 'other bytes\n')
+    const whileWaiter = spawnPiped(forAWhile, [WAITER_PATH, stack.socketPath])
+    children.push(whileWaiter.child)
+    at = await prompt.until(`Binary        : ${forAWhile}`, at)
+    at = await prompt.until('[y]es / [n]o / [f]or a while', at)
+    prompt.type('f\n')
+    at = await prompt.until('For how long', at)
+    const typedAtS = Math.floor(Date.now() / 1000)
+    prompt.type('30m\n')
+    await prompt.until(
+      /Approved request \S+: spiffe:\/\/tessera\.local\/agents\/for-a-while-tool \(entry \S+\) until/,
+      at,
+    )
+    expect((await svidLine(whileWaiter)).ids).toEqual(['spiffe://tessera.local/agents/for-a-while-tool'])
+    const entries = JSON.parse((await stack.cli(['entry', 'show', '--output', 'json'])).stdout) as {
+      entries: Array<{ spiffe_id: string; expires_at: number }>
+    }
+    const expiry = entries.entries.find((e) => e.spiffe_id.endsWith('/for-a-while-tool'))?.expires_at ?? 0
+    expect(expiry).toBeGreaterThanOrEqual(typedAtS + 1800)
+    expect(expiry).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 1800)
+
     // --on-pending ran once per new request, with the request as JSON.
     const lines = (await readFile(notified, 'utf8')).split('\n').filter((l) => l !== '')
-    expect(lines.map((l) => (JSON.parse(l) as { exe_path: string }).exe_path)).toEqual([refused, wanted])
+    expect(lines.map((l) => (JSON.parse(l) as { exe_path: string }).exe_path)).toEqual([
+      refused,
+      wanted,
+      forAWhile,
+    ])
     expect(JSON.parse(lines[1] ?? '{}')).toMatchObject({ sha256: hash, state: 'pending' })
 
     // Ctrl-D ends the watch.
