@@ -3,8 +3,8 @@ import { appendFile, copyFile, mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { spawnPiped, untilEnd } from '../helpers/child-process.js'
-import { jsonOf } from '../helpers/processes.js'
-import { PROBE_PATH, type probe, type Stack, startStack } from '../helpers/stack.js'
+import { isRoot, jsonOf } from '../helpers/processes.js'
+import { openForOtherUsers, PROBE_PATH, type probe, type Stack, startStack } from '../helpers/stack.js'
 
 interface PendingJson {
   readonly id: string
@@ -34,8 +34,8 @@ const sha256Of = async (path: string) =>
     .digest('hex')
 
 /** Runs the one-shot probe (an X509-SVID fetch) under `exe`, a copy of node. */
-async function probeAs(exe: string, stack: Stack) {
-  const { stdout, stderr } = await untilEnd(spawnPiped(exe, [PROBE_PATH, stack.socketPath, 'x509']))
+async function probeAs(exe: string, stack: Stack, as: { uid: number; gid: number } | object = {}) {
+  const { stdout, stderr } = await untilEnd(spawnPiped(exe, [PROBE_PATH, stack.socketPath, 'x509'], as))
   const line = stdout.trim().split('\n').pop()
   if (!line) throw new Error(`the probe printed nothing: ${stderr}`)
   return JSON.parse(line) as Awaited<ReturnType<typeof probe>>
@@ -123,4 +123,35 @@ describe('re-consent', () => {
       'Changed       : the approval expired',
     )
   })
+
+  it.skipIf(!isRoot)(
+    'an approved binary run by another user is a new request naming the previous uid (root only: runs it as uid 65534)',
+    async () => {
+      await openForOtherUsers(stack)
+      const exe = join(stack.dir, 'bin', 'shared-tool')
+      await copyFile(process.execPath, exe)
+      await appendFile(exe, Buffer.from('shared\n')) // a hash of its own in this stack
+      const hash = await sha256Of(exe)
+      await probeAs(exe, stack)
+      const mine = await pendingOf(exe, hash)
+      await approve(mine.id)
+      await until('served as root', async () => ((await probeAs(exe, stack)).ok ? true : undefined))
+
+      const nobody = { uid: 65534, gid: 65534 }
+      expect(await probeAs(exe, stack, nobody)).toMatchObject({ ok: false, errorCode: 'ERR_NO_IDENTITY' })
+      const theirs = await until('the request of uid 65534', async () => {
+        const r = await pendingOf(exe, hash)
+        return r.uid === 65534 ? r : undefined
+      })
+      expect(theirs).toMatchObject({
+        change: 'user',
+        previous_request_id: mine.id,
+        previous_sha256: hash,
+        previous_uid: process.getuid?.(),
+      })
+      expect((await stack.cli(['approval', 'show', '--id', theirs.id])).stdout).toContain(
+        `Changed       : the user: it ran as uid ${process.getuid?.()}`,
+      )
+    },
+  )
 })
