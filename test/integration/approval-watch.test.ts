@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
-import { appendFile, copyFile, link, mkdir, readFile } from 'node:fs/promises'
+import { appendFile, copyFile, readFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type PipedChild, spawnPiped, stopChild } from '../helpers/child-process.js'
 import { CLI_PATH } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
+import { unknownBinary } from '../helpers/unknown-binary.js'
 
 const WAITER_PATH = fileURLToPath(new URL('../helpers/waiting-workload.mjs', import.meta.url))
 const BRIDGE_PATH = fileURLToPath(new URL('../helpers/pty-bridge.py', import.meta.url))
@@ -48,17 +49,6 @@ function startWatch(stack: Stack, args: ReadonlyArray<string>): Prompt {
       }
     },
   }
-}
-
-/** An "unknown binary": a hard link to one copy of node in the stack dir (one hash, many paths). */
-async function unknownBinary(stack: Stack, name: string): Promise<string> {
-  const bin = join(stack.dir, 'bin')
-  const original = join(bin, '.node-copy')
-  await mkdir(bin, { recursive: true })
-  await copyFile(process.execPath, original).catch(() => undefined)
-  const path = join(bin, name)
-  await link(original, path)
-  return path
 }
 
 async function svidLine(waiter: PipedChild): Promise<{ ids: string[] }> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, realpathSync } from 'node:fs'
-import { copyFile, link, mkdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { type PipedChild, spawnPiped, stopChild, untilEnd } from '../helpers/child-process.js'
 import { type CliResult, jsonOf } from '../helpers/processes.js'
 import { PROBE_PATH, type probe, type Stack, startStack } from '../helpers/stack.js'
+import { unknownBinary } from '../helpers/unknown-binary.js'
 
 const WAITER_PATH = fileURLToPath(new URL('../helpers/waiting-workload.mjs', import.meta.url))
 
@@ -64,20 +65,6 @@ async function ownCgroup(): Promise<string> {
   const pathOf = (l: string) => l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1)
   const v2 = lines.find((l) => l.startsWith('0::'))
   return v2 !== undefined ? pathOf(v2) : pathOf(lines[0] ?? '::')
-}
-
-/**
- * An "unknown binary": one copy of node in the stack dir, reached by hard links under other names
- * (each link is its own exe path; the hash, of the same image, is computed once).
- */
-async function unknownBinary(stack: Stack, name: string): Promise<string> {
-  const bin = join(stack.dir, 'bin')
-  const original = join(bin, '.node-copy')
-  await mkdir(bin, { recursive: true })
-  await copyFile(process.execPath, original).catch(() => undefined)
-  const path = join(bin, name)
-  await link(original, path)
-  return path
 }
 
 const list = async (stack: Stack, all = false) =>
