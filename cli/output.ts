@@ -42,3 +42,8 @@ export function failAndExit(err: unknown, exitCode = 1): never {
 export function printWarnings(warnings: ReadonlyArray<string>): void {
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`)
 }
+
+/** Milliseconds as the Unix seconds every `--output json` field carries (SPIRE's convention). */
+export function unixSeconds(ms: number): number {
+  return Math.floor(ms / 1000)
+}

@@ -2,6 +2,7 @@ import type { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
 import type { WorkloadJwtSvid, X509Context } from '../../lib/workload/responses.js'
+import { unixSeconds } from '../output.js'
 import { formatRows, formatTimeMs } from './workload-command.js'
 
 /**
@@ -11,7 +12,6 @@ import { formatRows, formatTimeMs } from './workload-command.js'
  */
 
 /** Unix seconds from milliseconds. */
-const toSeconds = (ms: number) => Math.floor(ms / 1000)
 
 /** Certificates as SPIRE prints them: their DER, concatenated, in base64. */
 function derBase64(certs: ReadonlyArray<{ readonly der: Uint8Array }>): string {
@@ -27,8 +27,8 @@ function svidJson(svid: X509Svid, bundle: X509Bundle | undefined, includeKey: bo
     x509_svid: derBase64(svid.certificates),
     ...(includeKey && { x509_svid_key: exportPkcs8Der(svid.privateKey).toString('base64') }),
     bundle: derBase64(bundle?.authorities ?? []),
-    not_before: leaf ? toSeconds(leaf.notBeforeMs) : 0,
-    expires_at: leaf ? toSeconds(leaf.notAfterMs) : 0,
+    not_before: leaf ? unixSeconds(leaf.notBeforeMs) : 0,
+    expires_at: leaf ? unixSeconds(leaf.notAfterMs) : 0,
   }
 }
 
@@ -78,8 +78,8 @@ export function jwtSvidJson(svid: WorkloadJwtSvid) {
     svid: svid.token,
     hint: svid.hint,
     audience: [...svid.audience],
-    expires_at: toSeconds(svid.expiresAtMs),
-    ...(svid.issuedAtMs !== undefined && { issued_at: toSeconds(svid.issuedAtMs) }),
+    expires_at: unixSeconds(svid.expiresAtMs),
+    ...(svid.issuedAtMs !== undefined && { issued_at: unixSeconds(svid.issuedAtMs) }),
   }
 }
 

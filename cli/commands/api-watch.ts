@@ -1,7 +1,7 @@
 import type { IdentityError } from '../../lib/core/errors.js'
 import type { X509Context } from '../../lib/workload/responses.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
-import { describeFailure, failAndExit } from '../output.js'
+import { describeFailure, failAndExit, unixSeconds } from '../output.js'
 import { formatX509Context, x509ContextJson } from './api-format.js'
 import { formatTimeMs, loadWorkloadConfig, oneLine, type WorkloadOptions } from './workload-command.js'
 
@@ -25,7 +25,7 @@ export async function watchX509(options: WorkloadOptions): Promise<void> {
     const nowMs = Date.now()
     const text = isJson
       ? JSON.stringify({
-          received_at: Math.floor(nowMs / 1000),
+          received_at: unixSeconds(nowMs),
           ...x509ContextJson(context, { includeKey: false }),
         })
       : `--- update ${updates} at ${formatTimeMs(nowMs)} ---\n${formatX509Context(context)}\n`

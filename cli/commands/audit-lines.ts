@@ -1,5 +1,6 @@
 import { parseDurationMs } from '../../lib/core/duration.js'
 import { IdentityError } from '../../lib/core/errors.js'
+import { unixSeconds } from '../output.js'
 
 /** One audit line as `tessera audit tail|search` shows it. */
 export type AuditLine = Readonly<Record<string, unknown>> & { readonly seq?: number; readonly time?: string }
@@ -110,5 +111,5 @@ export function jsonViewOf(line: AuditLine): Record<string, unknown> {
   const view = snakeKeys(rest) as Record<string, unknown>
   const ms = typeof time === 'string' ? Date.parse(time) : Number.NaN
   if (Number.isNaN(ms)) return view
-  return { logged_at: Math.floor(ms / 1000), logged_at_ms: ms, ...view }
+  return { logged_at: unixSeconds(ms), logged_at_ms: ms, ...view }
 }
