@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { firstLine, spawnPiped } from '../helpers/child-process.js'
-import { isRoot } from '../helpers/processes.js'
+import { isRoot, waitFor } from '../helpers/processes.js'
 import { openForOtherUsers, type Stack, startStack } from '../helpers/stack.js'
 
 const ATTACKER = fileURLToPath(new URL('../helpers/reuse-attacker.mjs', import.meta.url))
@@ -76,13 +76,19 @@ async function auditRecords(stack: Stack): Promise<Array<Record<string, unknown>
     .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
+const isCaller = (record: Record<string, unknown>, pid: number) =>
+  (record.caller as { pid?: number } | undefined)?.pid === pid
+
 describe.skipIf(!canReusePids)(
   'PID reuse during attestation (root only: forces PID reuse through ns_last_pid)',
   () => {
     let stack: Stack
 
     beforeAll(async () => {
-      stack = await startStack()
+      // A round that lost its PID to another process leaves a refusal of the same kind (uid, method,
+      // code); with the default 10 s summary window the next round's refusal would only be counted,
+      // not written with its pid, which the test reads. A short window gives each round its own line.
+      stack = await startStack({ agentArgs: ['--audit-summary-window', '100ms'] })
       await openForOtherUsers(stack)
       await stack.registerEntry({ spiffeId: ROOT_ID, selectors: ['unix:uid:0'] })
       await stack.registerEntry({ spiffeId: SLEEPER_ID, selectors: ['unix:uid:65534', `unix:path:${SLEEP}`] })
@@ -123,13 +129,23 @@ describe.skipIf(!canReusePids)(
           await attacker.exited
           impostor = await takePid(attacker.pid)
           agent.kill('SIGCONT')
-          if (!impostor) continue
+          if (!impostor) {
+            // Let the agent refuse this round's caller before the next round stops it again: else
+            // both refusals land in one burst and the second is only counted in a summary.
+            const pid = attacker.pid
+            await waitFor(async () => (await auditRecords(stack)).some((r) => isCaller(r, pid)), {
+              timeoutMs: 30_000,
+            })
+            continue
+          }
           const got = await readHolder(file)
           expect(got.text.includes(SLEEPER_ID)).toBe(false) // (no dump of the bytes: they would hold a key)
+          // The refusal's audit line may follow the answer by a moment: wait for it, against a deadline.
+          await waitFor(async () => (await auditRecords(stack)).some((r) => isCaller(r, attacker.pid)), {
+            timeoutMs: 30_000,
+          }).catch(() => undefined)
           const records = await auditRecords(stack)
-          const byPid = records.filter(
-            (r) => (r.caller as { pid?: number } | undefined)?.pid === attacker.pid,
-          )
+          const byPid = records.filter((r) => isCaller(r, attacker.pid))
           expect(byPid.some((r) => r.event === 'attestation.result' && r.outcome === 'error')).toBe(true)
           expect(byPid.some((r) => r.event === 'svid.issued')).toBe(false)
           return
