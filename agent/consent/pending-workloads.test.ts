@@ -61,7 +61,7 @@ describe('PendingWorkloads', () => {
   })
 
   it('reports a burst of refusals of one workload as one item with its count', async () => {
-    for (let i = 0; i < 5; i++) pending.noteRefused(caller(1000, '/bin/a'))
+    for (let i = 0; i < 5; i++) expect(pending.noteRefused(caller(1000, '/bin/a'))).toBe(true)
     await vi.advanceTimersByTimeAsync(REPORT_DELAY_MS)
     expect(reporter.calls).toEqual([
       {
@@ -110,7 +110,8 @@ describe('PendingWorkloads', () => {
 
   it('ignores a caller without a binary hash: nothing could pin an approval to it', async () => {
     const c = caller(1, '/bin/a')
-    pending.noteRefused({ ...c, selectors: c.selectors.filter((s) => !s.value.startsWith('sha256:')) })
+    const unhashed = { ...c, selectors: c.selectors.filter((s) => !s.value.startsWith('sha256:')) }
+    expect(pending.noteRefused(unhashed)).toBe(false)
     await vi.advanceTimersByTimeAsync(REPORT_DELAY_MS)
     expect(reporter.calls).toHaveLength(0)
   })

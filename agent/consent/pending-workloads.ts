@@ -58,11 +58,11 @@ export class PendingWorkloads {
     this.#deps = deps
   }
 
-  /** Notes a caller that matched no entry. */
-  noteRefused(caller: AttestedCaller): void {
+  /** Notes a caller that matched no entry; true when it is (now) a pending request. */
+  noteRefused(caller: AttestedCaller): boolean {
     const sha256 = unixValue(caller.selectors, 'sha256:')
     const path = unixValue(caller.selectors, 'path:')
-    if (sha256 === undefined || path === undefined || this.#isClosed) return
+    if (sha256 === undefined || path === undefined || this.#isClosed) return false
     const { facts } = caller
     const key = `${facts.uid}\0${sha256}\0${path}`
     const nowMs = this.#deps.clock.nowMs()
@@ -87,6 +87,7 @@ export class PendingWorkloads {
       this.#items.set(key, { workload, lastSeenMs: nowMs, unsent: 1 })
     }
     this.#schedule(REPORT_DELAY_MS)
+    return true
   }
 
   /** Stops reporting. */

@@ -35,7 +35,8 @@ export interface WorkloadApiDeps {
 
 /** Notes a caller that matched no entry (the agent's pending workloads implement it). */
 export interface RefusedCallers {
-  noteRefused(caller: AttestedCaller): void
+  /** True when the caller is now a pending request (it has a binary an approval could pin). */
+  noteRefused(caller: AttestedCaller): boolean
 }
 
 /** The audit form of a workload caller. */

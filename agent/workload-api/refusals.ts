@@ -1,12 +1,16 @@
 import type { ServiceError } from '@grpc/grpc-js'
 import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
-import { toServiceError } from '../../lib/grpc/status.js'
+import { RETRY_AFTER_KEY, toServiceError } from '../../lib/grpc/status.js'
 import type { AttestedCaller } from './caller.js'
 import type { RefusalThrottle } from './refusal-throttle.js'
 
-/** The trailer that says how long a throttled caller should wait before it asks again (ms). */
-export const RETRY_AFTER_KEY = 'tessera-retry-after-ms'
+/**
+ * The retry hint sent with the refusal of a caller whose approval is pending: a client that follows
+ * it (lib's sources do) gets its SVID about this soon after an approval, whatever its backoff says.
+ * Two refusals a second are what the refusal throttle regains per second for a uid.
+ */
+export const PENDING_RETRY_MS = 500
 
 /** Per connection (its facts): the key of its executable, once an attestation has hashed it. */
 const exeKeys = new WeakMap<ProcessFacts, string>()
@@ -25,17 +29,20 @@ export interface Refusal {
 
 /**
  * Counts a refusal against the caller's uid and executable hash (the path when no hash is known
- * yet). Past the throttle's limit, the answer is ERR_THROTTLED (RESOURCE_EXHAUSTED) instead.
+ * yet). Past the throttle's limit, the answer is ERR_THROTTLED (RESOURCE_EXHAUSTED) instead, with
+ * the throttle's wait as the retry hint; below it, a caller whose approval is pending (`isPending`)
+ * is hinted to ask again in {@link PENDING_RETRY_MS}.
  */
 export function throttleRefusal(
   throttle: RefusalThrottle,
   facts: ProcessFacts | undefined,
   error: IdentityError,
+  isPending = false,
 ): Refusal {
   if (facts === undefined) return { error }
   const exe = exeKeys.get(facts) ?? `path:${facts.exe}`
   const retryAfterMs = throttle.take([`uid:${facts.uid}`, exe])
-  if (retryAfterMs === undefined) return { error }
+  if (retryAfterMs === undefined) return isPending ? { error, retryAfterMs: PENDING_RETRY_MS } : { error }
   const throttled = new IdentityError(
     'ERR_THROTTLED',
     `too many refused calls from uid ${facts.uid}; retry in ${retryAfterMs} ms`,

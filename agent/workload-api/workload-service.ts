@@ -24,9 +24,12 @@ async function admitCall(deps: WorkloadApiDeps, call: Call): Promise<AttestedCal
  */
 function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown, caller?: AttestedCaller) {
   const facts = deps.factsOf(call)
-  if (caller !== undefined && isIdentityError(err, 'ERR_NO_IDENTITY')) deps.pending?.noteRefused(caller)
+  const isPending =
+    caller !== undefined &&
+    isIdentityError(err, 'ERR_NO_IDENTITY') &&
+    deps.pending?.noteRefused(caller) === true
   if (err instanceof IdentityError) {
-    const refusal = throttleRefusal(deps.throttle, facts, err)
+    const refusal = throttleRefusal(deps.throttle, facts, err, isPending)
     const { code, message: reason } = refusal.error
     deps.audit.callDenied({ method, code, reason, caller: workloadCaller(facts) })
     deps.log.debug({ method, code, pid: facts?.pid, uid: facts?.uid }, 'Workload API call refused.')

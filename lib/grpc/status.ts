@@ -92,6 +92,12 @@ export const statusFor: Record<ErrorCode, status> = {
 export const ERROR_CODE_KEY = 'tessera-error-code'
 
 /**
+ * The trailer in which a Tessera agent says how long (ms) a refused caller should wait before it
+ * asks again: the throttle's wait, or a short one while the caller's approval is pending.
+ */
+export const RETRY_AFTER_KEY = 'tessera-retry-after-ms'
+
+/**
  * Turns any thrown value into a gRPC error for the client. An {@link IdentityError} keeps its
  * message and code (in the `tessera-error-code` trailer); anything else becomes INTERNAL with a
  * generic message — the real error must go to the log, never to the client.
@@ -111,6 +117,22 @@ export function errorCodeOf(err: unknown): string | undefined {
   const md = (err as { metadata?: Metadata } | undefined)?.metadata
   const value = md instanceof Metadata ? md.get(ERROR_CODE_KEY)[0] : undefined
   return typeof value === 'string' ? value : undefined
+}
+
+/** Hints shorter than this are read as this: a client never spins on a hint. */
+const MIN_RETRY_AFTER_MS = 100
+/** Hints longer than this are read as this: a client never sleeps for hours on one. */
+const MAX_RETRY_AFTER_MS = 60_000
+
+/**
+ * The retry hint a server attached to a gRPC error ({@link RETRY_AFTER_KEY}), clamped to
+ * 100 ms … 60 s; undefined when there is none or it is not a whole number of milliseconds.
+ */
+export function retryAfterMsOf(err: unknown): number | undefined {
+  const md = (err as { metadata?: Metadata } | undefined)?.metadata
+  const value = md instanceof Metadata ? md.get(RETRY_AFTER_KEY)[0] : undefined
+  if (typeof value !== 'string' || !/^[0-9]{1,9}$/.test(value)) return undefined
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, Number(value)))
 }
 
 /** Ends a server stream with the status `err` maps to (grpc-js turns an 'error' event into the final status). */

@@ -163,6 +163,39 @@ describe('watchStream', () => {
     watch.stop()
   })
 
+  it("waits as long as the agent's retry hint says instead of the backoff, clamped to 100 ms … 60 s", () => {
+    const { current, errors, scheduler, watch } = startWatch()
+    const hinted = (ms: string) => {
+      const metadata = new Metadata()
+      metadata.set('tessera-retry-after-ms', ms)
+      return metadata
+    }
+    // Two plain refusals grow the backoff to 2 s; a pending approval's hint of 500 ms then wins.
+    for (let i = 0; i < 2; i++) {
+      current().fail(status.PERMISSION_DENIED)
+      scheduler.runAll()
+    }
+    for (const ms of ['500', '500', '7', '3600000', 'soon', '-5']) {
+      current().fail(status.PERMISSION_DENIED, 'no identity issued', hinted(ms))
+      scheduler.runAll()
+    }
+    // Without a hint the backoff goes on where it was; an unreadable hint is no hint.
+    current().fail(status.PERMISSION_DENIED)
+    expect(scheduler.delays).toEqual([1000, 2000, 500, 500, 100, 60_000, 3000, 4000, 5000])
+    expect(errors.map((e) => (e as WorkloadApiError).retryAfterMs)).toEqual([
+      undefined,
+      undefined,
+      500,
+      500,
+      100,
+      60_000,
+      undefined,
+      undefined,
+      undefined,
+    ])
+    watch.stop()
+  })
+
   it('reopens a stream the agent ended cleanly', () => {
     const { current, errors, scheduler, watch } = startWatch()
     current().finish()

@@ -53,7 +53,8 @@ export interface WatchOptions<M> {
 /**
  * Keeps a Workload API stream open the way go-spiffe does (spec §2.5): every message goes to
  * `onMessage` and resets the backoff; when the stream fails or ends it is opened again after the
- * backoff's delay (1 s, 2 s … 30 s), unless the status is final (INVALID_ARGUMENT, UNIMPLEMENTED; see
+ * backoff's delay (1 s, 2 s … 30 s), or after the wait a Tessera agent asked for in its retry hint
+ * (`WorkloadApiError.retryAfterMs`), unless the status is final (INVALID_ARGUMENT, UNIMPLEMENTED; see
  * `isRetryableStatus`). {@link Watch.stop} cancels the stream; that cancellation ends the watch
  * without being reported.
  * @example
@@ -128,7 +129,10 @@ class StreamWatch<M> implements Watch {
       this.#finish(err)
       return
     }
-    this.#timer = this.#scheduler.setTimeout(() => this.attempt(), this.#backoff.nextDelayMs())
+    // The agent's hint, when it gave one, replaces the backoff's delay (a pending approval is
+    // retried soon; a throttled caller waits as long as it is told).
+    const hintMs = err instanceof WorkloadApiError ? err.retryAfterMs : undefined
+    this.#timer = this.#scheduler.setTimeout(() => this.attempt(), hintMs ?? this.#backoff.nextDelayMs())
   }
 }
 

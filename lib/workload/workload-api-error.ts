@@ -1,6 +1,6 @@
 import { type StatusObject, status } from '@grpc/grpc-js'
 import { type ErrorCode, IdentityError } from '../core/errors.js'
-import { errorCodeOf, statusFor } from '../grpc/status.js'
+import { errorCodeOf, retryAfterMsOf, statusFor } from '../grpc/status.js'
 
 /**
  * A Workload API call that failed with a gRPC status. The code is the one the agent attached (Tessera
@@ -17,11 +17,23 @@ import { errorCodeOf, statusFor } from '../grpc/status.js'
 export class WorkloadApiError extends IdentityError {
   /** The gRPC status the call ended with (`OK` when the agent ended a stream without one). */
   readonly status: status
+  /**
+   * How long the agent asked the caller to wait before asking again (its `tessera-retry-after-ms`
+   * trailer, clamped to 100 ms … 60 s): the throttle's wait, or a short one while an approval of
+   * the caller is pending. Undefined when the agent gave none (a standard SPIFFE agent never does).
+   */
+  readonly retryAfterMs: number | undefined
 
-  constructor(code: ErrorCode, message: string, grpcStatus: status, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    grpcStatus: status,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
     super(code, message, options)
     this.name = 'WorkloadApiError'
     this.status = grpcStatus
+    this.retryAfterMs = options?.retryAfterMs
   }
 }
 
@@ -52,8 +64,10 @@ export function toWorkloadApiError(err: unknown, method: string): IdentityError 
       : (CODE_FOR_STATUS[grpcCode as status] ?? 'ERR_WORKLOAD_API_UNAVAILABLE')
     const details = (err as { details?: unknown }).details
     const reason = typeof details === 'string' && details !== '' ? details : status[grpcCode]
+    const retryAfterMs = retryAfterMsOf(err)
     return new WorkloadApiError(code, `${method} failed (${status[grpcCode]}): ${reason}`, grpcCode, {
       cause: err,
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
     })
   }
   const reason = err instanceof Error ? err.message : String(err)

@@ -1,6 +1,6 @@
 // A flood of Workload API calls for tests: makes <count> FetchJWTSVID calls (32 at a time, over one
-// connection) and prints one JSON line: how many ended with each Tessera error code, and how many
-// carried a retry hint. Plain JavaScript (run from dist/), so tests can start it as any uid.
+// connection) and prints one JSON line: how many ended with each Tessera error code, and how many of
+// each code carried a retry hint (`retryHints`, by code). Plain JavaScript (run from dist/), so tests can start it as any uid.
 // Usage: node refusal-flood.mjs <socket> <count>
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { workloadApi } from '../../dist/common/grpc/protos.js'
@@ -11,7 +11,7 @@ const client = new (workloadApi().SpiffeWorkloadAPI)(`unix://${socket}`, credent
 const md = new Metadata()
 md.set('workload.spiffe.io', 'true')
 const byCode = {}
-let retryHints = 0
+const retryHints = {}
 let started = 0
 let finished = 0
 
@@ -21,7 +21,7 @@ function call() {
   client.FetchJWTSVID({ audience: ['flood'] }, md, { deadline: Date.now() + 30_000 }, (err) => {
     const code = err ? (err.metadata?.get('tessera-error-code')[0] ?? `grpc:${err.code}`) : 'OK'
     byCode[code] = (byCode[code] ?? 0) + 1
-    if (err?.metadata?.get('tessera-retry-after-ms').length) retryHints += 1
+    if (err?.metadata?.get('tessera-retry-after-ms').length) retryHints[code] = (retryHints[code] ?? 0) + 1
     finished += 1
     if (finished === count) {
       process.stdout.write(`${JSON.stringify({ pid: process.pid, byCode, retryHints })}\n`)

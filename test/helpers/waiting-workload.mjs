@@ -1,34 +1,31 @@
-// A workload that waits for its identity, as a client with a short retry would: FetchX509SVID, and on
-// PERMISSION_DENIED the same again 100 ms later, until an X509-SVID arrives (or 60 s pass). Prints one
-// JSON line per event: {"event":"denied"} at the first refusal, {"event":"svid","ids":[…],"atMs":…}
-// when served, then exits. Plain JavaScript, so tests can run it under a copy of node as an unknown binary.
+// A workload that waits for its identity the way a tool built on @tessera/spiffe does: an X509Source,
+// whose watch retries a refused FetchX509SVID after the agent's retry hint when there is one, else
+// with the linear backoff (1 s, 2 s … 30 s). Prints one JSON line per event: {"event":"denied",…} for
+// each refusal (gRPC status, error code, the agent's retry hint), {"event":"svid","ids":[…],"atMs":…}
+// when served, then exits (2 after 60 s without an SVID). Plain JavaScript, so tests can run it under
+// a copy of node as an unknown binary.
 // Usage: <node copy> waiting-workload.mjs <socket>
-import { credentials, Metadata } from '@grpc/grpc-js'
-import { workloadApi } from '../../dist/common/grpc/protos.js'
+import { X509Source } from '../../dist/lib/workload/x509-source.js'
 
 const [socket] = process.argv.slice(2)
-const client = new (workloadApi().SpiffeWorkloadAPI)(`unix://${socket}`, credentials.createInsecure())
-const md = new Metadata()
-md.set('workload.spiffe.io', 'true')
-const giveUpAt = Date.now() + 60_000
 let denials = 0
 
 const print = (line) => process.stdout.write(`${JSON.stringify(line)}\n`)
 
-function attempt() {
-  const call = client.FetchX509SVID({}, md)
-  call.on('data', (m) => {
-    print({ event: 'svid', ids: m.svids.map((s) => s.spiffe_id), atMs: Date.now(), denials })
-    call.cancel()
-    client.close()
-    process.exit(0)
+try {
+  const source = await X509Source.create({
+    endpoint: `unix://${socket}`,
+    timeoutMs: 60_000,
+    onError: (err) => {
+      denials++
+      print({ event: 'denied', code: err.status, errorCode: err.code, retryAfterMs: err.retryAfterMs })
+    },
   })
-  call.on('error', (err) => {
-    if (err.code === 1) return
-    if (denials++ === 0)
-      print({ event: 'denied', code: err.code, errorCode: err.metadata?.get('tessera-error-code')[0] })
-    if (Date.now() > giveUpAt) process.exit(2)
-    setTimeout(attempt, 100)
-  })
+  const ids = source.getX509Context().svids.map((s) => s.id.toString())
+  print({ event: 'svid', ids, atMs: Date.now(), denials })
+  source.close()
+  process.exit(0)
+} catch (err) {
+  print({ event: 'failed', errorCode: err.code, message: err.message })
+  process.exit(2)
 }
-attempt()

@@ -153,10 +153,13 @@ describe('pending requests and approvals', () => {
     const waiter = spawnPiped(exe, [WAITER_PATH, stack.socketPath])
     waiters.push(waiter)
     const request = await until('the pending request', () => requestFor(stack, exe))
+    // Refused with PERMISSION_DENIED, as the spec says, and told to ask again soon: its approval is
+    // pending. The waiter's X509Source follows that hint instead of its 1 s, 2 s … 30 s backoff.
     expect(JSON.parse(waiter.output.stdout().split('\n')[0] ?? '{}')).toMatchObject({
       event: 'denied',
       code: 7,
       errorCode: 'ERR_NO_IDENTITY',
+      retryAfterMs: 500,
     })
     expect(request).toMatchObject({
       uid: process.getuid?.(),
