@@ -5,7 +5,7 @@ import type { ErrorCode } from '../lib/core/errors.js'
 import { writeRefusal } from '../lib/guard/http-middleware.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js'
 import type { BodyPrefix } from './tool-names.js'
-import { connectOptions, type UpstreamTarget } from './upstream.js'
+import { connectOptions, type UpstreamTarget, upstreamHost } from './upstream.js'
 
 /** What forwarding needs, for every request of one gateway. */
 export interface ProxyContext {
@@ -52,7 +52,11 @@ export function openUpstream(
     agent: how.isUpgrade ? false : ctx.agent,
     method: req.method,
     path: req.url,
-    headers: upstreamRequestHeaders(req, { isTls: ctx.isTls, isUpgrade: how.isUpgrade }),
+    headers: upstreamRequestHeaders(req, {
+      isTls: ctx.isTls,
+      isUpgrade: how.isUpgrade,
+      upstreamHost: upstreamHost(ctx.target),
+    }),
   })
   const timer = setTimeout(() => upstream.destroy(new UpstreamTimeout()), ctx.responseTimeoutMs)
   const clear = () => clearTimeout(timer)
