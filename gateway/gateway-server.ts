@@ -10,9 +10,9 @@ import type { AllowedUpgrade, Guard } from '../lib/guard/guard.js'
 import { guardRequests, guardUpgrades, type MiddlewareOptions } from '../lib/guard/http-middleware.js'
 import type { X509Source } from '../lib/workload/x509-source.js'
 import { gatewayTlsOptions, svidCredentials } from './gateway-tls.js'
+import { mcpMiddlewareOptions, RequestBodies } from './mcp-inspection.js'
 import { forwardRequest, type ProxyContext } from './proxy-http.js'
 import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
-import { type BodyPrefix, readBodyPrefix, TOOL_BODY_LIMIT_BYTES, toolNamesOf } from './tool-names.js'
 import type { UpstreamTarget } from './upstream.js'
 
 /** Where the gateway listens. Port 0 picks a free port. */
@@ -26,7 +26,10 @@ export interface GatewayServerOptions {
   readonly listen: ListenAddress
   readonly upstream: UpstreamTarget
   readonly guard: Guard
-  /** True when the policy has `tools` rules: request bodies are then read for MCP tool names. */
+  /**
+   * True when the policy has `tools` rules: request bodies are then read for MCP tool names. (A body
+   * is also read to check MCP `Mcp-Method`/`Mcp-Name` headers, and to answer a denied MCP call.)
+   */
   readonly readsTools: boolean
   /** How long the upstream may take to send response headers. */
   readonly responseTimeoutMs: number
@@ -44,16 +47,6 @@ export interface RunningGatewayServer {
   readonly address: ListenAddress
   /** Stops accepting, ends open connections and WebSocket tunnels. */
   close(): Promise<void>
-}
-
-/** Reads the tools a request calls, keeping the bytes read for forwarding. */
-function toolReader(prefixes: WeakMap<IncomingMessage, BodyPrefix>) {
-  return async (req: IncomingMessage): Promise<ReadonlyArray<string> | undefined> => {
-    if (req.headers['content-encoding'] !== undefined) return undefined
-    const prefix = await readBodyPrefix(req, TOOL_BODY_LIMIT_BYTES)
-    prefixes.set(req, prefix)
-    return prefix.isComplete ? toolNamesOf(Buffer.concat(prefix.chunks)) : undefined
-  }
 }
 
 /** An HTTPS server with the gateway's SVID; each rotation applies to new connections. */
@@ -92,16 +85,13 @@ function sessionOf(guard: Guard, upgrade: AllowedUpgrade): WebSocketSession {
 
 function makeServer(options: GatewayServerOptions, ctx: ProxyContext, tunnels: Set<Duplex>): Server {
   const { guard, log } = options
-  const prefixes = new WeakMap<IncomingMessage, BodyPrefix>()
+  const bodies = new RequestBodies()
   const onError = (err: unknown, req: IncomingMessage) =>
     log.error({ err, method: req.method }, 'The guard failed on a request.')
-  const middleware: MiddlewareOptions = {
-    onError,
-    ...(options.readsTools && { readTools: toolReader(prefixes) }),
-  }
+  const middleware: MiddlewareOptions = { onError, ...mcpMiddlewareOptions(bodies, options.readsTools) }
   const onRequest = guardRequests(
     guard,
-    (req, res) => forwardRequest(req, res, ctx, prefixes.get(req)),
+    (req, res) => forwardRequest(req, res, ctx, bodies.prefixOf(req)),
     middleware,
   )
   const onUpgrade = guardUpgrades(

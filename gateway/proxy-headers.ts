@@ -51,20 +51,33 @@ function without(headers: IncomingHttpHeaders, drop: (name: string) => boolean):
   return out
 }
 
+/** What {@link upstreamRequestHeaders} needs besides the request. */
+export interface UpstreamHeaderOptions {
+  readonly isTls: boolean
+  readonly isUpgrade?: boolean
+  /** The `Host` the upstream is sent: its own authority (see `upstreamHost`). */
+  readonly upstreamHost: string
+}
+
 /**
  * The headers to send upstream for an allowed request: the client's, minus hop-by-hop headers,
- * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. The
+ * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. `Host`
+ * becomes the upstream's own (a tool that pins its allowed hosts against DNS rebinding accepts it,
+ * wherever the gateway listens), and the Host the client sent, which the guard has checked, goes in
+ * `X-Forwarded-Host`. The
  * request must already carry the verified identity header (the guard middleware sets it after
  * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
  * are kept (no other protocol), and `Sec-WebSocket-Extensions` is never forwarded.
  * @example
- * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false }) })
+ * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false, upstreamHost: '127.0.0.1:9000' }) })
  */
 export function upstreamRequestHeaders(
   req: IncomingMessage,
-  options: { readonly isTls: boolean; readonly isUpgrade?: boolean },
+  options: UpstreamHeaderOptions,
 ): OutgoingHttpHeaders {
   const out = without(req.headers, (name) => GATEWAY_OWNED.has(name))
+  out['host'] = options.upstreamHost
+  if (req.headers.host !== undefined) out['x-forwarded-host'] = req.headers.host
   // Set again: a client could name them in `Connection` to have them dropped.
   for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER]) {
     const value = req.headers[name]

@@ -5,7 +5,7 @@ import type { ErrorCode } from '../lib/core/errors.js'
 import { writeRefusal } from '../lib/guard/http-middleware.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js'
 import type { BodyPrefix } from './tool-names.js'
-import { connectOptions, type UpstreamTarget } from './upstream.js'
+import { connectOptions, type UpstreamTarget, upstreamHost } from './upstream.js'
 
 /** What forwarding needs, for every request of one gateway. */
 export interface ProxyContext {
@@ -52,7 +52,11 @@ export function openUpstream(
     agent: how.isUpgrade ? false : ctx.agent,
     method: req.method,
     path: req.url,
-    headers: upstreamRequestHeaders(req, { isTls: ctx.isTls, isUpgrade: how.isUpgrade }),
+    headers: upstreamRequestHeaders(req, {
+      isTls: ctx.isTls,
+      isUpgrade: how.isUpgrade,
+      upstreamHost: upstreamHost(ctx.target),
+    }),
   })
   const timer = setTimeout(() => upstream.destroy(new UpstreamTimeout()), ctx.responseTimeoutMs)
   const clear = () => clearTimeout(timer)
@@ -70,7 +74,8 @@ function sendBody(req: IncomingMessage, upstream: ClientRequest, prefix: BodyPre
 }
 
 /**
- * Forwards an allowed request to the upstream and streams the response back. The body starts with
+ * Forwards an allowed request to the upstream and streams the response back (the headers of a
+ * streamed reply at once, before its first bytes). The body starts with
  * `prefix` when the gateway has read part of it. Upstream down → 502, no response headers in time →
  * 504, both with a JSON body; a client that goes away cancels the upstream request.
  * @example
@@ -85,6 +90,9 @@ export function forwardRequest(
   const upstream = openUpstream(req, ctx, { isUpgrade: false })
   upstream.on('response', (answer) => {
     res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientResponseHeaders(answer.headers))
+    // A streamed reply (no Content-Length: chunked, SSE) may not send its first bytes for a long
+    // time, or ever (an idle notification stream): its headers go to the client now, not with them.
+    if (answer.headers['content-length'] === undefined) res.flushHeaders()
     answer.pipe(res)
     answer.on('error', () => res.destroy())
   })

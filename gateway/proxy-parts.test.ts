@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { isIdentityError } from '../lib/core/errors.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js'
 import { toolNamesOf } from './tool-names.js'
-import { parseUpstream } from './upstream.js'
+import { parseUpstream, upstreamHost } from './upstream.js'
 
 describe('parseUpstream', () => {
   it.each([
@@ -19,6 +19,15 @@ describe('parseUpstream', () => {
     ['http://localhost', { transport: 'http', host: 'localhost', port: 80, uri: 'http://localhost' }],
   ])('%s', (text, target) => {
     expect(parseUpstream(text)).toEqual(target)
+  })
+
+  it.each([
+    ['unix:///run/tool/tool.sock', 'localhost'],
+    ['http://127.0.0.1:9000', '127.0.0.1:9000'],
+    ['http://[::1]:9000/', '[::1]:9000'],
+    ['http://localhost:80', 'localhost'],
+  ])('%s is sent Host: %s', (text, host) => {
+    expect(upstreamHost(parseUpstream(text))).toBe(host)
   })
 
   it.each([
@@ -74,13 +83,15 @@ describe('proxy headers', () => {
         'transfer-encoding': 'chunked',
         authorization: 'Bearer abc',
         'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-host': 'evil.example',
         'x-tessera-spiffe-id': 'spiffe://td/verified',
         accept: 'application/json',
       }),
-      { isTls: false },
+      { isTls: false, upstreamHost: '127.0.0.1:9000' },
     )
     expect(out).toEqual({
-      host: '127.0.0.1:8080',
+      host: '127.0.0.1:9000',
+      'x-forwarded-host': '127.0.0.1:8080',
       accept: 'application/json',
       'x-tessera-spiffe-id': 'spiffe://td/verified',
       'x-forwarded-for': '127.0.0.1',
@@ -91,7 +102,7 @@ describe('proxy headers', () => {
   it('keeps Connection: Upgrade and Upgrade for an upgrade', () => {
     const out = upstreamRequestHeaders(
       req({ host: 'h', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'k' }),
-      { isTls: true, isUpgrade: true },
+      { isTls: true, isUpgrade: true, upstreamHost: 'localhost' },
     )
     expect(out).toMatchObject({
       connection: 'Upgrade',
@@ -109,13 +120,14 @@ describe('proxy headers', () => {
         upgrade: 'WebSocket',
         'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits',
       }),
-      { isTls: false, isUpgrade: true },
+      { isTls: false, isUpgrade: true, upstreamHost: 'localhost' },
     )
     expect(out).toMatchObject({ connection: 'Upgrade', upgrade: 'websocket' })
     expect(out).not.toHaveProperty('sec-websocket-extensions')
     const h2c = upstreamRequestHeaders(req({ host: 'h', connection: 'Upgrade', upgrade: 'h2c' }), {
       isTls: false,
       isUpgrade: true,
+      upstreamHost: 'localhost',
     })
     expect(h2c).not.toHaveProperty('upgrade')
     expect(h2c).not.toHaveProperty('connection')

@@ -61,3 +61,13 @@ export function connectOptions(
 ): { socketPath: string } | { host: string; port: number } {
   return target.transport === 'unix' ? { socketPath: target.path } : { host: target.host, port: target.port }
 }
+
+/**
+ * The `Host` the gateway sends a target: the authority of an `http://` upstream as configured
+ * (`127.0.0.1:9000`), `localhost` for a Unix socket (what curl's `--unix-socket` sends too).
+ * @example
+ * upstreamHost(parseUpstream('http://127.0.0.1:9000')) // '127.0.0.1:9000'
+ */
+export function upstreamHost(target: UpstreamTarget): string {
+  return target.transport === 'unix' ? 'localhost' : target.uri.slice('http://'.length)
+}

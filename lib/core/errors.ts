@@ -96,6 +96,8 @@ export type ErrorCode =
   // the gateway's request shape
   | 'ERR_PATH_INVALID'
   | 'ERR_UPGRADE_REFUSED'
+  // an MCP request whose Mcp-Method/Mcp-Name headers (MCP 2026-07-28) do not match its JSON-RPC body
+  | 'ERR_MCP_HEADER_MISMATCH'
   // a process that cannot run as installed (DESIGN §5: the native addon is built at install)
   | 'ERR_ADDON_UNAVAILABLE'
   // `tessera up` (development mode): a process of an earlier run still alive, a port taken

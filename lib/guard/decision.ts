@@ -21,6 +21,18 @@ export interface GuardCheckOptions {
    * Called only for an authenticated caller, and only when the policy has `tools` rules.
    */
   readonly readTools?: () => Promise<ReadonlyArray<string> | undefined>
+  /**
+   * Checks the request itself (`tessera gateway`: MCP `Mcp-Method`/`Mcp-Name` headers against the
+   * JSON-RPC body). Called for an authenticated caller the authorizer accepted, before the policy;
+   * a problem refuses the request with 400 and its code, audited like every refusal.
+   */
+  readonly inspectRequest?: () => Promise<RequestProblem | undefined>
+}
+
+/** What {@link GuardCheckOptions.inspectRequest} found wrong with a request. */
+export interface RequestProblem {
+  readonly code: ErrorCode
+  readonly reason: string
 }
 
 /** An authenticated, authorized caller. `path` is the canonical path the policy saw. */

@@ -164,6 +164,31 @@ describe('guard decisions', () => {
     await noTools.guard.check(request(await bearer()), { readTools })
     expect(readTools).toHaveBeenCalledOnce()
   })
+
+  it('inspects the request only for an authenticated caller, before the policy: a problem is a 400 with its code, audited', async () => {
+    const policy = Policy.fromJson({ rules: [{ effect: 'allow', tools: ['search'] }] })
+    const inspectRequest = vi.fn(async () => ({
+      code: 'ERR_MCP_HEADER_MISMATCH' as const,
+      reason: 'mismatch',
+    }))
+    const readTools = vi.fn(async () => ['search'])
+    const { guard, audit } = makeGuard({ policy })
+    expect(await guard.check(request(), { inspectRequest })).toMatchObject({ code: 'ERR_AUTH_MISSING' })
+    expect(inspectRequest).not.toHaveBeenCalled()
+    const decision = await guard.check(request(await bearer()), { inspectRequest, readTools })
+    expect(decision).toMatchObject({ allowed: false, status: 400, code: 'ERR_MCP_HEADER_MISMATCH' })
+    expect(readTools).not.toHaveBeenCalled()
+    expect(audit.events.at(-1)).toMatchObject({
+      outcome: 'denied',
+      code: 'ERR_MCP_HEADER_MISMATCH',
+      spiffeId: CLAUDE,
+    })
+    const fine = vi.fn(async () => undefined)
+    expect(await guard.check(request(await bearer()), { inspectRequest: fine, readTools })).toMatchObject({
+      allowed: true,
+    })
+    expect(fine).toHaveBeenCalledOnce()
+  })
 })
 
 describe('upgrades, letter case and WebSocket messages', () => {

@@ -28,6 +28,7 @@ export type {
   GuardRequest,
   RefusalStatus,
   RequestDecided,
+  RequestProblem,
 } from './decision.js'
 
 /** What {@link createGuard} needs. */
@@ -242,7 +243,7 @@ async function permit(s: Settings, pending: Pending, caller: Verified): Promise<
   return verdict
 }
 
-/** The authorizer, then the policy, for an authenticated caller. */
+/** The authorizer, the request's own check (`inspectRequest`), then the policy, for an authenticated caller. */
 async function authorizeCaller(s: Settings, pending: Pending, caller: Verified): Promise<Verdict> {
   const { request, path } = pending
   const { id, via } = caller
@@ -252,6 +253,8 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
     if (!isIdentityError(err)) throw err
     return refused(403, err.code, err.message, { id, via })
   }
+  const problem = await pending.options.inspectRequest?.()
+  if (problem !== undefined) return refused(400, problem.code, problem.reason, { id, via })
   const { policy } = s.options
   const allowed = { allowed: true as const, id, via, path, expiresAtMs: caller.expiresAtMs }
   if (policy === undefined) return allowed
@@ -319,8 +322,9 @@ async function decide(
  * (421), an `Origin` header must be on `allowedOrigins` (403), the path must be unambiguous (400),
  * a throttled peer is refused (429 with `Retry-After`), then the caller must authenticate with an
  * X509-SVID client certificate or a bearer JWT-SVID for `audience` (401; failures count toward the
- * throttle), not be throttled by its own SPIFFE ID (429), and pass the authorizer and the policy
- * (403; refusals count toward that identity's throttle). Every decision is audited.
+ * throttle), not be throttled by its own SPIFFE ID (429), and pass the authorizer (403), the
+ * request's own check when the caller gives one (`inspectRequest`, 400) and the policy (403);
+ * these refusals count toward that identity's throttle. Every decision is audited.
  * @throws ERR_CONFIG_INVALID when `allowedHosts` is empty, an origin or host is malformed, or the audience is empty
  * @example
  * const guard = createGuard({

@@ -2,7 +2,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import type { AuthMethod } from './authenticate.js'
-import type { Guard, GuardAllowed, GuardCheckOptions } from './guard.js'
+import type { Guard, GuardAllowed, GuardCheckOptions, RequestProblem } from './guard.js'
 import { canonicalTarget } from './request-path.js'
 
 /** The header that carries the verified caller's SPIFFE ID to the handler or upstream. */
@@ -20,6 +20,17 @@ export interface VerifiedCaller {
 export interface MiddlewareOptions {
   /** Reads the tools a request calls, for policies with `tools` rules (see `GuardCheckOptions`). */
   readonly readTools?: (req: IncomingMessage) => Promise<ReadonlyArray<string> | undefined>
+  /** Checks the request itself before the policy (see `GuardCheckOptions.inspectRequest`). */
+  readonly inspectRequest?: (req: IncomingMessage) => Promise<RequestProblem | undefined>
+  /**
+   * Answers a refused request instead of the default `{ "error": code, "message": reason }` JSON
+   * (`tessera gateway` answers an MCP call as a JSON-RPC error); the refusal is already audited.
+   */
+  readonly writeRefusal?: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    refusal: Refusal,
+  ) => void | Promise<void>
   /** Told of a failure that is a bug, in the guard or the handler (the request is answered 500 if it still can be). */
   readonly onError?: (err: unknown, req: IncomingMessage) => void
 }
@@ -133,8 +144,11 @@ export function writeRefusalToSocket(socket: Duplex, refusal: Refusal): void {
 type Outcome = GuardAllowed | (Refusal & { readonly allowed: false })
 
 async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOptions): Promise<Outcome> {
-  const readTools = options.readTools
-  const checkOptions: GuardCheckOptions = readTools ? { readTools: () => readTools(req) } : {}
+  const { readTools, inspectRequest } = options
+  const checkOptions: GuardCheckOptions = {
+    ...(readTools && { readTools: () => readTools(req) }),
+    ...(inspectRequest && { inspectRequest: () => inspectRequest(req) }),
+  }
   try {
     return await guard.check(req, checkOptions)
   } catch (err) {
@@ -153,8 +167,12 @@ async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOpt
 export function guardMiddleware(guard: Guard, options: MiddlewareOptions = {}) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     decide(guard, req, options)
-      .then((decision) => {
-        if (!decision.allowed) return writeRefusal(res, decision)
+      .then(async (decision) => {
+        if (!decision.allowed) {
+          if (options.writeRefusal === undefined) writeRefusal(res, decision)
+          else await options.writeRefusal(req, res, decision)
+          return
+        }
         admit(req, decision)
         next()
       })

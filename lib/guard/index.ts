@@ -25,6 +25,7 @@ export {
   type GuardRequest,
   type RefusalStatus,
   type RequestDecided,
+  type RequestProblem,
 } from './guard.js'
 export {
   AUTH_METHOD_HEADER,
@@ -34,6 +35,7 @@ export {
   guardUpgrades,
   IDENTITY_HEADER,
   type MiddlewareOptions,
+  type Refusal,
   type VerifiedCaller,
 } from './http-middleware.js'
 export {

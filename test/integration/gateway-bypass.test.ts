@@ -79,8 +79,11 @@ describe('one canonical path for the policy and for the tool', () => {
       body: JSON.stringify(rpc('shell')),
       headers: json(token),
     })
-    expect([400, 403], `${path}: ${answer.status} ${answer.body}`).toContain(answer.status)
-    expect(JSON.parse(answer.body).error).toMatch(/^ERR_(PATH_INVALID|POLICY_DENIED)$/)
+    // A denied MCP call is answered as a JSON-RPC error (200) whose data carries the code.
+    expect([200, 400, 403], `${path}: ${answer.status} ${answer.body}`).toContain(answer.status)
+    const body = JSON.parse(answer.body)
+    const code = answer.status === 200 ? body.error?.data?.error : body.error
+    expect(code, answer.body).toMatch(/^ERR_(PATH_INVALID|POLICY_DENIED)$/)
     expect(env.tool.seen.length).toBe(before)
   })
 

@@ -172,7 +172,7 @@ describe('tessera gateway in front of an unauthenticated tool (JWT-SVIDs)', () =
     await waitFor(async () => (await call({ headers: good })).status === 200, { timeoutMs: 30_000 })
   })
 
-  it('MCP tool calls are read from the body: a denied tool is a 403, others reach the tool unchanged', async () => {
+  it('MCP tool calls are read from the body: a denied tool is a JSON-RPC error, others reach the tool unchanged', async () => {
     const headers = { ...bearer(await agentToken(CLAUDE)), 'content-type': 'application/json' }
     const rpc = (name: string, id = 1) => ({
       jsonrpc: '2.0',
@@ -184,18 +184,29 @@ describe('tessera gateway in front of an unauthenticated tool (JWT-SVIDs)', () =
     const answer = await call({ method: 'POST', path: '/mcp', body: allowed, headers })
     expect(answer.status, answer.body).toBe(200)
     expect(JSON.parse(answer.body)).toMatchObject({ body: allowed, spiffeId: CLAUDE })
-    await expectRefused(
-      await call({ method: 'POST', path: '/mcp', body: JSON.stringify(rpc('shell')), headers }),
-      403,
-      'ERR_POLICY_DENIED',
-    )
-    expect(await lastAudit()).toMatchObject({ reason: expect.stringContaining('"shell"') })
-    const batch = JSON.stringify([rpc('search', 1), rpc('shell', 2)])
-    await expectRefused(
-      await call({ method: 'POST', path: '/mcp', body: batch, headers }),
-      403,
-      'ERR_POLICY_DENIED',
-    )
+    const before = env.tool.seen.length
+    const denied = (id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      error: { code: -32003, message: expect.any(String), data: { error: 'ERR_POLICY_DENIED' } },
+    })
+    const single = await call({ method: 'POST', path: '/mcp', body: JSON.stringify(rpc('shell')), headers })
+    expect(single.status, single.body).toBe(200)
+    expect(JSON.parse(single.body)).toEqual(denied(1))
+    expect(await lastAudit()).toMatchObject({
+      code: 'ERR_POLICY_DENIED',
+      reason: expect.stringContaining('"shell"'),
+    })
+    const batch = JSON.stringify([
+      rpc('search', 1),
+      rpc('shell', 2),
+      { jsonrpc: '2.0', method: 'notifications/x' },
+    ])
+    const batchAnswer = await call({ method: 'POST', path: '/mcp', body: batch, headers })
+    expect(batchAnswer.status, batchAnswer.body).toBe(200)
+    expect(JSON.parse(batchAnswer.body)).toEqual([denied(1), denied(2)])
+    expect(await lastAudit()).toMatchObject({ event: 'call.denied', code: 'ERR_POLICY_DENIED' })
+    expect(env.tool.seen.length).toBe(before)
     const hidden = { ...headers, 'content-encoding': 'gzip' }
     await expectRefused(
       await call({ method: 'POST', path: '/mcp', body: allowed, headers: hidden }),
