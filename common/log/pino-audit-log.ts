@@ -5,6 +5,7 @@ import { type Clock, systemClock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import {
   ChainedAuditWriter,
+  type CheckpointListener,
   type CheckpointPolicy,
   type CheckpointSigner,
   followFileChain,
@@ -146,6 +147,14 @@ export class PinoAuditLog extends AuditRecorder {
   /** Gives the writer the SVID whose key signs its checkpoints (checked each time one is signed). */
   setCheckpointSigner(signer: CheckpointSigner): void {
     this.#chain?.setSigner(signer)
+  }
+
+  /**
+   * Tells `listener` of each checkpoint written from now on (agents and gateways send them to the
+   * server: DESIGN §10). It runs inside the audit write: it must return at once and never throw.
+   */
+  onCheckpoint(listener: CheckpointListener): void {
+    this.#chain?.setListener(listener)
   }
 
   /** Signs a checkpoint of the lines so far now, when there is any unsigned line and a signer. */
