@@ -6,7 +6,7 @@ import { createCsr } from '../../lib/core/x509/csr.js'
 import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import { parseX509Svid, type X509Svid } from '../../lib/core/x509/x509-svid.js'
-import { AgentApiFixture, type TestAgent } from '../helpers/agent-api-fixture.js'
+import { AgentApiFixture, rawCall, type TestAgent } from '../helpers/agent-api-fixture.js'
 import { jsonOf, runCli } from '../helpers/processes.js'
 import { expectRefused } from '../helpers/sync-recorder.js'
 import { TestCa } from '../helpers/test-ca.js'
@@ -128,6 +128,18 @@ describe('ReportCheckpoint', () => {
       (r) => r['event'] === 'call.denied' && r['subject'] === 'ReportCheckpoint',
     )
     expect(denied.length).toBeGreaterThanOrEqual(1)
+  })
+
+  it('refuses a caller without an agent SVID before reading its note', async () => {
+    const a = await fx.attest()
+    const raw = fx.rawClient()
+    const c = noteBy(a.svid, 5, 6)
+    await expectRefused(
+      rawCall((cb) => raw.ReportCheckpoint({ note: c.note, x5c: c.x5c }, cb)),
+      status.PERMISSION_DENIED,
+      'ERR_PEER_UNAUTHORIZED',
+    )
+    expect((await held()).map((h) => h.origin)).not.toContain(a.agentId)
   })
 
   it('refuses malformed and oversized notes with codes, and stores nothing of them', async () => {
