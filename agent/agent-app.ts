@@ -1,6 +1,8 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
+import type { CheckpointListener } from '../common/log/audit-chain-writer.js'
 import type { AuditLog } from '../common/log/audit-log.js'
+import { CheckpointForwarder } from '../common/log/checkpoint-forwarder.js'
 import { requirePeercredAddon } from '../common/peercred/peercred.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
@@ -38,6 +40,8 @@ export interface RunningAgent {
   readonly cache: AgentCache
   /** The agent's own X509-SVID now: it signs the audit checkpoints. */
   svid(): X509Svid | undefined
+  /** Give to the agent's audit log: each checkpoint it signs is sent to the server (DESIGN §10). */
+  readonly checkpointListener: CheckpointListener
   stop(): Promise<void>
 }
 
@@ -80,6 +84,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     })
     const firstSync = syncInto(client, cache, keeper, log, deps.onRefused)
     cleanup.push(() => firstSync.stream.stop())
+    const forwarder = new CheckpointForwarder({
+      send: ({ note, x5c }) => client.reportCheckpoint(note, x5c),
+      onError: (err) =>
+        log.warn({ err, code: errorCodeOf(err) }, 'Sending an audit checkpoint to the server failed.'),
+    })
+    cleanup.push(() => forwarder.close())
     const pending = new PendingWorkloads({
       reporter: client,
       clock,
@@ -107,6 +117,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         allowUnauthenticatedVerifiers: config.allowUnauthenticatedVerifiers,
         firstResponseWaitMs: FIRST_RESPONSE_WAIT_MS,
         pending,
+        checkpoints: { forward: (c) => client.reportCheckpoint(c.note, c.x5c) },
       },
     )
     cleanup.push(() => workload.close())
@@ -120,7 +131,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       { spiffeId: keeper.id?.toString(), socket: config.socketPath, server: config.serverAddress },
       'agent ready',
     )
-    return { cache, svid: () => keeper.svid, stop: () => runCleanup(cleanup) }
+    return {
+      cache,
+      svid: () => keeper.svid,
+      checkpointListener: forwarder.listener,
+      stop: () => runCleanup(cleanup),
+    }
   } catch (err) {
     await runCleanup(cleanup)
     throw err

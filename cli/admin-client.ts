@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js'
 import type { AgentsClient } from '../common/gen/tessera/admin/v1/Agents.js'
 import type { ApprovalsClient } from '../common/gen/tessera/admin/v1/Approvals.js'
+import type { AuditCheckpointsClient } from '../common/gen/tessera/admin/v1/AuditCheckpoints.js'
 import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
 import type { EntriesClient } from '../common/gen/tessera/admin/v1/Entries.js'
 import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens.js'
@@ -29,6 +30,7 @@ export interface AdminClients extends AdminTarget {
   readonly agents: AgentsClient
   readonly bundles: BundlesClient
   readonly approvals: ApprovalsClient
+  readonly checkpoints: AuditCheckpointsClient
   /** Closes every client's channel. */
   close(): void
 }
@@ -66,6 +68,7 @@ export function adminClients(to: {
     agents: new api.Agents(to.target, to.credentials, options),
     bundles: new api.Bundles(to.target, to.credentials, options),
     approvals: new api.Approvals(to.target, to.credentials, options),
+    checkpoints: new api.AuditCheckpoints(to.target, to.credentials, options),
   }
   return {
     socket: to.shownAs,

@@ -1,7 +1,10 @@
 import type { Logger } from 'pino'
+import { connectCheckpointClient } from '../common/grpc/checkpoint-client.js'
+import { CheckpointForwarder } from '../common/log/checkpoint-forwarder.js'
 import { localPeerKey } from '../common/peercred/sock-diag.js'
 import { IdentityError } from '../lib/core/errors.js'
 import type { X509Svid } from '../lib/core/x509/x509-svid.js'
+import { errorCodeOf } from '../lib/grpc/status.js'
 import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
 import { Policy } from '../lib/guard/policy.js'
 import { FailureThrottle } from '../lib/guard/throttle.js'
@@ -95,10 +98,22 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
   const { bundles, svids } = await openSources(config, log)
-  if (svids !== undefined) audit.setCheckpointSigner(() => svids.getX509Svid())
+  // Its checkpoints go to the server through the agent, so a cut or deleted file shows (DESIGN §10).
+  const checkpointClient = connectCheckpointClient(config.endpoint)
+  const forwarder = new CheckpointForwarder({
+    send: (checkpoint) => checkpointClient.report(checkpoint),
+    onError: (err) =>
+      log.warn({ err, code: errorCodeOf(err) }, 'Sending an audit checkpoint to the agent failed.'),
+  })
+  if (svids !== undefined) {
+    audit.setCheckpointSigner(() => svids.getX509Svid())
+    audit.onCheckpoint(forwarder.listener)
+  }
   const closeSources = () => {
     // The audit log first: its last checkpoint is signed with the SVID the source still holds.
     audit.close()
+    forwarder.close()
+    checkpointClient.close()
     svids?.close()
     bundles.close()
   }

@@ -3,11 +3,15 @@ import { PushCertificateProvider } from '../common/grpc/certificate-provider.js'
 import type { AuditJournal } from '../common/log/audit-file.js'
 import type { AuditLog } from '../common/log/audit-log.js'
 import { requirePeercredAddon } from '../common/peercred/peercred.js'
+import type { ReportedCheckpoint } from '../lib/audit/reported-checkpoint.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
+import { IdentityError } from '../lib/core/errors.js'
+import type { SpiffeId } from '../lib/core/spiffe-id.js'
 import type { X509Svid } from '../lib/core/x509/x509-svid.js'
 import { type AdminApi, startAdminApi } from './admin-api/admin-api.js'
 import { serveRemoteAdmin } from './admin-api/remote-admin.js'
 import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
+import { CheckpointService } from './audit-checkpoints/checkpoint-service.js'
 import { BundleService } from './bundle/bundle-service.js'
 import { CaRotator } from './ca/rotator.js'
 import type { ServerContext } from './context.js'
@@ -29,6 +33,11 @@ export interface RunningServer {
   readonly agentApiPort: number
   /** The server's own X509-SVID now (`spiffe://<td>/tessera/server`): it signs the audit checkpoints. */
   svid(): X509Svid | undefined
+  /**
+   * Stores one of the server's own audit checkpoints with the agents' (DESIGN §10), verified the same way.
+   * @throws as {@link CheckpointService.report}
+   */
+  reportCheckpoint(reported: ReportedCheckpoint): Promise<void>
   stop(): Promise<void>
 }
 
@@ -127,7 +136,25 @@ export async function startServer(
       },
       'server ready',
     )
-    return { context, agentApiPort: agentApi.port, svid: () => serverSvid.current, stop: () => unwind(stack) }
+    const checkpoints = new CheckpointService({
+      store: datastore.checkpoints,
+      bundles,
+      clock,
+      audit: deps.audit,
+    })
+    const caller = { kind: 'system', component: 'audit' } as const
+    return {
+      context,
+      agentApiPort: agentApi.port,
+      svid: () => serverSvid.current,
+      reportCheckpoint: async (reported) => {
+        const id = serverSvid.current?.id
+        if (id === undefined) throw new IdentityError('ERR_CA_NOT_READY', 'the server has no SVID yet')
+        const mayReportFor = async (origin: SpiffeId) => origin.equals(id)
+        await checkpoints.report(reported, { id, caller, mayReportFor }, 'audit.checkpoint')
+      },
+      stop: () => unwind(stack),
+    }
   } catch (err) {
     await unwind(stack)
     throw err

@@ -7,6 +7,7 @@ import type { NewJwtSvidResponse__Output } from '../../common/gen/tessera/agent/
 import type { NodeClient } from '../../common/gen/tessera/agent/v1/Node.js'
 import type { PendingWorkload } from '../../common/gen/tessera/agent/v1/PendingWorkload.js'
 import type { RenewAgentResponse__Output } from '../../common/gen/tessera/agent/v1/RenewAgentResponse.js'
+import type { ReportCheckpointResponse__Output } from '../../common/gen/tessera/agent/v1/ReportCheckpointResponse.js'
 import type { ReportPendingResponse__Output } from '../../common/gen/tessera/agent/v1/ReportPendingResponse.js'
 import { bundleFromProto, svidFromProto } from '../../common/grpc/agent-api-convert.js'
 import { agentApi } from '../../common/grpc/protos.js'
@@ -208,6 +209,19 @@ export class ServerClient {
     const client = this.#channel()
     await this.#unary<ReportPendingResponse__Output>((cb) =>
       client.ReportPending({ workloads: [...workloads], dropped }, this.#callOptions(), cb),
+    )
+  }
+
+  /**
+   * Sends a signed audit checkpoint (DESIGN §10): the agent's own, or a workload's it forwards.
+   * @throws ServiceError when the call fails or the server refuses it
+   */
+  async reportCheckpoint(note: string, x5c: ReadonlyArray<Uint8Array>): Promise<void> {
+    this.#requireSvid()
+    const client = this.#channel()
+    const request = { note, x5c: x5c.map((der) => Buffer.from(der)) }
+    await this.#unary<ReportCheckpointResponse__Output>((cb) =>
+      client.ReportCheckpoint(request, this.#callOptions(), cb),
     )
   }
 

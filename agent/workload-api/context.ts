@@ -3,6 +3,7 @@ import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
 import type { ProcessFacts } from '../../common/peercred/process-facts.js'
 import type { Clock } from '../../lib/core/clock.js'
 import type { AttestedCaller, SelectorAttestor } from './caller.js'
+import type { CheckpointRelay } from './checkpoint-relay.js'
 import type { WorkloadIdentities } from './ports.js'
 import type { RefusalThrottle } from './refusal-throttle.js'
 import type { UidStreamLimits } from './stream-limits.js'
@@ -29,6 +30,8 @@ export interface WorkloadApiDeps {
   readonly streams: UidStreamLimits
   /** Where callers that matched no entry are noted, to become pending requests (DESIGN §10). */
   readonly pending?: RefusedCallers
+  /** Where workloads' audit checkpoints are forwarded (`tessera.agent.v1.AuditCheckpoints`); absent: not served. */
+  readonly checkpoints?: CheckpointRelay
   /** Set for a stream's body: audits a refusal of its caller and gives the status to end with. */
   readonly refuse?: (err: unknown) => unknown
 }

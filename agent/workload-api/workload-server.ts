@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
+import type { ReportCheckpointRequest__Output } from '../../common/gen/tessera/agent/v1/ReportCheckpointRequest.js'
 import { defaultUidCap, type UidConnectionPolicy } from '../../common/grpc/connection-limits.js'
 import { connectionBudget, openFileLimit } from '../../common/grpc/fd-budget.js'
-import { healthApi, workloadApi } from '../../common/grpc/protos.js'
+import { agentApi, healthApi, workloadApi } from '../../common/grpc/protos.js'
 import { UdsServer } from '../../common/grpc/uds-server.js'
 import type { AuditLog } from '../../common/log/audit-log.js'
 import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
@@ -15,12 +16,13 @@ import {
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
+import { relayCheckpoint } from './checkpoint-relay.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle } from './refusal-throttle.js'
 import { UidStreamLimits } from './stream-limits.js'
 import type { OpenStreams } from './update-stream.js'
-import { workloadApiHandlers } from './workload-service.js'
+import { unary, workloadApiHandlers } from './workload-service.js'
 
 /**
  * Socket permissions: like SPIRE's agent socket, the Workload API socket is world-connectable (0777
@@ -144,6 +146,16 @@ export async function startWorkloadApi(
     factsOf: (call) => server.peerOf(call),
   })
   server.grpc.addService(workloadApi().SpiffeWorkloadAPI.service, handlers)
+  // Tessera's own service beside the standard one, which stays as the spec defines it.
+  const relay = deps.checkpoints
+  if (relay !== undefined) {
+    const relayDeps = { ...deps, openStreams, factsOf: (call: { getPeer(): string }) => server.peerOf(call) }
+    server.grpc.addService(agentApi().tessera.agent.v1.AuditCheckpoints.service, {
+      Report: unary(relayDeps, 'AuditCheckpoints/Report', (req: ReportCheckpointRequest__Output, caller) =>
+        relayCheckpoint(relayDeps, relay, req, caller),
+      ),
+    })
+  }
   server.grpc.addService(
     healthApi().grpc.health.v1.Health.service,
     healthHandlers({

@@ -55,7 +55,8 @@ function stream<Req, Res>(
   }
 }
 
-function unary<Req, Res>(
+/** A unary handler: security header, attestation, then `body`; a refusal audited and throttled like every Workload API refusal. */
+export function unary<Req, Res>(
   deps: WorkloadApiDeps,
   method: string,
   body: (req: Req, caller: AttestedCaller) => Promise<Res>,

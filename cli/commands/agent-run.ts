@@ -90,6 +90,7 @@ async function runAgent(flags: Record<string, unknown>): Promise<void> {
     },
   })
   audit.setCheckpointSigner(() => running.svid())
+  audit.onCheckpoint(running.checkpointListener)
   let stopping = false
   async function stop(reason: string, exitCode = 0): Promise<void> {
     if (stopping) return

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { type Command, Option } from 'commander'
 import { CHECKPOINT_EVENT } from '../../lib/audit/audit-chain.js'
+import { checkAgainstHeldCheckpoint } from '../../lib/audit/held-checkpoint.js'
 import { type VerifiedAuditLog, verifyAuditLog } from '../../lib/audit/verify-audit-log.js'
 import type { X509BundleSource } from '../../lib/core/bundle/bundle-source.js'
 import { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
@@ -10,6 +11,7 @@ import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { failAndExit } from '../output.js'
+import { fetchHeldCheckpoint, registerAuditCheckpoints } from './audit-checkpoints.js'
 import {
   type AuditFilter,
   type AuditLine,
@@ -30,6 +32,9 @@ interface VerifyOptions {
   readonly socket?: string
   readonly timeout?: string
   readonly output?: OutputFormat
+  readonly server?: boolean
+  readonly adminSocket?: string
+  readonly origin?: string
 }
 
 interface SearchOptions {
@@ -70,6 +75,18 @@ export function registerAuditCommands(program: Command): void {
       'Workload API address, when no --bundle is given (default $SPIFFE_ENDPOINT_SOCKET)',
     )
     .option('--timeout <duration>', 'how long the Workload API call may take (default 10s)')
+    .option(
+      '--server',
+      "also check each file against the latest checkpoint the server holds of its writer (admin API): fails with ERR_AUDIT_TRUNCATED when the file is shorter than that checkpoint or its first lines are not the checkpoint's, which the file alone cannot show",
+    )
+    .option(
+      '--admin-socket <path>',
+      'with --server: the admin API socket (default $TESSERA_ADMIN_SOCKET, else ./.tessera/server/admin.sock)',
+    )
+    .option(
+      '--origin <spiffe-id>',
+      "with --server: the file's writer, when no checkpoint in the file names it (default: the last checkpoint's origin)",
+    )
     .addOption(outputOption())
     .action(async (files: string[], options: VerifyOptions) => {
       try {
@@ -78,6 +95,7 @@ export function registerAuditCommands(program: Command): void {
         failAndExit(oneLine(err))
       }
     })
+  registerAuditCheckpoints(audit)
   const withFilters = (command: Command) =>
     command
       .option('--id <spiffe-id>', "only lines about this SPIFFE ID (the subject or the caller's ID)")
@@ -193,6 +211,45 @@ interface FileResult {
   readonly ok: boolean
   readonly result?: VerifiedAuditLog
   readonly error?: { readonly code: string; readonly message: string }
+  /** With --server: the size of the checkpoint the server holds of the file's writer (null: none). */
+  readonly server?: { readonly origin: string; readonly size: number } | null
+}
+
+/** The writer of a file: `--origin`, else the origin of its last checkpoint line. */
+function originOf(content: Buffer, options: VerifyOptions): string | undefined {
+  if (options.origin !== undefined) return SpiffeId.parse(options.origin).toString()
+  const lines = parseAuditLines(content.toString('utf8'))
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i] as AuditLine
+    if (line['event'] === CHECKPOINT_EVENT && typeof line['subject'] === 'string') return line['subject']
+  }
+  return undefined
+}
+
+/** A file that verified on its own, checked against the checkpoint the server holds of its writer. */
+async function checkWithServer(
+  result: FileResult,
+  content: Buffer,
+  options: VerifyOptions,
+): Promise<FileResult> {
+  if (!result.ok) return result
+  const origin = originOf(content, options)
+  if (origin === undefined)
+    throw new IdentityError(
+      'ERR_REQUEST_INVALID',
+      `${result.file}: no checkpoint in it names its writer: give --origin`,
+    )
+  const held = await fetchHeldCheckpoint(origin, options.adminSocket)
+  if (held === undefined) return { ...result, server: null }
+  const server = { origin, size: held.size }
+  try {
+    checkAgainstHeldCheckpoint(content, held)
+    return { ...result, server }
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err
+    const error = { code: err.code, message: `${result.file}: ${err.message}` }
+    return { file: result.file, ok: false, error, server }
+  }
 }
 
 /** Verifies every file; prints one result per file; returns the exit code (1 when any failed). */
@@ -202,7 +259,7 @@ async function verifyFiles(files: string[], options: VerifyOptions): Promise<num
     options.bundle !== undefined
       ? await bundleFromFile(options.bundle, trustDomainOf(options, contents))
       : await bundleFromWorkloadApi(options)
-  const results: FileResult[] = files.map((file, i) => {
+  const local: FileResult[] = files.map((file, i) => {
     try {
       const result = verifyAuditLog(contents[i] as Buffer, { bundles, live: options.live === true })
       return { file, ok: true, result }
@@ -211,6 +268,9 @@ async function verifyFiles(files: string[], options: VerifyOptions): Promise<num
       return { file, ok: false, error: { code: err.code, message: `${file}: ${err.message}` } }
     }
   })
+  const results: FileResult[] = []
+  for (const [i, r] of local.entries())
+    results.push(options.server === true ? await checkWithServer(r, contents[i] as Buffer, options) : r)
   if (options.output === 'json') process.stdout.write(`${JSON.stringify({ files: results }, null, 2)}\n`)
   for (const r of results) {
     if (r.error !== undefined) {
@@ -218,8 +278,14 @@ async function verifyFiles(files: string[], options: VerifyOptions): Promise<num
     } else if (options.output !== 'json' && r.result !== undefined) {
       const { lines, checkpoints, origins, unsigned } = r.result
       const tail = unsigned > 0 ? `; ${unsigned} line(s) after the last checkpoint, not yet signed` : ''
+      const held =
+        r.server === undefined
+          ? ''
+          : r.server === null
+            ? '; the server holds no checkpoint of its writer'
+            : `; holds the ${r.server.size} lines of the server's checkpoint`
       process.stdout.write(
-        `${r.file}: ok, ${lines} lines, ${checkpoints} checkpoint(s) signed by ${origins.join(', ') || 'nobody'}${tail}\n`,
+        `${r.file}: ok, ${lines} lines, ${checkpoints} checkpoint(s) signed by ${origins.join(', ') || 'nobody'}${tail}${held}\n`,
       )
     }
   }

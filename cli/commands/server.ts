@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { CheckpointForwarder } from '../../common/log/checkpoint-forwarder.js'
 import { createLogger } from '../../common/log/logger.js'
 import { PinoAuditLog } from '../../common/log/pino-audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
@@ -98,8 +99,15 @@ async function runServer(opts: Record<string, unknown>): Promise<void> {
     throw err
   })
   audit.setCheckpointSigner(() => running.svid())
+  // The server's own checkpoints are kept with the agents' (DESIGN §10), off the audit write.
+  const checkpoints = new CheckpointForwarder({
+    send: (checkpoint) => running.reportCheckpoint(checkpoint),
+    onError: (err) => log.warn({ err }, 'Storing an audit checkpoint failed.'),
+  })
+  audit.onCheckpoint(checkpoints.listener)
   const stop = async (signal: string) => {
     log.info({ signal }, 'Server stopping.')
+    checkpoints.close()
     await running.stop()
     audit.close()
     process.exit(0)

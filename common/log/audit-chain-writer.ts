@@ -27,6 +27,15 @@ export interface CheckpointPolicy {
 export const DEFAULT_CHECKPOINT_LINES = 1000
 export const DEFAULT_CHECKPOINT_MS = 60_000
 
+/** A checkpoint a writer signed: its note and the signing SVID's chain (leaf first, DER). */
+export interface SignedCheckpoint {
+  readonly note: string
+  readonly x5c: ReadonlyArray<Buffer>
+}
+
+/** Told of each checkpoint once it is written (to send it to the server: DESIGN §10). Must not throw. */
+export type CheckpointListener = (checkpoint: SignedCheckpoint) => void
+
 /** The X509-SVID whose key signs checkpoints now; undefined while the writer has none yet. */
 export type CheckpointSigner = () => X509Svid | undefined
 
@@ -136,6 +145,7 @@ export class ChainedAuditWriter implements AuditJournal {
   /** Lines written since the last checkpoint (the checkpoint line itself not counted). */
   #unsigned = 0
   #signer: CheckpointSigner | undefined
+  #listener: CheckpointListener | undefined
 
   constructor(
     sink: LineSink,
@@ -159,6 +169,11 @@ export class ChainedAuditWriter implements AuditJournal {
   /** The key that signs checkpoints from now on (the writer's SVID, which rotates). */
   setSigner(signer: CheckpointSigner): void {
     this.#signer = signer
+  }
+
+  /** Who is told of each checkpoint written from now on (one listener; a new one replaces it). */
+  setListener(listener: CheckpointListener): void {
+    this.#listener = listener
   }
 
   /** How many lines the file holds. */
@@ -185,6 +200,8 @@ export class ChainedAuditWriter implements AuditJournal {
     const origin = svid.id.toString()
     const rootHash = this.#tree.root()
     const text = checkpointText({ origin, size: this.#seq, rootHash })
+    const note = signNote(text, origin, svid.privateKey)
+    const x5c = svid.certificates.map((c) => c.der)
     const record = {
       time: new Date(this.#clock.nowMs()).toISOString(),
       event: CHECKPOINT_EVENT,
@@ -194,11 +211,16 @@ export class ChainedAuditWriter implements AuditJournal {
       code: 'OK',
       size: this.#seq,
       root: rootHash.toString('base64'),
-      note: signNote(text, origin, svid.privateKey),
-      x5c: svid.certificates.map((c) => c.der.toString('base64')),
+      note,
+      x5c: x5c.map((der) => der.toString('base64')),
     }
     this.#append(JSON.stringify(record))
     this.#unsigned = 0
+    try {
+      this.#listener?.({ note, x5c })
+    } catch (err) {
+      this.#onFailure?.(err)
+    }
     return true
   }
 

@@ -41,6 +41,7 @@ export type AuditEvent =
   | 'call.allowed'
   | 'call.denied'
   | 'bundle.changed'
+  | 'audit.checkpoint.conflict'
 
 /** The fields every audit record has. */
 export interface AuditFields {
@@ -148,6 +149,19 @@ export interface BundleChanged {
   readonly caller: AuditCaller
 }
 
+/**
+ * A writer's audit checkpoint that goes back: smaller than the one the server holds of that origin,
+ * or of the same size with another root (its log was cut, deleted and started again, or rewritten).
+ */
+export interface CheckpointConflict {
+  /** The writer's SPIFFE ID. */
+  readonly origin: string
+  readonly size: number
+  readonly heldSize: number
+  readonly reason: string
+  readonly caller: AuditCaller
+}
+
 /** Every decision Tessera takes, one method per event (DESIGN §7). */
 export interface AuditLog {
   entryChanged(e: EntryChanged): void
@@ -162,6 +176,7 @@ export interface AuditLog {
   callAllowed(e: CallAllowed): void
   callDenied(e: CallDenied): void
   bundleChanged(e: BundleChanged): void
+  checkpointConflict(e: CheckpointConflict): void
 }
 
 const FINGERPRINT_PREFIX = 'sha256:'
@@ -297,6 +312,10 @@ export abstract class AuditRecorder implements AuditLog {
   }
   bundleChanged({ caller, trustDomain, action }: BundleChanged): void {
     this.#emit({ event: 'bundle.changed', outcome: 'allowed', caller, subject: trustDomain }, { action })
+  }
+  checkpointConflict({ caller, origin, ...rest }: CheckpointConflict): void {
+    const code = 'ERR_AUDIT_CHECKPOINT_CONFLICT'
+    this.#emit({ event: 'audit.checkpoint.conflict', outcome: 'denied', caller, subject: origin, code }, rest)
   }
 }
 

@@ -8,6 +8,7 @@ import type {
   BundleChanged,
   CallAllowed,
   CallDenied,
+  CheckpointConflict,
   EntryChanged,
   IssuanceDenied,
   RefusalSummary,
@@ -137,6 +138,9 @@ export class SummarisingAuditLog implements AuditLog {
   }
   bundleChanged(e: BundleChanged): void {
     this.#inner.bundleChanged(e)
+  }
+  checkpointConflict(e: CheckpointConflict): void {
+    this.#inner.checkpointConflict(e)
   }
 
   /** Writes the summaries of every window still counting and stops the timer (at shutdown). */

@@ -5,6 +5,7 @@ import { type Clock, systemClock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import {
   ChainedAuditWriter,
+  type CheckpointListener,
   type CheckpointPolicy,
   type CheckpointSigner,
   followFileChain,
@@ -29,6 +30,8 @@ export class PinoAuditLog extends AuditRecorder {
   #journal: AuditJournal | undefined
   #chain: ChainedAuditWriter | undefined
   #onFailure: ((err: unknown) => void) | undefined
+  /** Written to standard output: a stream that starts over each run, not a file whose cut could show. */
+  #isStream = false
 
   /** Writes to `destination`; `close` releases it (the file's descriptor; nothing for stdout). */
   constructor(destination: DestinationStream, close: () => void = () => {}) {
@@ -93,6 +96,7 @@ export class PinoAuditLog extends AuditRecorder {
       const out = new this(chain as unknown as DestinationStream, () => chain.close())
       out.#chain = chain
       out.#onFailure = options.onFailure
+      out.#isStream = true
       return out
     }
     let fd: number
@@ -146,6 +150,16 @@ export class PinoAuditLog extends AuditRecorder {
   /** Gives the writer the SVID whose key signs its checkpoints (checked each time one is signed). */
   setCheckpointSigner(signer: CheckpointSigner): void {
     this.#chain?.setSigner(signer)
+  }
+
+  /**
+   * Tells `listener` of each checkpoint written from now on (agents and gateways send them to the
+   * server: DESIGN §10). It runs inside the audit write: it must return at once and never throw.
+   * Not for a log on standard output: its chain starts over each run, so the server would take every
+   * restart for a cut log; nothing is sent.
+   */
+  onCheckpoint(listener: CheckpointListener): void {
+    if (!this.#isStream) this.#chain?.setListener(listener)
   }
 
   /** Signs a checkpoint of the lines so far now, when there is any unsigned line and a signer. */

@@ -93,6 +93,11 @@ export type ErrorCode =
   // an audit file's hash chain or a checkpoint over it does not hold (edited, deleted, reordered, cut)
   | 'ERR_AUDIT_CHAIN_BROKEN'
   | 'ERR_AUDIT_CHECKPOINT_INVALID'
+  // checkpoints held by the server (DESIGN §10): a file shorter than, or other than, what it signed;
+  // a checkpoint reported for an origin its reporter may not speak for; one that goes back in size
+  | 'ERR_AUDIT_TRUNCATED'
+  | 'ERR_AUDIT_CHECKPOINT_REFUSED'
+  | 'ERR_AUDIT_CHECKPOINT_CONFLICT'
   // the gateway's request shape
   | 'ERR_PATH_INVALID'
   | 'ERR_UPGRADE_REFUSED'

@@ -10,6 +10,7 @@ import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import { AgentAdminService } from '../agents/agent-admin-service.js'
+import { CheckpointService } from '../audit-checkpoints/checkpoint-service.js'
 import { ApprovalService } from '../consent/approval-service.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
@@ -18,6 +19,7 @@ import { JoinTokenService } from '../registration/join-token-service.js'
 import { createAgentHandlers } from './agent-handlers.js'
 import { createApprovalHandlers } from './approval-handlers.js'
 import { createBundleHandlers } from './bundle-handlers.js'
+import { createCheckpointHandlers } from './checkpoint-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
 import type { HandlerKit } from './unary.js'
@@ -119,7 +121,7 @@ function adminUidPolicy(
 }
 
 /**
- * Adds the admin API's five services to `server`; `kit.callerOf` says who may call (the admin
+ * Adds the admin API's services to `server`; `kit.callerOf` says who may call (the admin
  * socket's peer-uid check, or remote admin's per-call entry lookup).
  */
 export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
@@ -165,6 +167,13 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     api.Approvals.service,
     createApprovalHandlers({ ...kit, approvals, clock: ctx.clock, pendingTtlMs }),
   )
+  const checkpoints = new CheckpointService({
+    store: datastore.checkpoints,
+    bundles: ctx.bundles,
+    clock: ctx.clock,
+    audit,
+  })
+  server.addService(api.AuditCheckpoints.service, createCheckpointHandlers({ ...kit, checkpoints }))
 }
 
 function callerOf(peer: AdminPeer | undefined): AuditCaller {

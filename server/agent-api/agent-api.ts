@@ -4,6 +4,7 @@ import type { PushCertificateProvider } from '../../common/grpc/certificate-prov
 import { agentApi, healthApi } from '../../common/grpc/protos.js'
 import { listenTls } from '../../common/grpc/tls-listener.js'
 import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
+import { CheckpointService } from '../audit-checkpoints/checkpoint-service.js'
 import { PendingReports } from '../consent/pending-reports.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
@@ -12,6 +13,7 @@ import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
 import { batchNewX509SvidHandler, newJwtSvidHandler } from './issuance.js'
+import { reportCheckpointHandler } from './report-checkpoint.js'
 import { reportPendingHandler } from './report-pending.js'
 import { SyncSessions, syncAuthorizedHandler } from './sync-authorized.js'
 
@@ -81,6 +83,12 @@ export async function startAgentApi(
     drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
     settings: ctx.settings,
   })
+  const checkpoints = new CheckpointService({
+    store: ctx.datastore.checkpoints,
+    bundles: ctx.bundles,
+    clock: ctx.clock,
+    audit,
+  })
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
     AttestAgent: attestAgentHandler(deps),
@@ -89,6 +97,7 @@ export async function startAgentApi(
     BatchNewX509Svid: batchNewX509SvidHandler(deps),
     NewJwtSvid: newJwtSvidHandler(deps),
     ReportPending: reportPendingHandler(deps, reports),
+    ReportCheckpoint: reportCheckpointHandler(deps, checkpoints),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
   addServices?.(server)

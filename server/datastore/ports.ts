@@ -288,6 +288,39 @@ export interface PendingRequestStore {
   reopen(id: string): Promise<void>
 }
 
+/** A signed audit checkpoint the server holds: the latest of one writer (DESIGN §10). */
+export interface StoredCheckpoint {
+  /** The writer's SPIFFE ID (the note's origin). */
+  readonly origin: string
+  readonly size: number
+  /** RFC 6962 root hash, base64. */
+  readonly rootHash: string
+  /** The signed note as received. */
+  readonly note: string
+  /** Who reported it: the agent's SPIFFE ID, or the server's own. */
+  readonly reporter: string
+  readonly receivedAtMs: number
+}
+
+/** What {@link CheckpointStore.record} did with a checkpoint. */
+export type CheckpointRecordResult =
+  | { readonly outcome: 'stored' | 'unchanged' }
+  /** Smaller than the one held, or of the same size with another root: not stored. */
+  | { readonly outcome: 'conflict'; readonly held: StoredCheckpoint }
+
+/** The latest audit checkpoint per origin. Every method may fail with ERR_DATASTORE_IO. */
+export interface CheckpointStore {
+  /**
+   * Keeps `checkpoint` as its origin's latest when it is larger than the one held (or the first); the
+   * same size and root again changes nothing; a smaller one, or another root at the same size, is a
+   * conflict and changes nothing. One transaction.
+   */
+  record(checkpoint: StoredCheckpoint): Promise<CheckpointRecordResult>
+  fetch(origin: string): Promise<StoredCheckpoint | undefined>
+  /** Every origin's latest, ordered by origin. */
+  list(): Promise<ReadonlyArray<StoredCheckpoint>>
+}
+
 /** Every store of one datastore, and how to close it. */
 export interface Datastore {
   readonly entries: EntryStore
@@ -296,6 +329,7 @@ export interface Datastore {
   readonly bundles: BundleStore
   readonly keyJournal: KeyJournalStore
   readonly pendingRequests: PendingRequestStore
+  readonly checkpoints: CheckpointStore
   /** Closes the database; the stores must not be used afterwards. */
   close(): Promise<void>
 }

@@ -140,6 +140,7 @@ describe('--output json', () => {
       ['approval deny', () => json(['approval', 'deny', '--id', toDeny ?? ''])],
       ['audit verify', () => json(['audit', 'verify', '--live', join(stack.dir, 'server', 'audit.log')])],
       ['audit tail', () => json(['audit', 'tail', join(stack.dir, 'server', 'audit.log')])],
+      ['audit checkpoints', () => json(['audit', 'checkpoints'])],
       [
         'audit search',
         () => json(['audit', 'search', '--event', 'entry.changed', join(stack.dir, 'server', 'audit.log')]),

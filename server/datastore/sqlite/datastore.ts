@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { type Clock, systemClock } from '../../../lib/core/clock.js'
 import type { TrustDomain } from '../../../lib/core/trust-domain.js'
 import type { Datastore } from '../ports.js'
+import { SqliteCheckpointStore } from './audit-checkpoints.js'
 import { SqliteBundleStore } from './bundles.js'
 import { SqliteEntryStore } from './entries.js'
 import { checkIntegrity, inspectDatastoreFile } from './file-check.js'
@@ -33,6 +34,7 @@ export class SqliteDatastore implements Datastore {
   readonly bundles: SqliteBundleStore
   readonly keyJournal: SqliteKeyJournalStore
   readonly pendingRequests: SqlitePendingRequestStore
+  readonly checkpoints: SqliteCheckpointStore
   /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
   readonly isNew: boolean
   readonly #db: Database.Database
@@ -51,6 +53,7 @@ export class SqliteDatastore implements Datastore {
     this.bundles = new SqliteBundleStore(db, clock)
     this.keyJournal = new SqliteKeyJournalStore(db, clock)
     this.pendingRequests = new SqlitePendingRequestStore(db)
+    this.checkpoints = new SqliteCheckpointStore(db)
   }
 
   /** @internal Use {@link openSqliteDatastore}. */
