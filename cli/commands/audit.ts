@@ -155,9 +155,11 @@ function trustDomainOf(options: VerifyOptions, contents: ReadonlyArray<Buffer>):
   if (options.trustDomain !== undefined) return TrustDomain.parse(options.trustDomain)
   for (const content of contents) {
     for (const line of parseAuditLines(content.toString('utf8'))) {
-      if (line['event'] === CHECKPOINT_EVENT && typeof line['subject'] === 'string') {
+      // `subject`: a checkpoint written before the record's fields took the agent-auth names.
+      const origin = line['resource'] ?? line['subject']
+      if (line['event'] === CHECKPOINT_EVENT && typeof origin === 'string') {
         try {
-          return SpiffeId.parse(line['subject']).trustDomain
+          return SpiffeId.parse(origin).trustDomain
         } catch {
           return undefined
         }

@@ -73,7 +73,7 @@ describe('EntryService', () => {
       expect.objectContaining({
         action: 'created',
         entryId: entry.id,
-        subject: 'spiffe://example.org/web',
+        resource: 'spiffe://example.org/web',
         outcome: 'allowed',
         code: 'OK',
         caller,
@@ -121,7 +121,7 @@ describe('EntryService', () => {
       'spiffe://example.org/c',
     ])
     expect(changes).toBe(1)
-    expect(audit.records.map((r) => [r.subject, r.code])).toEqual([
+    expect(audit.records.map((r) => [r.resource, r.code])).toEqual([
       ['spiffe://example.org/a', 'OK'],
       ['spiffe://other.org/b', 'ERR_ENTRY_INVALID'],
       ['spiffe://example.org/c', 'OK'],
@@ -153,7 +153,7 @@ describe('EntryService', () => {
     expect(await codeOf(service.fetch(entry.id))).toBe('ERR_ENTRY_NOT_FOUND')
     expect(await codeOf(service.delete(entry.id, caller))).toBe('ERR_ENTRY_NOT_FOUND')
     expect(changes).toBe(2)
-    expect(audit.records.slice(1).map((r) => [r['action'], r.subject, r.code])).toEqual([
+    expect(audit.records.slice(1).map((r) => [r['action'], r.resource, r.code])).toEqual([
       ['deleted', 'spiffe://example.org/web', 'OK'],
       ['deleted', '-', 'ERR_ENTRY_NOT_FOUND'],
     ])
