@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { REQUEST_ID_HEADER } from '../lib/guard/correlation-id.js'
 import { AUTH_METHOD_HEADER, IDENTITY_HEADER } from '../lib/guard/http-middleware.js'
 
 /** Headers about one connection (RFC 9110 §7.6.1), never forwarded as they are. */
@@ -54,8 +55,8 @@ function without(headers: IncomingHttpHeaders, drop: (name: string) => boolean):
 /**
  * The headers to send upstream for an allowed request: the client's, minus hop-by-hop headers,
  * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. The
- * request must already carry the verified identity header (the guard middleware sets it after
- * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
+ * request must already carry the verified identity header and its correlation id, `X-Request-Id`
+ * (the guard middleware sets them after stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
  * are kept (no other protocol), and `Sec-WebSocket-Extensions` is never forwarded.
  * @example
  * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false }) })
@@ -66,7 +67,7 @@ export function upstreamRequestHeaders(
 ): OutgoingHttpHeaders {
   const out = without(req.headers, (name) => GATEWAY_OWNED.has(name))
   // Set again: a client could name them in `Connection` to have them dropped.
-  for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER]) {
+  for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER, REQUEST_ID_HEADER]) {
     const value = req.headers[name]
     if (value !== undefined) out[name] = value
   }

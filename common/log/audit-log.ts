@@ -128,6 +128,10 @@ export interface CallAllowed extends Correlation {
   readonly method: string
   /** What the call was about (a tool, a path, a SPIFFE ID); default the method itself. */
   readonly resource?: string
+  /** An HTTP call's canonical path (never its query). */
+  readonly path?: string
+  /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
+  readonly tools?: ReadonlyArray<string>
   /** How the caller authenticated (`jwt`, `mtls`). */
   readonly via?: string
   readonly caller: AuditCaller
@@ -137,6 +141,10 @@ export interface CallDenied extends Correlation {
   readonly method: string
   /** What the call was about (a tool, a path, a SPIFFE ID); default the method itself. */
   readonly resource?: string
+  /** An HTTP call's canonical path (never its query). */
+  readonly path?: string
+  /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
+  readonly tools?: ReadonlyArray<string>
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller
