@@ -52,16 +52,20 @@ export class EntryService {
   }
 
   /**
-   * Creates an entry; `warnings` (what the admin was warned of) go into its audit record.
+   * Creates an entry; `extra.warnings` (what the admin was warned of) and `extra.correlationId` (the
+   * pending request an approval made it for) go into its audit record.
    * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE
    */
   async create(
     fields: EntryFields,
     caller: AuditCaller,
-    warnings?: ReadonlyArray<string>,
+    extra: { readonly warnings?: ReadonlyArray<string>; readonly correlationId?: string } = {},
   ): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
-    const warned = warnedOf(warnings)
+    const warned = {
+      ...warnedOf(extra.warnings),
+      ...(extra.correlationId !== undefined && { correlationId: extra.correlationId }),
+    }
     const hooks = this.#auditedCommit((e: RegistrationEntry) => [
       { action: 'created', entryId: e.id, spiffeId, caller, ...warned },
     ])
