@@ -34,6 +34,9 @@ interface VerifyOptions {
 
 interface SearchOptions {
   readonly id?: string
+  readonly actor?: string
+  readonly resource?: string
+  readonly correlationId?: string
   readonly event?: string
   readonly outcome?: string
   readonly since?: string
@@ -80,7 +83,19 @@ export function registerAuditCommands(program: Command): void {
     })
   const withFilters = (command: Command) =>
     command
-      .option('--id <spiffe-id>', "only lines about this SPIFFE ID (the subject or the caller's ID)")
+      .option('--id <spiffe-id>', 'only lines about this SPIFFE ID (the resource, or the actor)')
+      .option(
+        '--actor <actor>',
+        'only lines of this actor: a SPIFFE ID, or unix:uid:<uid>:pid:<pid>, admin:uid:<uid>, remote:<address>',
+      )
+      .option(
+        '--resource <resource>',
+        'only lines about this resource: a SPIFFE ID, tool, path, executable, …',
+      )
+      .option(
+        '--correlation-id <id>',
+        "only lines of this correlation id: a gateway request's, a Workload API call's, a pending request's",
+      )
       .option('--event <event>', 'only this event, e.g. svid.issued, call.denied, audit.checkpoint')
       .addOption(
         new Option('--outcome <outcome>', 'only this outcome').choices(['allowed', 'denied', 'error']),
@@ -126,10 +141,21 @@ async function readAuditFile(file: string): Promise<Buffer> {
   })
 }
 
+/** @throws ERR_REQUEST_INVALID when `value` is empty */
+function nonEmpty(value: string, flag: string): string {
+  if (value === '') throw new IdentityError('ERR_REQUEST_INVALID', `${flag} must not be empty`)
+  return value
+}
+
 function filterOf(options: SearchOptions, nowMs: number): AuditFilter {
   if (options.id !== undefined) SpiffeId.parse(options.id)
   return {
     ...(options.id !== undefined && { id: options.id }),
+    ...(options.actor !== undefined && { actor: nonEmpty(options.actor, '--actor') }),
+    ...(options.resource !== undefined && { resource: nonEmpty(options.resource, '--resource') }),
+    ...(options.correlationId !== undefined && {
+      correlationId: nonEmpty(options.correlationId, '--correlation-id'),
+    }),
     ...(options.event !== undefined && { event: options.event }),
     ...(options.outcome !== undefined && { outcome: options.outcome }),
     ...(options.since !== undefined && { sinceMs: parseTimeBound(options.since, nowMs, '--since') }),
