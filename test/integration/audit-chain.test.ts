@@ -176,6 +176,8 @@ describe('tessera audit tail and search', () => {
     const tail = await stack.cli(['audit', 'tail', '-n', '2', logs.server])
     expect(tail.code, tail.stderr).toBe(0)
     expect(tail.stdout.trim().split('\n')).toHaveLength(2)
-    expect(tail.stdout).toMatch(/audit\.checkpoint {2}allowed {2}spiffe:\/\/tessera\.local\/tessera\/server/)
+    expect(tail.stdout).toMatch(
+      /audit\.checkpoint {2}allowed {2}checkpoint spiffe:\/\/tessera\.local\/tessera\/server/,
+    )
   })
 })
