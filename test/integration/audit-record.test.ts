@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type PipedChild, spawnPiped, stopChild } from '../helpers/child-process.js'
+import { type PipedChild, spawnPiped, stopChild, untilEnd } from '../helpers/child-process.js'
 import { type GatewayProcess, send } from '../helpers/gateway.js'
 import {
   type AuditFile,
@@ -12,7 +12,7 @@ import {
   startGatewayStack,
 } from '../helpers/gateway-stack.js'
 import { jsonOf } from '../helpers/processes.js'
-import { type Stack, startStack } from '../helpers/stack.js'
+import { PROBE_PATH, type Stack, startStack } from '../helpers/stack.js'
 import { unknownBinary } from '../helpers/unknown-binary.js'
 
 /**
@@ -178,6 +178,36 @@ describe('an approval followed by its request id', () => {
       const r = listed.requests.find((x) => x.id === requestId)
       return r !== undefined && r.count > 1 ? r : undefined
     })
+    // Another path of the same binary, denied (before the approval, which pins the hash both share).
+    const other = await unknownBinary(stack, 'denied-tool')
+    await untilEnd(spawnPiped(other, [PROBE_PATH, stack.socketPath, 'x509']))
+    const otherId = await until('the other request', async () => {
+      const listed = jsonOf<{ requests: Array<{ id: string; exe_path: string }> }>(
+        await stack.cli(['approval', 'list', '--output', 'json']),
+      )
+      return listed.requests.find((r) => r.exe_path === other)?.id
+    })
+    expect((await stack.cli(['approval', 'deny', '--id', otherId])).code).toBe(0)
+    const denied = await stack.cli([
+      'audit',
+      'search',
+      '--correlation-id',
+      otherId,
+      '--output',
+      'json',
+      serverLog,
+    ])
+    expect(jsonOf<{ lines: Line[] }>(denied).lines).toEqual([
+      expect.objectContaining({ event: 'approval.requested', resource: other }),
+      expect.objectContaining({
+        event: 'approval.denied',
+        action: 'deny',
+        resource: other,
+        actor: expect.stringMatching(/^admin:uid:\d+$/),
+        denied_until: expect.stringMatching(/^\d{4}-/),
+      }),
+    ])
+
     const spiffeId = 'spiffe://tessera.local/agents/followed'
     const approve = ['approval', 'approve', '--id', requestId, '--spiffe-id', spiffeId, '--for', '1h']
     const approved = jsonOf<{ entry: { id: string } }>(await stack.cli([...approve, '--output', 'json']))
