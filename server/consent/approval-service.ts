@@ -92,23 +92,28 @@ export class ApprovalService {
     refuseReservedId(fields)
     const warnings = await entryWarnings(fields)
     const claimed = await this.#claim(id, { state: 'approved', nowMs })
-    let entry: RegistrationEntry
+    // The approval's line is written with the entry's, before its COMMIT: both or neither.
+    const alsoAudit = (entry: RegistrationEntry) =>
+      this.#deps.audit.approvalApproved({
+        requestId: id,
+        entryId: entry.id,
+        spiffeId: entry.spiffeId.toString(),
+        exePath: request.exePath,
+        ...(entry.expiresAtMs !== undefined && { expiresAt: new Date(entry.expiresAtMs).toISOString() }),
+        caller,
+      })
     try {
-      entry = await this.#deps.entries.create(fields, caller, { warnings, correlationId: id })
+      const entry = await this.#deps.entries.create(fields, caller, {
+        warnings,
+        correlationId: id,
+        alsoAudit,
+      })
       await this.#deps.store.setEntry(id, entry.id)
+      return { request: { ...claimed, entryId: entry.id }, entry, warnings }
     } catch (err) {
       await this.#deps.store.reopen(id)
       throw err
     }
-    this.#deps.audit.approvalApproved({
-      requestId: id,
-      entryId: entry.id,
-      spiffeId: entry.spiffeId.toString(),
-      exePath: request.exePath,
-      ...(entry.expiresAtMs !== undefined && { expiresAt: new Date(entry.expiresAtMs).toISOString() }),
-      caller,
-    })
-    return { request: { ...claimed, entryId: entry.id }, entry, warnings }
   }
 
   /**

@@ -65,6 +65,31 @@ describe('EntryService', () => {
     expect(announced).toBe(0)
   })
 
+  it('writes the records that go with a create (an approval’s) in its commit: both or neither', async () => {
+    const entry = await service.create(testEntryFields(), caller, {
+      correlationId: 'request-1',
+      alsoAudit: (e) =>
+        audit.approvalApproved({
+          requestId: 'request-1',
+          entryId: e.id,
+          spiffeId: e.spiffeId.toString(),
+          exePath: '/bin/tool',
+          caller,
+        }),
+    })
+    expect(audit.records.map((r) => [r.event, r.correlationId, r['entryId']])).toEqual([
+      ['entry.changed', 'request-1', entry.id],
+      ['approval.approved', 'request-1', entry.id],
+    ])
+    const failing = service.create(testEntryFields({ spiffeId: testId('/second') }), caller, {
+      alsoAudit: () => {
+        throw new IdentityError('ERR_AUDIT_UNAVAILABLE', 'the audit log could not be written')
+      },
+    })
+    expect(await codeOf(failing)).toBe('ERR_AUDIT_UNAVAILABLE')
+    expect((await t.store.entries.list()).entries.map((e) => e.id)).toEqual([entry.id])
+  })
+
   it('creates an entry, audits it with the caller and announces the change', async () => {
     const entry = await service.create(testEntryFields(), caller)
     expect((await service.fetch(entry.id)).spiffeId.toString()).toBe('spiffe://example.org/web')
