@@ -1,6 +1,7 @@
 import type { AuditCaller } from '../common/log/audit-log.js'
 import { PinoAuditLog } from '../common/log/pino-audit-log.js'
 import type { GatewayAudit, RequestDecided } from '../lib/guard/guard.js'
+import { resourceOf } from '../lib/guard/request-record.js'
 
 function callerOf(event: RequestDecided): AuditCaller {
   return event.spiffeId === undefined
@@ -10,25 +11,35 @@ function callerOf(event: RequestDecided): AuditCaller {
 
 /**
  * The gateway's audit log: the process's {@link PinoAuditLog} (JSON lines, never filtered by level)
- * plus one record per request decision. A denial is a `call.denied` record whose subject is
- * `METHOD /path` (the query is never written: it may hold secrets) and whose caller is the verified
- * SPIFFE ID, or the peer address when the caller did not authenticate; an allowance is a
- * `call.allowed` record of the same shape.
+ * plus one record per request decision: `call.denied` or `call.allowed`, whose action is the HTTP
+ * method (`WS` for a WebSocket's messages), whose resource is the tool called (when exactly one)
+ * or the canonical path (the query is never written: it may hold secrets), whose actor is the
+ * verified SPIFFE ID, or the peer address when the caller did not authenticate, and whose
+ * correlation id is the one passed to the upstream (`X-Request-Id`).
  * @example
  * const audit = PinoGatewayAudit.open('/var/log/tessera/gateway-audit.log')
  * const guard = createGuard({ ...options, audit })
  */
 export class PinoGatewayAudit extends PinoAuditLog implements GatewayAudit {
   requestDecided(event: RequestDecided): void {
-    const subject = `${event.method} ${event.path}`
+    const { method, path, via, correlationId } = event
+    const call = {
+      method,
+      resource: resourceOf(event),
+      path,
+      ...(event.tools !== undefined && { tools: event.tools }),
+      via,
+      caller: callerOf(event),
+      correlationId,
+    }
     if (event.outcome === 'denied' && event.code !== 'OK') {
       const claimed =
         event.claimedSpiffeId === undefined ? '' : ` (the token claimed ${event.claimedSpiffeId})`
       const reason = `${event.reason ?? 'refused'}${claimed}`
-      this.callDenied({ method: subject, code: event.code, reason, caller: callerOf(event) })
+      this.callDenied({ ...call, code: event.code, reason })
       return
     }
-    this.callAllowed({ method: subject, via: event.via, caller: callerOf(event) })
+    this.callAllowed(call)
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { REQUEST_ID_HEADER } from '../lib/guard/correlation-id.js'
 import { AUTH_METHOD_HEADER, IDENTITY_HEADER } from '../lib/guard/http-middleware.js'
 
 /** Headers about one connection (RFC 9110 §7.6.1), never forwarded as they are. */
@@ -64,9 +65,9 @@ export interface UpstreamHeaderOptions {
  * the credential and client-claimed forwarding headers, plus `X-Forwarded-For`/`-Proto`. `Host`
  * becomes the upstream's own (a tool that pins its allowed hosts against DNS rebinding accepts it,
  * wherever the gateway listens), and the Host the client sent, which the guard has checked, goes in
- * `X-Forwarded-Host`. The
- * request must already carry the verified identity header (the guard middleware sets it after
- * stripping any the client sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
+ * `X-Forwarded-Host`. The request must already carry the verified identity header and its
+ * correlation id, `X-Request-Id` (the guard middleware sets them after stripping any the client
+ * sent). For a WebSocket upgrade, `Connection: Upgrade` and `Upgrade: websocket`
  * are kept (no other protocol), and `Sec-WebSocket-Extensions` is never forwarded.
  * @example
  * http.request({ ...connectOptions(target), headers: upstreamRequestHeaders(req, { isTls: false, upstreamHost: '127.0.0.1:9000' }) })
@@ -79,7 +80,7 @@ export function upstreamRequestHeaders(
   out['host'] = options.upstreamHost
   if (req.headers.host !== undefined) out['x-forwarded-host'] = req.headers.host
   // Set again: a client could name them in `Connection` to have them dropped.
-  for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER]) {
+  for (const name of [IDENTITY_HEADER, AUTH_METHOD_HEADER, REQUEST_ID_HEADER]) {
     const value = req.headers[name]
     if (value !== undefined) out[name] = value
   }

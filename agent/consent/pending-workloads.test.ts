@@ -95,7 +95,14 @@ describe('PendingWorkloads', () => {
     expect(reporter.calls).toHaveLength(1)
     expect(reporter.calls[0]?.dropped).toBe(2)
     expect(reporter.calls[0]?.workloads.map((w) => w.exe_path)).toEqual(['/bin/c', '/bin/d'])
-    expect(audit.records.filter((r) => r.code === 'ERR_PENDING_LIMIT')).toHaveLength(1)
+    expect(audit.records.filter((r) => r.code === 'ERR_PENDING_LIMIT')).toEqual([
+      expect.objectContaining({
+        event: 'approval.dropped',
+        resource: 'pending-requests:agent',
+        count: 1,
+        outcome: 'denied',
+      }),
+    ])
   })
 
   it('keeps what a failed report carried and sends it again', async () => {

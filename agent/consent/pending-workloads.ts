@@ -105,9 +105,8 @@ export class PendingWorkloads {
       this.#dropped++
       if (!this.#isDropAudited) {
         this.#isDropAudited = true
-        const reason = `more than ${max} refused workloads waiting to be reported: the least recently seen are dropped and counted; audited once`
         const who = workloadCaller(caller.facts)
-        this.#deps.audit.callDenied({ method: 'pending', code: 'ERR_PENDING_LIMIT', reason, caller: who })
+        this.#deps.audit.approvalDropped({ store: 'agent', limit: max, count: this.#dropped, caller: who })
       }
     }
   }

@@ -16,6 +16,8 @@ export interface SelectorAttestor {
 export interface AttestedCaller {
   readonly facts: ProcessFacts
   readonly selectors: ReadonlyArray<Selector>
+  /** The call's own id, written as `correlationId` on the audit lines of what the call is given. */
+  readonly correlationId?: string
 }
 
 /**

@@ -57,6 +57,7 @@ export async function fetchJwtSvids(
       audience,
       ttlMs: Math.max(0, t.expiresAtMs - deps.clock.nowMs()),
       caller: workloadCaller(caller.facts),
+      correlationId: caller.correlationId,
     })
   }
   return {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
@@ -10,19 +11,31 @@ import { streamJwtBundles, streamX509Bundles, streamX509Svids } from './x509-han
 
 type Call = { metadata: Metadata; getPeer(): string }
 
-/** Header check, then attestation of the caller's process (spec §2.4 order: INVALID_ARGUMENT first). */
-async function admitCall(deps: WorkloadApiDeps, call: Call): Promise<AttestedCaller> {
+/**
+ * Header check, then attestation of the caller's process (spec §2.4 order: INVALID_ARGUMENT first).
+ * The caller carries the call's `correlationId` into the audit of what it is given.
+ */
+async function admitCall(deps: WorkloadApiDeps, call: Call, correlationId: string): Promise<AttestedCaller> {
   requireSecurityHeader(call.metadata)
   const caller = await attestCaller(deps.factsOf(call), deps.attestor)
   noteExecutable(caller)
-  return caller
+  return { ...caller, correlationId }
+}
+
+/** One call's refusal: which RPC, why, the caller when it was attested, and the call's id. */
+interface Failure {
+  readonly method: string
+  readonly err: unknown
+  readonly caller?: AttestedCaller | undefined
+  readonly correlationId: string
 }
 
 /**
  * Records a refused call (never an ordinary stream end) and turns the error into a status. Refusals
  * are rate-limited per uid and executable (ERR_THROTTLED past the limit) and their audit summarised.
  */
-function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown, caller?: AttestedCaller) {
+function deny(deps: WorkloadApiDeps, call: Call, failure: Failure) {
+  const { method, err, caller, correlationId } = failure
   const facts = deps.factsOf(call)
   const isPending =
     caller !== undefined &&
@@ -31,7 +44,7 @@ function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown, c
   if (err instanceof IdentityError) {
     const refusal = throttleRefusal(deps.throttle, facts, err, isPending)
     const { code, message: reason } = refusal.error
-    deps.audit.callDenied({ method, code, reason, caller: workloadCaller(facts) })
+    deps.audit.callDenied({ method, code, reason, caller: workloadCaller(facts), correlationId })
     deps.log.debug({ method, code, pid: facts?.pid, uid: facts?.uid }, 'Workload API call refused.')
     return refusalStatus(refusal)
   } else {
@@ -46,12 +59,14 @@ function stream<Req, Res>(
   body: (deps: WorkloadApiDeps, call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,
 ) {
   return (call: ServerWritableStream<Req, Res>) => {
-    admitCall(deps, call)
+    const correlationId = randomUUID()
+    admitCall(deps, call, correlationId)
       .then((caller) => {
         deps.streams.open(caller.facts.uid, call)
-        body({ ...deps, refuse: (err) => deny(deps, method, call, err, caller) }, call, caller)
+        const refuse = (err: unknown) => deny(deps, call, { method, err, caller, correlationId })
+        body({ ...deps, refuse }, call, caller)
       })
-      .catch((err: unknown) => call.emit('error', deny(deps, method, call, err)))
+      .catch((err: unknown) => call.emit('error', deny(deps, call, { method, err, correlationId })))
   }
 }
 
@@ -64,17 +79,18 @@ export function unary<Req, Res>(
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     let caller: AttestedCaller | undefined
+    const correlationId = randomUUID()
     const run = async () => {
       if (!needsCaller) {
         requireSecurityHeader(call.metadata)
         return body(call.request, undefined as never)
       }
-      caller = await admitCall(deps, call)
+      caller = await admitCall(deps, call, correlationId)
       return body(call.request, caller)
     }
     run().then(
       (res) => callback(null, res),
-      (err) => callback(deny(deps, method, call, err, caller)),
+      (err) => callback(deny(deps, call, { method, err, caller, correlationId })),
     )
   }
 }

@@ -50,6 +50,7 @@ export function streamX509Svids(
                 entryId: s.entry.id,
                 ttlMs: s.expiresAtMs - deps.clock.nowMs(),
                 caller: workloadCaller(caller.facts),
+                correlationId: caller.correlationId,
               })
             }
           },

@@ -7,8 +7,13 @@ export type AuditLine = Readonly<Record<string, unknown>> & { readonly seq?: num
 
 /** What `tessera audit search` keeps: every criterion given must hold. */
 export interface AuditFilter {
-  /** A SPIFFE ID: the line's subject, or its caller's SPIFFE ID. */
+  /** A SPIFFE ID: the line's resource, or its actor. */
   readonly id?: string
+  /** Who asked, exactly as the line's `actor` says (a SPIFFE ID, `unix:uid:1000:pid:42`, …). */
+  readonly actor?: string
+  /** What was asked for, exactly as the line's `resource` says. */
+  readonly resource?: string
+  readonly correlationId?: string
   readonly event?: string
   readonly outcome?: string
   readonly sinceMs?: number
@@ -53,10 +58,22 @@ function callerOf(line: AuditLine): Record<string, unknown> {
   return typeof caller === 'object' && caller !== null ? (caller as Record<string, unknown>) : {}
 }
 
+/** The line's resource; `subject` on a line written before the fields took the agent-auth names. */
+export function resourceOf(line: AuditLine): unknown {
+  return line['resource'] ?? line['subject']
+}
+
+/** The line's actor; on an older line without one, the caller's SPIFFE ID. */
+function actorOf(line: AuditLine): unknown {
+  return line['actor'] ?? callerOf(line)['spiffeId']
+}
+
 /** Whether `line` meets every criterion of `filter`. */
 export function matches(line: AuditLine, filter: AuditFilter): boolean {
-  if (filter.id !== undefined && line['subject'] !== filter.id && callerOf(line)['spiffeId'] !== filter.id)
-    return false
+  if (filter.id !== undefined && resourceOf(line) !== filter.id && actorOf(line) !== filter.id) return false
+  if (filter.actor !== undefined && actorOf(line) !== filter.actor) return false
+  if (filter.resource !== undefined && resourceOf(line) !== filter.resource) return false
+  if (filter.correlationId !== undefined && line['correlationId'] !== filter.correlationId) return false
   if (filter.event !== undefined && line['event'] !== filter.event) return false
   if (filter.outcome !== undefined && line['outcome'] !== filter.outcome) return false
   if (filter.sinceMs !== undefined || filter.untilMs !== undefined) {
@@ -75,18 +92,32 @@ function describeCaller(caller: Record<string, unknown>): string {
   return [String(caller['kind'] ?? '?'), ...parts].join(' ')
 }
 
-/** One line for people: time, seq, event, outcome, subject, code, who asked, and the reason when there is one. */
+/** Who asked, for people: the actor, with the executable of a Workload API caller. */
+function describeActor(line: AuditLine): string {
+  const actor = line['actor']
+  if (typeof actor !== 'string') return describeCaller(callerOf(line))
+  const exe = callerOf(line)['exe']
+  return typeof exe === 'string' ? `${actor} (${exe})` : actor
+}
+
+/**
+ * One line for people: time, seq, event, outcome, action and resource, code, who asked (the
+ * actor), the correlation id, and the reason when there is one.
+ */
 export function formatAuditLine(line: AuditLine): string {
   if (typeof line['unparsed'] === 'string') return `(not an audit record) ${line['unparsed']}`
+  const action = line['action']
   const cells = [
     line.time ?? '-',
     `#${line.seq ?? '-'}`,
     String(line['event'] ?? '-'),
     String(line['outcome'] ?? '-'),
-    String(line['subject'] ?? '-'),
+    `${action === undefined ? '' : `${String(action)} `}${String(resourceOf(line) ?? '-')}`,
     String(line['code'] ?? '-'),
-    `by ${describeCaller(callerOf(line))}`,
+    `by ${describeActor(line)}`,
   ]
+  if (typeof line['delegatedSubject'] === 'string') cells.push(`for ${line['delegatedSubject']}`)
+  if (typeof line['correlationId'] === 'string') cells.push(`corr=${line['correlationId']}`)
   if (line['event'] === 'audit.checkpoint') cells.push(`size=${String(line['size'])}`)
   if (typeof line['reason'] === 'string') cells.push(`reason: ${line['reason']}`)
   return cells.join('  ')

@@ -20,6 +20,7 @@ import {
   matches,
   parseAuditLines,
   parseTimeBound,
+  resourceOf,
 } from './audit-lines.js'
 import { loadWorkloadConfig, oneLine } from './workload-command.js'
 
@@ -39,6 +40,9 @@ interface VerifyOptions {
 
 interface SearchOptions {
   readonly id?: string
+  readonly actor?: string
+  readonly resource?: string
+  readonly correlationId?: string
   readonly event?: string
   readonly outcome?: string
   readonly since?: string
@@ -98,7 +102,19 @@ export function registerAuditCommands(program: Command): void {
   registerAuditCheckpoints(audit)
   const withFilters = (command: Command) =>
     command
-      .option('--id <spiffe-id>', "only lines about this SPIFFE ID (the subject or the caller's ID)")
+      .option('--id <spiffe-id>', 'only lines about this SPIFFE ID (the resource, or the actor)')
+      .option(
+        '--actor <actor>',
+        'only lines of this actor: a SPIFFE ID, or unix:uid:<uid>:pid:<pid>, admin:uid:<uid>, remote:<address>',
+      )
+      .option(
+        '--resource <resource>',
+        'only lines about this resource: a SPIFFE ID, tool, path, executable, …',
+      )
+      .option(
+        '--correlation-id <id>',
+        "only lines of this correlation id: a gateway request's, a Workload API call's, a pending request's",
+      )
       .option('--event <event>', 'only this event, e.g. svid.issued, call.denied, audit.checkpoint')
       .addOption(
         new Option('--outcome <outcome>', 'only this outcome').choices(['allowed', 'denied', 'error']),
@@ -144,10 +160,21 @@ async function readAuditFile(file: string): Promise<Buffer> {
   })
 }
 
+/** @throws ERR_REQUEST_INVALID when `value` is empty */
+function nonEmpty(value: string, flag: string): string {
+  if (value === '') throw new IdentityError('ERR_REQUEST_INVALID', `${flag} must not be empty`)
+  return value
+}
+
 function filterOf(options: SearchOptions, nowMs: number): AuditFilter {
   if (options.id !== undefined) SpiffeId.parse(options.id)
   return {
     ...(options.id !== undefined && { id: options.id }),
+    ...(options.actor !== undefined && { actor: nonEmpty(options.actor, '--actor') }),
+    ...(options.resource !== undefined && { resource: nonEmpty(options.resource, '--resource') }),
+    ...(options.correlationId !== undefined && {
+      correlationId: nonEmpty(options.correlationId, '--correlation-id'),
+    }),
     ...(options.event !== undefined && { event: options.event }),
     ...(options.outcome !== undefined && { outcome: options.outcome }),
     ...(options.since !== undefined && { sinceMs: parseTimeBound(options.since, nowMs, '--since') }),
@@ -173,9 +200,10 @@ function trustDomainOf(options: VerifyOptions, contents: ReadonlyArray<Buffer>):
   if (options.trustDomain !== undefined) return TrustDomain.parse(options.trustDomain)
   for (const content of contents) {
     for (const line of parseAuditLines(content.toString('utf8'))) {
-      if (line['event'] === CHECKPOINT_EVENT && typeof line['subject'] === 'string') {
+      const origin = resourceOf(line)
+      if (line['event'] === CHECKPOINT_EVENT && typeof origin === 'string') {
         try {
-          return SpiffeId.parse(line['subject']).trustDomain
+          return SpiffeId.parse(origin).trustDomain
         } catch {
           return undefined
         }
@@ -221,7 +249,8 @@ function originOf(content: Buffer, options: VerifyOptions): string | undefined {
   const lines = parseAuditLines(content.toString('utf8'))
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i] as AuditLine
-    if (line['event'] === CHECKPOINT_EVENT && typeof line['subject'] === 'string') return line['subject']
+    const origin = resourceOf(line)
+    if (line['event'] === CHECKPOINT_EVENT && typeof origin === 'string') return origin
   }
   return undefined
 }

@@ -95,7 +95,7 @@ describe('the audit chain', () => {
     journal?.rewind(mark)
     log.bundleChanged({ trustDomain: 'after.example', action: 'set', caller })
     log.close()
-    expect(lines(path).map((l) => JSON.parse(l).subject)).toEqual(['kept.example', 'after.example', ID])
+    expect(lines(path).map((l) => JSON.parse(l).resource)).toEqual(['kept.example', 'after.example', ID])
     expect(verify(readFileSync(path)).lines).toBe(3)
   })
 

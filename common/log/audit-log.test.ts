@@ -7,6 +7,7 @@ const AGENT: AuditCaller = { kind: 'agent', spiffeId: 'spiffe://td/tessera/agent
 const WORKLOAD = { kind: 'workload', pid: 4242, uid: 1000, gid: 1000, exe: '/usr/bin/tool' } as const
 const REMOTE: AuditCaller = { kind: 'remote', address: '10.0.0.2:5000' }
 const SYSTEM: AuditCaller = { kind: 'system', component: 'ca.rotator' }
+const SVID = { kind: 'svid', spiffeId: 'spiffe://td/client', address: '127.0.0.1:5000' } as const
 const ID = 'spiffe://td/app'
 const TOKEN = 'c0ffee-join-token-secret'
 
@@ -20,7 +21,8 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'entry.changed',
       outcome: 'allowed',
-      subject: ID,
+      actor: 'admin:uid:0',
+      resource: ID,
       code: 'OK',
       action: 'created',
       entryId: 'e1',
@@ -44,7 +46,7 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'token.created',
       outcome: 'allowed',
-      subject: fingerprintToken(TOKEN),
+      resource: fingerprintToken(TOKEN),
       ttlMs: 600_000,
       aliasId: 'spiffe://td/node',
     },
@@ -52,7 +54,14 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
   [
     'tokenUsed',
     (l) => l.tokenUsed({ tokenId: fingerprintToken(TOKEN), agentId: AGENT.spiffeId, caller: REMOTE }),
-    { event: 'token.used', outcome: 'allowed', code: 'OK', agentId: AGENT.spiffeId, caller: REMOTE },
+    {
+      event: 'token.used',
+      outcome: 'allowed',
+      code: 'OK',
+      agentId: AGENT.spiffeId,
+      caller: REMOTE,
+      actor: 'remote:10.0.0.2:5000',
+    },
   ],
   [
     'tokenUsed, replayed',
@@ -65,7 +74,7 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'agent.attested',
       outcome: 'allowed',
-      subject: AGENT.spiffeId,
+      resource: AGENT.spiffeId,
       attestor: 'join_token',
       serial: '01',
     },
@@ -73,12 +82,12 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
   [
     'agentEvicted',
     (l) => l.agentEvicted({ agentId: AGENT.spiffeId, caller: ADMIN }),
-    { event: 'agent.evicted', outcome: 'allowed', subject: AGENT.spiffeId },
+    { event: 'agent.evicted', outcome: 'allowed', resource: AGENT.spiffeId },
   ],
   [
     'agentBanned',
     (l) => l.agentBanned({ agentId: AGENT.spiffeId, caller: ADMIN }),
-    { event: 'agent.banned', outcome: 'allowed', subject: AGENT.spiffeId },
+    { event: 'agent.banned', outcome: 'allowed', resource: AGENT.spiffeId },
   ],
   [
     'svidIssued',
@@ -87,7 +96,9 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'svid.issued',
       outcome: 'allowed',
-      subject: ID,
+      actor: 'unix:uid:1000:pid:4242',
+      resource: ID,
+      action: 'issue',
       kind: 'jwt',
       ttlMs: 300_000,
       audience: ['a', 'b'],
@@ -107,7 +118,8 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'svid.denied',
       outcome: 'denied',
-      subject: ID,
+      actor: AGENT.spiffeId,
+      resource: ID,
       code: 'ERR_AGENT_UNAUTHORIZED',
       reason: 'not authorized',
     },
@@ -122,7 +134,7 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
         selectorCount: 6,
         code: 'ERR_PEER_UNAUTHORIZED',
       }),
-    { event: 'attestation.result', outcome: 'denied', subject: 'pid:4242', matched: [], selectorCount: 6 },
+    { event: 'attestation.result', outcome: 'denied', resource: 'pid:4242', matched: [], selectorCount: 6 },
   ],
   [
     'callDenied',
@@ -136,14 +148,102 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     {
       event: 'call.denied',
       outcome: 'denied',
-      subject: '/tessera.admin.v1.Entries/Create',
+      action: '/tessera.admin.v1.Entries/Create',
+      resource: '/tessera.admin.v1.Entries/Create',
       code: 'ERR_PEER_UNAUTHORIZED',
+    },
+  ],
+  [
+    'callAllowed, with a resource and a correlation id',
+    (l) =>
+      l.callAllowed({ method: 'POST', resource: 'search', via: 'jwt', correlationId: 'c1', caller: SVID }),
+    {
+      event: 'call.allowed',
+      actor: SVID.spiffeId,
+      action: 'POST',
+      resource: 'search',
+      via: 'jwt',
+      correlationId: 'c1',
+    },
+  ],
+  [
+    'approvalRequested',
+    (l) =>
+      l.approvalRequested({
+        requestId: 'r1',
+        uid: 1000,
+        sha256: 'ab',
+        exePath: '/usr/bin/tool',
+        agentId: AGENT.spiffeId,
+        caller: AGENT,
+      }),
+    {
+      event: 'approval.requested',
+      outcome: 'allowed',
+      actor: AGENT.spiffeId,
+      action: 'request',
+      resource: '/usr/bin/tool',
+      correlationId: 'r1',
+      uid: 1000,
+      sha256: 'ab',
+    },
+  ],
+  [
+    'approvalApproved',
+    (l) =>
+      l.approvalApproved({
+        requestId: 'r1',
+        entryId: 'e1',
+        spiffeId: ID,
+        exePath: '/usr/bin/tool',
+        expiresAt: 1_735_779_600,
+        caller: ADMIN,
+      }),
+    {
+      event: 'approval.approved',
+      actor: 'admin:uid:0',
+      action: 'approve',
+      resource: ID,
+      correlationId: 'r1',
+      entryId: 'e1',
+      expiresAt: 1_735_779_600,
+    },
+  ],
+  [
+    'approvalDenied',
+    (l) =>
+      l.approvalDenied({
+        requestId: 'r1',
+        exePath: '/usr/bin/tool',
+        deniedUntil: 1_735_862_400,
+        caller: ADMIN,
+      }),
+    {
+      event: 'approval.denied',
+      outcome: 'allowed',
+      action: 'deny',
+      resource: '/usr/bin/tool',
+      correlationId: 'r1',
+      deniedUntil: 1_735_862_400,
+    },
+  ],
+  [
+    'approvalDropped',
+    (l) => l.approvalDropped({ store: 'server', limit: 10, count: 1, caller: AGENT }),
+    {
+      event: 'approval.dropped',
+      outcome: 'denied',
+      code: 'ERR_PENDING_LIMIT',
+      action: 'drop',
+      resource: 'pending-requests:server',
+      limit: 10,
+      count: 1,
     },
   ],
   [
     'bundleChanged',
     (l) => l.bundleChanged({ trustDomain: 'td', action: 'rotated', caller: SYSTEM }),
-    { event: 'bundle.changed', outcome: 'allowed', subject: 'td', action: 'rotated', caller: SYSTEM },
+    { event: 'bundle.changed', outcome: 'allowed', resource: 'td', action: 'rotated', caller: SYSTEM },
   ],
 ]
 
@@ -154,7 +254,7 @@ describe('MemoryAuditLog', () => {
     expect(audit.records).toHaveLength(1)
     const [record] = audit.records
     expect(record).toMatchObject({ time: '2025-01-02T00:00:00.000Z', ...expected })
-    for (const field of ['time', 'event', 'outcome', 'caller', 'subject', 'code'])
+    for (const field of ['time', 'event', 'outcome', 'actor', 'caller', 'resource', 'action', 'code'])
       expect(record).toHaveProperty(field)
     expect(Object.values(record ?? {})).not.toContain(undefined)
   })
@@ -185,14 +285,54 @@ describe('MemoryAuditLog', () => {
     audit.tokenCreated({ tokenId: TOKEN, ttlMs: 1, caller: ADMIN })
     audit.tokenUsed({ tokenId: TOKEN, caller: REMOTE, code: 'ERR_JOIN_TOKEN_INVALID' })
     expect(JSON.stringify(audit.records)).not.toContain(TOKEN)
-    expect(audit.records.map((r) => r.subject)).toEqual([fingerprintToken(TOKEN), fingerprintToken(TOKEN)])
+    expect(audit.records.map((r) => r.resource)).toEqual([fingerprintToken(TOKEN), fingerprintToken(TOKEN)])
   })
 
   it('does not let details hide the common fields', () => {
     const audit = new MemoryAuditLog()
-    const sneaky = { agentId: 'a', attestor: 'x', caller: ADMIN, event: 'call.denied', outcome: 'denied' }
+    const sneaky = {
+      agentId: 'a',
+      attestor: 'x',
+      caller: ADMIN,
+      event: 'call.denied',
+      outcome: 'denied',
+      actor: 'spiffe://td/someone-else',
+      resource: 'elsewhere',
+      action: 'forge',
+    }
     audit.agentAttested(sneaky)
-    expect(audit.records[0]).toMatchObject({ event: 'agent.attested', outcome: 'allowed' })
+    expect(audit.records[0]).toMatchObject({
+      event: 'agent.attested',
+      outcome: 'allowed',
+      actor: 'admin:uid:0',
+      resource: 'a',
+      action: 'attest',
+    })
+  })
+
+  it('names the actor by SPIFFE ID when the caller has one, else by how it was identified', () => {
+    const audit = new MemoryAuditLog()
+    for (const caller of [ADMIN, AGENT, WORKLOAD, REMOTE, SYSTEM, SVID])
+      audit.callAllowed({ method: 'm', caller })
+    expect(audit.records.map((r) => r.actor)).toEqual([
+      'admin:uid:0',
+      AGENT.spiffeId,
+      'unix:uid:1000:pid:4242',
+      'remote:10.0.0.2:5000',
+      'system:ca.rotator',
+      SVID.spiffeId,
+    ])
+  })
+
+  it('writes the correlation after the common fields, and no correlation field when there is none', () => {
+    const audit = new MemoryAuditLog()
+    audit.svidIssued({ spiffeId: ID, kind: 'x509', ttlMs: 1, caller: WORKLOAD, correlationId: 'call-1' })
+    audit.svidIssued({ spiffeId: ID, kind: 'x509', ttlMs: 1, caller: WORKLOAD })
+    const [first, second] = audit.records
+    expect(Object.keys(first ?? {}).slice(-2)).toEqual(['correlationId', 'time'])
+    expect(first?.['correlationId']).toBe('call-1')
+    expect(second).not.toHaveProperty('correlationId')
+    expect(second).not.toHaveProperty('delegatedSubject')
   })
 })
 

@@ -1,28 +1,18 @@
 import { createHash } from 'node:crypto'
 import { type Clock, systemClock } from '../../lib/core/clock.js'
 import type { ErrorCode } from '../../lib/core/errors.js'
+import type {
+  ApprovalApproved,
+  ApprovalDenied,
+  ApprovalDropped,
+  ApprovalEvent,
+  ApprovalRequested,
+} from './approval-events.js'
+import { type AuditCaller, actorOf, type Correlation } from './audit-caller.js'
 import { REDACT_CENSOR, SECRET_FIELDS } from './secret-fields.js'
 
-/** Who asked, as far as Tessera could establish it. */
-export type AuditCaller =
-  /** A peer on the admin socket, by its kernel-reported credentials. */
-  | { readonly kind: 'admin'; readonly uid: number; readonly pid?: number }
-  /** An agent on the agent API, by its SVID. */
-  | { readonly kind: 'agent'; readonly spiffeId: string; readonly address?: string }
-  /** A process on the Workload API, by its attested facts. */
-  | {
-      readonly kind: 'workload'
-      readonly pid: number
-      readonly uid: number
-      readonly gid: number
-      readonly exe?: string
-    }
-  /** A caller authenticated by an SVID (a tool's peer, a remote admin). */
-  | { readonly kind: 'svid'; readonly spiffeId: string; readonly address?: string }
-  /** A network peer not yet authenticated (join-token attestation). */
-  | { readonly kind: 'remote'; readonly address: string }
-  /** The process itself (CA rotation, pruning). */
-  | { readonly kind: 'system'; readonly component: string }
+export type { AuditCaller, Correlation } from './audit-caller.js'
+export { actorOf } from './audit-caller.js'
 
 export type AuditOutcome = 'allowed' | 'denied' | 'error'
 /** `OK` for allowed outcomes, else the error code of the refusal or failure. */
@@ -42,14 +32,25 @@ export type AuditEvent =
   | 'call.denied'
   | 'bundle.changed'
   | 'audit.checkpoint.conflict'
+  | ApprovalEvent
 
-/** The fields every audit record has. */
-export interface AuditFields {
+/**
+ * The fields every audit record has, named after the agent-auth drafts' audit fields (docs/audit.md
+ * has the table): `actor`, `action`, `resource`, `outcome` (the decision), `correlationId`,
+ * `delegatedSubject`; `time` is added by the writer.
+ */
+export interface AuditFields extends Correlation {
   readonly event: AuditEvent
+  /** The decision: allowed, denied, or error. */
   readonly outcome: AuditOutcome
+  /** Who asked, as one string ({@link actorOf}): a SPIFFE ID, else how the caller was identified. */
+  readonly actor: string
+  /** Who asked, in full: the kind and the attested facts behind {@link AuditFields.actor}. */
   readonly caller: AuditCaller
-  /** What the decision was about: a SPIFFE ID, token id, trust domain, method or `pid:<n>`. */
-  readonly subject: string
+  /** What was asked for: a SPIFFE ID, token id, trust domain, tool, path, executable, RPC or `pid:<n>`. */
+  readonly resource: string
+  /** What was done or asked: the RPC or HTTP method, else the event's verb (`issue`, `created`, …). */
+  readonly action: string
   readonly code: AuditCode
 }
 
@@ -58,7 +59,7 @@ export interface AuditRecord extends AuditFields {
   readonly [detail: string]: unknown
 }
 
-export interface EntryChanged {
+export interface EntryChanged extends Correlation {
   readonly action: 'created' | 'updated' | 'deleted'
   /** Absent when a create failed before an id was given. */
   readonly entryId?: string
@@ -69,7 +70,7 @@ export interface EntryChanged {
   /** What the admin was warned of with this change (e.g. an interpreter-only binary pin). */
   readonly warnings?: ReadonlyArray<string>
 }
-export interface TokenCreated {
+export interface TokenCreated extends Correlation {
   /** `fingerprintToken(token)`; a raw token is fingerprinted here, never written. */
   readonly tokenId: string
   readonly ttlMs: number
@@ -77,7 +78,7 @@ export interface TokenCreated {
   readonly aliasId?: string
   readonly caller: AuditCaller
 }
-export interface TokenUsed {
+export interface TokenUsed extends Correlation {
   readonly tokenId: string
   /** The agent ID given on success. */
   readonly agentId?: string
@@ -85,17 +86,17 @@ export interface TokenUsed {
   /** Set when the token was refused (outcome `denied`): unknown, expired, used already. */
   readonly code?: ErrorCode
 }
-export interface AgentAttested {
+export interface AgentAttested extends Correlation {
   readonly agentId: string
   readonly attestor: string
   readonly serial?: string
   readonly caller: AuditCaller
 }
-export interface AgentRemoved {
+export interface AgentRemoved extends Correlation {
   readonly agentId: string
   readonly caller: AuditCaller
 }
-export interface SvidIssued {
+export interface SvidIssued extends Correlation {
   readonly spiffeId: string
   readonly kind: 'x509' | 'jwt'
   readonly serial?: string
@@ -104,7 +105,7 @@ export interface SvidIssued {
   readonly entryId?: string
   readonly caller: AuditCaller
 }
-export interface IssuanceDenied {
+export interface IssuanceDenied extends Correlation {
   /** What was asked for, when known. */
   readonly spiffeId?: string
   readonly kind: 'x509' | 'jwt'
@@ -112,7 +113,7 @@ export interface IssuanceDenied {
   readonly reason: string
   readonly caller: AuditCaller
 }
-export interface AttestationResult {
+export interface AttestationResult extends Correlation {
   /** `allowed`: matched entries; `denied`: matched none; `error`: attestation failed. */
   readonly outcome: AuditOutcome
   readonly caller: Extract<AuditCaller, { kind: 'workload' }>
@@ -123,14 +124,28 @@ export interface AttestationResult {
   /** On a summary line only (a refusal repeated): see {@link CallDenied.summary}. */
   readonly summary?: RefusalSummary
 }
-export interface CallAllowed {
+export interface CallAllowed extends Correlation {
+  /** The RPC, HTTP method or step called: the record's `action`. */
   readonly method: string
+  /** What the call was about (a tool, a path, a SPIFFE ID); default the method itself. */
+  readonly resource?: string
+  /** An HTTP call's canonical path (never its query). */
+  readonly path?: string
+  /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
+  readonly tools?: ReadonlyArray<string>
   /** How the caller authenticated (`jwt`, `mtls`). */
   readonly via?: string
   readonly caller: AuditCaller
 }
-export interface CallDenied {
+export interface CallDenied extends Correlation {
+  /** The RPC, HTTP method or step called: the record's `action`. */
   readonly method: string
+  /** What the call was about (a tool, a path, a SPIFFE ID); default the method itself. */
+  readonly resource?: string
+  /** An HTTP call's canonical path (never its query). */
+  readonly path?: string
+  /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
+  readonly tools?: ReadonlyArray<string>
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller
@@ -142,7 +157,7 @@ export interface RefusalSummary {
   readonly count: number
   readonly windowMs: number
 }
-export interface BundleChanged {
+export interface BundleChanged extends Correlation {
   readonly trustDomain: string
   /** `replaced`: a new CA replaced a missing or unreadable key journal (`server run --new-ca`). */
   readonly action: 'rotated' | 'set' | 'deleted' | 'replaced'
@@ -177,6 +192,10 @@ export interface AuditLog {
   callDenied(e: CallDenied): void
   bundleChanged(e: BundleChanged): void
   checkpointConflict(e: CheckpointConflict): void
+  approvalRequested(e: ApprovalRequested): void
+  approvalApproved(e: ApprovalApproved): void
+  approvalDenied(e: ApprovalDenied): void
+  approvalDropped(e: ApprovalDropped): void
 }
 
 const FINGERPRINT_PREFIX = 'sha256:'
@@ -233,6 +252,16 @@ function censored(value: unknown, depth: number): unknown {
   return copy ?? value
 }
 
+/** The common fields an event method gives {@link AuditRecorder}'s record builder. */
+interface Head {
+  readonly event: AuditEvent
+  readonly outcome: AuditOutcome
+  readonly caller: AuditCaller
+  readonly resource: string
+  readonly action: string
+  readonly code?: ErrorCode | undefined
+}
+
 /**
  * Maps each event to its record; implementations say where records go.
  *
@@ -255,67 +284,110 @@ export abstract class AuditRecorder implements AuditLog {
 
   /**
    * Builds one plain record, the event's own details first (undefined ones left out) so they never
-   * hide or reorder a common field, then the common fields, secret-named fields censored throughout.
+   * hide or reorder a common field, then the common fields (the actor derived from the caller, the
+   * correlation taken out of the details), secret-named fields censored throughout.
    */
-  #emit(common: Omit<AuditFields, 'code'> & { code?: ErrorCode | undefined }, details: object): void {
+  #emit(head: Head, details: object): void {
+    const { correlationId, delegatedSubject, ...own } = details as Correlation & Record<string, unknown>
     const record: Record<string, unknown> = {}
-    for (const key of Object.keys(details)) {
-      const value: unknown = (details as Record<string, unknown>)[key]
+    for (const key of Object.keys(own)) {
+      const value: unknown = own[key]
       if (value === undefined) continue
       record[key] = SECRET_NAMES.has(key) ? REDACT_CENSOR : censored(value, 1)
     }
-    for (const key of Object.keys(common)) record[key] = common[key as keyof typeof common]
-    record['caller'] = censored(common.caller, 1)
-    record['code'] = common.code ?? 'OK'
+    record['event'] = head.event
+    record['outcome'] = head.outcome
+    record['actor'] = actorOf(head.caller)
+    record['caller'] = censored(head.caller, 1)
+    record['resource'] = head.resource
+    record['action'] = head.action
+    record['code'] = head.code ?? 'OK'
+    if (correlationId !== undefined) record['correlationId'] = correlationId
+    if (delegatedSubject !== undefined) record['delegatedSubject'] = delegatedSubject
     this.write(record as unknown as AuditRecord)
   }
 
-  entryChanged({ caller, code, spiffeId, ...rest }: EntryChanged): void {
+  entryChanged({ caller, code, spiffeId, action, ...rest }: EntryChanged): void {
     const outcome = outcomeOf(code, 'error')
-    this.#emit({ event: 'entry.changed', outcome, caller, subject: spiffeId, code }, rest)
+    this.#emit({ event: 'entry.changed', outcome, caller, resource: spiffeId, action, code }, rest)
   }
   tokenCreated({ caller, tokenId, ...rest }: TokenCreated): void {
-    this.#emit({ event: 'token.created', outcome: 'allowed', caller, subject: safeTokenId(tokenId) }, rest)
+    const head = { event: 'token.created', outcome: 'allowed', caller, action: 'create' } as const
+    this.#emit({ ...head, resource: safeTokenId(tokenId) }, rest)
   }
   tokenUsed({ caller, tokenId, code, ...rest }: TokenUsed): void {
-    const common = { event: 'token.used', outcome: outcomeOf(code, 'denied'), caller, code } as const
-    this.#emit({ ...common, subject: safeTokenId(tokenId) }, rest)
+    const head = {
+      event: 'token.used',
+      outcome: outcomeOf(code, 'denied'),
+      caller,
+      action: 'use',
+      code,
+    } as const
+    this.#emit({ ...head, resource: safeTokenId(tokenId) }, rest)
   }
   agentAttested({ caller, agentId, ...rest }: AgentAttested): void {
-    this.#emit({ event: 'agent.attested', outcome: 'allowed', caller, subject: agentId }, rest)
+    const head = { event: 'agent.attested', outcome: 'allowed', caller, action: 'attest' } as const
+    this.#emit({ ...head, resource: agentId }, rest)
   }
-  agentEvicted({ caller, agentId }: AgentRemoved): void {
-    this.#emit({ event: 'agent.evicted', outcome: 'allowed', caller, subject: agentId }, {})
+  agentEvicted({ caller, agentId, ...rest }: AgentRemoved): void {
+    const head = { event: 'agent.evicted', outcome: 'allowed', caller, action: 'evict' } as const
+    this.#emit({ ...head, resource: agentId }, rest)
   }
-  agentBanned({ caller, agentId }: AgentRemoved): void {
-    this.#emit({ event: 'agent.banned', outcome: 'allowed', caller, subject: agentId }, {})
+  agentBanned({ caller, agentId, ...rest }: AgentRemoved): void {
+    const head = { event: 'agent.banned', outcome: 'allowed', caller, action: 'ban' } as const
+    this.#emit({ ...head, resource: agentId }, rest)
   }
   svidIssued({ caller, spiffeId, ...rest }: SvidIssued): void {
-    this.#emit({ event: 'svid.issued', outcome: 'allowed', caller, subject: spiffeId }, rest)
+    const head = { event: 'svid.issued', outcome: 'allowed', caller, action: 'issue' } as const
+    this.#emit({ ...head, resource: spiffeId }, rest)
   }
   issuanceDenied({ caller, spiffeId, code, ...rest }: IssuanceDenied): void {
-    const common = { event: 'svid.denied', outcome: 'denied', caller, code } as const
-    this.#emit({ ...common, subject: spiffeId ?? '-' }, rest)
+    const head = { event: 'svid.denied', outcome: 'denied', caller, action: 'issue', code } as const
+    this.#emit({ ...head, resource: spiffeId ?? '-' }, rest)
   }
   attestationResult({ caller, outcome, code, ...rest }: AttestationResult): void {
-    const common = { event: 'attestation.result', outcome, caller, code } as const
-    this.#emit({ ...common, subject: `pid:${caller.pid}` }, rest)
+    const head = { event: 'attestation.result', outcome, caller, action: 'attest', code } as const
+    this.#emit({ ...head, resource: `pid:${caller.pid}` }, rest)
   }
-  callAllowed({ caller, method, via }: CallAllowed): void {
-    this.#emit({ event: 'call.allowed', outcome: 'allowed', caller, subject: method }, { via })
+  callAllowed({ caller, method, resource, ...rest }: CallAllowed): void {
+    const head = { event: 'call.allowed', outcome: 'allowed', caller, action: method } as const
+    this.#emit({ ...head, resource: resource ?? method }, rest)
   }
-  callDenied({ caller, method, code, reason, summary }: CallDenied): void {
-    this.#emit(
-      { event: 'call.denied', outcome: 'denied', caller, subject: method, code },
-      { reason, summary },
-    )
+  callDenied({ caller, method, resource, code, ...rest }: CallDenied): void {
+    const head = { event: 'call.denied', outcome: 'denied', caller, action: method, code } as const
+    this.#emit({ ...head, resource: resource ?? method }, rest)
   }
-  bundleChanged({ caller, trustDomain, action }: BundleChanged): void {
-    this.#emit({ event: 'bundle.changed', outcome: 'allowed', caller, subject: trustDomain }, { action })
+  bundleChanged({ caller, trustDomain, action, ...rest }: BundleChanged): void {
+    const head = { event: 'bundle.changed', outcome: 'allowed', caller, action } as const
+    this.#emit({ ...head, resource: trustDomain }, rest)
+  }
+  approvalRequested({ caller, requestId, exePath, ...rest }: ApprovalRequested): void {
+    const head = { event: 'approval.requested', outcome: 'allowed', caller, action: 'request' } as const
+    this.#emit({ ...head, resource: exePath }, { ...rest, correlationId: requestId })
+  }
+  approvalApproved({ caller, requestId, spiffeId, ...rest }: ApprovalApproved): void {
+    const head = { event: 'approval.approved', outcome: 'allowed', caller, action: 'approve' } as const
+    this.#emit({ ...head, resource: spiffeId }, { ...rest, correlationId: requestId })
+  }
+  approvalDenied({ caller, requestId, exePath, ...rest }: ApprovalDenied): void {
+    const head = { event: 'approval.denied', outcome: 'allowed', caller, action: 'deny' } as const
+    this.#emit({ ...head, resource: exePath }, { ...rest, correlationId: requestId })
+  }
+  approvalDropped({ caller, store, ...rest }: ApprovalDropped): void {
+    const code = 'ERR_PENDING_LIMIT'
+    const head = { event: 'approval.dropped', outcome: 'denied', caller, action: 'drop', code } as const
+    this.#emit({ ...head, resource: `pending-requests:${store}` }, rest)
   }
   checkpointConflict({ caller, origin, ...rest }: CheckpointConflict): void {
     const code = 'ERR_AUDIT_CHECKPOINT_CONFLICT'
-    this.#emit({ event: 'audit.checkpoint.conflict', outcome: 'denied', caller, subject: origin, code }, rest)
+    const head = {
+      event: 'audit.checkpoint.conflict',
+      outcome: 'denied',
+      caller,
+      action: 'report',
+      code,
+    } as const
+    this.#emit({ ...head, resource: origin }, rest)
   }
 }
 

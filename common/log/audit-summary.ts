@@ -1,5 +1,11 @@
 import { type Clock, systemClock } from '../../lib/core/clock.js'
 import type {
+  ApprovalApproved,
+  ApprovalDenied,
+  ApprovalDropped,
+  ApprovalRequested,
+} from './approval-events.js'
+import type {
   AgentAttested,
   AgentRemoved,
   AttestationResult,
@@ -141,6 +147,18 @@ export class SummarisingAuditLog implements AuditLog {
   }
   checkpointConflict(e: CheckpointConflict): void {
     this.#inner.checkpointConflict(e)
+  }
+  approvalRequested(e: ApprovalRequested): void {
+    this.#inner.approvalRequested(e)
+  }
+  approvalApproved(e: ApprovalApproved): void {
+    this.#inner.approvalApproved(e)
+  }
+  approvalDenied(e: ApprovalDenied): void {
+    this.#inner.approvalDenied(e)
+  }
+  approvalDropped(e: ApprovalDropped): void {
+    this.#inner.approvalDropped(e)
   }
 
   /** Writes the summaries of every window still counting and stops the timer (at shutdown). */

@@ -83,6 +83,10 @@ export interface RequestDecided {
   readonly via?: AuthMethod
   readonly code: ErrorCode | 'OK'
   readonly reason?: string
+  /** The MCP tools the request (or WebSocket message) calls, when the guard read them. */
+  readonly tools?: ReadonlyArray<string>
+  /** Follows the request into the services behind the guard (`correlationIdOf`: traceparent, X-Request-Id, or fresh). */
+  readonly correlationId: string
 }
 
 /** Where the guard reports every decision (DESIGN §7). */

@@ -248,6 +248,8 @@ describe('upgrades, letter case and WebSocket messages', () => {
       method: 'WS',
       path: '/mcp/',
       spiffeId: CLAUDE,
+      tools: ['shell'],
+      correlationId: audit.events.at(0)?.correlationId,
     })
     const intern = request(
       { ...(await bearer({ id: 'spiffe://example.org/agents/intern' })), upgrade: 'websocket' },
@@ -279,6 +281,7 @@ describe('audit', () => {
         spiffeId: CLAUDE,
         via: 'jwt',
         code: 'OK',
+        correlationId: expect.stringMatching(/^[0-9a-f-]{36}$/),
       },
       expect.objectContaining({
         outcome: 'denied',
@@ -289,6 +292,25 @@ describe('audit', () => {
       expect.objectContaining({ outcome: 'denied', method: 'POST', path: '/x', code: 'ERR_HOST_REFUSED' }),
     ])
     expect(audit.events[1]).not.toHaveProperty('spiffeId')
+  })
+
+  it('records the caller’s traceparent trace id as the correlation id, refused or allowed, and the tools read', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    const policy = Policy.fromJson({ rules: [{ effect: 'allow', tools: ['search'] }] })
+    const { guard, audit } = makeGuard({ policy })
+    const readTools = async () => ['search']
+    await guard.check(request({ ...(await bearer()), traceparent }), { readTools })
+    await guard.check(request({ traceparent, 'x-request-id': 'req-7' }))
+    await guard.check(request({ ...(await bearer()), 'x-request-id': 'req-7' }), { readTools })
+    expect(audit.events).toEqual([
+      expect.objectContaining({
+        outcome: 'allowed',
+        tools: ['search'],
+        correlationId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      }),
+      expect.objectContaining({ outcome: 'denied', correlationId: '4bf92f3577b34da6a3ce929d0e0e4736' }),
+      expect.objectContaining({ outcome: 'allowed', correlationId: 'req-7' }),
+    ])
   })
 })
 

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
+import { correlationIdOf } from './correlation-id.js'
 import type {
   AllowedUpgrade,
   GatewayAudit,
@@ -84,6 +85,8 @@ export interface Guard {
 type Verdict = GuardDecision & {
   readonly claimedId?: string
   readonly via?: AuthMethod
+  /** The tools the request calls, when they were read. */
+  readonly tools?: ReadonlyArray<string> | undefined
   /** A throttled refusal counted into the summary of its block rather than recorded. */
   readonly isSummarised?: boolean
 }
@@ -261,14 +264,24 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
   const isUpgrade = request.headers.upgrade !== undefined
   // A WebSocket's tools are in its messages, each decided on its own (checkMessage).
   const tools = !policy.usesTools || isUpgrade ? [] : await pending.options.readTools?.()
-  return byPolicy(policy.evaluate({ id, method: request.method ?? 'GET', path, tools }), allowed)
+  const verdict = policy.evaluate({ id, method: request.method ?? 'GET', path, tools })
+  return byPolicy(verdict, allowed, tools)
 }
 
-function byPolicy(verdict: PolicyDecision, allowed: GuardAllowed): Verdict {
-  if (verdict.effect === 'allow') return allowed
+function byPolicy(
+  verdict: PolicyDecision,
+  allowed: GuardAllowed,
+  tools: ReadonlyArray<string> | undefined,
+): Verdict {
+  const read = tools === undefined || tools.length === 0 ? {} : { tools }
+  if (verdict.effect === 'allow') return { ...allowed, ...read }
   const about = verdict.tool === undefined ? '' : ` for tool ${JSON.stringify(verdict.tool)}`
   const { id, via } = allowed
-  return refused(403, 'ERR_POLICY_DENIED', `denied by policy rule ${verdict.rule}${about}`, { id, via })
+  return refused(403, 'ERR_POLICY_DENIED', `denied by policy rule ${verdict.rule}${about}`, {
+    id,
+    via,
+    ...read,
+  })
 }
 
 /** The guard's decision on one WebSocket message; audited when denied or when it calls a tool. */
@@ -282,7 +295,11 @@ function decideMessage(
   const verdict =
     policy === undefined
       ? allowed
-      : byPolicy(policy.evaluate({ id: allowed.id, method: 'POST', path: allowed.path, tools }), allowed)
+      : byPolicy(
+          policy.evaluate({ id: allowed.id, method: 'POST', path: allowed.path, tools }),
+          allowed,
+          tools,
+        )
   const pending = { request, options: {}, path: allowed.path }
   if (!verdict.allowed || (tools?.length ?? 0) > 0) record(s, pending, verdict, 'WS')
   return publicDecision(verdict)
@@ -301,6 +318,8 @@ function record(s: Settings, { request, path }: Pending, verdict: Verdict, metho
     ...(verdict.via !== undefined && { via: verdict.via }),
     code: verdict.allowed ? 'OK' : verdict.code,
     ...(!verdict.allowed && { reason: verdict.reason }),
+    ...(verdict.tools !== undefined && { tools: verdict.tools }),
+    correlationId: correlationIdOf(request),
   })
 }
 

@@ -2,6 +2,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import type { AuthMethod } from './authenticate.js'
+import { correlationIdOf, REQUEST_ID_HEADER } from './correlation-id.js'
 import type { Guard, GuardAllowed, GuardCheckOptions, RequestProblem } from './guard.js'
 import { canonicalTarget } from './request-path.js'
 
@@ -61,17 +62,23 @@ export function stripIdentityHeaders(req: Pick<IncomingMessage, 'headers' | 'raw
 }
 
 /**
- * Strips client identity headers, then sets the verified caller's (headers and {@link callerOf}),
+ * Strips client identity headers, then sets the verified caller's (headers and {@link callerOf})
+ * and the request's correlation id (`X-Request-Id`, the id its audit lines carry: `correlationIdOf`),
  * and rewrites `req.url` to the canonical path the policy decided on (and the original query), so
  * that the handler, or the upstream, routes exactly that path.
  */
 function admit(req: IncomingMessage, decision: GuardAllowed): void {
   req.url = canonicalTarget(decision.path, req.url)
+  const correlationId = correlationIdOf(req)
   stripIdentityHeaders(req)
   const id = decision.id.toString()
   req.headers[IDENTITY_HEADER] = id
   req.headers[AUTH_METHOD_HEADER] = decision.via
-  req.rawHeaders.push('X-Tessera-Spiffe-Id', id, 'X-Tessera-Auth-Method', decision.via)
+  req.headers[REQUEST_ID_HEADER] = correlationId
+  const raw = req.rawHeaders
+  for (let i = raw.length - 2; i >= 0; i -= 2)
+    if (raw[i]?.toLowerCase() === REQUEST_ID_HEADER) raw.splice(i, 2)
+  raw.push('X-Tessera-Spiffe-Id', id, 'X-Tessera-Auth-Method', decision.via, 'X-Request-Id', correlationId)
   callers.set(req, { id: decision.id, via: decision.via })
 }
 

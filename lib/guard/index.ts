@@ -13,6 +13,13 @@
 
 export type { Authentication, AuthMethod } from './authenticate.js'
 export {
+  correlationIdOf,
+  MAX_REQUEST_ID_LENGTH,
+  REQUEST_ID_HEADER,
+  requestIdOf,
+  traceIdOf,
+} from './correlation-id.js'
+export {
   type AllowedUpgrade,
   createGuard,
   type GatewayAudit,
@@ -41,6 +48,7 @@ export {
 export {
   type AuditLine,
   type AuditLineSink,
+  auditLineOf,
   JsonLinesAudit,
   type JsonLinesAuditOptions,
 } from './json-lines-audit.js'
@@ -51,4 +59,5 @@ export {
   type PolicyEffect,
   type PolicyRequest,
 } from './policy.js'
+export { actorOfRequest, resourceOf } from './request-record.js'
 export { FailureThrottle, type ThrottleOptions, type ThrottleVerdict } from './throttle.js'

@@ -12,6 +12,7 @@ const denied: RequestDecided = {
   claimedSpiffeId: 'spiffe://example.org/someone',
   code: 'ERR_JWT_EXPIRED',
   reason: 'the token expired',
+  correlationId: '4bf92f3577b34da6a3ce929d0e0e4736',
 }
 const allowed: RequestDecided = {
   outcome: 'allowed',
@@ -21,6 +22,8 @@ const allowed: RequestDecided = {
   spiffeId: 'spiffe://example.org/agent',
   via: 'jwt',
   code: 'OK',
+  tools: ['search'],
+  correlationId: 'req-1',
 }
 
 describe('JsonLinesAudit', () => {
@@ -31,8 +34,34 @@ describe('JsonLinesAudit', () => {
     audit.requestDecided(allowed)
     expect(lines.every((l) => l.endsWith('\n') && l.indexOf('\n') === l.length - 1)).toBe(true)
     expect(lines.map((l) => JSON.parse(l))).toEqual([
-      { time: '2026-01-02T03:04:05.000Z', event: 'call.denied', ...denied },
-      { time: '2026-01-02T03:04:05.000Z', event: 'call.allowed', ...allowed },
+      {
+        time: '2026-01-02T03:04:05.000Z',
+        event: 'call.denied',
+        outcome: 'denied',
+        actor: 'remote:127.0.0.1',
+        resource: '/tools/search',
+        action: 'GET',
+        code: 'ERR_JWT_EXPIRED',
+        correlationId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        path: '/tools/search',
+        address: '127.0.0.1',
+        claimedSpiffeId: 'spiffe://example.org/someone',
+        reason: 'the token expired',
+      },
+      {
+        time: '2026-01-02T03:04:05.000Z',
+        event: 'call.allowed',
+        outcome: 'allowed',
+        actor: 'spiffe://example.org/agent',
+        resource: 'search',
+        action: 'POST',
+        code: 'OK',
+        correlationId: 'req-1',
+        path: '/tools/run',
+        address: '127.0.0.1',
+        via: 'jwt',
+        tools: ['search'],
+      },
     ])
   })
 

@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs'
 import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
 import type { GatewayAudit, RequestDecided } from './decision.js'
+import { actorOfRequest, resourceOf } from './request-record.js'
 
 /** Where a {@link JsonLinesAudit} writes: a file stream, `process.stdout`, or any writable of text. */
 export interface AuditLineSink {
@@ -24,19 +25,59 @@ export interface JsonLinesAuditOptions {
   readonly onError?: (err: IdentityError) => void
 }
 
-/** One line of a {@link JsonLinesAudit}: the decision plus its time and event name. */
-export interface AuditLine extends RequestDecided {
+/**
+ * One line of a {@link JsonLinesAudit}: the decision under the agent-auth audit names (`actor`,
+ * `action`, `resource`, `outcome` as the decision, `correlationId`, `time`), then its details.
+ */
+export interface AuditLine {
   /** ISO 8601 time of the decision. */
   readonly time: string
   /** `call.allowed` or `call.denied`. */
   readonly event: 'call.allowed' | 'call.denied'
+  readonly outcome: RequestDecided['outcome']
+  /** The verified caller's SPIFFE ID, else `remote:<address>`. */
+  readonly actor: string
+  /** The tool the request calls when it calls exactly one, else the canonical path. */
+  readonly resource: string
+  /** The HTTP method, or `WS` for a WebSocket's messages and its end. */
+  readonly action: string
+  readonly code: RequestDecided['code']
+  readonly correlationId: string
+  readonly path: string
+  readonly address: string
+  readonly claimedSpiffeId?: string
+  readonly via?: RequestDecided['via']
+  readonly reason?: string
+  readonly tools?: ReadonlyArray<string>
+}
+
+/** The line of one decision at `time`. */
+export function auditLineOf(event: RequestDecided, time: string): AuditLine {
+  const { outcome, method, path, address, claimedSpiffeId, via, code, reason, tools, correlationId } = event
+  return {
+    time,
+    event: outcome === 'allowed' ? 'call.allowed' : 'call.denied',
+    outcome,
+    actor: actorOfRequest(event),
+    resource: resourceOf(event),
+    action: method,
+    code,
+    correlationId,
+    path,
+    address,
+    ...(claimedSpiffeId !== undefined && { claimedSpiffeId }),
+    ...(via !== undefined && { via }),
+    ...(reason !== undefined && { reason }),
+    ...(tools !== undefined && { tools }),
+  }
 }
 
 /**
- * A ready-made audit for {@link createGuard}: one JSON object per line for every decision (`time`,
- * `event`, `outcome`, `method`, `path` — the query is never written, it may hold secrets — `address`,
- * `spiffeId` or the unverified `claimedSpiffeId`, `via`, `code`, `reason`). A file it opens is created
- * 0600 and appended to.
+ * A ready-made audit for {@link createGuard}: one JSON object per line for every decision
+ * ({@link AuditLine}: `time`, `event`, `outcome`, `actor`, `resource`, `action`, `code`,
+ * `correlationId`, `path` — the query is never written, it may hold secrets — `address`, the
+ * unverified `claimedSpiffeId`, `via`, `reason`, `tools`). A file it opens is created 0600 and
+ * appended to.
  * @example
  * const audit = JsonLinesAudit.openFile('./audit.log')
  * const guard = createGuard({ ...options, audit })
@@ -74,11 +115,7 @@ export class JsonLinesAudit implements GatewayAudit {
    */
   requestDecided(event: RequestDecided): void {
     if (this.#failure !== undefined) throw this.#failure
-    const line: AuditLine = {
-      time: new Date(this.#clock.nowMs()).toISOString(),
-      event: event.outcome === 'allowed' ? 'call.allowed' : 'call.denied',
-      ...event,
-    }
+    const line = auditLineOf(event, new Date(this.#clock.nowMs()).toISOString())
     try {
       this.#sink.write(`${JSON.stringify(line)}\n`)
     } catch (err) {

@@ -35,7 +35,7 @@ export function createEntriesHandlers(deps: EntriesHandlerDeps): EntriesHandlers
     CreateEntry: unary(deps, 'CreateEntry', async (req, caller) => {
       const fields = parse(req.entry, 'created', caller)
       const warnings = await entryWarnings(fields)
-      return new WarnedResponse(fromEntry(await entries.create(fields, caller, warnings)), warnings)
+      return new WarnedResponse(fromEntry(await entries.create(fields, caller, { warnings })), warnings)
     }),
     BatchCreateEntry: unary(deps, 'BatchCreateEntry', (req, caller) =>
       batchCreate(deps, req.entries, caller),

@@ -60,7 +60,7 @@ describe('AgentAdminService', () => {
     expect(await t.store.agents.fetch(agent.spiffeId)).toBeUndefined()
     expect(removed).toEqual([agent.spiffeId.toString()])
     expect(audit.recordsOf('agent.evicted')).toEqual([
-      expect.objectContaining({ subject: agent.spiffeId.toString(), caller, outcome: 'allowed' }),
+      expect.objectContaining({ resource: agent.spiffeId.toString(), caller, outcome: 'allowed' }),
     ])
   })
 
@@ -71,7 +71,7 @@ describe('AgentAdminService', () => {
     expect((await t.store.agents.fetch(agent.spiffeId))?.banned).toBe(true)
     expect(removed).toEqual([agent.spiffeId.toString()])
     expect(audit.recordsOf('agent.banned')).toEqual([
-      expect.objectContaining({ subject: agent.spiffeId.toString() }),
+      expect.objectContaining({ resource: agent.spiffeId.toString() }),
     ])
   })
 

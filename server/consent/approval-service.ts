@@ -92,8 +92,22 @@ export class ApprovalService {
     refuseReservedId(fields)
     const warnings = await entryWarnings(fields)
     const claimed = await this.#claim(id, { state: 'approved', nowMs })
+    // The approval's line is written with the entry's, before its COMMIT: both or neither.
+    const alsoAudit = (entry: RegistrationEntry) =>
+      this.#deps.audit.approvalApproved({
+        requestId: id,
+        entryId: entry.id,
+        spiffeId: entry.spiffeId.toString(),
+        exePath: request.exePath,
+        ...(entry.expiresAtMs !== undefined && { expiresAt: Math.floor(entry.expiresAtMs / 1000) }),
+        caller,
+      })
     try {
-      const entry = await this.#deps.entries.create(fields, caller, warnings)
+      const entry = await this.#deps.entries.create(fields, caller, {
+        warnings,
+        correlationId: id,
+        alsoAudit,
+      })
       await this.#deps.store.setEntry(id, entry.id)
       return { request: { ...claimed, entryId: entry.id }, entry, warnings }
     } catch (err) {
@@ -108,14 +122,12 @@ export class ApprovalService {
    * @throws ERR_PENDING_NOT_FOUND, ERR_PENDING_EXPIRED, ERR_PENDING_DECIDED
    */
   async deny(id: string, caller: AuditCaller): Promise<PendingRequest> {
-    await this.#undecided(id)
+    const request = await this.#undecided(id)
     const nowMs = this.#deps.clock.nowMs()
-    const denied = await this.#claim(id, {
-      state: 'denied',
-      nowMs,
-      deniedUntilMs: nowMs + this.#deps.settings.denyTtlMs,
-    })
-    this.#deps.audit.callAllowed({ method: 'DenyPendingRequest', caller })
+    const deniedUntilMs = nowMs + this.#deps.settings.denyTtlMs
+    const denied = await this.#claim(id, { state: 'denied', nowMs, deniedUntilMs })
+    const deniedUntil = Math.floor(deniedUntilMs / 1000)
+    this.#deps.audit.approvalDenied({ requestId: id, exePath: request.exePath, deniedUntil, caller })
     return denied
   }
 

@@ -1,7 +1,7 @@
 import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
 import type { Clock } from '../../lib/core/clock.js'
 import type { PendingRequestStore } from '../datastore/ports.js'
-import type { PendingSighting } from './pending-request.js'
+import type { PendingRequest, PendingSighting } from './pending-request.js'
 
 /** Pending requests dropped since the server started (shared by the agent and admin APIs). */
 export interface PendingDrops {
@@ -21,7 +21,8 @@ export interface PendingReportsDeps {
 
 /**
  * What agents report of Workload API callers that matched no entry (DESIGN §10): each sighting
- * counts toward its live request or starts a new one; drops are counted and the first audited.
+ * counts toward its live request or starts a new one (audited once, `approval.requested`); drops
+ * are counted and the first audited (`approval.dropped`).
  */
 export class PendingReports {
   readonly #deps: PendingReportsDeps
@@ -44,13 +45,29 @@ export class PendingReports {
         pendingTtlMs: settings.pendingTtlMs,
         maxRequests: settings.maxPendingRequests,
       }
-      dropped += (await this.#deps.store.report(s, options)).dropped
+      const result = await this.#deps.store.report(s, options)
+      dropped += result.dropped
+      if (result.isNew) this.#requested(result.request, caller)
     }
     if (dropped === 0) return
     drops.count += dropped
     if (drops.isAudited) return
     drops.isAudited = true
-    const reason = `pending requests past their limit (${settings.maxPendingRequests} on the server, or the agent's): the least recently seen are dropped and counted; audited once`
-    this.#deps.audit.callDenied({ method: 'ReportPending', code: 'ERR_PENDING_LIMIT', reason, caller })
+    const limit = settings.maxPendingRequests
+    this.#deps.audit.approvalDropped({ store: 'server', limit, count: dropped, caller })
+  }
+
+  /** A new request is audited once; its later sightings only count toward it. */
+  #requested(r: PendingRequest, caller: AuditCaller): void {
+    const { id: requestId, uid, sha256, exePath, agentId, previous } = r
+    this.#deps.audit.approvalRequested({
+      requestId,
+      uid,
+      sha256,
+      exePath,
+      agentId,
+      ...(previous !== undefined && { change: previous.change, previousRequestId: previous.requestId }),
+      caller,
+    })
   }
 }

@@ -65,6 +65,31 @@ describe('EntryService', () => {
     expect(announced).toBe(0)
   })
 
+  it('writes the records that go with a create (an approval’s) in its commit: both or neither', async () => {
+    const entry = await service.create(testEntryFields(), caller, {
+      correlationId: 'request-1',
+      alsoAudit: (e) =>
+        audit.approvalApproved({
+          requestId: 'request-1',
+          entryId: e.id,
+          spiffeId: e.spiffeId.toString(),
+          exePath: '/bin/tool',
+          caller,
+        }),
+    })
+    expect(audit.records.map((r) => [r.event, r.correlationId, r['entryId']])).toEqual([
+      ['entry.changed', 'request-1', entry.id],
+      ['approval.approved', 'request-1', entry.id],
+    ])
+    const failing = service.create(testEntryFields({ spiffeId: testId('/second') }), caller, {
+      alsoAudit: () => {
+        throw new IdentityError('ERR_AUDIT_UNAVAILABLE', 'the audit log could not be written')
+      },
+    })
+    expect(await codeOf(failing)).toBe('ERR_AUDIT_UNAVAILABLE')
+    expect((await t.store.entries.list()).entries.map((e) => e.id)).toEqual([entry.id])
+  })
+
   it('creates an entry, audits it with the caller and announces the change', async () => {
     const entry = await service.create(testEntryFields(), caller)
     expect((await service.fetch(entry.id)).spiffeId.toString()).toBe('spiffe://example.org/web')
@@ -73,7 +98,7 @@ describe('EntryService', () => {
       expect.objectContaining({
         action: 'created',
         entryId: entry.id,
-        subject: 'spiffe://example.org/web',
+        resource: 'spiffe://example.org/web',
         outcome: 'allowed',
         code: 'OK',
         caller,
@@ -121,7 +146,7 @@ describe('EntryService', () => {
       'spiffe://example.org/c',
     ])
     expect(changes).toBe(1)
-    expect(audit.records.map((r) => [r.subject, r.code])).toEqual([
+    expect(audit.records.map((r) => [r.resource, r.code])).toEqual([
       ['spiffe://example.org/a', 'OK'],
       ['spiffe://other.org/b', 'ERR_ENTRY_INVALID'],
       ['spiffe://example.org/c', 'OK'],
@@ -153,7 +178,7 @@ describe('EntryService', () => {
     expect(await codeOf(service.fetch(entry.id))).toBe('ERR_ENTRY_NOT_FOUND')
     expect(await codeOf(service.delete(entry.id, caller))).toBe('ERR_ENTRY_NOT_FOUND')
     expect(changes).toBe(2)
-    expect(audit.records.slice(1).map((r) => [r['action'], r.subject, r.code])).toEqual([
+    expect(audit.records.slice(1).map((r) => [r['action'], r.resource, r.code])).toEqual([
       ['deleted', 'spiffe://example.org/web', 'OK'],
       ['deleted', '-', 'ERR_ENTRY_NOT_FOUND'],
     ])

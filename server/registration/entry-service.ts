@@ -52,19 +52,29 @@ export class EntryService {
   }
 
   /**
-   * Creates an entry; `warnings` (what the admin was warned of) go into its audit record.
+   * Creates an entry; `extra.warnings` (what the admin was warned of) and `extra.correlationId` (the
+   * pending request an approval made it for) go into its audit record; `extra.alsoAudit` writes the
+   * records that go with the change (an approval's) after it, before COMMIT like it.
    * @throws ERR_ENTRY_INVALID, ERR_ENTRY_EXISTS, ERR_DATASTORE_IO, ERR_AUDIT_UNAVAILABLE
    */
   async create(
     fields: EntryFields,
     caller: AuditCaller,
-    warnings?: ReadonlyArray<string>,
+    extra: {
+      readonly warnings?: ReadonlyArray<string>
+      readonly correlationId?: string
+      readonly alsoAudit?: (entry: RegistrationEntry) => void
+    } = {},
   ): Promise<RegistrationEntry> {
     const spiffeId = fields.spiffeId.toString()
-    const warned = warnedOf(warnings)
-    const hooks = this.#auditedCommit((e: RegistrationEntry) => [
-      { action: 'created', entryId: e.id, spiffeId, caller, ...warned },
-    ])
+    const warned = {
+      ...warnedOf(extra.warnings),
+      ...(extra.correlationId !== undefined && { correlationId: extra.correlationId }),
+    }
+    const hooks = this.#auditedCommit(
+      (e: RegistrationEntry) => [{ action: 'created', entryId: e.id, spiffeId, caller, ...warned }],
+      extra.alsoAudit,
+    )
     return this.#write({ action: 'created', spiffeId, caller, ...warned }, () =>
       this.#deps.store.create(this.#normalize(fields), hooks),
     )
@@ -177,9 +187,13 @@ export class EntryService {
   }
 
   /** The commit hooks of one write: its records audited before COMMIT, see {@link auditedCommit}. */
-  #auditedCommit<T>(recordsOf: (result: T) => ReadonlyArray<AuditedRecord>): CommitHooks<T> {
+  #auditedCommit<T>(
+    recordsOf: (result: T) => ReadonlyArray<AuditedRecord>,
+    alsoAudit?: (result: T) => void,
+  ): CommitHooks<T> {
     return auditedCommit(this.#deps.auditJournal, (result: T) => {
       for (const record of recordsOf(result)) this.#deps.audit.entryChanged(record)
+      alsoAudit?.(result)
     })
   }
 

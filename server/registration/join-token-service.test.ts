@@ -69,7 +69,7 @@ describe('JoinTokenService', () => {
     expect(created.expiresAtMs).toBe(TEST_START_MS + DEFAULT_TTL_MS)
     expect(created.agentId.equals(agentIdForJoinToken(TEST_TRUST_DOMAIN, created.token))).toBe(true)
     expect(audit.recordsOf('token.created')).toEqual([
-      expect.objectContaining({ subject: fingerprintToken(created.token), ttlMs: DEFAULT_TTL_MS, caller }),
+      expect.objectContaining({ resource: fingerprintToken(created.token), ttlMs: DEFAULT_TTL_MS, caller }),
     ])
     expect(JSON.stringify(audit.records)).not.toContain(created.token)
     expect((await t.store.joinTokens.consume(created.token, TEST_START_MS))?.token).toBe(created.token)

@@ -325,7 +325,7 @@ describe('peer uid check', () => {
       const denied = audit.filter((r) => r.event === 'call.denied' && r.caller?.uid === NOBODY.uid)
       // The first drop is written whole; the ones right after it are counted into a summary line.
       expect(denied[0]).toMatchObject({
-        subject: 'connect',
+        resource: 'connect',
         code: 'ERR_PEER_UNAUTHORIZED',
         outcome: 'denied',
       })

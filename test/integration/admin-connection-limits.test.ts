@@ -57,7 +57,7 @@ describe.skipIf(!isRoot)('admin socket under a connection flood (root only: uses
       expect(flood.result.held).toBe(0)
       const isDrop = (r: Record<string, unknown>) =>
         r['event'] === 'call.denied' &&
-        r['subject'] === 'connect' &&
+        r['resource'] === 'connect' &&
         (r['caller'] as { uid?: number }).uid === NOBODY.uid
       await waitFor(async () => (await auditLines(s.dataDir)).some((r) => isDrop(r) && r['summary']), {
         timeoutMs: 30_000,

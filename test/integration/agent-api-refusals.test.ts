@@ -97,7 +97,7 @@ describe('untrusted callers', () => {
     await expectRefused(client.batchNewX509Svid([]), status.PERMISSION_DENIED, 'ERR_PEER_UNAUTHORIZED')
     // The TLS layer already finds no path to the bundle, so grpc-js shows the handler no certificate.
     const denied = (await fx.server.auditRecords()).filter(
-      (r) => r['event'] === 'call.denied' && r['subject'] === 'BatchNewX509Svid',
+      (r) => r['event'] === 'call.denied' && r['resource'] === 'BatchNewX509Svid',
     )
     expect(denied.map((r) => r['code'])).toContain('ERR_PEER_UNAUTHORIZED')
     // The real agent is unaffected.
@@ -114,7 +114,7 @@ describe('untrusted callers', () => {
     client.useIdentity(workload, agent.bundle)
     await expectRefused(client.newJwtSvid(entry.id, ['a']), status.PERMISSION_DENIED, 'ERR_PEER_UNAUTHORIZED')
     const denied = (await fx.server.auditRecords()).filter(
-      (r) => r['event'] === 'call.denied' && r['subject'] === 'NewJwtSvid',
+      (r) => r['event'] === 'call.denied' && r['resource'] === 'NewJwtSvid',
     )
     expect(denied.map((r) => (r['caller'] as { spiffeId?: string }).spiffeId)).toContain(entry.spiffeId)
   })

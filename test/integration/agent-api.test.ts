@@ -31,7 +31,7 @@ describe('AttestAgent', () => {
     expect(first.svid.id.toString()).toBe(agentId)
     await expectRefused(fx.client().attest(token), status.PERMISSION_DENIED, 'ERR_JOIN_TOKEN_INVALID')
     const used = (await fx.server.auditRecords()).filter(
-      (r) => r['event'] === 'token.used' && r['subject'] === fingerprintToken(token),
+      (r) => r['event'] === 'token.used' && r['resource'] === fingerprintToken(token),
     )
     expect(used.map((r) => r['outcome'])).toEqual(['allowed', 'denied'])
     expect(used[1]?.['code']).toBe('ERR_JOIN_TOKEN_INVALID')
@@ -133,9 +133,9 @@ describe('BatchNewX509Svid and NewJwtSvid', () => {
       errorCode: 'ERR_AGENT_UNAUTHORIZED',
     })
     const audit = await fx.server.auditRecords()
-    const denial = audit.find((r) => r['event'] === 'svid.denied' && r['subject'] === theirs.spiffeId)
+    const denial = audit.find((r) => r['event'] === 'svid.denied' && r['resource'] === theirs.spiffeId)
     expect((denial?.['caller'] as { spiffeId?: string } | undefined)?.spiffeId).toBe(a.agentId)
-    expect(audit.some((r) => r['event'] === 'svid.issued' && r['subject'] === mine.spiffeId)).toBe(true)
+    expect(audit.some((r) => r['event'] === 'svid.issued' && r['resource'] === mine.spiffeId)).toBe(true)
   })
 
   it('mints JWT-SVIDs for authorized entries only', async () => {

@@ -117,7 +117,7 @@ describe('tessera audit verify', () => {
     const verified = await stack.cli(['audit', 'verify', '--bundle', bundle, '--output', 'json', logs.server])
     expect(verified.code, verified.stderr).toBe(0)
     const ls = before.split('\n').slice(0, -1)
-    ls[1] = JSON.stringify({ ...JSON.parse(ls[1] as string), subject: 'spiffe://evil' })
+    ls[1] = JSON.stringify({ ...JSON.parse(ls[1] as string), resource: 'spiffe://evil' })
     await writeFile(logs.server, `${ls.join('\n')}\n`)
     await expect(stack.startServer()).rejects.toThrow(
       /error ERR_AUDIT_CHAIN_BROKEN: audit log \S+ line 3 does not hold the hash of the line before it/,
@@ -129,7 +129,7 @@ describe('tessera audit verify', () => {
     [
       'an edited line',
       (ls) =>
-        ls.map((l, i) => (i === 1 ? JSON.stringify({ ...JSON.parse(l), subject: 'spiffe://evil' }) : l)),
+        ls.map((l, i) => (i === 1 ? JSON.stringify({ ...JSON.parse(l), resource: 'spiffe://evil' }) : l)),
       /ERR_AUDIT_CHAIN_BROKEN: .*an-edited-line\.log: line 2 was edited/,
     ],
     [
@@ -170,12 +170,14 @@ describe('tessera audit tail and search', () => {
       logs.agent,
     ])
     expect(found.code, found.stderr).toBe(0)
-    const { lines } = jsonOf<{ lines: Array<{ event: string; subject: string; logged_at: number }> }>(found)
+    const { lines } = jsonOf<{ lines: Array<{ event: string; resource: string; logged_at: number }> }>(found)
     expect(lines.length).toBeGreaterThan(0)
-    for (const l of lines) expect(l).toMatchObject({ event: 'svid.issued', subject: GATEWAY_ID })
+    for (const l of lines) expect(l).toMatchObject({ event: 'svid.issued', resource: GATEWAY_ID })
     const tail = await stack.cli(['audit', 'tail', '-n', '2', logs.server])
     expect(tail.code, tail.stderr).toBe(0)
     expect(tail.stdout.trim().split('\n')).toHaveLength(2)
-    expect(tail.stdout).toMatch(/audit\.checkpoint {2}allowed {2}spiffe:\/\/tessera\.local\/tessera\/server/)
+    expect(tail.stdout).toMatch(
+      /audit\.checkpoint {2}allowed {2}checkpoint spiffe:\/\/tessera\.local\/tessera\/server/,
+    )
   })
 })

@@ -60,7 +60,7 @@ async function agentLines(): Promise<{ lines: string[]; checkpoints: number[]; o
   const lines = (await readFile(agentLog, 'utf8')).split('\n').slice(0, -1)
   const checkpoints = lines.flatMap((l, i) => (JSON.parse(l).event === 'audit.checkpoint' ? [i] : []))
   const first = checkpoints[0]
-  const origin = first === undefined ? '' : String(JSON.parse(lines[first] as string).subject)
+  const origin = first === undefined ? '' : String(JSON.parse(lines[first] as string).resource)
   return { lines, checkpoints, origin }
 }
 

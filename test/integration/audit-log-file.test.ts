@@ -40,7 +40,7 @@ describe('PinoAuditLog on a file', () => {
     expect(modeOf(join(dir, 'state'))).toBe(0o700)
     expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({
       event: 'agent.evicted',
-      subject: 'spiffe://td/a',
+      resource: 'spiffe://td/a',
     })
   })
 
@@ -127,7 +127,7 @@ describe('PinoAuditLog on a file', () => {
     const subjects = readFileSync(path, 'utf8')
       .trimEnd()
       .split('\n')
-      .map((l) => (JSON.parse(l) as { subject: string }).subject)
+      .map((l) => (JSON.parse(l) as { resource: string }).resource)
     expect(subjects).toEqual(['spiffe://td/kept', 'spiffe://td/after'])
   })
 

@@ -213,7 +213,13 @@ async function openPage(url: string): Promise<{ page: Page; statuses: Map<string
   return { page, statuses }
 }
 
-type AuditRecord = { event: string; code: string; subject: string; caller: Record<string, unknown> }
+type AuditRecord = {
+  event: string
+  code: string
+  action: string
+  path: string
+  caller: Record<string, unknown>
+}
 
 async function auditOf(name: string): Promise<AuditRecord[]> {
   const text = await readFile(join((stack as Stack).dir, name), 'utf8')
@@ -225,7 +231,7 @@ async function auditOf(name: string): Promise<AuditRecord[]> {
 
 /** The gateway's audit records about `METHOD /path`. */
 async function auditsAbout(subject: string, file = 'gateway-audit.log'): Promise<AuditRecord[]> {
-  return (await auditOf(file)).filter((r) => r.subject === subject)
+  return (await auditOf(file)).filter((r) => `${r.action} ${r.path}` === subject)
 }
 
 /**

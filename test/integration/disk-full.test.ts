@@ -107,12 +107,12 @@ async function expectAllOrNothing(admin: AdminClients, auditPath: string, attemp
   const records = text
     .trimEnd()
     .split('\n')
-    .map((l) => JSON.parse(l) as { event: string; outcome: string; subject: string; entryId?: string })
+    .map((l) => JSON.parse(l) as { event: string; outcome: string; resource: string; entryId?: string })
   const allowed = records.filter((r) => r.event === 'entry.changed' && r.outcome === 'allowed')
   const stored = await listAll(admin)
   for (const a of attempts) {
     const inStore = stored.filter((e) => e.spiffe_id === a.spiffeId)
-    const audited = allowed.filter((r) => r.subject === a.spiffeId)
+    const audited = allowed.filter((r) => r.resource === a.spiffeId)
     if (a.errorCode === undefined) {
       expect(
         inStore.map((e) => e.id),
@@ -154,9 +154,9 @@ function expectTokensAllOrNothing(dbPath: string, auditPath: string, attempts: T
     readFileSync(auditPath, 'utf8')
       .trimEnd()
       .split('\n')
-      .map((l) => JSON.parse(l) as { event: string; subject: string })
+      .map((l) => JSON.parse(l) as { event: string; resource: string })
       .filter((r) => r.event === 'token.created')
-      .map((r) => r.subject),
+      .map((r) => r.resource),
   )
   const db = new Database(dbPath, { readonly: true })
   const stored = db.prepare('SELECT count(*) FROM join_tokens').pluck().get()

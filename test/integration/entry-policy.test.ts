@@ -86,7 +86,7 @@ describe('reserved IDs: spiffe://<td>/tessera/… belongs to the server and agen
     const token = await stack.cli(['token', 'generate', '--spiffe-id', serverId])
     expect([token.code, token.stderr]).toEqual([1, expect.stringMatching(/^error ERR_ENTRY_ID_RESERVED: /)])
 
-    const denied = (await audit()).filter((r) => r['event'] === 'entry.changed' && r['subject'] === serverId)
+    const denied = (await audit()).filter((r) => r['event'] === 'entry.changed' && r['resource'] === serverId)
     expect(denied.map((r) => [r['action'], r['code']])).toEqual([
       ['created', 'ERR_ENTRY_ID_RESERVED'],
       ['created', 'ERR_ENTRY_ID_RESERVED'],
@@ -140,7 +140,7 @@ describe('entries whose only binary pin is an interpreter', () => {
 
     const records = await audit()
     const warned = (subject: string) =>
-      records.find((r) => r['event'] === 'entry.changed' && r['subject'] === subject)?.['warnings']
+      records.find((r) => r['event'] === 'entry.changed' && r['resource'] === subject)?.['warnings']
     for (const path of ['/py-tool', '/node-tool', '/sh-tool']) expect(warned(id(path))).toHaveLength(1)
     expect(warned(id('/sleeper'))).toBeUndefined()
   })

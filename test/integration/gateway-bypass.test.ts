@@ -50,7 +50,9 @@ const rpc = (name: string, id = 1) => ({
 const json = (token: string) => ({ ...bearer(token), 'content-type': 'application/json' })
 
 async function lastRecordAbout(subject: string): Promise<Record<string, unknown> | undefined> {
-  return (await audit.records()).filter((r) => r['subject'] === subject).at(-1)
+  return (await audit.records())
+    .filter((r) => `${String(r['action'])} ${String(r['path'])}` === subject)
+    .at(-1)
 }
 
 async function openAs(token: string, path: string): Promise<Extract<Upgrade, { isOpen: true }>> {

@@ -139,7 +139,10 @@ describe('the MCP TypeScript SDK through tessera gateway', () => {
     expect(await audit.last()).toMatchObject({
       event: 'call.denied',
       caller: { kind: 'svid', spiffeId: CLAUDE },
-      subject: 'POST /mcp',
+      actor: CLAUDE,
+      action: 'POST',
+      path: '/mcp',
+      resource: 'shell',
       code: 'ERR_POLICY_DENIED',
     })
     const after = await client.callTool({ name: 'echo', arguments: { text: 'still here' } })

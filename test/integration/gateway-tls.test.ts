@@ -107,7 +107,7 @@ describe('mTLS (--tls)', () => {
     if (!upgrade.isOpen) return
     expect((await readUntilClose(upgrade.frames)).code).toBe(1008)
     const records = await tlsAudit.records()
-    expect(records.filter((r) => r['subject'] === 'WS /ws').at(-1)).toMatchObject({
+    expect(records.filter((r) => r['action'] === 'WS' && r['path'] === '/ws').at(-1)).toMatchObject({
       event: 'call.denied',
       code: 'ERR_X509_SVID_EXPIRED',
       caller: { spiffeId: 'spiffe://partner.org/agents/brief' },

@@ -58,7 +58,9 @@ describe('tessera gateway in front of an unauthenticated tool (JWT-SVIDs)', () =
       event: 'call.allowed',
       outcome: 'allowed',
       caller: { kind: 'svid', spiffeId: CLAUDE },
-      subject: 'GET /tools/echo',
+      actor: CLAUDE,
+      action: 'GET',
+      resource: '/tools/echo',
       code: 'OK',
     })
   })
@@ -149,7 +151,8 @@ describe('tessera gateway in front of an unauthenticated tool (JWT-SVIDs)', () =
     )
     expect(await lastAudit()).toMatchObject({
       caller: { kind: 'svid', spiffeId: INTRUDER },
-      subject: 'GET /admin/users',
+      action: 'GET',
+      resource: '/admin/users',
     })
     expect((await call({ path: '/admin/users', headers: bearer(await agentToken(CLAUDE)) })).status).toBe(200)
   })
@@ -237,7 +240,7 @@ describe('WebSocket upgrades through the gateway', () => {
     expect(upgrade.isOpen).toBe(false)
     if (upgrade.isOpen) return
     await expectRefused(upgrade, 401, 'ERR_AUTH_MISSING')
-    expect(await lastAudit()).toMatchObject({ subject: 'GET /ws' })
+    expect(await lastAudit()).toMatchObject({ action: 'GET', path: '/ws' })
   })
 
   it('a browser page opening a WebSocket from another origin is refused', async () => {
@@ -260,7 +263,8 @@ describe('WebSocket upgrades through the gateway', () => {
     expect(await lastAudit()).toMatchObject({
       event: 'call.allowed',
       caller: { spiffeId: CLAUDE },
-      subject: 'GET /ws',
+      action: 'GET',
+      path: '/ws',
     })
   })
 })
@@ -272,7 +276,7 @@ describe('the audit log and a tool that is down', () => {
     for (const r of records) {
       expect(r).toMatchObject({
         event: expect.stringMatching(/^call\.(allowed|denied)$/),
-        subject: expect.stringMatching(/^GET|POST /),
+        action: expect.stringMatching(/^(GET|POST|WS)$/),
       })
       expect(r['time']).toEqual(expect.any(String))
       if (r['outcome'] === 'allowed')

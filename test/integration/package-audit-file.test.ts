@@ -34,6 +34,7 @@ describe('JsonLinesAudit.openFile', () => {
         path: path_,
         address: '127.0.0.1',
         code: 'OK',
+        correlationId: 'c1',
       })
       await audit.close()
     }
@@ -45,7 +46,14 @@ describe('JsonLinesAudit.openFile', () => {
   it('fails closed when the file cannot be opened', async () => {
     const audit = JsonLinesAudit.openFile(join(dir, 'missing-dir', 'audit.log'))
     const decide = () =>
-      audit.requestDecided({ outcome: 'allowed', method: 'GET', path: '/', address: '127.0.0.1', code: 'OK' })
+      audit.requestDecided({
+        outcome: 'allowed',
+        method: 'GET',
+        path: '/',
+        address: '127.0.0.1',
+        code: 'OK',
+        correlationId: 'c1',
+      })
     // The open fails asynchronously; from then on every decision throws.
     await waitFor(() => codeOf(decide) === 'ERR_AUDIT_UNAVAILABLE', { timeoutMs: 10_000 })
     expect(codeOf(decide)).toBe('ERR_AUDIT_UNAVAILABLE')

@@ -95,7 +95,7 @@ describe('remote admin over mTLS on the server TCP port', () => {
       expect.objectContaining({ event: 'call.allowed', via: 'mtls', outcome: 'allowed' }),
     )
     expect(mine).toContainEqual(
-      expect.objectContaining({ event: 'entry.changed', action: 'created', subject: id('/remote/web') }),
+      expect.objectContaining({ event: 'entry.changed', action: 'created', resource: id('/remote/web') }),
     )
     expect(mine).toContainEqual(expect.objectContaining({ event: 'entry.changed', action: 'deleted' }))
 

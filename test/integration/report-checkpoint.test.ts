@@ -100,7 +100,7 @@ describe('ReportCheckpoint', () => {
       root_hash: Buffer.alloc(32, 1).toString('base64'),
     })
     const conflicts = (await fx.server.auditRecords()).filter(
-      (r) => r['event'] === 'audit.checkpoint.conflict' && r['subject'] === a.agentId,
+      (r) => r['event'] === 'audit.checkpoint.conflict' && r['resource'] === a.agentId,
     )
     expect(conflicts.map((r) => [r['size'], r['heldSize'], r['code']])).toEqual([
       [6, 10, 'ERR_AUDIT_CHECKPOINT_CONFLICT'],
@@ -125,7 +125,7 @@ describe('ReportCheckpoint', () => {
     expect(origins).not.toContain(b.agentId)
     expect(origins).not.toContain(theirs.id.toString())
     const denied = (await fx.server.auditRecords()).filter(
-      (r) => r['event'] === 'call.denied' && r['subject'] === 'ReportCheckpoint',
+      (r) => r['event'] === 'call.denied' && r['action'] === 'ReportCheckpoint',
     )
     expect(denied.length).toBeGreaterThanOrEqual(1)
   })

@@ -216,7 +216,7 @@ describe('a damaged key journal is never replaced by a new CA unasked', () => {
     expect(bundle.pem).not.toBe(oldPem)
     const audit = await readJsonLines(join(dataDir, 'audit.log'))
     expect(audit).toContainEqual(
-      expect.objectContaining({ event: 'bundle.changed', action: 'replaced', subject: 'tessera.local' }),
+      expect.objectContaining({ event: 'bundle.changed', action: 'replaced', resource: 'tessera.local' }),
     )
     // The entry made before is still there: only the CA was replaced.
     const shown = jsonOf<{ entries: unknown[] }>(

@@ -23,7 +23,7 @@ async function auditLines(s: Stack): Promise<Array<Record<string, unknown>>> {
 }
 
 const isConnectRefusalBy = (uid: number) => (r: Record<string, unknown>) =>
-  r['event'] === 'call.denied' && r['subject'] === 'connect' && (r['caller'] as { uid?: number }).uid === uid
+  r['event'] === 'call.denied' && r['resource'] === 'connect' && (r['caller'] as { uid?: number }).uid === uid
 
 beforeAll(async () => {
   if (!isRoot) return

@@ -1,0 +1,61 @@
+import type { AuditCaller } from './audit-caller.js'
+
+/** The consent events (DESIGN §10): a pending request, the admin's decision on it, the bound on them. */
+export type ApprovalEvent =
+  | 'approval.requested'
+  | 'approval.approved'
+  | 'approval.denied'
+  | 'approval.dropped'
+
+/**
+ * A new pending request: written once per request (per dedup key), not per refusal; later sightings
+ * only count toward it. The record's `correlationId` is the request id, its `resource` the executable.
+ */
+export interface ApprovalRequested {
+  readonly requestId: string
+  readonly uid: number
+  readonly sha256: string
+  readonly exePath: string
+  /** The agent that reported it. */
+  readonly agentId: string
+  /** Re-consent: what changed since an earlier approval (`binary`, `user`, `expired`), and which. */
+  readonly change?: string
+  readonly previousRequestId?: string
+  /** The agent that reported it, as it authenticated. */
+  readonly caller: AuditCaller
+}
+
+/** An admin approved a request: the entry made for it. `resource` is the SPIFFE ID given. */
+export interface ApprovalApproved {
+  readonly requestId: string
+  readonly entryId: string
+  readonly spiffeId: string
+  readonly exePath: string
+  /** When the entry stops matching, in Unix seconds (as `--output json` shows times); absent: no expiry. */
+  readonly expiresAt?: number
+  /** The admin. */
+  readonly caller: AuditCaller
+}
+
+/** An admin denied a request: the same program is no new request until `deniedUntil`. */
+export interface ApprovalDenied {
+  readonly requestId: string
+  readonly exePath: string
+  /** Unix seconds. */
+  readonly deniedUntil: number
+  /** The admin. */
+  readonly caller: AuditCaller
+}
+
+/**
+ * The bounded store of pending requests (the server's, or an agent's before reporting) dropped
+ * requests: written once per process, with the limit; later drops are only counted.
+ */
+export interface ApprovalDropped {
+  /** Which store: `server` or `agent`. */
+  readonly store: 'server' | 'agent'
+  readonly limit: number
+  /** How many were dropped when this was written. */
+  readonly count: number
+  readonly caller: AuditCaller
+}
