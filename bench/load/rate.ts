@@ -37,6 +37,17 @@ export interface RateTask {
   readonly warmupMs: number
   readonly measureMs: number
   readonly callsPerSecond?: number
+  /**
+   * Take turns in the reverse order every other round, so that no target always follows the same
+   * one (for figures compared round by round: see {@link RateFigures.rounds}).
+   */
+  readonly alternate?: boolean
+}
+
+/** One target's figures in one round's window. */
+export interface RoundFigures {
+  readonly callsPerSecond: number
+  readonly serverCpuUsPerCall?: number
 }
 
 /** What a rate child prints for each target. */
@@ -51,6 +62,8 @@ export interface RateFigures {
   readonly errors: number
   /** The first failure, if any, as `code details`. */
   readonly firstError?: string
+  /** Every round's window, in order, the kept one among them. */
+  readonly rounds: ReadonlyArray<RoundFigures>
 }
 
 /** What a rate child prints: figures by target name. */
@@ -144,7 +157,7 @@ interface Window {
   readonly failures: Failures
 }
 
-type WindowFigures = Omit<RateFigures, 'errors' | 'firstError'>
+type WindowFigures = Omit<RateFigures, 'errors' | 'firstError' | 'rounds'>
 
 /** One window: every call kept in flight for `warmupMs`, then measured for `measureMs`. */
 async function runWindow(task: RateTask, w: Window): Promise<WindowFigures> {
@@ -212,8 +225,12 @@ async function main(): Promise<void> {
   const paced = task.callsPerSecond !== undefined
   const best: Array<WindowFigures | undefined> = []
   const failures = task.targets.map((): Failures => ({ count: 0 }))
+  const rounds = task.targets.map((): RoundFigures[] => [])
   for (let round = 0; round < task.rounds; round++) {
-    for (const [i, targetCalls] of calls.entries()) {
+    const order = [...calls.keys()]
+    if (task.alternate && round % 2 === 1) order.reverse()
+    for (const i of order) {
+      const targetCalls = calls[i] as Call[]
       const warmupMs = task.warmupMs * (round === 0 ? 2 : 1)
       const window = {
         calls: targetCalls,
@@ -222,6 +239,8 @@ async function main(): Promise<void> {
         failures: failures[i] as Failures,
       }
       const f = await runWindow(task, window)
+      const { callsPerSecond, serverCpuUsPerCall } = f
+      rounds[i]?.push({ callsPerSecond, ...(serverCpuUsPerCall === undefined ? {} : { serverCpuUsPerCall }) })
       const kept = best[i]
       if (!kept || (paced ? f.p99Ms < kept.p99Ms : f.callsPerSecond > kept.callsPerSecond)) best[i] = f
     }
@@ -235,6 +254,7 @@ async function main(): Promise<void> {
         ...kept,
         errors: count,
         ...(first === undefined ? {} : { firstError: first }),
+        rounds: rounds[i] ?? [],
       }
   }
   report(figures)
