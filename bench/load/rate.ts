@@ -47,7 +47,11 @@ export interface RateTask {
 /** One target's figures in one round's window. */
 export interface RoundFigures {
   readonly callsPerSecond: number
-  readonly serverCpuUsPerCall?: number
+  /**
+   * The server's CPU time over the window and the calls it is divided by: /proc counts CPU time in
+   * 10 ms ticks, so one short window's quotient is coarse; sums over many rounds are not.
+   */
+  readonly serverCpu?: { readonly us: number; readonly calls: number }
 }
 
 /** What a rate child prints for each target. */
@@ -157,7 +161,7 @@ interface Window {
   readonly failures: Failures
 }
 
-type WindowFigures = Omit<RateFigures, 'errors' | 'firstError' | 'rounds'>
+type WindowFigures = Omit<RateFigures, 'errors' | 'firstError' | 'rounds'> & Pick<RoundFigures, 'serverCpu'>
 
 /** One window: every call kept in flight for `warmupMs`, then measured for `measureMs`. */
 async function runWindow(task: RateTask, w: Window): Promise<WindowFigures> {
@@ -206,8 +210,9 @@ async function runWindow(task: RateTask, w: Window): Promise<WindowFigures> {
   }
   if (w.pid === undefined || cpuFrom === undefined) return figures
   const since = cpuFrom.atMs
-  const counted = ends.filter((t) => t >= since).length
-  return { ...figures, serverCpuUsPerCall: (cpuUsOf(w.pid) - cpuFrom.us) / Math.max(1, counted) }
+  const calls = Math.max(1, ends.filter((t) => t >= since).length)
+  const us = cpuUsOf(w.pid) - cpuFrom.us
+  return { ...figures, serverCpuUsPerCall: us / calls, serverCpu: { us, calls } }
 }
 
 /**
@@ -239,8 +244,8 @@ async function main(): Promise<void> {
         failures: failures[i] as Failures,
       }
       const f = await runWindow(task, window)
-      const { callsPerSecond, serverCpuUsPerCall } = f
-      rounds[i]?.push({ callsPerSecond, ...(serverCpuUsPerCall === undefined ? {} : { serverCpuUsPerCall }) })
+      const { callsPerSecond, serverCpu } = f
+      rounds[i]?.push({ callsPerSecond, ...(serverCpu === undefined ? {} : { serverCpu }) })
       const kept = best[i]
       if (!kept || (paced ? f.p99Ms < kept.p99Ms : f.callsPerSecond > kept.callsPerSecond)) best[i] = f
     }
@@ -249,13 +254,15 @@ async function main(): Promise<void> {
   for (const [i, { kind, name }] of task.targets.entries()) {
     const { count, first } = failures[i] as Failures
     const kept = best[i]
-    if (kept)
+    if (kept) {
+      const { serverCpu: _perRound, ...figuresOfKept } = kept
       figures[name ?? kind] = {
-        ...kept,
+        ...figuresOfKept,
         errors: count,
         ...(first === undefined ? {} : { firstError: first }),
         rounds: rounds[i] ?? [],
       }
+    }
   }
   report(figures)
 }
