@@ -31,8 +31,9 @@ export interface AuditAgentDone {
 /**
  * Child process: the real agent app (`startAgent`, the code `tessera agent run` runs, configured by
  * the same loader with the same defaults) in this process, with the audit log given by
- * {@link openBenchAuditLog} and its process log in `agent.log` there; the chained one gets the agent's SVID as its checkpoint signer, as the
- * CLI does. Prints {@link AuditAgentReady}, and stops when its stdin closes.
+ * {@link openBenchAuditLog} and its process log in `agent.log` beside it; the chained one gets the
+ * agent's SVID as its checkpoint signer, as the CLI does. Prints {@link AuditAgentReady}, and stops
+ * when its stdin closes.
  */
 async function main(): Promise<void> {
   const task = taskOf<AuditAgentTask>()

@@ -7,9 +7,9 @@ export function leafHash(data: Uint8Array): Buffer {
 
 /**
  * SHA-256 of `data` as a Buffer. `crypto.hash` with output `'buffer'` gives every digest a backing
- * store of its own, which costs more than hashing a line; a `binary` (latin1) string, one char a byte, copied
- * into Buffer's shared pool is the same 32 bytes for about a third of that. Every leaf and node of
- * an audit writer's tree is hashed here, once per line.
+ * store of its own, which costs more than hashing a line; a `binary` (latin1) string, one char a
+ * byte, copied into Buffer's shared pool is the same 32 bytes for about a third of that. Every leaf
+ * and node of an audit writer's tree is hashed here, about two per line.
  */
 function sha256(data: Uint8Array): Buffer {
   return Buffer.from(hash('sha256', data, 'binary'), 'binary')
@@ -23,7 +23,7 @@ export function leafHashOfPrefixed(prefixed: Uint8Array): Buffer {
   return sha256(prefixed)
 }
 
-/** 0x01 and two SHA-256 hashes: every interior node's input, hashed synchronously as soon as it is filled. */
+/** 0x01 and two SHA-256 hashes: every interior node's input, hashed as soon as it is filled. */
 const NODE_INPUT = Buffer.alloc(65)
 
 /** RFC 6962 §2.1 interior node hash: SHA-256(0x01 || left || right). */
