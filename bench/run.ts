@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchAgentApi } from './agent-api.bench.js'
 import { benchAttestation } from './attestation.bench.js'
+import { benchAuditChain } from './audit-chain.bench.js'
 import { benchBindingCost } from './binding.bench.js'
 import { benchCaSigning } from './ca-signing.bench.js'
 import { benchGateway } from './gateway.bench.js'
@@ -21,6 +22,7 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['registration', benchRegistration],
   ['Workload API', benchWorkloadApi],
   ['Workload API binding checks', benchBindingCost],
+  ['Workload API audit chain', benchAuditChain],
   ['gateway', benchGateway],
 ]
 

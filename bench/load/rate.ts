@@ -37,6 +37,21 @@ export interface RateTask {
   readonly warmupMs: number
   readonly measureMs: number
   readonly callsPerSecond?: number
+  /**
+   * Take turns in the reverse order every other round, so that no target always follows the same
+   * one (for figures compared round by round: see {@link RateFigures.rounds}).
+   */
+  readonly alternate?: boolean
+}
+
+/** One target's figures in one round's window. */
+export interface RoundFigures {
+  readonly callsPerSecond: number
+  /**
+   * The server's CPU time over the window and the calls it is divided by: /proc counts CPU time in
+   * 10 ms ticks, so one short window's quotient is coarse; sums over many rounds are not.
+   */
+  readonly serverCpu?: { readonly us: number; readonly calls: number }
 }
 
 /** What a rate child prints for each target. */
@@ -51,6 +66,8 @@ export interface RateFigures {
   readonly errors: number
   /** The first failure, if any, as `code details`. */
   readonly firstError?: string
+  /** Every round's window, in order, the kept one among them. */
+  readonly rounds: ReadonlyArray<RoundFigures>
 }
 
 /** What a rate child prints: figures by target name. */
@@ -144,7 +161,7 @@ interface Window {
   readonly failures: Failures
 }
 
-type WindowFigures = Omit<RateFigures, 'errors' | 'firstError'>
+type WindowFigures = Omit<RateFigures, 'errors' | 'firstError' | 'rounds'> & Pick<RoundFigures, 'serverCpu'>
 
 /** One window: every call kept in flight for `warmupMs`, then measured for `measureMs`. */
 async function runWindow(task: RateTask, w: Window): Promise<WindowFigures> {
@@ -193,8 +210,9 @@ async function runWindow(task: RateTask, w: Window): Promise<WindowFigures> {
   }
   if (w.pid === undefined || cpuFrom === undefined) return figures
   const since = cpuFrom.atMs
-  const counted = ends.filter((t) => t >= since).length
-  return { ...figures, serverCpuUsPerCall: (cpuUsOf(w.pid) - cpuFrom.us) / Math.max(1, counted) }
+  const calls = Math.max(1, ends.filter((t) => t >= since).length)
+  const us = cpuUsOf(w.pid) - cpuFrom.us
+  return { ...figures, serverCpuUsPerCall: us / calls, serverCpu: { us, calls } }
 }
 
 /**
@@ -212,8 +230,12 @@ async function main(): Promise<void> {
   const paced = task.callsPerSecond !== undefined
   const best: Array<WindowFigures | undefined> = []
   const failures = task.targets.map((): Failures => ({ count: 0 }))
+  const rounds = task.targets.map((): RoundFigures[] => [])
   for (let round = 0; round < task.rounds; round++) {
-    for (const [i, targetCalls] of calls.entries()) {
+    const order = [...calls.keys()]
+    if (task.alternate && round % 2 === 1) order.reverse()
+    for (const i of order) {
+      const targetCalls = calls[i] as Call[]
       const warmupMs = task.warmupMs * (round === 0 ? 2 : 1)
       const window = {
         calls: targetCalls,
@@ -222,6 +244,8 @@ async function main(): Promise<void> {
         failures: failures[i] as Failures,
       }
       const f = await runWindow(task, window)
+      const { callsPerSecond, serverCpu } = f
+      rounds[i]?.push({ callsPerSecond, ...(serverCpu === undefined ? {} : { serverCpu }) })
       const kept = best[i]
       if (!kept || (paced ? f.p99Ms < kept.p99Ms : f.callsPerSecond > kept.callsPerSecond)) best[i] = f
     }
@@ -230,12 +254,15 @@ async function main(): Promise<void> {
   for (const [i, { kind, name }] of task.targets.entries()) {
     const { count, first } = failures[i] as Failures
     const kept = best[i]
-    if (kept)
+    if (kept) {
+      const { serverCpu: _perRound, ...figuresOfKept } = kept
       figures[name ?? kind] = {
-        ...kept,
+        ...figuresOfKept,
         errors: count,
         ...(first === undefined ? {} : { firstError: first }),
+        rounds: rounds[i] ?? [],
       }
+    }
   }
   report(figures)
 }

@@ -183,7 +183,7 @@ export class ChainedAuditWriter implements AuditJournal {
 
   /** Appends one record (a JSON object and its newline) as the next chained line. @throws ERR_AUDIT_UNAVAILABLE */
   write(record: string): boolean {
-    this.#append(record.endsWith('\n') ? record.slice(0, -1) : record)
+    this.#append(record)
     this.#unsigned += 1
     if (this.#unsigned >= this.#everyLines) this.#checkpointQuietly()
     return true
@@ -261,18 +261,37 @@ export class ChainedAuditWriter implements AuditJournal {
     this.#checkpointQuietly()
   }
 
+  /** Writes `record` (a JSON object, with or without its newline) as the next line, and hashes it. */
   #append(record: string): void {
-    const line = chainedLine(record, this.#seq, this.#prev)
-    // One buffer: the leaf prefix 0x00, the line, its newline; each part is a view of it.
-    const length = Buffer.byteLength(line, 'utf8')
-    const buffer = Buffer.allocUnsafe(length + 2)
-    buffer[0] = 0x00
-    buffer.write(line, 1, 'utf8')
-    buffer[length + 1] = 0x0a
+    const buffer = this.#leafOf(record)
+    const end = buffer.length - 1
     this.#sink.write(buffer.subarray(1))
     this.#seq += 1
-    this.#prev = lineHash(buffer.subarray(1, length + 1))
-    this.#tree.appendLeafHash(leafHashOfPrefixed(buffer.subarray(0, length + 1)))
+    this.#prev = lineHash(buffer.subarray(1, end))
+    this.#tree.appendLeafHash(leafHashOfPrefixed(buffer.subarray(0, end)))
+  }
+
+  /**
+   * One buffer: the leaf prefix 0x00, the line {@link chainedLine} makes of `record`, its newline;
+   * the sink and both hashes take views of it. Built in place: the `seq`/`prev` head, then the
+   * record's own bytes with its opening `{` turned into the `,` after the head, so the record is
+   * encoded once and never copied into a longer string first.
+   */
+  #leafOf(record: string): Buffer {
+    const ended = record.endsWith('\n')
+    if (!record.startsWith('{') || record.startsWith('{}')) {
+      const line = chainedLine(ended ? record.slice(0, -1) : record, this.#seq, this.#prev)
+      return Buffer.from(`\0${line}\n`, 'utf8')
+    }
+    const head = `{"seq":${this.#seq},"prev":"${this.#prev}"`
+    const size = 1 + head.length + Buffer.byteLength(record, 'utf8') + (ended ? 0 : 1)
+    const buffer = Buffer.allocUnsafe(size)
+    buffer[0] = 0x00
+    buffer.write(head, 1, 'latin1')
+    buffer.write(record, 1 + head.length, 'utf8')
+    buffer[1 + head.length] = 0x2c
+    buffer[size - 1] = 0x0a
+    return buffer
   }
 
   #checkpointQuietly(): void {

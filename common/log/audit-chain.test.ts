@@ -2,10 +2,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { GENESIS_PREV, lineHash } from '../../lib/audit/audit-chain.js'
+import { chainedLine, followChain, GENESIS_PREV, lineHash } from '../../lib/audit/audit-chain.js'
 import { verifyAuditLog } from '../../lib/audit/verify-audit-log.js'
 import { BundleSet } from '../../lib/core/bundle/bundle-source.js'
 import { TestCa } from '../../test/helpers/test-ca.js'
+import { ChainedAuditWriter } from './audit-chain-writer.js'
 import type { AuditCaller } from './audit-log.js'
 import { PinoAuditLog } from './pino-audit-log.js'
 
@@ -97,6 +98,33 @@ describe('the audit chain', () => {
     log.close()
     expect(lines(path).map((l) => JSON.parse(l).resource)).toEqual(['kept.example', 'after.example', ID])
     expect(verify(readFileSync(path)).lines).toBe(3)
+  })
+
+  it('writes each record as chainedLine makes it, whatever its characters, with or without its newline', async () => {
+    const { svid } = await ca.issue(ID)
+    const written: Buffer[] = []
+    const writer = new ChainedAuditWriter({ write: (line) => written.push(Buffer.from(line)) }, undefined)
+    writer.setSigner(() => svid)
+    const records = [
+      '{"event":"a","subject":"spiffe://example.org/caf\u00e9"}\n',
+      '{"event":"b","reason":"\u2603 \ud83d\udd11 \\u0000"}',
+      '{}\n',
+      '{}',
+      '{"k":"{}"}\n',
+    ]
+    for (const r of records) writer.write(r)
+    expect(writer.checkpoint()).toBe(true)
+    writer.close()
+    let prev = GENESIS_PREV
+    records.forEach((r, seq) => {
+      const want = `${chainedLine(r.replace(/\n$/, ''), seq, prev)}\n`
+      expect(written[seq]?.toString('utf8')).toBe(want)
+      prev = lineHash(Buffer.from(want.slice(0, -1), 'utf8'))
+    })
+    // The checkpoint's root (the writer's own tree) is the one a reader of these lines builds.
+    expect(written).toHaveLength(records.length + 1)
+    expect(followChain(written.map((b) => b.subarray(0, -1))).seq).toBe(records.length + 1)
+    expect(() => writer.write('[1]\n')).toThrow(expect.objectContaining({ code: 'ERR_INTERNAL' }))
   })
 
   describe('verify names the first bad line', () => {

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { EMPTY_TREE_HASH, leafHash, MerkleFrontier, nodeHash } from './merkle-tree.js'
+import { EMPTY_TREE_HASH, leafHash, leafHashOfPrefixed, MerkleFrontier, nodeHash } from './merkle-tree.js'
 
 /** RFC 6962 §2.1 MTH, written straight from the definition, to check the incremental frontier. */
 function mth(leaves: ReadonlyArray<Buffer>): Buffer {
@@ -56,5 +57,27 @@ describe('MerkleFrontier', () => {
     const copy = tree.copy()
     tree.appendLeafHash(leafHash(Buffer.from('more')))
     expect(copy.root().equals(mth(leaves))).toBe(true)
+  })
+
+  it('hashes leaves and nodes as plain SHA-256 would, each result its own 32 bytes however many follow', () => {
+    const sha256 = (...parts: Uint8Array[]) => {
+      const h = createHash('sha256')
+      for (const p of parts) h.update(p)
+      return h.digest()
+    }
+    const kept: Array<[Buffer, Buffer]> = []
+    for (const [i, leaf] of LEAVES.entries()) {
+      const prefixed = Buffer.concat([Buffer.of(0x00), leaf])
+      const other = leafHash(LEAVES[(i + 1) % LEAVES.length] as Buffer)
+      kept.push([leafHashOfPrefixed(prefixed), sha256(Buffer.of(0x00), leaf)])
+      kept.push([nodeHash(leafHash(leaf), other), sha256(Buffer.of(0x01), leafHash(leaf), other)])
+    }
+    // A node over inputs of another length than two SHA-256 hashes still hashes exactly those bytes.
+    const odd = [Buffer.from('a'), Buffer.from('bcd')] as const
+    kept.push([nodeHash(...odd), sha256(Buffer.of(0x01), ...odd)])
+    for (const [got, want] of kept) {
+      expect(got).toHaveLength(32)
+      expect(got.toString('hex')).toBe(want.toString('hex'))
+    }
   })
 })
