@@ -96,7 +96,7 @@ export interface AgentRemoved {
 }
 export interface SvidIssued {
   readonly spiffeId: string
-  readonly kind: 'x509' | 'jwt'
+  readonly kind: 'x509' | 'jwt' | 'wit'
   readonly serial?: string
   readonly ttlMs: number
   readonly audience?: readonly string[]
@@ -106,7 +106,7 @@ export interface SvidIssued {
 export interface IssuanceDenied {
   /** What was asked for, when known. */
   readonly spiffeId?: string
-  readonly kind: 'x509' | 'jwt'
+  readonly kind: 'x509' | 'jwt' | 'wit'
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller

@@ -11,7 +11,7 @@ import { AuthorizedEntries } from '../registration/authorized-entries.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
-import { batchNewX509SvidHandler, newJwtSvidHandler } from './issuance.js'
+import { batchNewX509SvidHandler, newJwtSvidHandler, newWitSvidHandler } from './issuance.js'
 import { reportPendingHandler } from './report-pending.js'
 import { SyncSessions, syncAuthorizedHandler } from './sync-authorized.js'
 
@@ -88,6 +88,7 @@ export async function startAgentApi(
     SyncAuthorized: syncAuthorizedHandler(deps, sessions),
     BatchNewX509Svid: batchNewX509SvidHandler(deps),
     NewJwtSvid: newJwtSvidHandler(deps),
+    NewWitSvid: newWitSvidHandler(deps),
     ReportPending: reportPendingHandler(deps, reports),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
