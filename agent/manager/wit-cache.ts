@@ -1,7 +1,11 @@
+import { createPublicKey } from 'node:crypto'
 import type { Clock } from '../../lib/core/clock.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
 import { exportWitKeyJwk } from '../../lib/core/wit/workload-key.js'
 import type { KeyFactory, SigningServer } from './ports.js'
+
+/** After a failed mint, an entry's WIT is not asked for again before this (the stream reports the failure). */
+const RETRY_AFTER_FAILURE_MS = 1000
 
 /** A WIT-SVID with the private JWK of the key it binds (handed to the workload, never to the server or a log). */
 export interface CachedWit {
@@ -29,7 +33,7 @@ export class WitCache {
   readonly #deps: { clock: Clock; server: SigningServer; generateKey: KeyFactory; onChange: () => void }
   readonly #wits = new Map<string, CachedWit>()
   readonly #inFlight = new Map<string, Promise<void>>()
-  readonly #errors = new Map<string, unknown>()
+  readonly #errors = new Map<string, { readonly err: unknown; readonly atMs: number }>()
 
   constructor(deps: { clock: Clock; server: SigningServer; generateKey: KeyFactory; onChange: () => void }) {
     this.#deps = deps
@@ -45,9 +49,12 @@ export class WitCache {
       const wit = this.#wits.get(entry.id)
       const usable = wit !== undefined && wit.entry.revision === entry.revision && wit.expiresAtMs > nowMs
       if (usable) wits.push(wit)
-      if (!usable || isDue(wit, nowMs)) this.#mint(entry)
-      if (!usable && this.#inFlight.has(entry.id)) pending++
-      if (!usable && this.#errors.has(entry.id)) error = this.#errors.get(entry.id)
+      const failure = this.#errors.get(entry.id)
+      const mayTry = failure === undefined || nowMs - failure.atMs >= RETRY_AFTER_FAILURE_MS
+      if ((!usable || isDue(wit, nowMs)) && mayTry) this.#mint(entry)
+      if (usable) continue
+      if (this.#inFlight.has(entry.id)) pending++
+      else if (failure !== undefined) error = failure.err
     }
     return { wits, pending, ...(error !== undefined && { error }) }
   }
@@ -68,13 +75,13 @@ export class WitCache {
     const run = (async () => {
       const privateKey = await this.#deps.generateKey()
       const keyJwk = exportWitKeyJwk(privateKey)
-      const publicDer = privateKey.export({ type: 'spki', format: 'der' }) as Buffer
+      const publicDer = createPublicKey(privateKey).export({ type: 'spki', format: 'der' })
       const minted = await this.#deps.server.newWitSvid(entry.id, publicDer)
       this.#wits.set(entry.id, { entry, keyJwk, ...minted })
       this.#errors.delete(entry.id)
     })()
       .catch((err: unknown) => {
-        this.#errors.set(entry.id, err)
+        this.#errors.set(entry.id, { err, atMs: this.#deps.clock.nowMs() })
       })
       .finally(() => {
         this.#inFlight.delete(entry.id)

@@ -49,4 +49,5 @@ export {
   type PolicyEffect,
   type PolicyRequest,
 } from './policy.js'
+export { type GuardProofOptions, TASK_TOKEN_HEADER } from './proof.js'
 export { FailureThrottle, type ThrottleOptions, type ThrottleVerdict } from './throttle.js'
