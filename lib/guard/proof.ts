@@ -1,6 +1,6 @@
 import { IdentityError, isIdentityError } from '../core/errors.js'
 import { ReplayCache } from '../core/wit/replay-cache.js'
-import { parseWitSvidInsecure, type WitBundleSource } from '../core/wit/wit-svid.js'
+import { parseWitSvidInsecure, ValidatedWitCache, type WitBundleSource } from '../core/wit/wit-svid.js'
 import { proofTargetUri, verifyProof, WIT_HEADER, WPT_HEADER } from '../core/wit/wpt.js'
 import type { Authentication } from './authenticate.js'
 import type { GuardRequest } from './decision.js'
@@ -32,6 +32,7 @@ export interface ProofSettings {
   readonly required: boolean
   readonly scheme: 'http' | 'https'
   readonly replayCache: ReplayCache
+  readonly witCache: ValidatedWitCache
   readonly leewayMs: number | undefined
 }
 
@@ -43,6 +44,7 @@ export function settleProof(options: GuardProofOptions | undefined): ProofSettin
     required: options.required,
     scheme: options.scheme ?? 'http',
     replayCache: options.replayCache ?? new ReplayCache(),
+    witCache: new ValidatedWitCache(),
     leewayMs: options.leewayMs,
   }
 }
@@ -95,6 +97,7 @@ export async function authenticateProof(
       targetUri,
       method: request.method ?? 'GET',
       replayCache: proof.replayCache,
+      witCache: proof.witCache,
       nowMs,
       ...(proof.leewayMs !== undefined && { leewayMs: proof.leewayMs }),
       ...(task !== undefined && { taskToken: task }),

@@ -18,6 +18,7 @@ export { ReplayCache } from '../core/wit/replay-cache.js'
 export {
   DEFAULT_WIT_LEEWAY_MS,
   parseWitSvidInsecure,
+  ValidatedWitCache,
   type ValidateWitSvidOptions,
   validateWitSvid,
   WIT_TYP,

@@ -222,3 +222,39 @@ export async function verifyJws(
 function invalid(message: string, cause?: unknown): IdentityError {
   return new IdentityError('ERR_WIT_INVALID', message, { cause })
 }
+
+/**
+ * Validated WIT-SVIDs by token, so that a verifier that sees one WIT on every request (each with a
+ * fresh WPT) checks its signature and imports its `cnf.jwk` once. A hit is still checked against
+ * the current bundle (the signing key must still be there, with the same key) and against the time;
+ * at most `capacity` tokens are kept, the oldest dropped first.
+ */
+export class ValidatedWitCache {
+  readonly #capacity: number
+  readonly #byToken = new Map<string, { svid: WitSvid; kid: string; key: KeyObject }>()
+
+  constructor(capacity = 1024) {
+    this.#capacity = capacity
+  }
+
+  /** Like {@link validateWitSvid}, from the cache when the token was validated before. */
+  async validate(token: string, bundles: WitBundleSource, opts: ValidateWitSvidOptions): Promise<WitSvid> {
+    const hit = this.#byToken.get(token)
+    if (hit !== undefined) {
+      const authority = bundles.getWitBundleForTrustDomain(hit.svid.id.trustDomain)?.findAuthority(hit.kid)
+      const leewayMs = opts.leewayMs ?? DEFAULT_WIT_LEEWAY_MS
+      if (authority?.key.equals(hit.key) === true && hit.svid.expiresAtMs > opts.nowMs - leewayMs)
+        return hit.svid
+      this.#byToken.delete(token)
+    }
+    const svid = await validateWitSvid(token, bundles, opts)
+    const { kid } = parseWitSvidInsecure(token)
+    const key = bundles.getWitBundleForTrustDomain(svid.id.trustDomain)?.findAuthority(kid)?.key
+    if (key !== undefined) {
+      if (this.#byToken.size >= this.#capacity)
+        this.#byToken.delete(this.#byToken.keys().next().value as string)
+      this.#byToken.set(token, { svid, kid, key })
+    }
+    return svid
+  }
+}

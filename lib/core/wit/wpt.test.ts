@@ -6,7 +6,7 @@ import { cryptoKeyFor } from '../jwt/jwt-svid.js'
 import { SpiffeId } from '../spiffe-id.js'
 import { generateP256PrivateKey } from '../x509/generate-key.js'
 import { ReplayCache } from './replay-cache.js'
-import { mintWitSvid, parseWitSvidInsecure, type WitBundleSource } from './wit-svid.js'
+import { mintWitSvid, parseWitSvidInsecure, ValidatedWitCache, type WitBundleSource } from './wit-svid.js'
 import { exportWitKeyJwk, importWitKeyJwk, type WitKey } from './workload-key.js'
 import { proofTargetUri, signWpt, tokenHash, type VerifyProofParams, verifyProof } from './wpt.js'
 
@@ -149,5 +149,20 @@ describe('verifyProof', () => {
     expect(() => cache.admit('c', NOW + 10, NOW)).toThrow(expect.objectContaining({ code: 'ERR_THROTTLED' }))
     expect(cache.admit('c', NOW + 30, NOW + 10)).toBe(true)
     expect(cache.size).toBeLessThanOrEqual(2)
+  })
+})
+
+describe('ValidatedWitCache', () => {
+  it('serves a WIT seen before only while its signing key is still in the bundle and it has not expired', async () => {
+    const cache = new ValidatedWitCache()
+    const opts = { nowMs: NOW }
+    expect((await cache.validate(wit, bundles, opts)).id.toString()).toBe(id.toString())
+    expect((await cache.validate(wit, bundles, opts)).id.toString()).toBe(id.toString())
+    const rotatedAway: WitBundleSource = {
+      getWitBundleForTrustDomain: () => JwtBundle.fromAuthorities(id.trustDomain, []),
+    }
+    expect(await codeOf(cache.validate(wit, rotatedAway, opts))).toBe('ERR_JWT_KEY_NOT_FOUND')
+    await cache.validate(wit, bundles, opts)
+    expect(await codeOf(cache.validate(wit, bundles, { nowMs: NOW + 2 * 3600_000 }))).toBe('ERR_JWT_EXPIRED')
   })
 })

@@ -12,7 +12,13 @@ import { toLowS } from '../jwt/ecdsa-low-s.js'
 import { cryptoKeyFor } from '../jwt/jwt-svid.js'
 import { decodeCompactJwt } from './compact-jwt.js'
 import type { ReplayCache } from './replay-cache.js'
-import { validateWitSvid, verifyJws, type WitBundleSource, type WitSvid } from './wit-svid.js'
+import {
+  type ValidatedWitCache,
+  validateWitSvid,
+  verifyJws,
+  type WitBundleSource,
+  type WitSvid,
+} from './wit-svid.js'
 import type { WitKey } from './workload-key.js'
 
 /** The `typ` header of a WPT. */
@@ -109,6 +115,8 @@ export interface VerifyProofParams {
   /** The request's method: must equal `htm` when the WPT has one. */
   readonly method: string
   readonly replayCache: ReplayCache
+  /** Validated WITs, so that a WIT seen again is not checked again from scratch; default none. */
+  readonly witCache?: ValidatedWitCache
   readonly nowMs: number
   /** Skew tolerated on the WPT's times; default {@link DEFAULT_WPT_LEEWAY_MS}. */
   readonly leewayMs?: number
@@ -139,10 +147,11 @@ export interface VerifiedProof {
  *   the replay cache is full
  */
 export async function verifyProof(p: VerifyProofParams): Promise<VerifiedProof> {
-  const svid = await validateWitSvid(p.wit, p.witBundles, {
-    nowMs: p.nowMs,
-    ...(p.witLeewayMs !== undefined && { leewayMs: p.witLeewayMs }),
-  })
+  const witOptions = { nowMs: p.nowMs, ...(p.witLeewayMs !== undefined && { leewayMs: p.witLeewayMs }) }
+  const svid =
+    p.witCache === undefined
+      ? await validateWitSvid(p.wit, p.witBundles, witOptions)
+      : await p.witCache.validate(p.wit, p.witBundles, witOptions)
   const claims = await verifiedClaims(p.wpt, svid)
   const expiresAtMs = checkTimes(claims, p)
   const aud = claims['aud']
