@@ -75,6 +75,15 @@ describe('verifyProof', () => {
     expect(proof.svid.id.toString()).toBe(id.toString())
   })
 
+  it('names the target URI without query, fragment or default port, a WebSocket URL as its HTTP request', () => {
+    expect(proofTargetUri('HTTP://Example.org:80/a/../b?q=1#f')).toBe('http://example.org/b')
+    expect(proofTargetUri('wss://127.0.0.1:8443/mcp/ws')).toBe('https://127.0.0.1:8443/mcp/ws')
+    expect(proofTargetUri('ws://127.0.0.1/x')).toBe('http://127.0.0.1/x')
+    expect(() => proofTargetUri('ftp://example.org/')).toThrow(
+      expect.objectContaining({ code: 'ERR_REQUEST_INVALID' }),
+    )
+  })
+
   it.each([
     ['a WPT replayed', 'ERR_PROOF_REPLAYED'],
     ['a WPT for another URI', 'ERR_PROOF_AUDIENCE_MISMATCH'],

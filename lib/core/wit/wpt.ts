@@ -42,7 +42,8 @@ export function tokenHash(token: string): string {
 
 /**
  * The target URI a WPT's `aud` names: scheme, host, port (when not the default) and path, without
- * query and fragment; dot segments and percent-encoding normalised as WHATWG URL does.
+ * query and fragment; dot segments and percent-encoding normalised as WHATWG URL does; `ws:`/`wss:`
+ * (whose opening request is that HTTP request) read as `http:`/`https:`.
  * @throws ERR_REQUEST_INVALID for a URL that does not parse or is not http(s)
  */
 export function proofTargetUri(url: string | URL): string {
@@ -52,9 +53,11 @@ export function proofTargetUri(url: string | URL): string {
   } catch (err) {
     throw new IdentityError('ERR_REQUEST_INVALID', 'the request URL does not parse', { cause: err })
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
-    throw new IdentityError('ERR_REQUEST_INVALID', 'a proof binds an http or https URL')
-  return `${u.origin}${u.pathname}`
+  // A WebSocket opens with an HTTP request to the same URI: ws and wss name it as http and https.
+  const scheme = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }[u.protocol]
+  if (scheme === undefined)
+    throw new IdentityError('ERR_REQUEST_INVALID', 'a proof binds an http(s) or ws(s) URL')
+  return `${new URL(`${scheme}//${u.host}`).origin}${u.pathname}`
 }
 
 /** What {@link signWpt} needs. */
