@@ -36,5 +36,11 @@ export function signingServerOf(client: ServerClient): SigningServer {
       })
       return { token: r.token, issuedAtMs: r.issuedAtMs, expiresAtMs: r.expiresAtMs }
     },
+    async newWitSvid(entryId, publicKeyDer): Promise<MintedJwt> {
+      const r = await client.newWitSvid(entryId, publicKeyDer).catch((err: unknown) => {
+        throw signingFailure(err)
+      })
+      return { token: r.token, issuedAtMs: r.issuedAtMs, expiresAtMs: r.expiresAtMs }
+    },
   }
 }

@@ -10,7 +10,11 @@ const AUDIENCE = 'gateway.bench'
 /** Each target's best of 2 interleaved rounds: warm-up 0.5 s (1 s in the first), then 3 s measured. */
 const ROUNDS = { rounds: 2, warmupMs: 500, measureMs: 3000 }
 const CONCURRENCIES = [1, 16] as const
-const NAMES = { jwt: 'JWT-SVID bearer', mtls: 'mTLS client X509-SVID (--tls)' } as const
+const NAMES = {
+  jwt: 'JWT-SVID bearer',
+  mtls: 'mTLS client X509-SVID (--tls)',
+  wit: 'WIT-SVID + WPT per request (--require-proof)',
+} as const
 
 interface Gateway {
   readonly child: Child
@@ -18,11 +22,16 @@ interface Gateway {
 }
 
 /** `tessera gateway` in front of the upstream's Unix socket, its audit log in a file (one line per request). */
-async function startGateway(stack: BenchStack, upstreamSocket: string, tls: boolean): Promise<Gateway> {
+async function startGateway(
+  stack: BenchStack,
+  upstreamSocket: string,
+  mode: 'plain' | 'tls' | 'proof',
+): Promise<Gateway> {
   const args = ['gateway', '--listen', '127.0.0.1:0', '--upstream', `unix://${upstreamSocket}`]
   args.push('--audience', AUDIENCE, '--socket', `unix://${stack.socketPath}`)
-  args.push('--audit-log-path', join(stack.dir, `gateway-${tls ? 'tls' : 'plain'}-audit.log`))
-  const child = spawnNode(CLI_PATH, tls ? [...args, '--tls'] : args)
+  args.push('--audit-log-path', join(stack.dir, `gateway-${mode}-audit.log`))
+  const extra = { plain: [], tls: ['--tls'], proof: ['--require-proof'] }[mode]
+  const child = spawnNode(CLI_PATH, [...args, ...extra])
   try {
     const ready = await waitForOutput(child, /"listen":"[^"]*:(\d+)".*"gateway ready"/)
     return { child, port: Number(ready[1]) }
@@ -52,7 +61,7 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
   const clients = `${c} client${c === 1 ? '' : 's'}`
   const direct = get('direct')
   const rows: BenchResult[] = []
-  for (const kind of ['jwt', 'mtls'] as const) {
+  for (const kind of ['jwt', 'mtls', 'wit'] as const) {
     const f = get(kind)
     rows.push(
       rate(`gateway: ${NAMES[kind]}, ${clients}, vs upstream direct`, f, direct),
@@ -67,6 +76,7 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
       }),
     )
   }
+  rows.push(rate(`  WIT-SVID + WPT vs JWT-SVID bearer, ${clients}`, get('wit'), get('jwt')))
   const errors = Object.values(report).reduce((n, f) => n + (f?.errors ?? 0), 0)
   rows.push(plainRow(`  requests failed and retried, ${clients} (all targets, rounds)`, errors, 'requests'))
   return rows
@@ -75,12 +85,13 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
 async function measure(
   stack: BenchStack,
   upstream: HeldLoad<UpstreamReady>,
-  gateways: { plain: Gateway; tls: Gateway },
+  gateways: { plain: Gateway; tls: Gateway; proof: Gateway },
 ): Promise<BenchResult[]> {
   const targets: GatewayLoadTarget[] = [
     { name: 'direct', kind: 'direct', port: upstream.ready.port, pid: upstream.ready.pid },
     { name: 'jwt', kind: 'jwt', port: gateways.plain.port, pid: gateways.plain.child.pid },
     { name: 'mtls', kind: 'mtls', port: gateways.tls.port, pid: gateways.tls.child.pid },
+    { name: 'wit', kind: 'wit', port: gateways.proof.port, pid: gateways.proof.child.pid },
   ]
   const rows: BenchResult[] = []
   for (const concurrency of CONCURRENCIES) {
@@ -99,7 +110,8 @@ async function measure(
 
 /**
  * `tessera gateway` (issue 5): GET requests on keep-alive connections at 1 and 16 clients through the
- * gateway with a bearer JWT-SVID and through `--tls` with a client X509-SVID, each beside the same
+ * gateway with a bearer JWT-SVID, through `--tls` with a client X509-SVID and through `--require-proof`
+ * with a WIT-SVID and a fresh WPT per request (issue 8; signed in the load child), each beside the same
  * tiny upstream reached directly over TCP in the same run. The gateway reaches the upstream over its
  * Unix socket. Upstream, gateways and load each run in their own child process.
  */
@@ -110,11 +122,13 @@ export async function benchGateway(): Promise<BenchResult[]> {
   try {
     const socket = join(stack.dir, 'tool.sock')
     upstream = await holdLoad<UpstreamReady>('gateway-upstream', { socket })
-    const plain = await startGateway(stack, socket, false)
+    const plain = await startGateway(stack, socket, 'plain')
     started.push(plain.child)
-    const tls = await startGateway(stack, socket, true)
+    const tls = await startGateway(stack, socket, 'tls')
     started.push(tls.child)
-    return await measure(stack, upstream, { plain, tls })
+    const proof = await startGateway(stack, socket, 'proof')
+    started.push(proof.child)
+    return await measure(stack, upstream, { plain, tls, proof })
   } finally {
     for (const child of started) await child.stop()
     await upstream?.finish()

@@ -9,9 +9,11 @@ import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
 import { Policy } from '../lib/guard/policy.js'
 import { FailureThrottle } from '../lib/guard/throttle.js'
 import { BundleSource } from '../lib/workload/bundle-source.js'
+import type { WitSource } from '../lib/workload/wit-source.js'
 import { X509Source } from '../lib/workload/x509-source.js'
 import { PinoGatewayAudit } from './gateway-audit.js'
 import type { GatewayConfig } from './gateway-config.js'
+import { openWitBundles, proofOptions } from './gateway-proof.js'
 import { startGatewayServer } from './gateway-server.js'
 
 /** A gateway serving: where it listens, which SVID it presents (with TLS), and how to stop it. */
@@ -29,7 +31,11 @@ async function openSources(config: GatewayConfig, log: Logger) {
   const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
   try {
     const svids = config.tls ? await openOwnSvid(config, onError) : undefined
-    return { bundles, svids }
+    const wits = await openWitBundles(config, log).catch((err: unknown) => {
+      svids?.close()
+      throw err
+    })
+    return { bundles, svids, wits }
   } catch (err) {
     bundles.close()
     throw err
@@ -61,10 +67,12 @@ async function openOwnSvid(
 
 function buildGuard(
   config: GatewayConfig,
-  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit },
+  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit; wits: WitSource | undefined },
 ) {
   const { policy, bundles, audit } = deps
+  const proof = proofOptions(config, deps.wits)
   return createGuard({
+    ...(proof !== undefined && { proof }),
     jwtBundles: bundles,
     x509Bundles: bundles,
     audience: config.audience,
@@ -97,7 +105,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
-  const { bundles, svids } = await openSources(config, log)
+  const { bundles, svids, wits } = await openSources(config, log)
   // Its checkpoints go to the server through the agent, so a cut or deleted file shows (DESIGN §10).
   const checkpointClient = connectCheckpointClient(config.endpoint)
   const forwarder = new CheckpointForwarder({
@@ -115,13 +123,14 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     forwarder.close()
     checkpointClient.close()
     svids?.close()
+    wits?.close()
     bundles.close()
   }
   try {
     const server = await startGatewayServer({
       listen: config.listen,
       upstream: config.upstream,
-      guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit }),
+      guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit, wits }),
       readsTools: policy?.usesTools ?? false,
       responseTimeoutMs: config.upstreamTimeoutMs,
       log: log.child({ component: 'gateway.proxy' }),

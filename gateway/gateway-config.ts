@@ -43,6 +43,12 @@ export interface GatewaySettings {
   readonly allowedHosts: readonly string[]
   /** Serve HTTPS with the gateway's own X509-SVID and accept client certificates (`--tls`). */
   readonly tls: boolean
+  /**
+   * Require proof of possession (`--require-proof`): a WIT-SVID with a Workload Proof Token for the
+   * request, or a TLS client certificate; a bearer JWT-SVID alone is refused. Default false (WIT + WPT
+   * is then one more way in).
+   */
+  readonly requireProof: boolean
   /** With TLS, the SVID to present, by SPIFFE ID (`--spiffe-id`); default the workload's first (default) SVID. */
   readonly spiffeId: SpiffeId | undefined
   /** How long the upstream may take to answer with headers (`--upstream-timeout`, default 30s). */
@@ -115,6 +121,7 @@ const GATEWAY_SCHEMA: Schema<GatewaySettings> = {
   allowedOrigins: { kind: listKind(originKind), flag: 'allowOrigin', default: [] },
   allowedHosts: { kind: listKind(allowedHostKind), flag: 'host', default: defaultHosts },
   tls: { kind: booleanKind(), default: false },
+  requireProof: { kind: booleanKind(), default: false },
   spiffeId: { kind: spiffeIdKind(), isOptional: true },
   upstreamTimeoutMs: { kind: durationKind(), name: 'upstreamTimeout', default: '30s' },
   throttleFailures: { kind: integerKind({ min: 1, max: 1000 }), default: 5 },

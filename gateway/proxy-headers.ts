@@ -23,6 +23,8 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
  */
 const GATEWAY_OWNED: ReadonlySet<string> = new Set([
   'authorization',
+  'workload-identity-token',
+  'workload-proof-token',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-proto',

@@ -7,6 +7,7 @@ import { JwtCache } from './jwt-cache.js'
 import type { KeyFactory, SigningServer } from './ports.js'
 import { SvidCache, type X509View } from './svid-cache.js'
 import { type TrustBundleSnapshot, TrustBundles } from './trust-bundles.js'
+import { WitCache, type WitView } from './wit-cache.js'
 
 /** What the agent cache needs. */
 export interface AgentCacheDeps {
@@ -25,6 +26,7 @@ export class AgentCache implements WorkloadIdentities {
   readonly #clock: Clock
   readonly #svids: SvidCache
   readonly #jwts: JwtCache
+  readonly #wits: WitCache
   readonly #bundles = new TrustBundles()
   readonly #listeners = new Set<() => void>()
 
@@ -32,6 +34,7 @@ export class AgentCache implements WorkloadIdentities {
     this.#clock = deps.clock
     this.#svids = new SvidCache({ ...deps, onChange: () => this.#notify() })
     this.#jwts = new JwtCache(deps.clock, deps.server)
+    this.#wits = new WitCache({ ...deps, onChange: () => this.#notify() })
   }
 
   /** Applies one sync snapshot from the server; resolves once missing SVIDs are signed. */
@@ -42,6 +45,7 @@ export class AgentCache implements WorkloadIdentities {
   ): Promise<void> {
     this.#bundles.set(own, federated)
     this.#jwts.retain(new Set(entries.map((e) => e.id)))
+    this.#wits.retain(new Set(entries.map((e) => e.id)))
     const signing = this.#svids.setEntries(entries)
     // Entries or bundles may have changed: streams recompute and send only what differs.
     this.#notify()
@@ -50,6 +54,7 @@ export class AgentCache implements WorkloadIdentities {
 
   /** Rotates SVIDs that are due (call periodically). */
   rotate(): Promise<void> {
+    this.#wits.refreshDue()
     return this.#svids.reconcile()
   }
 
@@ -72,6 +77,10 @@ export class AgentCache implements WorkloadIdentities {
   async jwtFor(entry: RegistrationEntry, audience: ReadonlyArray<string>): Promise<WorkloadJwt> {
     const minted = await this.#jwts.fetch(entry, audience)
     return { entry, token: minted.token, expiresAtMs: minted.expiresAtMs }
+  }
+
+  witsFor(entries: ReadonlyArray<RegistrationEntry>): WitView {
+    return this.#wits.view(entries)
   }
 
   bundles(): TrustBundleSnapshot | undefined {

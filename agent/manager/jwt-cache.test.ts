@@ -19,6 +19,9 @@ class CountingServer implements SigningServer {
     const now = this.clock.nowMs()
     return { token: `t${this.asked.length}`, issuedAtMs: now, expiresAtMs: now + 300_000 }
   }
+  async newWitSvid(): Promise<never> {
+    throw new Error('not used here')
+  }
 }
 
 const entry = {

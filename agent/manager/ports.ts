@@ -20,6 +20,8 @@ export interface SigningServer {
   ): Promise<ReadonlyArray<SignResult>>
   /** Mints a JWT-SVID for an entry. */
   newJwtSvid(entryId: string, audience: ReadonlyArray<string>): Promise<MintedJwt>
+  /** Mints a WIT-SVID for an entry, binding this public key (SPKI DER). */
+  newWitSvid(entryId: string, publicKeyDer: Buffer): Promise<MintedJwt>
 }
 
 /** Makes workload private keys (EC P-256 unless configured otherwise). */

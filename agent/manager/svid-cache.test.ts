@@ -61,6 +61,9 @@ class CaServer implements SigningServer {
   async newJwtSvid(): Promise<never> {
     throw new Error('not used here')
   }
+  async newWitSvid(): Promise<never> {
+    throw new Error('not used here')
+  }
 }
 
 async function setup() {

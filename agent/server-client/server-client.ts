@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { AttestAgentResponse__Output } from '../../common/gen/tessera/agent/v1/AttestAgentResponse.js'
 import type { BatchNewX509SvidResponse__Output } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 import type { NewJwtSvidResponse__Output } from '../../common/gen/tessera/agent/v1/NewJwtSvidResponse.js'
+import type { NewWitSvidResponse__Output } from '../../common/gen/tessera/agent/v1/NewWitSvidResponse.js'
 import type { NodeClient } from '../../common/gen/tessera/agent/v1/Node.js'
 import type { PendingWorkload } from '../../common/gen/tessera/agent/v1/PendingWorkload.js'
 import type { RenewAgentResponse__Output } from '../../common/gen/tessera/agent/v1/RenewAgentResponse.js'
@@ -191,6 +192,21 @@ export class ServerClient {
     const client = this.#channel()
     const res = await this.#unary<NewJwtSvidResponse__Output>((cb) =>
       client.NewJwtSvid({ entry_id: entryId, audience: [...audience] }, this.#callOptions(), cb),
+    )
+    return {
+      token: res.token,
+      spiffeId: res.spiffe_id,
+      expiresAtMs: res.expires_at * 1000,
+      issuedAtMs: res.issued_at * 1000,
+    }
+  }
+
+  /** A WIT-SVID for an authorized entry, binding `publicKeyDer`. @throws ServiceError */
+  async newWitSvid(entryId: string, publicKeyDer: Buffer): Promise<JwtSvidResult> {
+    this.#requireSvid()
+    const client = this.#channel()
+    const res = await this.#unary<NewWitSvidResponse__Output>((cb) =>
+      client.NewWitSvid({ entry_id: entryId, public_key: publicKeyDer }, this.#callOptions(), cb),
     )
     return {
       token: res.token,

@@ -2,6 +2,7 @@ import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
 import type { Selector } from '../../lib/core/selector.js'
 import type { CachedX509Svid, X509View } from '../manager/svid-cache.js'
 import type { TrustBundleSnapshot } from '../manager/trust-bundles.js'
+import type { WitView } from '../manager/wit-cache.js'
 
 /** A JWT-SVID handed to a workload. */
 export interface WorkloadJwt {
@@ -21,6 +22,8 @@ export interface WorkloadIdentities {
   entriesFor(selectors: ReadonlyArray<Selector>): ReadonlyArray<RegistrationEntry>
   /** A JWT-SVID for one entry with exactly these audiences. */
   jwtFor(entry: RegistrationEntry, audience: ReadonlyArray<string>): Promise<WorkloadJwt>
+  /** WIT-SVIDs of these entries (minting those missing or due; `onChange` fires when one arrives). */
+  witsFor(entries: ReadonlyArray<RegistrationEntry>): WitView
   /** Own and federated bundles, or undefined before the first sync. */
   bundles(): TrustBundleSnapshot | undefined
   /** Subscribes to every change of SVIDs, entries or bundles; returns the unsubscribe function. */

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto'
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
-import { failStream, toServiceError } from '../../lib/grpc/status.js'
+import { toServiceError } from '../../lib/grpc/status.js'
 import { type AttestedCaller, attestCaller, requireSecurityHeader } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { fetchJwtSvids, validateJwt } from './jwt-handlers.js'
 import { noteExecutable, refusalStatus, throttleRefusal } from './refusals.js'
+import { streamWitBundles, streamWitSvids } from './wit-handlers.js'
 import { streamJwtBundles, streamX509Bundles, streamX509Svids } from './x509-handlers.js'
 
 type Call = { metadata: Metadata; getPeer(): string }
@@ -95,12 +96,10 @@ export function unary<Req, Res>(
   }
 }
 
-const unimplemented = (call: { emit(e: 'error', err: unknown): boolean }) =>
-  failStream(call, new IdentityError('ERR_UNIMPLEMENTED', 'WIT-SVIDs are not supported'))
-
 /**
  * The standard SPIFFE Workload API (`SpiffeWorkloadAPI`, spec §2): every call needs the security
- * header; callers are attested from the kernel facts of their connection; WIT RPCs are UNIMPLEMENTED.
+ * header; callers are attested from the kernel facts of their connection. The WIT-SVID RPCs are served
+ * too (SPIFFE WIT-SVID draft).
  */
 export function workloadApiHandlers(deps: WorkloadApiDeps): SpiffeWorkloadAPIHandlers {
   return {
@@ -109,7 +108,7 @@ export function workloadApiHandlers(deps: WorkloadApiDeps): SpiffeWorkloadAPIHan
     FetchJWTBundles: stream(deps, 'FetchJWTBundles', streamJwtBundles),
     FetchJWTSVID: unary(deps, 'FetchJWTSVID', (req, caller) => fetchJwtSvids(deps, req, caller)),
     ValidateJWTSVID: unary(deps, 'ValidateJWTSVID', (req) => validateJwt(deps, req), false),
-    FetchWITSVID: unimplemented,
-    FetchWITBundles: unimplemented,
+    FetchWITSVID: stream(deps, 'FetchWITSVID', streamWitSvids),
+    FetchWITBundles: stream(deps, 'FetchWITBundles', streamWitBundles),
   }
 }

@@ -90,7 +90,8 @@ function bundlesFor(
   return out
 }
 
-function bundleStream<T>(
+/** A bundle stream for `caller`: the bundles it may see (see `bundlesFor`), encoded by `encode`. */
+export function bundleStream<T>(
   deps: WorkloadApiDeps,
   caller: AttestedCaller,
   encode: (b: ReadonlyArray<SpiffeBundle>) => T,

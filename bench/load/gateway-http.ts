@@ -5,11 +5,16 @@ import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { mtlsClientOptions } from '../../lib/tls/index.js'
 import { authorizeMemberOf } from '../../lib/verify/authorizer.js'
 import { JwtSource } from '../../lib/workload/jwt-source.js'
+import { proofHeaders } from '../../lib/workload/proof-fetch.js'
+import { WitSource } from '../../lib/workload/wit-source.js'
 import { X509Source } from '../../lib/workload/x509-source.js'
 import { quantile, report, runChild, taskOf } from './common.js'
 
-/** `direct`: plain HTTP to the upstream; `jwt`: HTTP with a bearer JWT-SVID; `mtls`: HTTPS with an X509-SVID. */
-export type GatewayLoadKind = 'direct' | 'jwt' | 'mtls'
+/**
+ * `direct`: plain HTTP to the upstream; `jwt`: HTTP with a bearer JWT-SVID; `mtls`: HTTPS with an
+ * X509-SVID; `wit`: HTTP with a WIT-SVID and a Workload Proof Token signed for each request.
+ */
+export type GatewayLoadKind = 'direct' | 'jwt' | 'mtls' | 'wit'
 
 /** One target on 127.0.0.1; `pid` is the process that serves it, whose CPU time per request is measured. */
 export interface GatewayLoadTarget {
@@ -62,12 +67,17 @@ function cpuUsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
-function sender(port: number, headers: OutgoingHttpHeaders, agent: Agent | HttpsAgent): Send {
+function sender(
+  port: number,
+  headers: OutgoingHttpHeaders | (() => Promise<OutgoingHttpHeaders>),
+  agent: Agent | HttpsAgent,
+): Send {
   const make = agent instanceof HttpsAgent ? httpsRequest : httpRequest
-  const options = { host: '127.0.0.1', port, path: '/bench', headers, agent }
-  return () =>
-    new Promise((resolve, reject) => {
-      const req = make(options, (res) => {
+  const options = { host: '127.0.0.1', port, path: '/bench', agent }
+  return async () => {
+    const sent = typeof headers === 'function' ? await headers() : headers
+    return new Promise((resolve, reject) => {
+      const req = make({ ...options, headers: sent }, (res) => {
         res.resume()
         res.once('end', () =>
           res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`)),
@@ -77,11 +87,13 @@ function sender(port: number, headers: OutgoingHttpHeaders, agent: Agent | Https
       req.once('error', reject)
       req.end()
     })
+  }
 }
 
 interface Credentials {
   readonly jwt: JwtSource
   readonly x509: X509Source
+  readonly wits: WitSource
   readonly token: string
 }
 
@@ -93,6 +105,11 @@ function sendersFor(task: GatewayLoadTask, target: GatewayLoadTarget, creds: Cre
     if (target.kind === 'direct') return sender(target.port, { host }, new Agent(pool))
     if (target.kind === 'jwt')
       return sender(target.port, { host, authorization: `Bearer ${creds.token}` }, new Agent(pool))
+    if (target.kind === 'wit') {
+      const url = `http://${host}/bench`
+      const headers = async () => ({ host, ...(await proofHeaders(creds.wits, url, 'GET')) })
+      return sender(target.port, headers, new Agent(pool))
+    }
     const tls = mtlsClientOptions(creds.x509, authorizeMemberOf(TrustDomain.parse(task.trustDomain)))
     return sender(target.port, { host }, new HttpsAgent({ ...pool, ...tls }))
   })
@@ -144,19 +161,20 @@ async function runWindow(
 }
 
 /**
- * Child process: fetches a JWT-SVID for `audience` and an X509-SVID from the agent, opens the
+ * Child process: fetches a JWT-SVID for `audience`, an X509-SVID and a WIT-SVID from the agent, opens the
  * connections, runs the interleaved rounds and prints the best round of each target (highest rate)
  * as `{ name: GatewayLoadFigures }`.
  */
 async function main(): Promise<void> {
   const task = taskOf<GatewayLoadTask>()
-  const [jwt, x509] = await Promise.all([
+  const [jwt, x509, wits] = await Promise.all([
     JwtSource.create({ endpoint: task.endpoint }),
     X509Source.create({ endpoint: task.endpoint }),
+    WitSource.create({ endpoint: task.endpoint }),
   ])
   try {
     const { token } = await jwt.fetchJwtSvid({ audience: [task.audience] })
-    const senders = task.targets.map((t) => sendersFor(task, t, { jwt, x509, token }))
+    const senders = task.targets.map((t) => sendersFor(task, t, { jwt, x509, wits, token }))
     const best: Array<Window | undefined> = []
     const failures = task.targets.map((): Failures => ({ count: 0 }))
     for (let round = 0; round < task.rounds; round++) {
@@ -187,6 +205,7 @@ async function main(): Promise<void> {
   } finally {
     jwt.close()
     x509.close()
+    wits.close()
   }
 }
 

@@ -1,7 +1,9 @@
 import type { X509Bundle } from '../../lib/core/bundle/x509-bundle.js'
+import { exportWitKeyJwk } from '../../lib/core/wit/workload-key.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
 import type { WorkloadJwtSvid, X509Context } from '../../lib/workload/responses.js'
+import type { WorkloadWitSvid } from '../../lib/workload/wit-responses.js'
 import { unixSeconds } from '../output.js'
 import { formatRows, formatTimeMs } from './workload-command.js'
 
@@ -94,6 +96,37 @@ export function formatJwt(svids: ReadonlyArray<WorkloadJwtSvid>): string {
       ]
       if (s.hint !== '') rows.push(['hint', s.hint])
       return `token(${s.id}):\n${s.token}\n${formatRows(rows)}`
+    })
+    .join('\n\n')
+}
+
+/**
+ * The JSON of one WIT-SVID: SPIRE-like field names (`wit_svid` is the token), its times and the public
+ * key it binds; its private key (`wit_svid_key`, a private JWK) only when asked for.
+ */
+export function witSvidJson(w: WorkloadWitSvid, opts: { includeKey: boolean }) {
+  return {
+    spiffe_id: w.svid.id.toString(),
+    wit_svid: w.svid.token,
+    hint: w.hint,
+    expires_at: unixSeconds(w.svid.expiresAtMs),
+    ...(w.svid.issuedAtMs !== undefined && { issued_at: unixSeconds(w.svid.issuedAtMs) }),
+    cnf_jwk: (w.svid.claims['cnf'] as { jwk?: unknown } | undefined)?.jwk,
+    ...(opts.includeKey && { wit_svid_key: exportWitKeyJwk(w.key.privateKey) }),
+  }
+}
+
+/** The human form of WIT-SVIDs: `wit(<id>):`, the token, then its times (never the key). */
+export function formatWit(svids: ReadonlyArray<WorkloadWitSvid>): string {
+  return svids
+    .map((w) => {
+      const rows: Array<[string, string]> = [
+        ['expires', formatTimeMs(w.svid.expiresAtMs)],
+        ['issued', w.svid.issuedAtMs === undefined ? '-' : formatTimeMs(w.svid.issuedAtMs)],
+        ['key', `${w.key.alg} (held by this process only; --output json --include-key prints it)`],
+      ]
+      if (w.hint !== '') rows.push(['hint', w.hint])
+      return `wit(${w.svid.id}):\n${w.svid.token}\n${formatRows(rows)}`
     })
     .join('\n\n')
 }

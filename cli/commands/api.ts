@@ -3,7 +3,14 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { IdentityError } from '../../lib/core/errors.js'
 import { collect } from '../output.js'
-import { formatJwt, formatX509Context, jwtSvidJson, x509ContextJson } from './api-format.js'
+import {
+  formatJwt,
+  formatWit,
+  formatX509Context,
+  jwtSvidJson,
+  witSvidJson,
+  x509ContextJson,
+} from './api-format.js'
 import { watchX509 } from './api-watch.js'
 import { writeX509Files } from './svid-files.js'
 import {
@@ -48,6 +55,20 @@ async function fetchJwt({ client, out }: WorkloadContext, options: FetchJwtOptio
   out.print({ svids: svids.map(jwtSvidJson) }, () => formatJwt(svids))
 }
 
+interface FetchWitOptions extends WorkloadOptions {
+  readonly spiffeId?: string
+  readonly includeKey?: boolean
+}
+
+async function fetchWit({ client, out }: WorkloadContext, options: FetchWitOptions): Promise<void> {
+  const all = await client.fetchWitSvids()
+  const svids =
+    options.spiffeId === undefined ? all : all.filter((w) => w.svid.id.toString() === options.spiffeId)
+  if (svids.length === 0) throw new IdentityError('ERR_NO_IDENTITY', `no WIT-SVID for ${options.spiffeId}`)
+  const includeKey = options.includeKey === true
+  out.print({ svids: svids.map((w) => witSvidJson(w, { includeKey })) }, () => formatWit(svids))
+}
+
 /** `--token -` reads the token from standard input, so it stays out of the process list. */
 function readToken(value: string): string {
   const token = (value === '-' ? readFileSync(0, 'utf8') : value).trim()
@@ -68,7 +89,7 @@ async function validateJwt({ client, out }: WorkloadContext, options: ValidateJw
   )
 }
 
-/** `tessera api fetch x509|jwt`, `tessera api validate jwt`, `tessera api watch`: the Workload API as a workload sees it. */
+/** `tessera api fetch x509|jwt|wit`, `tessera api validate jwt`, `tessera api watch`: the Workload API as a workload sees it. */
 export function registerApiCommands(program: Command): void {
   const api = program.command('api').description("this process's identity, from the agent's Workload API")
   const fetch = api.command('fetch').description('fetch SVIDs')
@@ -88,6 +109,11 @@ export function registerApiCommands(program: Command): void {
     .requiredOption('--audience <aud>', 'audience (repeatable)', collect)
     .option('--spiffe-id <id>', 'only the token for this SPIFFE ID')
     .action(workloadAction(fetchJwt))
+  withWorkloadOptions(fetch.command('wit'))
+    .description('fetch WIT-SVIDs (proof-of-possession identity tokens; the first is the default)')
+    .option('--spiffe-id <id>', 'only the WIT-SVID for this SPIFFE ID')
+    .option('--include-key', "with --output json: add each WIT's private key (wit_svid_key, a private JWK)")
+    .action(workloadAction(fetchWit))
   const validate = api.command('validate').description('have the agent validate an SVID')
   withWorkloadOptions(validate.command('jwt'))
     .description('validate a JWT-SVID for an audience; exits non-zero with the reason when it is invalid')

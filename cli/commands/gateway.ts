@@ -24,6 +24,10 @@ const GATEWAY_FLAGS: ReadonlyArray<readonly [flags: string, description: string,
   ],
   ['--tls', "serve HTTPS with the gateway's own X509-SVID and accept client SVIDs (mTLS)"],
   [
+    '--require-proof',
+    'refuse bearer JWT-SVIDs: callers send a WIT-SVID with a Workload-Proof-Token for each request (or a client SVID with --tls)',
+  ],
+  [
     '--spiffe-id <id>',
     'with --tls: present the X509-SVID with this SPIFFE ID (default the first, the default one); no such SVID is an error',
   ],

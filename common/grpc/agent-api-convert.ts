@@ -94,6 +94,11 @@ export function bundleToProto(b: SpiffeBundle): Bundle {
       public_key: a.key.export({ type: 'spki', format: 'der' }),
       expires_at: 0,
     })),
+    wit_authorities: b.witAuthorities.map((a) => ({
+      key_id: a.kid,
+      public_key: a.key.export({ type: 'spki', format: 'der' }),
+      expires_at: 0,
+    })),
     sequence_number: (sequence > MAX_INT64 ? MAX_INT64 : sequence).toString(),
     refresh_hint: b.refreshHintSeconds ?? 0,
   }
@@ -106,16 +111,19 @@ export function bundleToProto(b: SpiffeBundle): Bundle {
 export function bundleFromProto(p: Bundle__Output): SpiffeBundle {
   return rethrowAs('ERR_BUNDLE_MALFORMED', 'the server sent an invalid bundle', () => {
     const td = TrustDomain.parse(p.trust_domain)
-    const jwt = p.jwt_authorities.map((a) => ({
-      kid: a.key_id,
-      key: createPublicKey({ key: a.public_key, format: 'der', type: 'spki' }),
-    }))
+    const authorities = (list: Bundle__Output['jwt_authorities']) =>
+      list.map((a) => ({
+        kid: a.key_id,
+        key: createPublicKey({ key: a.public_key, format: 'der', type: 'spki' }),
+      }))
+    const jwt = authorities(p.jwt_authorities)
     return SpiffeBundle.of(td, {
       x509: X509Bundle.fromAuthorities(
         td,
         p.x509_authorities.map((der) => parseCertificate(der)),
       ),
       jwt: JwtBundle.fromAuthorities(td, jwt),
+      wit: JwtBundle.fromAuthorities(td, authorities(p.wit_authorities ?? [])),
       sequence: BigInt(Math.max(0, p.sequence_number)),
       ...(p.refresh_hint > 0 ? { refreshHintSeconds: p.refresh_hint } : {}),
     })

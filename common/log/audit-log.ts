@@ -98,7 +98,7 @@ export interface AgentRemoved extends Correlation {
 }
 export interface SvidIssued extends Correlation {
   readonly spiffeId: string
-  readonly kind: 'x509' | 'jwt'
+  readonly kind: 'x509' | 'jwt' | 'wit'
   readonly serial?: string
   readonly ttlMs: number
   readonly audience?: readonly string[]
@@ -108,7 +108,7 @@ export interface SvidIssued extends Correlation {
 export interface IssuanceDenied extends Correlation {
   /** What was asked for, when known. */
   readonly spiffeId?: string
-  readonly kind: 'x509' | 'jwt'
+  readonly kind: 'x509' | 'jwt' | 'wit'
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller

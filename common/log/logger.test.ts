@@ -62,6 +62,10 @@ describe('createLogger', () => {
     ['password', { db: { password: SECRET } }],
     ['authorization header', { req: { headers: { authorization: `Bearer ${SECRET}` } } }],
     ['gRPC authorization metadata', { metadata: { authorization: SECRET } }],
+    ['WIT private JWK', { wit: { wit_svid_key: SECRET } }],
+    ['WIT key in the agent cache', { cached: { keyJwk: SECRET } }],
+    ['Workload-Proof-Token header', { headers: { 'workload-proof-token': SECRET } }],
+    ['Workload-Identity-Token header', { headers: { 'workload-identity-token': SECRET } }],
   ])('redacts a %s', (_, fields) => {
     const { log, out, records } = logTo()
     log.info(fields, 'Something happened.')

@@ -3,7 +3,7 @@ export const REDACT_CENSOR = '[REDACTED]'
 
 /**
  * Field names whose values are secrets: private keys (object or PEM), bearer tokens, join tokens,
- * JWTs and JWT-SVIDs, whole SVIDs (they carry their key), passwords and other secrets, HTTP/gRPC
+ * JWTs, JWT-SVIDs and WIT-SVIDs with their keys and proofs, whole SVIDs (they carry their key), passwords and other secrets, HTTP/gRPC
  * authorization and cookie headers. The process logger redacts them through pino's `redact`; the
  * audit log censors them while it builds each record.
  */
@@ -23,4 +23,10 @@ export const SECRET_FIELDS = Object.freeze([
   'secret',
   'authorization',
   'cookie',
+  // WIT-SVIDs (their private JWK above all) and Workload Proof Tokens, as fields and as HTTP headers
+  'keyJwk',
+  'wit_svid_key',
+  'wit_svid',
+  'workload-identity-token',
+  'workload-proof-token',
 ] as const)

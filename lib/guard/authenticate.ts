@@ -9,8 +9,11 @@ import { authorizeAny } from '../verify/authorizer.js'
 import { bearerTokenOf, verifyJwtPeer } from '../verify/jwt-peer.js'
 import { type PeerCertificateLike, verifyPeerCertificate } from '../verify/x509-peer.js'
 
-/** How a caller proved its identity: a JWT-SVID bearer token, or an X509-SVID client certificate. */
-export type AuthMethod = 'jwt' | 'mtls'
+/**
+ * How a caller proved its identity: a JWT-SVID bearer token, an X509-SVID client certificate, or a
+ * WIT-SVID with a Workload Proof Token.
+ */
+export type AuthMethod = 'jwt' | 'mtls' | 'wit'
 
 /** The outcome of authenticating one request. */
 export type Authentication =

@@ -15,6 +15,13 @@ import type {
 } from './decision.js'
 import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
 import type { Policy, PolicyDecision } from './policy.js'
+import {
+  authenticateProof,
+  carriesWit,
+  type GuardProofOptions,
+  type ProofSettings,
+  settleProof,
+} from './proof.js'
 import { canonicalRequestPath } from './request-path.js'
 import { FailureThrottle } from './throttle.js'
 import { ThrottledAudit } from './throttle-audit.js'
@@ -60,6 +67,8 @@ export interface GuardOptions {
   readonly clock?: Clock
   /** Skew tolerated on JWT times; default 30 s. */
   readonly jwtLeewayMs?: number
+  /** WIT-SVID + Workload Proof Token authentication, and whether proof of possession is required. */
+  readonly proof?: GuardProofOptions
 }
 
 /** Checks requests; see {@link createGuard}. */
@@ -134,6 +143,7 @@ interface Settings {
   readonly throttledAudit: ThrottledAudit
   readonly peerKey: (request: GuardRequest) => string
   readonly authorize: Authorizer
+  readonly proof: ProofSettings | undefined
 }
 
 function settle(options: GuardOptions): Settings {
@@ -155,6 +165,7 @@ function settle(options: GuardOptions): Settings {
     throttledAudit: new ThrottledAudit(),
     peerKey: options.peerKey ?? ((r) => r.socket.remoteAddress ?? 'unknown'),
     authorize: options.authorizer ?? authorizeAny(),
+    proof: settleProof(options.proof),
   }
 }
 
@@ -196,14 +207,25 @@ async function identify(s: Settings, request: GuardRequest): Promise<Verdict | V
   const key = s.peerKey(request)
   const blocked = s.throttle?.check(key)
   if (blocked?.isBlocked) return throttled(s, key, blocked)
-  const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
-  const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs: s.clock.nowMs(), jwtLeewayMs }
-  const auth = await authenticate(request, deps)
+  const auth = await authenticateAny(s, request)
   if (auth.kind === 'missing') return refused(401, 'ERR_AUTH_MISSING', auth.reason)
+  if (auth.kind === 'verified' && auth.via === 'jwt' && s.proof?.required === true) {
+    const reason =
+      'proof of possession is required: a bearer JWT-SVID alone is refused (send a WIT-SVID with a Workload-Proof-Token, or a client certificate)'
+    return refused(401, 'ERR_PROOF_MISSING', reason, { via: auth.via, claimedId: auth.id.toString() })
+  }
   if (auth.kind === 'verified') return auth
   s.throttle?.recordFailure(key)
   const extra = { via: auth.via, ...(auth.claimedId !== undefined && { claimedId: auth.claimedId }) }
   return refused(401, auth.error.code, auth.error.message, extra)
+}
+
+/** A request with a WIT is decided by its proof (when the guard takes proofs); any other by `authenticate`. */
+async function authenticateAny(s: Settings, request: GuardRequest): Promise<Authentication> {
+  const nowMs = s.clock.nowMs()
+  if (s.proof !== undefined && carriesWit(request)) return authenticateProof(request, s.proof, nowMs)
+  const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
+  return authenticate(request, { jwtBundles, x509Bundles, audience: s.audience, nowMs, jwtLeewayMs })
 }
 
 /** A 429; only the first of each block of a key is audited, with a count of the previous block's others. */

@@ -59,5 +59,6 @@ export {
   type PolicyEffect,
   type PolicyRequest,
 } from './policy.js'
+export { type GuardProofOptions, TASK_TOKEN_HEADER } from './proof.js'
 export { actorOfRequest, resourceOf } from './request-record.js'
 export { FailureThrottle, type ThrottleOptions, type ThrottleVerdict } from './throttle.js'

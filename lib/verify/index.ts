@@ -14,6 +14,33 @@ export {
   type ValidateJwtSvidOptions,
   validateJwtSvid,
 } from '../core/jwt/jwt-svid-validate.js'
+export { ReplayCache } from '../core/wit/replay-cache.js'
+export {
+  DEFAULT_WIT_LEEWAY_MS,
+  parseWitSvidInsecure,
+  ValidatedWitCache,
+  type ValidateWitSvidOptions,
+  validateWitSvid,
+  WIT_TYP,
+  type WitBundleSource,
+  type WitSvid,
+} from '../core/wit/wit-svid.js'
+export type { WitKey } from '../core/wit/workload-key.js'
+export {
+  DEFAULT_WPT_LEEWAY_MS,
+  DEFAULT_WPT_MAX_LIFETIME_MS,
+  DEFAULT_WPT_TTL_MS,
+  proofTargetUri,
+  type SignWptParams,
+  signWpt,
+  tokenHash,
+  type VerifiedProof,
+  type VerifyProofParams,
+  verifyProof,
+  WIT_HEADER,
+  WPT_HEADER,
+  WPT_TYP,
+} from '../core/wit/wpt.js'
 export {
   type Authorizer,
   authorizeAny,

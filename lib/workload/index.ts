@@ -21,9 +21,18 @@ export {
   type WorkloadEndpoint,
 } from './endpoint.js'
 export { JwtSource } from './jwt-source.js'
+export {
+  type ProofOptions,
+  proofFetch,
+  proofHeaders,
+  proofRequest,
+  type WitSvidProvider,
+} from './proof-fetch.js'
 export type { JwtSvidParams, ValidatedJwtSvid, WorkloadJwtSvid, X509Context } from './responses.js'
 export type { Watch } from './watch.js'
 export { DEFAULT_FIRST_UPDATE_TIMEOUT_MS, type SourceOptions } from './watched-value.js'
+export { WitBundleSet, type WorkloadWitSvid } from './wit-responses.js'
+export { WitSource, type WitSourceOptions } from './wit-source.js'
 export { WorkloadApiError } from './workload-api-error.js'
 export {
   type CallTimeout,

@@ -20,6 +20,12 @@ import {
   type X509Context,
 } from './responses.js'
 import { type Watch, watchStream } from './watch.js'
+import {
+  parseWitBundlesResponse,
+  parseWitSvidResponse,
+  type WitBundleSet,
+  type WorkloadWitSvid,
+} from './wit-responses.js'
 import { workloadApi } from './workload-proto.js'
 
 /**
@@ -166,6 +172,36 @@ export class WorkloadClient {
   watchJwtBundles(onUpdate: (bundles: BundleSet) => void, onError: (err: IdentityError) => void): Watch {
     const open = () => this.#grpc.FetchJWTBundles({}, securityMetadata())
     return this.#watch('FetchJWTBundles', open, (m) => onUpdate(parseJwtBundlesResponse(m)), onError)
+  }
+
+  /** The first FetchWITSVID message: every WIT-SVID with its key (first = default). @throws see `parseWitSvidResponse`, WorkloadApiError */
+  async fetchWitSvids(options: CallTimeout = {}): Promise<WorkloadWitSvid[]> {
+    return firstMessage(
+      this.#call('FetchWITSVID', options),
+      (md, o) => this.#grpc.FetchWITSVID({}, md, o),
+      parseWitSvidResponse,
+    )
+  }
+
+  /** Every WIT-SVID set as the agent pushes it (rotation followed); reconnects with backoff. */
+  watchWitSvids(onUpdate: (svids: WorkloadWitSvid[]) => void, onError: (err: IdentityError) => void): Watch {
+    const open = () => this.#grpc.FetchWITSVID({}, securityMetadata())
+    return this.#watch('FetchWITSVID', open, (m) => onUpdate(parseWitSvidResponse(m)), onError)
+  }
+
+  /** The first FetchWITBundles message. @throws ERR_BUNDLE_MALFORMED, WorkloadApiError */
+  async fetchWitBundles(options: CallTimeout = {}): Promise<WitBundleSet> {
+    return firstMessage(
+      this.#call('FetchWITBundles', options),
+      (md, o) => this.#grpc.FetchWITBundles({}, md, o),
+      parseWitBundlesResponse,
+    )
+  }
+
+  /** Every WIT bundle set as the agent pushes it; reconnects with backoff. */
+  watchWitBundles(onUpdate: (bundles: WitBundleSet) => void, onError: (err: IdentityError) => void): Watch {
+    const open = () => this.#grpc.FetchWITBundles({}, securityMetadata())
+    return this.#watch('FetchWITBundles', open, (m) => onUpdate(parseWitBundlesResponse(m)), onError)
   }
 
   /** The default (first) JWT-SVID for the audiences. @throws see {@link WorkloadClient.fetchJwtSvids} */

@@ -12,7 +12,7 @@ import { AuthorizedEntries } from '../registration/authorized-entries.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
-import { batchNewX509SvidHandler, newJwtSvidHandler } from './issuance.js'
+import { batchNewX509SvidHandler, newJwtSvidHandler, newWitSvidHandler } from './issuance.js'
 import { reportCheckpointHandler } from './report-checkpoint.js'
 import { reportPendingHandler } from './report-pending.js'
 import { SyncSessions, syncAuthorizedHandler } from './sync-authorized.js'
@@ -96,6 +96,7 @@ export async function startAgentApi(
     SyncAuthorized: syncAuthorizedHandler(deps, sessions),
     BatchNewX509Svid: batchNewX509SvidHandler(deps),
     NewJwtSvid: newJwtSvidHandler(deps),
+    NewWitSvid: newWitSvidHandler(deps),
     ReportPending: reportPendingHandler(deps, reports),
     ReportCheckpoint: reportCheckpointHandler(deps, checkpoints),
   }

@@ -1,13 +1,17 @@
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { handleUnaryCall } from '@grpc/grpc-js'
 import type { BatchNewX509SvidRequest__Output } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidRequest.js'
 import type { BatchNewX509SvidResponse } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 import type { NewJwtSvidRequest__Output } from '../../common/gen/tessera/agent/v1/NewJwtSvidRequest.js'
 import type { NewJwtSvidResponse } from '../../common/gen/tessera/agent/v1/NewJwtSvidResponse.js'
+import type { NewWitSvidRequest__Output } from '../../common/gen/tessera/agent/v1/NewWitSvidRequest.js'
+import type { NewWitSvidResponse } from '../../common/gen/tessera/agent/v1/NewWitSvidResponse.js'
 import { OK_STATUS, statusToProto, svidToProto } from '../../common/grpc/agent-api-convert.js'
 import type { AuditCaller } from '../../common/log/audit-log.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { mintJwtSvid } from '../../lib/core/jwt/jwt-svid-mint.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { mintWitSvid } from '../../lib/core/wit/wit-svid.js'
 import { signX509SvidFromCsr } from '../ca/svid-signer.js'
 import type { X509Ca } from '../ca/x509-ca.js'
 import type { AuthorizedSet } from '../registration/authorized-entries.js'
@@ -77,6 +81,64 @@ export function newJwtSvidHandler(
   })
 }
 
+/**
+ * NewWitSvid: a WIT-SVID for an authorized entry, binding the workload public key the agent sent
+ * (its private half never leaves the agent's host), signed by the active WIT key, with the entry's
+ * JWT TTL (or the server default) capped at that key's expiry.
+ */
+export function newWitSvidHandler(
+  deps: AgentApiDeps,
+): handleUnaryCall<NewWitSvidRequest__Output, NewWitSvidResponse> {
+  return unaryHandler(deps, 'NewWitSvid', async (call) => {
+    const agent = await deps.auth.authenticate(call, 'NewWitSvid')
+    const workloadKey = workloadPublicKey(call.request.public_key)
+    const set = await deps.authorized.forAgent(agent.id)
+    const entry = await authorizedEntry(deps, { agent, set, entryId: call.request.entry_id, kind: 'wit' })
+    const key = deps.ctx.rotator.active().witKey
+    if (key === undefined)
+      throw new IdentityError(
+        'ERR_CA_NOT_READY',
+        'no WIT signing key yet: WIT-SVIDs start with the next key rotation',
+      )
+    const ttlMs = entry.jwtSvidTtlMs || deps.ctx.settings.defaultJwtSvidTtlMs
+    const token = await mintWitSvid({
+      id: entry.spiffeId,
+      workloadKey,
+      key: { kid: key.kid, privateKey: key.privateKey },
+      nowMs: deps.ctx.clock.nowMs(),
+      ttlMs,
+      expiresAtCapMs: key.notAfterMs,
+    })
+    const { iat, exp } = timesOf(token)
+    deps.ctx.audit.svidIssued({
+      spiffeId: entry.spiffeId.toString(),
+      kind: 'wit',
+      ttlMs: (exp - iat) * 1000,
+      entryId: entry.id,
+      caller: agent.caller,
+    })
+    return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
+  })
+}
+
+/** @throws ERR_KEY_MALFORMED unless `der` is an EC or RSA SubjectPublicKeyInfo */
+function workloadPublicKey(der: Buffer | Uint8Array | undefined): KeyObject {
+  if (der === undefined || der.length === 0 || der.length > 2048)
+    throw new IdentityError(
+      'ERR_KEY_MALFORMED',
+      'the workload public key must be 1 to 2048 bytes of SPKI DER',
+    )
+  try {
+    const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+    if (key.asymmetricKeyType !== 'ec' && key.asymmetricKeyType !== 'rsa') throw new Error('not EC or RSA')
+    return key
+  } catch (err) {
+    throw new IdentityError('ERR_KEY_MALFORMED', 'the workload public key is not an EC or RSA SPKI', {
+      cause: err,
+    })
+  }
+}
+
 async function signOne(
   deps: AgentApiDeps,
   item: { agent: AuthenticatedAgent; set: AuthorizedSet; ca: X509Ca; param: BatchParam },
@@ -114,7 +176,7 @@ async function signOne(
  */
 async function authorizedEntry(
   deps: AgentApiDeps,
-  ask: { agent: AuthenticatedAgent; set: AuthorizedSet; entryId: string; kind: 'x509' | 'jwt' },
+  ask: { agent: AuthenticatedAgent; set: AuthorizedSet; entryId: string; kind: 'x509' | 'jwt' | 'wit' },
 ): Promise<RegistrationEntry> {
   const entry = ask.set.byId.get(ask.entryId)
   if (entry) return entry

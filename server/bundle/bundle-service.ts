@@ -20,7 +20,7 @@ export interface BundleServiceDeps {
 }
 
 /**
- * The trust domain's own bundle (every live CA certificate and JWT key, from the rotator) and the
+ * The trust domain's own bundle (every live CA certificate, JWT and WIT key, from the rotator) and the
  * federated bundles set by admins. Each change of the own bundle bumps `spiffe_sequence` and is
  * persisted before it is published; every change emits `bundle-changed`.
  */
@@ -112,6 +112,10 @@ export class BundleService {
         td,
         slots.jwtAuthorities().map((k) => ({ kid: k.kid, key: k.privateKey })),
       ),
+      wit: JwtBundle.fromAuthorities(
+        td,
+        slots.witAuthorities().map((k) => ({ kid: k.kid, key: k.privateKey })),
+      ),
       refreshHintSeconds: REFRESH_HINT_SECONDS,
     })
     const current = this.#own
@@ -125,5 +129,9 @@ export class BundleService {
 }
 
 function sameContent(a: SpiffeBundle, b: SpiffeBundle): boolean {
-  return a.toX509Bundle().equals(b.toX509Bundle()) && a.toJwtBundle().equals(b.toJwtBundle())
+  return (
+    a.toX509Bundle().equals(b.toX509Bundle()) &&
+    a.toJwtBundle().equals(b.toJwtBundle()) &&
+    a.toWitBundle().equals(b.toWitBundle())
+  )
 }

@@ -15,7 +15,7 @@ export interface JwtSigningKey {
 }
 
 /**
- * One generation of trust-domain keys: an X.509 CA and a JWT signing key created together,
+ * One generation of trust-domain keys: an X.509 CA, a JWT and a WIT signing key created together,
  * prepared, activated and retired together.
  */
 export interface KeyGeneration {
@@ -24,6 +24,11 @@ export interface KeyGeneration {
   readonly createdAtMs: number
   readonly x509Ca: X509Ca
   readonly jwtKey: JwtSigningKey
+  /**
+   * The WIT-SVID signing key (published with `use: wit-svid`). Absent only in a generation saved
+   * before WIT-SVIDs existed: WITs are then issued once the next generation is active.
+   */
+  readonly witKey?: JwtSigningKey
 }
 
 /** Generates a fresh EC P-256 private key off the event loop (see `generateP256PrivateKey`). */
@@ -44,10 +49,10 @@ export interface NewGenerationOptions {
   readonly generateKey?: () => Promise<KeyObject>
 }
 
-/** Creates a new generation: a self-signed CA and a JWT key that expire together. */
+/** Creates a new generation: a self-signed CA, a JWT key and a WIT key that expire together. */
 export async function createGeneration(opts: NewGenerationOptions): Promise<KeyGeneration> {
   const gen = opts.generateKey ?? generateP256Key
-  const [caKey, jwtKey] = await Promise.all([gen(), gen()])
+  const [caKey, jwtKey, witKey] = await Promise.all([gen(), gen(), gen()])
   const x509Ca = X509Ca.createRoot({
     trustDomain: opts.trustDomain,
     key: caKey,
@@ -60,5 +65,6 @@ export async function createGeneration(opts: NewGenerationOptions): Promise<KeyG
     createdAtMs: opts.nowMs,
     x509Ca,
     jwtKey: { kid: newKeyId(), privateKey: jwtKey, notAfterMs: x509Ca.notAfterMs },
+    witKey: { kid: newKeyId(), privateKey: witKey, notAfterMs: x509Ca.notAfterMs },
   }
 }

@@ -24,6 +24,9 @@ interface StoredGeneration {
   jwtKid: string
   jwtKey: string
   jwtNotAfterMs: number
+  /** Absent in journals written before WIT-SVIDs. */
+  witKid?: string
+  witKey?: string
 }
 
 interface StoredJournal {
@@ -46,6 +49,10 @@ export function encodeJournal(trustDomain: TrustDomain, generations: ReadonlyArr
       jwtKid: g.jwtKey.kid,
       jwtKey: g.jwtKey.privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'),
       jwtNotAfterMs: g.jwtKey.notAfterMs,
+      ...(g.witKey !== undefined && {
+        witKid: g.witKey.kid,
+        witKey: g.witKey.privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'),
+      }),
     })),
   }
   return JSON.stringify(doc)
@@ -88,11 +95,18 @@ function decodeGeneration(trustDomain: TrustDomain, g: StoredGeneration): KeyGen
     Buffer.from(g.x509Key, 'base64'),
   )
   const jwtPrivate = createPrivateKey({ key: Buffer.from(g.jwtKey, 'base64'), format: 'der', type: 'pkcs8' })
+  const hasWit = typeof g.witKid === 'string' && typeof g.witKey === 'string'
+  const witPrivate = hasWit
+    ? createPrivateKey({ key: Buffer.from(g.witKey as string, 'base64'), format: 'der', type: 'pkcs8' })
+    : undefined
   return {
     id: g.id,
     state: g.state,
     createdAtMs: g.createdAtMs,
     x509Ca,
     jwtKey: { kid: g.jwtKid, privateKey: jwtPrivate, notAfterMs: g.jwtNotAfterMs },
+    ...(witPrivate !== undefined && {
+      witKey: { kid: g.witKid as string, privateKey: witPrivate, notAfterMs: g.jwtNotAfterMs },
+    }),
   }
 }

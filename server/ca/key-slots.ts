@@ -51,6 +51,11 @@ export class KeySlots {
     return this.generations.map((g) => g.jwtKey)
   }
 
+  /** WIT keys to publish with `use: wit-svid`: every live generation that has one, oldest first. */
+  witAuthorities(): JwtSigningKey[] {
+    return this.generations.flatMap((g) => (g.witKey === undefined ? [] : [g.witKey]))
+  }
+
   /** True when the published key material differs between the two sets. */
   publishesSameAs(other: KeySlots): boolean {
     const ids = (s: KeySlots) => s.generations.map((g) => g.id).join(',')

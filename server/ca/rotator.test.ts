@@ -160,3 +160,24 @@ describe('CaRotator', () => {
     expect(() => rotator.active()).toThrow(expect.objectContaining({ code: 'ERR_CA_NOT_READY' }))
   })
 })
+
+describe('CaRotator and WIT keys', () => {
+  it('each generation has a WIT key that expires with it; a journal saved before WITs gets one at start', async () => {
+    const { rotator, journal } = setup()
+    await rotator.start(FRESH)
+    const gen = rotator.active()
+    expect(gen.witKey?.notAfterMs).toBe(gen.x509Ca.notAfterMs)
+    expect(gen.witKey?.kid).not.toBe(gen.jwtKey.kid)
+    const old = JSON.parse(journal.doc ?? '{}') as { generations: Array<Record<string, unknown>> }
+    for (const g of old.generations) {
+      delete g['witKid']
+      delete g['witKey']
+    }
+    journal.doc = JSON.stringify(old)
+    const upgraded = setup(journal)
+    await upgraded.rotator.start({ isFresh: false })
+    expect(upgraded.rotator.active().witKey).toBeDefined()
+    expect(upgraded.rotator.active().jwtKey.kid).toBe(gen.jwtKey.kid)
+    expect(JSON.parse(journal.doc ?? '{}').generations[0].witKid).toBe(upgraded.rotator.active().witKey?.kid)
+  })
+})

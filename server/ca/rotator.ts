@@ -1,7 +1,7 @@
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
-import { createGeneration, type KeyGeneration } from './key-generation.js'
+import { createGeneration, generateP256Key, type KeyGeneration, newKeyId } from './key-generation.js'
 import { decodeJournal, encodeJournal, type KeyJournalStore } from './key-journal.js'
 import { KeySlots, lifetimeOf } from './key-slots.js'
 import { planRotation } from './rotation-plan.js'
@@ -75,7 +75,7 @@ export class CaRotator {
       if (doc === undefined && !options.isFresh)
         throw new IdentityError('ERR_KEY_STORE_CORRUPT', `the CA key journal is missing: ${NEW_CA_HINT}`)
       if (doc !== undefined) {
-        this.#slots = new KeySlots(decodeJournal(this.#deps.trustDomain, doc))
+        this.#slots = await this.#withWitKeys(new KeySlots(decodeJournal(this.#deps.trustDomain, doc)))
         this.#deps.onEvent?.({ kind: 'loaded', generationId: this.#slots.active?.id })
       }
     } catch (err) {
@@ -140,6 +140,27 @@ export class CaRotator {
     await this.#deps.journal.save(encodeJournal(this.#deps.trustDomain, slots.generations))
     this.#slots = slots
     if (!slots.publishesSameAs(before)) for (const l of this.#listeners) l(slots)
+  }
+
+  /**
+   * Gives each live generation saved before WIT-SVIDs existed a WIT key that expires with it, and
+   * saves the journal, so that an upgraded server issues WITs at once rather than after a rotation.
+   */
+  async #withWitKeys(slots: KeySlots): Promise<KeySlots> {
+    if (slots.generations.every((g) => g.witKey !== undefined)) return slots
+    const generate = this.#deps.generateKey ?? generateP256Key
+    const generations = await Promise.all(
+      slots.generations.map(async (g) =>
+        g.witKey !== undefined
+          ? g
+          : {
+              ...g,
+              witKey: { kid: newKeyId(), privateKey: await generate(), notAfterMs: g.jwtKey.notAfterMs },
+            },
+      ),
+    )
+    await this.#deps.journal.save(encodeJournal(this.#deps.trustDomain, generations))
+    return new KeySlots(generations)
   }
 
   #newGeneration(nowMs: number, state: 'active' | 'prepared'): Promise<KeyGeneration> {

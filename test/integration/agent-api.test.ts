@@ -1,7 +1,9 @@
+import { createPublicKey } from 'node:crypto'
 import { status } from '@grpc/grpc-js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { fingerprintToken } from '../../common/log/audit-log.js'
 import { validateJwtSvid } from '../../lib/core/jwt/jwt-svid-validate.js'
+import { validateWitSvid } from '../../lib/core/wit/wit-svid.js'
 import { parseCertificate } from '../../lib/core/x509/certificate.js'
 import { createCsr } from '../../lib/core/x509/csr.js'
 import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
@@ -154,5 +156,29 @@ describe('BatchNewX509Svid and NewJwtSvid', () => {
       'ERR_AGENT_UNAUTHORIZED',
     )
     await expectRefused(a.client.newJwtSvid(mine.id, []), status.INVALID_ARGUMENT, 'ERR_REQUEST_INVALID')
+  })
+
+  it('mints WIT-SVIDs binding the public key the agent sent, for authorized entries only', async () => {
+    const [a, b] = [await fx.attest(), await fx.attest()]
+    const mine = await fx.entry(a.agentId, '/wit/mine', { jwtTtl: 120 })
+    const theirs = await fx.entry(b.agentId, '/wit/theirs')
+    const workloadKey = await generateP256PrivateKey()
+    const spki = createPublicKey(workloadKey).export({ type: 'spki', format: 'der' })
+    const wit = await a.client.newWitSvid(mine.id, spki)
+    expect(wit.expiresAtMs - wit.issuedAtMs).toBe(120_000)
+    expect(a.bundle.witAuthorities.length).toBeGreaterThan(0)
+    const bundles = { getWitBundleForTrustDomain: () => a.bundle.toWitBundle() }
+    const svid = await validateWitSvid(wit.token, bundles, { nowMs: Date.now() })
+    expect(svid.id.toString()).toBe(mine.spiffeId)
+    expect(svid.confirmationKey.equals(createPublicKey(workloadKey))).toBe(true)
+    await expectRefused(
+      a.client.newWitSvid(theirs.id, spki),
+      status.PERMISSION_DENIED,
+      'ERR_AGENT_UNAUTHORIZED',
+    )
+    for (const bad of [Buffer.alloc(0), Buffer.from('not a key'), Buffer.alloc(4096, 1)])
+      await expectRefused(a.client.newWitSvid(mine.id, bad), status.INVALID_ARGUMENT, 'ERR_KEY_MALFORMED')
+    const audit = await fx.server.auditRecords()
+    expect(audit.some((r) => r['event'] === 'svid.issued' && r['resource'] === mine.spiffeId)).toBe(true)
   })
 })

@@ -70,6 +70,10 @@ describe('before this uid has an entry', () => {
   it('fetch x509 fails with the reason on one line', async () => {
     expectFailure(await cli(['api', 'fetch', 'x509']), 'ERR_NO_IDENTITY')
   })
+
+  it('fetch wit fails the same way (FetchWITSVID: PERMISSION_DENIED, not UNIMPLEMENTED)', async () => {
+    expectFailure(await cli(['api', 'fetch', 'wit', '--timeout', '3s']), 'ERR_NO_IDENTITY')
+  })
 })
 
 describe('healthcheck failures', () => {

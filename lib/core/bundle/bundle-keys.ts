@@ -30,12 +30,14 @@ export interface IgnoredBundleKey {
 export interface BundleKeys {
   readonly x509: Certificate[]
   readonly jwt: JwtAuthority[]
+  /** Keys with `use: wit-svid` (the SPIFFE WIT-SVID draft): they sign WIT-SVIDs, never JWT-SVIDs. */
+  readonly wit: JwtAuthority[]
   readonly ignored: IgnoredBundleKey[]
 }
 
-/** Sorts the elements of `keys` into X.509 authorities, JWT authorities and ignored elements. */
+/** Sorts the elements of `keys` into X.509, JWT and WIT authorities and ignored elements. */
 export function readBundleKeys(keys: ReadonlyArray<unknown>): BundleKeys {
-  const out: BundleKeys = { x509: [], jwt: [], ignored: [] }
+  const out: BundleKeys = { x509: [], jwt: [], wit: [], ignored: [] }
   keys.forEach((entry, index) => {
     if (!isJsonObject(entry)) {
       out.ignored.push({ index, reason: 'the key element is not a JSON object' })
@@ -48,6 +50,7 @@ export function readBundleKeys(keys: ReadonlyArray<unknown>): BundleKeys {
     }
     try {
       if (entry['use'] === 'x509-svid') out.x509.push(parseX509Entry(entry))
+      else if (entry['use'] === 'wit-svid') out.wit.push(authorityFromJwk(entry))
       else out.jwt.push(authorityFromJwk(entry))
     } catch (err) {
       const reason = err instanceof IdentityError ? describe(err) : 'the key does not parse'
@@ -60,8 +63,8 @@ export function readBundleKeys(keys: ReadonlyArray<unknown>): BundleKeys {
 function findEntryProblem(entry: Readonly<Record<string, unknown>>): string | undefined {
   const use = entry['use']
   if (use === undefined) return 'it has no "use", so it is neither an X.509 nor a JWT authority'
-  if (use !== 'x509-svid' && use !== 'jwt-svid')
-    return `its "use" ${JSON.stringify(use)} is not x509-svid or jwt-svid`
+  if (use !== 'x509-svid' && use !== 'jwt-svid' && use !== 'wit-svid')
+    return `its "use" ${JSON.stringify(use)} is not x509-svid, jwt-svid or wit-svid`
   if (!isSupportedJwk(entry)) {
     const crv = entry['crv'] === undefined ? '' : ` / "crv" ${JSON.stringify(entry['crv'])}`
     return `its "kty" ${JSON.stringify(entry['kty'])}${crv} is not supported`

@@ -226,3 +226,18 @@ describe('SpiffeBundle', () => {
     )
   })
 })
+
+describe('SpiffeBundle WIT authorities', () => {
+  it('keeps use: wit-svid keys apart from JWT keys, and round-trips them', () => {
+    const text = doc([jwtEntry, { use: 'wit-svid', kid: 'w1', ...leadingZeroP256Jwk }])
+    const { bundle, ignoredKeys } = SpiffeBundle.parseDetailed(td, text)
+    expect(ignoredKeys).toEqual([])
+    expect(bundle.jwtAuthorities.map((a) => a.kid)).toEqual(['j1'])
+    expect(bundle.witAuthorities.map((a) => a.kid)).toEqual(['w1'])
+    const again = SpiffeBundle.parse(td, bundle.marshal())
+    expect(again.witAuthorities.map((a) => a.kid)).toEqual(['w1'])
+    expect(again.equals(bundle)).toBe(true)
+    expect(bundle.equals(bundle.with({ wit: JwtBundle.empty(td) }))).toBe(false)
+    expect(JwtBundle.parse(td, bundle.marshal()).authorities.map((a) => a.kid)).toEqual(['j1'])
+  })
+})

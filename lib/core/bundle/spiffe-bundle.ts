@@ -14,6 +14,8 @@ export const MAX_SPIFFE_SEQUENCE = 2n ** 64n - 1n
 export interface SpiffeBundleParts {
   readonly x509?: X509Bundle
   readonly jwt?: JwtBundle
+  /** The WIT-SVID authorities (keys with `use: wit-svid`), kept apart from the JWT-SVID ones. */
+  readonly wit?: JwtBundle
   /** `spiffe_sequence`, 0 to 2^64 − 1. */
   readonly sequence?: bigint
   /** `spiffe_refresh_hint`, whole seconds ≥ 0. */
@@ -42,12 +44,20 @@ export type { IgnoredBundleKey } from './bundle-keys.js'
 export class SpiffeBundle {
   readonly #x509: X509Bundle
   readonly #jwt: JwtBundle
+  readonly #wit: JwtBundle
   readonly #sequence: bigint | undefined
   readonly #refreshHintSeconds: number | undefined
 
-  private constructor(x509: X509Bundle, jwt: JwtBundle, sequence?: bigint, refreshHintSeconds?: number) {
+  private constructor(
+    x509: X509Bundle,
+    jwt: JwtBundle,
+    wit: JwtBundle,
+    sequence?: bigint,
+    refreshHintSeconds?: number,
+  ) {
     this.#x509 = x509
     this.#jwt = jwt
+    this.#wit = wit
     this.#sequence = sequence
     this.#refreshHintSeconds = refreshHintSeconds
   }
@@ -60,7 +70,12 @@ export class SpiffeBundle {
   static of(trustDomain: TrustDomain, parts: SpiffeBundleParts = {}): SpiffeBundle {
     const x509 = parts.x509 ?? X509Bundle.empty(trustDomain)
     const jwt = parts.jwt ?? JwtBundle.empty(trustDomain)
-    if (!x509.trustDomain.equals(trustDomain) || !jwt.trustDomain.equals(trustDomain)) {
+    const wit = parts.wit ?? JwtBundle.empty(trustDomain)
+    if (
+      !x509.trustDomain.equals(trustDomain) ||
+      !jwt.trustDomain.equals(trustDomain) ||
+      !wit.trustDomain.equals(trustDomain)
+    ) {
       throw malformed(`a bundle part does not belong to trust domain ${trustDomain.name}`)
     }
     const { sequence, refreshHintSeconds: hint } = parts
@@ -73,7 +88,7 @@ export class SpiffeBundle {
     if (hint !== undefined && (!Number.isSafeInteger(hint) || hint < 0)) {
       throw malformed('spiffe_refresh_hint must be a whole number of seconds >= 0')
     }
-    return new SpiffeBundle(x509, jwt, sequence, hint)
+    return new SpiffeBundle(x509, jwt, wit, sequence, hint)
   }
 
   /**
@@ -102,14 +117,16 @@ export class SpiffeBundle {
     const doc = parseJsonDocument(text)
     if (!isJsonObject(doc) || !Array.isArray(doc['keys']))
       throw malformed('a SPIFFE bundle needs a "keys" array')
-    const { x509, jwt, ignored } = readBundleKeys(doc['keys'] as unknown[])
+    const { x509, jwt, wit, ignored } = readBundleKeys(doc['keys'] as unknown[])
     assertUniqueKids(jwt.map((a) => a.kid))
+    assertUniqueKids(wit.map((a) => a.kid))
     const hint = doc['spiffe_refresh_hint'] ?? undefined
     if (hint !== undefined && typeof hint !== 'number')
       throw malformed('spiffe_refresh_hint must be a number')
     const bundle = SpiffeBundle.of(trustDomain, {
       x509: X509Bundle.fromAuthorities(trustDomain, x509),
       jwt: JwtBundle.fromAuthorities(trustDomain, jwt),
+      wit: JwtBundle.fromAuthorities(trustDomain, wit),
       sequence: readSequence(text, doc),
       refreshHintSeconds: hint,
     })
@@ -129,6 +146,11 @@ export class SpiffeBundle {
   /** The JWT authorities, in `kid` order. */
   get jwtAuthorities(): ReadonlyArray<JwtAuthority> {
     return this.#jwt.authorities
+  }
+
+  /** The WIT-SVID authorities (`use: wit-svid`), in `kid` order. */
+  get witAuthorities(): ReadonlyArray<JwtAuthority> {
+    return this.#wit.authorities
   }
 
   /** `spiffe_sequence`, when set. */
@@ -151,11 +173,17 @@ export class SpiffeBundle {
     return this.#jwt
   }
 
+  /** The WIT-SVID part, as a JWKS bundle (what FetchWITBundles serves). */
+  toWitBundle(): JwtBundle {
+    return this.#wit
+  }
+
   /** This bundle with its parts replaced; omitted parts are kept. @throws ERR_BUNDLE_MALFORMED */
   with(parts: SpiffeBundleParts): SpiffeBundle {
     return SpiffeBundle.of(this.trustDomain, {
       x509: this.#x509,
       jwt: this.#jwt,
+      wit: this.#wit,
       sequence: this.#sequence,
       refreshHintSeconds: this.#refreshHintSeconds,
       ...parts,
@@ -164,7 +192,7 @@ export class SpiffeBundle {
 
   /**
    * The bundle document as compact JSON: `keys` (X.509 entries first, each with `use`, the key
-   * members and `x5c`; then JWT entries with `use`, `kty`, `kid` and the key members), then
+   * members and `x5c`; then JWT entries with `use`, `kty`, `kid` and the key members, then WIT entries alike), then
    * `spiffe_sequence` and `spiffe_refresh_hint` when set.
    * @throws ERR_KEY_MALFORMED when an authority's key type has no JWK form
    */
@@ -176,6 +204,7 @@ export class SpiffeBundle {
         x5c: [c.der.toString('base64')],
       })),
       ...this.#jwt.toJwks().keys.map((k) => ({ use: 'jwt-svid', ...k })),
+      ...this.#wit.toJwks().keys.map((k) => ({ use: 'wit-svid', ...k })),
     ]
     let json = `{"keys":${JSON.stringify(keys)}`
     if (this.#sequence !== undefined) json += `,"spiffe_sequence":${this.#sequence.toString()}`
@@ -183,11 +212,12 @@ export class SpiffeBundle {
     return `${json}}`
   }
 
-  /** True for equal X.509 and JWT parts, sequence and refresh hint. */
+  /** True for equal X.509, JWT and WIT parts, sequence and refresh hint. */
   equals(other: SpiffeBundle): boolean {
     return (
       this.#x509.equals(other.#x509) &&
       this.#jwt.equals(other.#jwt) &&
+      this.#wit.equals(other.#wit) &&
       this.#sequence === other.#sequence &&
       this.#refreshHintSeconds === other.#refreshHintSeconds
     )
