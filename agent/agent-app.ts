@@ -17,6 +17,7 @@ import { ServerClient, type SyncSnapshot } from './server-client/server-client.j
 import { signingServerOf } from './server-signing.js'
 import { AgentStateStore } from './state/agent-state.js'
 import { AgentIdentityKeeper } from './state/identity-keeper.js'
+import { AgentTasks } from './tasks/agent-tasks.js'
 import { startWorkloadApi, type WorkloadServer } from './workload-api/workload-server.js'
 
 /** How often SVID rotation and agent SVID renewal are checked. */
@@ -99,6 +100,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     cleanup.push(() => pending.close())
     const attestor = new UnixAttestor({ hashSizeLimitBytes: config.hashSizeLimitBytes }, { clock, log })
     cleanup.push(() => attestor.close())
+    const tasks = new AgentTasks({ server: client, clock, log: log.child({ component: 'agent.tasks' }) })
+    cleanup.push(() => tasks.close())
     const workload: WorkloadServer = await startWorkloadApi(
       {
         socketPath: config.socketPath,
@@ -107,6 +110,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         idleTimeoutMs: config.connectionIdleTimeoutMs,
         auditSummaryWindowMs: config.auditSummaryWindowMs,
         bindingChecks: !config.unsafeBenchNoBindingChecks,
+        beginTaskThrottle: { burst: 4 * config.beginTaskPerSecond, perSecond: config.beginTaskPerSecond },
       },
       {
         identities: cache,
@@ -118,6 +122,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         firstResponseWaitMs: FIRST_RESPONSE_WAIT_MS,
         pending,
         checkpoints: { forward: (c) => client.reportCheckpoint(c.note, c.x5c) },
+        tasks: { tasks, server: client },
       },
     )
     cleanup.push(() => workload.close())

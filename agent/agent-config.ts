@@ -51,6 +51,8 @@ export interface AgentSettings {
   readonly connectionIdleTimeoutMs: number
   /** Repeated refusals of one kind within this window are audited as one summary line. */
   readonly auditSummaryWindowMs: number
+  /** BeginTask calls one uid and executable may make: a burst of 4× this, then this many a second. */
+  readonly beginTaskPerSecond: number
   /**
    * Benchmarks only (a hidden flag): serve Workload API connections without binding them to their
    * process (DESIGN §6.1), to measure what the binding costs. Logged loudly when on.
@@ -94,6 +96,7 @@ const AGENT_SCHEMA: Schema<AgentSettings> = {
   maxConnectionsPerUid: { kind: integerKind({ min: 1 }), default: 1024 },
   connectionIdleTimeoutMs: { kind: durationKind(), name: 'connectionIdleTimeout', default: '5m' },
   auditSummaryWindowMs: { kind: durationKind(), name: 'auditSummaryWindow', default: '10s' },
+  beginTaskPerSecond: { kind: integerKind({ min: 1, max: 100_000 }), default: 5 },
   unsafeBenchNoBindingChecks: { kind: booleanKind(), default: false },
 }
 

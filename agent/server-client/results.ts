@@ -88,3 +88,12 @@ export function checkAgentSvid(
   )
   return svid
 }
+
+/** A task token as the server minted it. */
+export interface TaskTokenResult {
+  readonly token: string
+  readonly taskId: string
+  readonly spiffeId: string
+  readonly expiresAtMs: number
+  readonly issuedAtMs: number
+}

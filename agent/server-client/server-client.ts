@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import type { AttestAgentResponse__Output } from '../../common/gen/tessera/agent/v1/AttestAgentResponse.js'
 import type { BatchNewX509SvidResponse__Output } from '../../common/gen/tessera/agent/v1/BatchNewX509SvidResponse.js'
 import type { NewJwtSvidResponse__Output } from '../../common/gen/tessera/agent/v1/NewJwtSvidResponse.js'
+import type { NewTaskTokenRequest } from '../../common/gen/tessera/agent/v1/NewTaskTokenRequest.js'
+import type { NewTaskTokenResponse__Output } from '../../common/gen/tessera/agent/v1/NewTaskTokenResponse.js'
 import type { NewWitSvidResponse__Output } from '../../common/gen/tessera/agent/v1/NewWitSvidResponse.js'
 import type { NodeClient } from '../../common/gen/tessera/agent/v1/Node.js'
 import type { PendingWorkload } from '../../common/gen/tessera/agent/v1/PendingWorkload.js'
@@ -21,7 +23,13 @@ import type { Certificate } from '../../lib/core/x509/certificate.js'
 import { createCsr } from '../../lib/core/x509/csr.js'
 import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
-import { checkAgentSvid, type IssuanceResult, type JwtSvidResult, toIssuanceResult } from './results.js'
+import {
+  checkAgentSvid,
+  type IssuanceResult,
+  type JwtSvidResult,
+  type TaskTokenResult,
+  toIssuanceResult,
+} from './results.js'
 import {
   type BackoffOptions,
   DEFAULT_BACKOFF,
@@ -31,7 +39,7 @@ import {
 } from './sync-stream.js'
 import { pinServerCertificate, ServerTls } from './tls.js'
 
-export type { IssuanceResult, JwtSvidResult } from './results.js'
+export type { IssuanceResult, JwtSvidResult, TaskTokenResult } from './results.js'
 export type { SyncHandlers, SyncSnapshot } from './sync-stream.js'
 
 /** How to reach and trust the server. */
@@ -214,6 +222,29 @@ export class ServerClient {
       expiresAtMs: res.expires_at * 1000,
       issuedAtMs: res.issued_at * 1000,
     }
+  }
+
+  /** A task token for an authorized entry (DESIGN §11). @throws ServiceError */
+  async newTaskToken(request: NewTaskTokenRequest): Promise<TaskTokenResult> {
+    this.#requireSvid()
+    const client = this.#channel()
+    const res = await this.#unary<NewTaskTokenResponse__Output>((cb) =>
+      client.NewTaskToken(request, this.#callOptions(), cb),
+    )
+    return {
+      token: res.token,
+      taskId: res.task_id,
+      spiffeId: res.spiffe_id,
+      expiresAtMs: res.expires_at * 1000,
+      issuedAtMs: res.issued_at * 1000,
+    }
+  }
+
+  /** Tells the server a task has ended (`ended`: EndTask; `exited`: its process exited). @throws ServiceError */
+  async endTask(taskId: string, reason: 'ended' | 'exited'): Promise<void> {
+    this.#requireSvid()
+    const client = this.#channel()
+    await this.#unary<unknown>((cb) => client.EndTask({ task_id: taskId, reason }, this.#callOptions(), cb))
   }
 
   /**

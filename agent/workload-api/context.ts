@@ -7,6 +7,7 @@ import type { CheckpointRelay } from './checkpoint-relay.js'
 import type { WorkloadIdentities } from './ports.js'
 import type { RefusalThrottle } from './refusal-throttle.js'
 import type { UidStreamLimits } from './stream-limits.js'
+import type { TaskDeps } from './task-handlers.js'
 import type { OpenStreams } from './update-stream.js'
 
 /** What the Workload API handlers need (one deps object, STYLE §1). */
@@ -32,6 +33,8 @@ export interface WorkloadApiDeps {
   readonly pending?: RefusedCallers
   /** Where workloads' audit checkpoints are forwarded (`tessera.agent.v1.AuditCheckpoints`); absent: not served. */
   readonly checkpoints?: CheckpointRelay
+  /** The agent's tasks and its server (`tessera.workload.v1.Tasks`); absent: not served. */
+  readonly tasks?: Omit<TaskDeps, 'beginThrottle'>
   /** Set for a stream's body: audits a refusal of its caller and gives the status to end with. */
   readonly refuse?: (err: unknown) => unknown
 }

@@ -15,12 +15,16 @@ import {
 } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
+import type { BeginTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/BeginTaskRequest.js'
+import type { EndTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/EndTaskRequest.js'
+import { tasksApi } from '../../lib/workload/workload-proto.js'
 import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import { relayCheckpoint } from './checkpoint-relay.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
-import { RefusalThrottle } from './refusal-throttle.js'
+import { RefusalThrottle, type RefusalThrottleOptions } from './refusal-throttle.js'
 import { UidStreamLimits } from './stream-limits.js'
+import { beginTask, endTask, listTasks } from './task-handlers.js'
 import type { OpenStreams } from './update-stream.js'
 import { unary, workloadApiHandlers } from './workload-service.js'
 
@@ -56,6 +60,8 @@ export interface WorkloadServerOptions {
    * binary pins withheld from preloaded code); default true. Off only for the bench's comparison.
    */
   readonly bindingChecks?: boolean
+  /** BeginTask calls per uid and executable: burst and refill; default 20, then 5 a second (the agent's `beginTaskPerSecond`). */
+  readonly beginTaskThrottle?: RefusalThrottleOptions
 }
 
 /**
@@ -153,6 +159,23 @@ export async function startWorkloadApi(
     server.grpc.addService(agentApi().tessera.agent.v1.AuditCheckpoints.service, {
       Report: unary(relayDeps, 'AuditCheckpoints/Report', (req: ReportCheckpointRequest__Output, caller) =>
         relayCheckpoint(relayDeps, relay, req, caller),
+      ),
+    })
+  }
+  const tasks = deps.tasks
+  if (tasks !== undefined) {
+    const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
+    const taskDeps = { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
+    const callDeps = { ...deps, openStreams, factsOf: (call: { getPeer(): string }) => server.peerOf(call) }
+    server.grpc.addService(tasksApi().tessera.workload.v1.Tasks.service, {
+      BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller) =>
+        beginTask(callDeps, taskDeps, req, caller),
+      ),
+      EndTask: unary(callDeps, 'Tasks/EndTask', (req: EndTaskRequest__Output, caller) =>
+        endTask(callDeps, taskDeps, req, caller),
+      ),
+      ListTasks: unary(callDeps, 'Tasks/ListTasks', (_req: unknown, caller) =>
+        listTasks(callDeps, taskDeps, caller),
       ),
     })
   }

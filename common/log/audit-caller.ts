@@ -27,7 +27,7 @@ export interface Correlation {
    * request's id on the approval lines.
    */
   readonly correlationId?: string
-  /** On whose behalf the actor acted (a task token's subject); not set yet. */
+  /** On whose behalf the actor acted: for a sub-task, its parent task's subject and id. */
   readonly delegatedSubject?: string
 }
 

@@ -98,17 +98,19 @@ export interface AgentRemoved extends Correlation {
 }
 export interface SvidIssued extends Correlation {
   readonly spiffeId: string
-  readonly kind: 'x509' | 'jwt' | 'wit'
+  readonly kind: 'x509' | 'jwt' | 'wit' | 'task'
   readonly serial?: string
   readonly ttlMs: number
   readonly audience?: readonly string[]
+  /** A task token's scopes. */
+  readonly scopes?: readonly string[]
   readonly entryId?: string
   readonly caller: AuditCaller
 }
 export interface IssuanceDenied extends Correlation {
   /** What was asked for, when known. */
   readonly spiffeId?: string
-  readonly kind: 'x509' | 'jwt' | 'wit'
+  readonly kind: 'x509' | 'jwt' | 'wit' | 'task'
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadPackageDefinition } from '@grpc/grpc-js'
 import { loadSync, type Options } from '@grpc/proto-loader'
+import type { ProtoGrpcType as TasksGrpc } from '../gen/tasks.js'
 import type { ProtoGrpcType as WorkloadGrpc } from '../gen/workload.js'
 
 /** Loader options; they must match the `gen` script's flags so the generated types describe the runtime objects. */
@@ -42,4 +43,19 @@ export function workloadApi(): WorkloadGrpc {
     }),
   ) as unknown as WorkloadGrpc
   return workload
+}
+
+const TASKS_PROTO = 'tessera/workload/v1/tasks.proto'
+
+let tasks: TasksGrpc | undefined
+
+/** Tessera's task service on the Workload API socket (`tessera.workload.v1.Tasks`, DESIGN §11). */
+export function tasksApi(): TasksGrpc {
+  tasks ??= loadPackageDefinition(
+    loadSync(TASKS_PROTO, {
+      ...PROTO_OPTIONS,
+      includeDirs: [findProtoDir(import.meta.url, TASKS_PROTO)],
+    }),
+  ) as unknown as TasksGrpc
+  return tasks
 }

@@ -9,6 +9,7 @@ import { PendingReports } from '../consent/pending-reports.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
 import { AuthorizedEntries } from '../registration/authorized-entries.js'
+import { TaskService } from '../tasks/task-service.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
@@ -16,6 +17,7 @@ import { batchNewX509SvidHandler, newJwtSvidHandler, newWitSvidHandler } from '.
 import { reportCheckpointHandler } from './report-checkpoint.js'
 import { reportPendingHandler } from './report-pending.js'
 import { SyncSessions, syncAuthorizedHandler } from './sync-authorized.js'
+import { endTaskHandler, newTaskTokenHandler } from './task-issuance.js'
 
 /** A running agent API. */
 export interface AgentApi {
@@ -89,6 +91,18 @@ export async function startAgentApi(
     clock: ctx.clock,
     audit,
   })
+  const tasks = new TaskService({
+    clock: ctx.clock,
+    audit: ctx.audit,
+    jwtKey: () => ctx.rotator.active().jwtKey,
+    bundles: {
+      getJwtBundleForTrustDomain: (td) => {
+        const own = ctx.bundles.own()
+        return td.equals(own.trustDomain) ? own.toJwtBundle() : undefined
+      },
+    },
+    defaultJwtTtlMs: () => ctx.settings.defaultJwtSvidTtlMs,
+  })
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
     AttestAgent: attestAgentHandler(deps),
@@ -99,6 +113,8 @@ export async function startAgentApi(
     NewWitSvid: newWitSvidHandler(deps),
     ReportPending: reportPendingHandler(deps, reports),
     ReportCheckpoint: reportCheckpointHandler(deps, checkpoints),
+    NewTaskToken: newTaskTokenHandler(deps, tasks),
+    EndTask: endTaskHandler(deps, tasks),
   }
   server.addService(agentApi().tessera.agent.v1.Node.service, handlers)
   addServices?.(server)

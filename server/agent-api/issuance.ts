@@ -174,9 +174,14 @@ async function signOne(
  * ID asked for, when the entry exists at all) and throws.
  * @throws ERR_AGENT_UNAUTHORIZED
  */
-async function authorizedEntry(
+export async function authorizedEntry(
   deps: AgentApiDeps,
-  ask: { agent: AuthenticatedAgent; set: AuthorizedSet; entryId: string; kind: 'x509' | 'jwt' | 'wit' },
+  ask: {
+    agent: AuthenticatedAgent
+    set: AuthorizedSet
+    entryId: string
+    kind: 'x509' | 'jwt' | 'wit' | 'task'
+  },
 ): Promise<RegistrationEntry> {
   const entry = ask.set.byId.get(ask.entryId)
   if (entry) return entry
@@ -210,7 +215,7 @@ function checkedAudience(audience: ReadonlyArray<string>): string[] {
 }
 
 /** `iat` and `exp` of a token this server just minted. */
-function timesOf(token: string): { iat: number; exp: number } {
+export function timesOf(token: string): { iat: number; exp: number } {
   const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
     iat: number
     exp: number

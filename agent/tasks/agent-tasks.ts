@@ -1,0 +1,145 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../../lib/core/clock.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import type { TaskRequest } from '../../lib/core/task/task-request.js'
+import type { ProcessWatch } from './process-watch.js'
+
+/** How a task ended: EndTask, its process exited, or its token expired. */
+export type TaskEndReason = 'ended' | 'exited' | 'expired'
+
+/** One task the agent asked a token for. */
+export interface AgentTask {
+  readonly taskId: string
+  readonly spiffeId: string
+  readonly entryId: string
+  readonly request: TaskRequest
+  readonly parentTaskId?: string
+  /** The process that began it; 0 when detached. */
+  readonly pid: number
+  readonly uid: number
+  readonly begunAtMs: number
+  expiresAtMs: number
+  endedAtMs?: number
+  endReason?: TaskEndReason
+}
+
+/** Where ends are reported: the server (`EndTask` on the agent API). */
+export interface TaskEndReporter {
+  endTask(taskId: string, reason: 'ended' | 'exited'): Promise<void>
+}
+
+/** Options of {@link AgentTasks}. */
+export interface AgentTasksDeps {
+  readonly server: TaskEndReporter
+  readonly clock: Clock
+  readonly log: Logger
+  /** How often processes that began tasks are checked; default {@link TASK_WATCH_MS}. */
+  readonly watchEveryMs?: number
+  /** How long an ended task stays listed; default {@link ENDED_KEPT_MS}. */
+  readonly endedKeptMs?: number
+}
+
+/** Processes that began tasks are checked this often: a task ends within about this of its process. */
+export const TASK_WATCH_MS = 100
+/** Ended and expired tasks stay listed this long. */
+export const ENDED_KEPT_MS = 10 * 60_000
+/** Live tasks one uid may hold at once. */
+export const MAX_LIVE_TASKS_PER_UID = 256
+
+/**
+ * The agent's tasks (DESIGN §11): each live task holds a pidfd of the process that began it (unless
+ * detached); a sweep every {@link TASK_WATCH_MS} ends the tasks of processes that exited and tells
+ * the server. Memory is bounded: live tasks per uid, ended ones forgotten after {@link ENDED_KEPT_MS}.
+ */
+export class AgentTasks {
+  readonly #deps: AgentTasksDeps
+  readonly #tasks = new Map<string, AgentTask>()
+  readonly #watches = new Map<string, ProcessWatch>()
+  readonly #timer: NodeJS.Timeout
+
+  constructor(deps: AgentTasksDeps) {
+    this.#deps = deps
+    this.#timer = setInterval(() => this.sweep(), deps.watchEveryMs ?? TASK_WATCH_MS)
+    this.#timer.unref()
+  }
+
+  /** A task by id. */
+  get(taskId: string): Readonly<AgentTask> | undefined {
+    return this.#tasks.get(taskId)
+  }
+
+  /** Tasks whose SPIFFE ID is one of `spiffeIds`, oldest first. */
+  listFor(spiffeIds: ReadonlySet<string>): ReadonlyArray<Readonly<AgentTask>> {
+    return [...this.#tasks.values()].filter((t) => spiffeIds.has(t.spiffeId))
+  }
+
+  /** @throws ERR_THROTTLED when `uid` holds {@link MAX_LIVE_TASKS_PER_UID} live tasks */
+  requireRoomFor(uid: number): void {
+    let live = 0
+    for (const t of this.#tasks.values()) if (t.uid === uid && t.endedAtMs === undefined) live++
+    if (live >= MAX_LIVE_TASKS_PER_UID)
+      throw new IdentityError('ERR_THROTTLED', `uid ${uid} holds ${live} live tasks; end some first`)
+  }
+
+  /** Records a task just begun, watched through `watch` (absent: detached). */
+  add(task: AgentTask, watch: ProcessWatch | undefined): void {
+    this.#tasks.set(task.taskId, task)
+    if (watch !== undefined) this.#watches.set(task.taskId, watch)
+  }
+
+  /** A renewal's new expiry. */
+  renewed(taskId: string, expiresAtMs: number): void {
+    const task = this.#tasks.get(taskId)
+    if (task !== undefined) task.expiresAtMs = expiresAtMs
+  }
+
+  /**
+   * Ends a task here and tells the server (its errors are thrown; the end stands here).
+   * @throws ERR_TASK_NOT_FOUND
+   */
+  async end(taskId: string, reason: 'ended' | 'exited'): Promise<void> {
+    const task = this.#tasks.get(taskId)
+    if (task === undefined) throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task')
+    if (task.endedAtMs !== undefined) return
+    this.#markEnded(task, reason)
+    await this.#deps.server.endTask(taskId, reason)
+  }
+
+  /** Ends the tasks of processes that exited, marks expired ones, forgets old ended ones. */
+  sweep(): void {
+    const nowMs = this.#deps.clock.nowMs()
+    const keptMs = this.#deps.endedKeptMs ?? ENDED_KEPT_MS
+    for (const task of this.#tasks.values()) {
+      if (task.endedAtMs !== undefined) {
+        if (task.endedAtMs + keptMs <= nowMs) this.#tasks.delete(task.taskId)
+        continue
+      }
+      const watch = this.#watches.get(task.taskId)
+      let alive = true
+      try {
+        alive = watch?.isAlive() ?? true
+      } catch {
+        alive = false
+      }
+      if (!alive) {
+        this.end(task.taskId, 'exited').catch((err: unknown) =>
+          this.#deps.log.warn({ err, taskId: task.taskId }, 'Telling the server a task ended failed.'),
+        )
+      } else if (task.expiresAtMs <= nowMs) this.#markEnded(task, 'expired')
+    }
+  }
+
+  /** Stops watching (the agent is stopping); tasks are not ended. */
+  close(): void {
+    clearInterval(this.#timer)
+    for (const w of this.#watches.values()) w.close()
+    this.#watches.clear()
+  }
+
+  #markEnded(task: AgentTask, reason: TaskEndReason): void {
+    task.endedAtMs = this.#deps.clock.nowMs()
+    task.endReason = reason
+    this.#watches.get(task.taskId)?.close()
+    this.#watches.delete(task.taskId)
+  }
+}

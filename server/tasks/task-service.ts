@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto'
+import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
+import type { JwtBundleSource } from '../../lib/core/bundle/bundle-source.js'
+import type { Clock } from '../../lib/core/clock.js'
+import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
+import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import {
+  checkTaskRequest,
+  MAX_TASK_TTL_MS,
+  requireNarrowing,
+  type TaskRequest,
+} from '../../lib/core/task/task-request.js'
+import {
+  MAX_TASK_ID_LENGTH,
+  mintTaskToken,
+  type TaskRequester,
+  type TaskToken,
+  validateTaskTokenAt,
+} from '../../lib/core/task/task-token.js'
+
+/** Tasks the server remembers at most; the oldest expired ones go first, then the oldest. */
+export const MAX_TASKS = 100_000
+/** Longest task token accepted as a parent. */
+export const MAX_PARENT_TOKEN_LENGTH = 8192
+
+/** One task as the server keeps it: what renewals and sub-tasks are checked against. */
+export interface ServerTask {
+  readonly taskId: string
+  readonly entryId: string
+  readonly spiffeId: string
+  /** The agent that asked for it: only it may renew or end it. */
+  readonly agentId: string
+  readonly request: TaskRequest
+  readonly parentTaskId?: string
+  /** For a sub-task: its parent's subject and id, as audit lines' `delegatedSubject`. */
+  readonly delegatedSubject?: string
+  expiresAtMs: number
+  endedAtMs?: number
+  endReason?: string
+}
+
+/**
+ * Where an ended task is revoked so that verifiers learn of it (the revocation service of DESIGN §11,
+ * whose `revoke` this is shaped after); absent, a task's end is recorded here and its token lives on
+ * until it expires.
+ */
+export interface TaskRevocations {
+  revoke(
+    request: { kind: 'task'; value: string; reason: string; keepUntilMs?: number },
+    caller: AuditCaller,
+  ): Promise<unknown>
+}
+
+/** What {@link TaskService} needs. */
+export interface TaskServiceDeps {
+  readonly clock: Clock
+  readonly audit: AuditLog
+  /** The signing key of the trust domain's JWT authority now. */
+  readonly jwtKey: () => { kid: string; privateKey: import('node:crypto').KeyObject; notAfterMs: number }
+  /** The own trust domain's JWT bundle, for a parent token. */
+  readonly bundles: JwtBundleSource
+  /** The default JWT TTL for entries that set none. */
+  readonly defaultJwtTtlMs: () => number
+  readonly revocations?: TaskRevocations | undefined
+  readonly limit?: number
+}
+
+/** One NewTaskToken call, checked for the agent it came from. */
+export interface TaskAsk {
+  readonly agent: { readonly id: SpiffeId; readonly caller: AuditCaller }
+  readonly entry: RegistrationEntry
+  readonly request: TaskRequest
+  readonly parentToken: string
+  readonly taskId: string
+  readonly requester: TaskRequester
+}
+
+/** What a sub-task is bounded by in time: its parent's id and latest expiry. */
+interface ParentBound {
+  readonly taskId: string
+  readonly expiresAtMs: number
+}
+
+/** A task token just minted. */
+export interface IssuedTask {
+  readonly token: string
+  readonly taskId: string
+  readonly issuedAtMs: number
+  readonly expiresAtMs: number
+}
+
+/**
+ * The server's tasks (DESIGN §11): mints task tokens for agents (new tasks, renewals, sub-tasks that
+ * only narrow their parent), remembers each task until it expires, and ends tasks through
+ * {@link TaskService.revokeTask}. Every issue and refusal is audited with the task id as correlation id.
+ * Kept in memory: after a restart, a renewal of an earlier task is refused (ERR_TASK_NOT_FOUND) and
+ * a parent token is trusted on its signature alone.
+ */
+export class TaskService {
+  readonly #deps: TaskServiceDeps
+  readonly #tasks = new Map<string, ServerTask>()
+
+  constructor(deps: TaskServiceDeps) {
+    this.#deps = deps
+  }
+
+  /** A task by id, while remembered. */
+  fetch(taskId: string): Readonly<ServerTask> | undefined {
+    return this.#tasks.get(taskId)
+  }
+
+  /**
+   * Mints a task token for `ask`; a refusal is audited (`svid.denied`, kind task) and thrown.
+   * @throws ERR_REQUEST_INVALID, ERR_REQUEST_TOO_LARGE, ERR_TTL_INVALID, ERR_TASK_SCOPE_WIDENED,
+   *   ERR_TASK_NOT_FOUND, ERR_TASK_ENDED, ERR_TASK_TOKEN_INVALID (a bad parent), ERR_JWT_* (a parent
+   *   that does not verify or has expired)
+   */
+  async issue(ask: TaskAsk): Promise<IssuedTask> {
+    let correlationId: string | undefined = ask.taskId || undefined
+    let delegatedSubject: string | undefined
+    try {
+      const renewing = ask.taskId === '' ? undefined : this.#renewable(ask)
+      let parent: ParentBound | undefined
+      let request: TaskRequest
+      if (renewing !== undefined) {
+        request = { ...renewing.request, ttlMs: ask.request.ttlMs }
+        checkTaskRequest(request)
+        if (renewing.parentTaskId !== undefined) {
+          const known = this.#tasks.get(renewing.parentTaskId)
+          if (known?.endedAtMs !== undefined) throw ended(known)
+          delegatedSubject = renewing.delegatedSubject
+          if (known !== undefined) parent = { taskId: known.taskId, expiresAtMs: known.expiresAtMs }
+        }
+      } else {
+        request = checkTaskRequest(ask.request)
+        if (ask.parentToken !== '') {
+          const given = await this.#parent(ask.parentToken)
+          correlationId = given.task.taskId
+          delegatedSubject = `${given.task.subject} (task ${given.task.taskId})`
+          requireNarrowing(request, given.task)
+          const expiresAtMs = given.known?.expiresAtMs ?? given.task.expiresAtMs
+          parent = { taskId: given.task.taskId, expiresAtMs }
+        }
+      }
+      const taskId = renewing?.taskId ?? randomUUID()
+      correlationId = taskId
+      const issued = await this.#mint({ ask, request, taskId, renewing, parent, delegatedSubject })
+      this.#deps.audit.svidIssued({
+        spiffeId: ask.entry.spiffeId.toString(),
+        kind: 'task',
+        ttlMs: issued.expiresAtMs - issued.issuedAtMs,
+        audience: request.audiences,
+        scopes: request.scopes,
+        entryId: ask.entry.id,
+        caller: ask.agent.caller,
+        correlationId: taskId,
+        ...(delegatedSubject !== undefined && { delegatedSubject }),
+      })
+      return issued
+    } catch (err) {
+      const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
+      this.#deps.audit.issuanceDenied({
+        spiffeId: ask.entry.spiffeId.toString(),
+        kind: 'task',
+        code,
+        reason: (err as Error).message,
+        caller: ask.agent.caller,
+        ...(correlationId !== undefined && { correlationId }),
+        ...(delegatedSubject !== undefined && { delegatedSubject }),
+      })
+      throw err
+    }
+  }
+
+  /**
+   * Ends a task: records when and why, audits it (`call.allowed`, action EndTask, the task id as
+   * correlation id) and, when a revocation service is wired, revokes it until `expiresAtMs` so that
+   * every verifier refuses its token. Ending an ended task changes nothing.
+   * @throws ERR_TASK_NOT_FOUND when the task is not (or no longer) known
+   */
+  async revokeTask(taskId: string, expiresAtMs: number, reason: string, caller: AuditCaller): Promise<void> {
+    const task = this.#tasks.get(taskId)
+    if (task === undefined) throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task')
+    if (task.endedAtMs !== undefined) return
+    task.endedAtMs = this.#deps.clock.nowMs()
+    task.endReason = reason
+    this.#deps.audit.callAllowed({
+      method: 'EndTask',
+      resource: task.spiffeId,
+      caller,
+      correlationId: taskId,
+      ...(task.delegatedSubject !== undefined && { delegatedSubject: task.delegatedSubject }),
+    })
+    await this.#deps.revocations?.revoke(
+      { kind: 'task', value: taskId, reason: `task ${reason}`, keepUntilMs: expiresAtMs },
+      caller,
+    )
+  }
+
+  /**
+   * An agent's EndTask: only the agent that asked for the task may end it.
+   * @throws ERR_REQUEST_INVALID, ERR_TASK_NOT_FOUND
+   */
+  async endForAgent(agent: TaskAsk['agent'], taskId: string, reason: string): Promise<void> {
+    if (taskId === '' || taskId.length > MAX_TASK_ID_LENGTH)
+      throw new IdentityError('ERR_REQUEST_INVALID', `a task id is 1 to ${MAX_TASK_ID_LENGTH} characters`)
+    if (reason !== 'ended' && reason !== 'exited')
+      throw new IdentityError('ERR_REQUEST_INVALID', 'the reason is "ended" or "exited"')
+    const task = this.#tasks.get(taskId)
+    if (task === undefined || task.agentId !== agent.id.toString())
+      throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task of this agent')
+    await this.revokeTask(taskId, task.expiresAtMs, reason, agent.caller)
+  }
+
+  #renewable(ask: TaskAsk): ServerTask {
+    if (ask.taskId.length > MAX_TASK_ID_LENGTH)
+      throw new IdentityError('ERR_REQUEST_INVALID', `a task id is 1 to ${MAX_TASK_ID_LENGTH} characters`)
+    const task = this.#tasks.get(ask.taskId)
+    if (task === undefined || task.agentId !== ask.agent.id.toString() || task.entryId !== ask.entry.id)
+      throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task to renew')
+    if (task.endedAtMs !== undefined) throw ended(task)
+    return task
+  }
+
+  async #parent(token: string): Promise<{ task: TaskToken; known?: ServerTask | undefined }> {
+    if (token.length > MAX_PARENT_TOKEN_LENGTH)
+      throw new IdentityError('ERR_REQUEST_TOO_LARGE', 'the parent token is too large')
+    let task: TaskToken
+    try {
+      task = await validateTaskTokenAt(token, this.#deps.bundles, {
+        nowMs: this.#deps.clock.nowMs(),
+        leewayMs: 0,
+      })
+    } catch (err) {
+      if (isIdentityError(err, 'ERR_JWT_MALFORMED'))
+        throw new IdentityError('ERR_TASK_TOKEN_INVALID', 'the parent token is not a task token', {
+          cause: err,
+        })
+      throw err
+    }
+    const known = this.#tasks.get(task.taskId)
+    if (known?.endedAtMs !== undefined) throw ended(known)
+    return { task, known }
+  }
+
+  async #mint(m: {
+    ask: TaskAsk
+    request: TaskRequest
+    taskId: string
+    renewing: ServerTask | undefined
+    parent: ParentBound | undefined
+    delegatedSubject: string | undefined
+  }): Promise<IssuedTask> {
+    const { ask, request, taskId, renewing, parent } = m
+    const nowMs = this.#deps.clock.nowMs()
+    const key = this.#deps.jwtKey()
+    const entryTtlMs = ask.entry.jwtSvidTtlMs || this.#deps.defaultJwtTtlMs()
+    const parentExpiry = parent?.expiresAtMs ?? Number.POSITIVE_INFINITY
+    const expiresAtMs = Math.min(
+      nowMs + Math.min(request.ttlMs, MAX_TASK_TTL_MS, entryTtlMs),
+      key.notAfterMs,
+      parentExpiry,
+    )
+    const parentTaskId = renewing?.parentTaskId ?? parent?.taskId
+    const token = await mintTaskToken({
+      taskId,
+      subject: ask.entry.spiffeId,
+      audiences: request.audiences,
+      scopes: request.scopes,
+      requestingWorkload: ask.agent.id.toString(),
+      purpose: request.purpose,
+      ...(parentTaskId !== undefined && { parentTaskId }),
+      requester: ask.requester,
+      key,
+      nowMs,
+      expiresAtMs,
+    })
+    const issuedAtMs = Math.floor(nowMs / 1000) * 1000
+    const exp = Math.floor(expiresAtMs / 1000) * 1000
+    if (renewing !== undefined) renewing.expiresAtMs = exp
+    else
+      this.#remember({
+        taskId,
+        entryId: ask.entry.id,
+        spiffeId: ask.entry.spiffeId.toString(),
+        agentId: ask.agent.id.toString(),
+        request,
+        ...(parentTaskId !== undefined && { parentTaskId }),
+        ...(m.delegatedSubject !== undefined && { delegatedSubject: m.delegatedSubject }),
+        expiresAtMs: exp,
+      })
+    return { token, taskId, issuedAtMs, expiresAtMs: exp }
+  }
+
+  #remember(task: ServerTask): void {
+    const nowMs = this.#deps.clock.nowMs()
+    const limit = this.#deps.limit ?? MAX_TASKS
+    if (this.#tasks.size >= limit)
+      for (const [id, t] of this.#tasks) if (t.expiresAtMs <= nowMs) this.#tasks.delete(id)
+    while (this.#tasks.size >= limit) {
+      const oldest = this.#tasks.keys().next().value
+      if (oldest === undefined) break
+      this.#tasks.delete(oldest)
+    }
+    this.#tasks.set(task.taskId, task)
+  }
+}
+
+function ended(task: ServerTask): IdentityError {
+  return new IdentityError('ERR_TASK_ENDED', `task ${task.taskId} has ended (${task.endReason ?? 'ended'})`)
+}
