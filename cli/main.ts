@@ -10,6 +10,7 @@ import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
 import { registerServerCommands } from './commands/server.js'
+import { registerTaskCommands } from './commands/task.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerUpCommand } from './commands/up.js'
 import { failAndExit } from './output.js'
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerAgentRunCommand(program)
   registerBundleCommands(program)
   registerApiCommands(program)
+  registerTaskCommands(program)
   registerHealthcheckCommand(program)
   registerGatewayCommand(program)
   registerUpCommand(program)

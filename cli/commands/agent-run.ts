@@ -40,6 +40,10 @@ export function registerAgentRunCommand(program: Command): void {
       '--audit-summary-window <duration>',
       'repeated refusals of one kind within this window are audited as one summary line (default 10s)',
     )
+    .option(
+      '--begin-task-per-second <n>',
+      'BeginTask calls one uid and executable may make per second, after a burst of 4x (default 5)',
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

@@ -14,6 +14,13 @@ export {
   type ValidateJwtSvidOptions,
   validateJwtSvid,
 } from '../core/jwt/jwt-svid-validate.js'
+export {
+  DEFAULT_TASK_LEEWAY_MS,
+  parseTaskTokenInsecure,
+  TASK_TOKEN_TYP,
+  type TaskRequester,
+  type TaskToken,
+} from '../core/task/task-token.js'
 export { ReplayCache } from '../core/wit/replay-cache.js'
 export {
   DEFAULT_WIT_LEEWAY_MS,
@@ -56,6 +63,7 @@ export {
   type VerifyJwtPeerOptions,
   verifyJwtPeer,
 } from './jwt-peer.js'
+export { type ValidateTaskTokenParams, validateTaskToken } from './task-token.js'
 export {
   defaultX509PeerCache,
   type PeerCertificateLike,

@@ -29,6 +29,13 @@ export {
   type WitSvidProvider,
 } from './proof-fetch.js'
 export type { JwtSvidParams, ValidatedJwtSvid, WorkloadJwtSvid, X509Context } from './responses.js'
+export {
+  type BeginTaskParams,
+  type BegunTask,
+  TaskClient,
+  type TaskInfo,
+} from './task-client.js'
+export { beginTask, TaskSource, type TaskSourceOptions } from './task-source.js'
 export type { Watch } from './watch.js'
 export { DEFAULT_FIRST_UPDATE_TIMEOUT_MS, type SourceOptions } from './watched-value.js'
 export { WitBundleSet, type WorkloadWitSvid } from './wit-responses.js'

@@ -119,8 +119,29 @@ describe('--output json', () => {
       ['healthcheck', () => json(['healthcheck'])],
       ['api fetch x509', () => json(['api', 'fetch', 'x509', '--include-key'])],
       ['api fetch jwt', () => json(['api', 'fetch', 'jwt', '--audience', 'a'])],
+      ['api fetch wit', () => json(['api', 'fetch', 'wit'])],
       ['api validate jwt', () => json(['api', 'validate', 'jwt', '--audience', 'a', '--token', token ?? ''])],
       ['api watch', firstWatchLine],
+      ['task begin', () => json(['task', 'begin', '--scope', 's', '--audience', 'a', '--purpose', 'p'])],
+      ['task list', () => json(['task', 'list'])],
+      [
+        'task end',
+        async () => {
+          const { task_id } = (await json([
+            'task',
+            'begin',
+            '--scope',
+            's',
+            '--audience',
+            'a',
+            '--purpose',
+            'p',
+          ])) as {
+            task_id: string
+          }
+          return json(['task', 'end', task_id])
+        },
+      ],
       ['approval list', () => json(['approval', 'list', '--all'])],
       ['approval show', () => json(['approval', 'show', '--id', toApprove ?? ''])],
       [

@@ -1,0 +1,248 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { isIdentityError } from '../../lib/core/errors.js'
+import { validateTaskToken } from '../../lib/verify/task-token.js'
+import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
+import { TaskSource } from '../../lib/workload/task-source.js'
+import { WorkloadClient } from '../../lib/workload/workload-client.js'
+import { jsonOf } from '../helpers/processes.js'
+import { type Stack, startStack } from '../helpers/stack.js'
+
+/**
+ * Tasks end to end (DESIGN §11, docs/tasks.md): a real server mints task tokens through a real agent
+ * for callers of its Workload API socket; lib validates them; sub-tasks only narrow; a task ends when
+ * the process that began it exits; `tessera task begin -- CMD` ends it when CMD exits.
+ */
+
+const TD = 'tessera.local'
+const ME = `spiffe://${TD}/me`
+const uid = process.getuid?.() ?? 0
+const TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
+let stack: Stack
+let client: TaskClient
+const children: ChildProcess[] = []
+
+beforeAll(async () => {
+  stack = await startStack({ trustDomain: TD })
+  await stack.registerEntry({ spiffeId: ME, selectors: [`unix:uid:${uid}`], jwtTtl: '5m' })
+  client = TaskClient.connect({ endpoint: stack.socketPath })
+  // The first BeginTask waits until the agent holds the entry.
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    try {
+      await client.listTasks()
+      const w = WorkloadClient.connect({ endpoint: stack.socketPath })
+      await w.fetchJwtSvid({ audience: 'ready' }).finally(() => w.close())
+      break
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+})
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL')
+  client?.close()
+  await stack?.stop()
+})
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(stack?.output())
+})
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (err) {
+    return isIdentityError(err) ? err.code : `not coded: ${String(err)}`
+  }
+  return undefined
+}
+
+async function jwtBundles() {
+  const w = WorkloadClient.connect({ endpoint: stack.socketPath })
+  try {
+    return await w.fetchJwtBundles()
+  } finally {
+    w.close()
+  }
+}
+
+async function serverAudit(): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(join(stack.dir, 'server', 'audit.log'), 'utf8')
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+/** Polls ListTasks until `done` holds for the task (or a generous deadline passes). */
+async function untilTask(taskId: string, done: (t: TaskInfo) => boolean): Promise<TaskInfo | undefined> {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const task = (await client.listTasks()).find((t) => t.taskId === taskId)
+    if ((task !== undefined && done(task)) || Date.now() > deadline) return task
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const params = {
+  audiences: ['https://mcp.example'],
+  scopes: ['repo:read', 'repo:write'],
+  purpose: 'fix issue 12',
+}
+
+describe('tasks through the agent', () => {
+  it('begins a task whose token carries the Transaction Token claims, verified by lib, and ends it', async () => {
+    const source = await TaskSource.begin({ ...params, ttlMs: 600_000, endpoint: stack.socketPath })
+    const bundles = await jwtBundles()
+    const task = await validateTaskToken(source.token, bundles, {
+      audience: 'https://mcp.example',
+      requiredScopes: ['repo:write'],
+    })
+    expect(task.taskId).toBe(source.taskId)
+    expect(task.subject.toString()).toBe(ME)
+    expect(task.scopes).toEqual(['repo:read', 'repo:write'])
+    expect(task.purpose).toBe('fix issue 12')
+    expect(task.requestingWorkload).toMatch(new RegExp(`^spiffe://${TD}/`))
+    expect(task.requester.pid).toBe(process.pid)
+    expect(task.requester.exeSha256).toMatch(/^[0-9a-f]{64}$/)
+    // The entry's JWT TTL (5m) caps the 10 minutes asked for.
+    expect(task.expiresAtMs - task.issuedAtMs).toBe(300_000)
+    expect(
+      await codeOf(
+        validateTaskToken(source.token, bundles, {
+          audience: 'https://mcp.example',
+          requiredScopes: ['repo:admin'],
+        }),
+      ),
+    ).toBe('ERR_TASK_SCOPE_MISSING')
+    expect((await client.listTasks()).find((t) => t.taskId === source.taskId)).toMatchObject({
+      pid: process.pid,
+    })
+    await source.close()
+    expect(await untilTask(source.taskId, (t) => t.endReason !== undefined)).toMatchObject({
+      endReason: 'ended',
+    })
+    const ended = (await serverAudit()).find(
+      (r) => r['action'] === 'EndTask' && r['correlationId'] === source.taskId,
+    )
+    expect(ended).toMatchObject({ event: 'call.allowed', resource: ME })
+    // An ended task is not renewed.
+    expect(await codeOf(client.beginTask(params, source.taskId))).toBe('ERR_TASK_ENDED')
+  })
+
+  it('a sub-task may only narrow its parent; wider, over the cap and malformed requests are refused with codes and audited', async () => {
+    const parent = await client.beginTask({ ...params, ttlMs: 120_000 })
+    const child = await client.beginTask({ ...params, scopes: ['repo:read'], parentToken: parent.token })
+    const bundles = await jwtBundles()
+    const sub = await validateTaskToken(child.token, bundles, { audience: 'https://mcp.example' })
+    expect(sub.parentTaskId).toBe(parent.taskId)
+    expect(sub.scopes).toEqual(['repo:read'])
+    expect(sub.expiresAtMs).toBeLessThanOrEqual(parent.expiresAtMs)
+    const wider = { ...params, scopes: ['repo:read', 'repo:admin'], parentToken: parent.token }
+    expect(await codeOf(client.beginTask(wider))).toBe('ERR_TASK_SCOPE_WIDENED')
+    const otherAudience = { ...params, audiences: ['https://elsewhere'], parentToken: parent.token }
+    expect(await codeOf(client.beginTask(otherAudience))).toBe('ERR_TASK_SCOPE_WIDENED')
+    expect(await codeOf(client.beginTask({ ...params, ttlMs: 16 * 60_000 }))).toBe('ERR_TTL_INVALID')
+    expect(await codeOf(client.beginTask({ ...params, scopes: [] }))).toBe('ERR_REQUEST_INVALID')
+    expect(await codeOf(client.beginTask({ ...params, purpose: 'p'.repeat(300) }))).toBe(
+      'ERR_REQUEST_TOO_LARGE',
+    )
+    expect(await codeOf(client.beginTask({ ...params, parentToken: 'not.a.token' }))).toBe(
+      'ERR_TASK_TOKEN_INVALID',
+    )
+    const denied = (await serverAudit()).filter((r) => r['event'] === 'svid.denied' && r['kind'] === 'task')
+    expect(denied.find((r) => r['code'] === 'ERR_TASK_SCOPE_WIDENED')).toMatchObject({
+      outcome: 'denied',
+      correlationId: parent.taskId,
+      delegatedSubject: `${ME} (task ${parent.taskId})`,
+    })
+    const issued = (await serverAudit()).find(
+      (r) => r['event'] === 'svid.issued' && r['correlationId'] === child.taskId,
+    )
+    expect(issued).toMatchObject({ kind: 'task', delegatedSubject: `${ME} (task ${parent.taskId})` })
+    await client.endTask(parent.taskId)
+    // A sub-task of an ended task is refused.
+    expect(await codeOf(client.beginTask({ ...params, parentToken: parent.token }))).toBe('ERR_TASK_ENDED')
+  })
+
+  it('the task ends when the process that began it is killed', async () => {
+    const script = `
+      import { TaskClient } from ${JSON.stringify(TASK_CLIENT_JS)}
+      const c = TaskClient.connect({ endpoint: ${JSON.stringify(stack.socketPath)} })
+      const t = await c.beginTask(${JSON.stringify(params)})
+      process.stdout.write(t.taskId + '\\n')
+      setInterval(() => {}, 1000)
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    children.push(child)
+    const taskId = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (out.includes('\n')) resolve(out.trim())
+      })
+      child.once('exit', (code) =>
+        reject(new Error(`the task child exited (${code}) before beginning: ${out}`)),
+      )
+    })
+    expect(await untilTask(taskId, () => true)).toMatchObject({ pid: child.pid })
+    expect((await client.listTasks()).find((t) => t.taskId === taskId)?.endedAtMs).toBeUndefined()
+    child.kill('SIGKILL')
+    expect(await untilTask(taskId, (t) => t.endReason !== undefined)).toMatchObject({ endReason: 'exited' })
+    const ended = (await serverAudit()).find(
+      (r) => r['action'] === 'EndTask' && r['correlationId'] === taskId,
+    )
+    expect(ended).toMatchObject({ event: 'call.allowed' })
+  })
+
+  it('tessera task begin -- CMD runs CMD with the task, ends it when CMD exits and passes its exit code on', async () => {
+    const show =
+      'process.stdout.write(process.env.TESSERA_TASK_ID + " " + process.env.TESSERA_TASK_TOKEN.split(".").length); process.exit(3)'
+    const args = ['task', 'begin', ...['--scope', 'repo:read', '--audience', 'mcp', '--purpose', 'run it']]
+    const ran = await stack.cli([...args, '--', process.execPath, '-e', show])
+    expect(ran.code, ran.stderr).toBe(3)
+    const [taskId, parts] = ran.stdout.trim().split(' ')
+    expect(parts).toBe('3')
+    expect(await untilTask(taskId ?? '', (t) => t.endReason !== undefined)).toMatchObject({
+      endReason: 'ended',
+    })
+    // Printed: the task outlives the command until `task end`.
+    const printed = jsonOf<{ task_id: string; token: string; expires_at: number }>(
+      await stack.cli([...args, '--ttl', '2m', '--output', 'json']),
+    )
+    expect(printed.token.split('.')).toHaveLength(3)
+    const listed = jsonOf<{ tasks: Array<{ task_id: string; pid: number; ended_at?: number }> }>(
+      await stack.cli(['task', 'list', '--output', 'json']),
+    )
+    expect(listed.tasks.find((t) => t.task_id === printed.task_id)).toMatchObject({ pid: 0 })
+    expect((await stack.cli(['task', 'end', printed.task_id])).code).toBe(0)
+    expect(await untilTask(printed.task_id, (t) => t.endReason !== undefined)).toMatchObject({
+      endReason: 'ended',
+    })
+    const again = await stack.cli(['task', 'end', 'no-such-task'])
+    expect(again.stderr).toMatch(/^error ERR_TASK_NOT_FOUND/)
+  })
+
+  it('a flood of BeginTask from one caller is throttled, and nothing is issued past the limit', async () => {
+    const before = (await serverAudit()).filter(
+      (r) => r['event'] === 'svid.issued' && r['kind'] === 'task',
+    ).length
+    const codes = await Promise.all(
+      Array.from({ length: 60 }, () => codeOf(client.beginTask({ ...params, ttlMs: 60_000 }))),
+    )
+    const throttled = codes.filter((c) => c === 'ERR_THROTTLED').length
+    const granted = codes.filter((c) => c === undefined).length
+    expect(throttled).toBeGreaterThan(0)
+    expect(granted + throttled).toBe(60)
+    const after = (await serverAudit()).filter(
+      (r) => r['event'] === 'svid.issued' && r['kind'] === 'task',
+    ).length
+    expect(after - before).toBe(granted)
+  })
+})
