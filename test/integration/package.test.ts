@@ -64,14 +64,15 @@ afterAll(async () => {
 })
 
 describe('the packed @tessera/spiffe', () => {
-  it('holds only the compiled library, its .d.ts, the Workload API proto, README and package.json', () => {
+  it('holds only the compiled library, its .d.ts, the Workload API and task protos, README and package.json', () => {
     const allowed =
-      /^package\/(package\.json|README\.md|proto\/spiffe\/workload\.proto|dist\/.+\.(js|d\.ts))$/
+      /^package\/(package\.json|README\.md|proto\/spiffe\/workload\.proto|proto\/tessera\/workload\/v1\/tasks\.proto|dist\/.+\.(js|d\.ts))$/
     expect(entries.filter((e) => !allowed.test(e))).toEqual([])
     expect(entries.filter((e) => /test|fixture/.test(e))).toEqual([])
     for (const entry of ['', 'workload/', 'verify/', 'tls/', 'guard/'])
       for (const ext of ['js', 'd.ts']) expect(entries).toContain(`package/dist/${entry}index.${ext}`)
     expect(entries).toContain('package/README.md')
+    expect(entries).toContain('package/proto/tessera/workload/v1/tasks.proto')
   })
 
   it('installs without native code, SQLite or the applications', async () => {
