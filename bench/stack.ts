@@ -107,7 +107,10 @@ export function workloadEntry(trustDomain: string, path: string, parentId: strin
  * `/bench/workload` for this uid, writes the bundle, and starts the agent with the token: the
  * same steps as `tessera up`, in the same order. Both log at `info` (nothing per call).
  */
-export async function startBenchStack(trustDomain = 'bench.local'): Promise<BenchStack> {
+export async function startBenchStack(
+  trustDomain = 'bench.local',
+  extraAgentArgs: ReadonlyArray<string> = [],
+): Promise<BenchStack> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-wl-'))
   const common = ['--trust-domain', trustDomain, '--log-level', 'info']
   const serverArgs = ['server', 'run', '--data-dir', join(dir, 'server'), '--bind-port', '0', ...common]
@@ -137,7 +140,7 @@ export async function startBenchStack(trustDomain = 'bench.local'): Promise<Benc
       ),
     ])
     await writeFile(join(dir, 'bundle.pem'), bundle.pem)
-    const agentArgs = ['agent', 'run', '--data-dir', join(dir, 'agent'), ...common]
+    const agentArgs = ['agent', 'run', '--data-dir', join(dir, 'agent'), ...common, ...extraAgentArgs]
     agentArgs.push('--server-address', `127.0.0.1:${ready[1]}`, '--trust-bundle', join(dir, 'bundle.pem'))
     agent = spawnNode(CLI_PATH, [...agentArgs, '--join-token', token.token])
     await waitForOutput(agent, /"agent ready"/)
