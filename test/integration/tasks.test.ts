@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { isIdentityError } from '../../lib/core/errors.js'
+import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
 import { validateTaskToken } from '../../lib/verify/task-token.js'
 import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
 import { TaskSource } from '../../lib/workload/task-source.js'
@@ -227,6 +228,24 @@ describe('tasks through the agent', () => {
     })
     const again = await stack.cli(['task', 'end', 'no-such-task'])
     expect(again.stderr).toMatch(/^error ERR_TASK_NOT_FOUND/)
+  })
+
+  it('TaskSource renews the token before it expires, keeping the task id, and ends the task on close', async () => {
+    const source = await TaskSource.begin({ ...params, ttlMs: 3000, endpoint: stack.socketPath })
+    const first = { token: source.token, expiresAtMs: source.expiresAtMs }
+    const deadline = Date.now() + 15_000
+    while (source.token === first.token && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(source.token).not.toBe(first.token)
+    expect(source.expiresAtMs).toBeGreaterThan(first.expiresAtMs)
+    const renewed = await validateTaskToken(source.token, await jwtBundles(), {
+      audience: 'https://mcp.example',
+    })
+    expect(renewed.taskId).toBe(source.taskId)
+    expect(renewed.jti).not.toBe(parseTaskTokenInsecure(first.token).jti)
+    await source.close()
+    expect(await untilTask(source.taskId, (t) => t.endReason !== undefined)).toMatchObject({
+      endReason: 'ended',
+    })
   })
 
   it('a flood of BeginTask from one caller is throttled, and nothing is issued past the limit', async () => {
