@@ -1,0 +1,133 @@
+import type { KeyObject } from 'node:crypto'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { MemoryAuditLog } from '../../common/log/audit-log.js'
+import { JwtBundle } from '../../lib/core/bundle/jwt-bundle.js'
+import { ManualClock } from '../../lib/core/clock.js'
+import { isIdentityError } from '../../lib/core/errors.js'
+import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { SpiffeId } from '../../lib/core/spiffe-id.js'
+import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
+import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
+import { type TaskAsk, TaskService } from './task-service.js'
+
+const NOW = 1_800_000_000_000
+const ME = SpiffeId.parse('spiffe://example.org/me')
+const AGENT = {
+  id: SpiffeId.parse('spiffe://example.org/tessera/agent/a'),
+  caller: { kind: 'agent', spiffeId: 'spiffe://example.org/tessera/agent/a', address: 'x' },
+} as const
+const OTHER_AGENT = { id: SpiffeId.parse('spiffe://example.org/tessera/agent/b'), caller: AGENT.caller }
+const entry: RegistrationEntry = {
+  id: 'e1',
+  spiffeId: ME,
+  parentId: AGENT.id,
+  selectors: [],
+  x509SvidTtlMs: 0,
+  jwtSvidTtlMs: 300_000,
+  dnsNames: [],
+  hint: '',
+  admin: false,
+  federatesWith: [],
+  expiresAtMs: undefined,
+  revision: 1,
+  createdAtMs: NOW,
+}
+let key: KeyObject
+
+beforeAll(async () => {
+  key = await generateP256PrivateKey()
+})
+
+function service(revoked: Array<{ value: string; keepUntilMs?: number }> = []) {
+  const clock = new ManualClock(NOW)
+  const audit = new MemoryAuditLog(clock)
+  const bundle = JwtBundle.fromAuthorities(ME.trustDomain, [{ kid: 'k1', key }])
+  const tasks = new TaskService({
+    clock,
+    audit,
+    jwtKey: () => ({ kid: 'k1', privateKey: key, notAfterMs: NOW + 3600_000 }),
+    bundles: { getJwtBundleForTrustDomain: (td) => (td.equals(ME.trustDomain) ? bundle : undefined) },
+    defaultJwtTtlMs: () => 300_000,
+    revocations: {
+      revoke: async (r) => {
+        revoked.push(r)
+      },
+    },
+  })
+  return { clock, audit, tasks }
+}
+
+function ask(extra: Partial<TaskAsk> = {}): TaskAsk {
+  return {
+    agent: AGENT,
+    entry,
+    request: { audiences: ['mcp'], scopes: ['repo:read', 'repo:write'], purpose: 'p', ttlMs: 600_000 },
+    parentToken: '',
+    taskId: '',
+    requester: { pid: 7, exeSha256: '', host: 'h' },
+    ...extra,
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (err) {
+    return isIdentityError(err) ? err.code : `not coded: ${String(err)}`
+  }
+  return undefined
+}
+
+describe('TaskService', () => {
+  it('caps the lifetime by the entry JWT TTL, and renews only a live task of the same agent', async () => {
+    const { tasks, clock } = service()
+    const first = await tasks.issue(ask())
+    expect(first.expiresAtMs - first.issuedAtMs).toBe(300_000)
+    expect(parseTaskTokenInsecure(first.token).requestingWorkload).toBe(AGENT.id.toString())
+    clock.advance(60_000)
+    const renewed = await tasks.issue(ask({ taskId: first.taskId }))
+    expect(renewed.taskId).toBe(first.taskId)
+    expect(renewed.expiresAtMs).toBe(first.expiresAtMs + 60_000)
+    expect(await codeOf(tasks.issue(ask({ taskId: first.taskId, agent: OTHER_AGENT })))).toBe(
+      'ERR_TASK_NOT_FOUND',
+    )
+    expect(await codeOf(tasks.endForAgent(OTHER_AGENT, first.taskId, 'ended'))).toBe('ERR_TASK_NOT_FOUND')
+    await tasks.endForAgent(AGENT, first.taskId, 'exited')
+    expect(tasks.fetch(first.taskId)).toMatchObject({ endReason: 'exited' })
+    expect(await codeOf(tasks.issue(ask({ taskId: first.taskId })))).toBe('ERR_TASK_ENDED')
+  })
+
+  it('revokes an ended task until its token expires, once', async () => {
+    const revoked: Array<{ value: string; keepUntilMs?: number }> = []
+    const { tasks, audit } = service(revoked)
+    const task = await tasks.issue(ask())
+    await tasks.endForAgent(AGENT, task.taskId, 'ended')
+    await tasks.endForAgent(AGENT, task.taskId, 'ended')
+    expect(revoked).toEqual([
+      { kind: 'task', value: task.taskId, reason: 'task ended', keepUntilMs: task.expiresAtMs },
+    ])
+    expect(audit.recordsOf('call.allowed')).toHaveLength(1)
+    expect(audit.recordsOf('call.allowed')[0]).toMatchObject({
+      action: 'EndTask',
+      correlationId: task.taskId,
+    })
+  })
+
+  it('a sub-task never outlives its parent and names it; a wider one is refused and audited', async () => {
+    const { tasks, audit } = service()
+    const parent = await tasks.issue(ask({ request: { ...ask().request, ttlMs: 60_000 } }))
+    const child = await tasks.issue(
+      ask({ parentToken: parent.token, request: { ...ask().request, scopes: ['repo:read'] } }),
+    )
+    expect(child.expiresAtMs).toBe(parent.expiresAtMs)
+    expect(parseTaskTokenInsecure(child.token).parentTaskId).toBe(parent.taskId)
+    const wider = ask({ parentToken: parent.token, request: { ...ask().request, scopes: ['repo:admin'] } })
+    expect(await codeOf(tasks.issue(wider))).toBe('ERR_TASK_SCOPE_WIDENED')
+    expect(audit.recordsOf('svid.denied').at(-1)).toMatchObject({
+      kind: 'task',
+      code: 'ERR_TASK_SCOPE_WIDENED',
+      correlationId: parent.taskId,
+      delegatedSubject: `${ME} (task ${parent.taskId})`,
+    })
+  })
+})
