@@ -68,16 +68,7 @@ export function newJwtSvidHandler(
       ttlMs,
       expiresAtCapMs: key.notAfterMs,
     })
-    const { iat, exp } = timesOf(token)
-    deps.ctx.audit.svidIssued({
-      spiffeId: entry.spiffeId.toString(),
-      kind: 'jwt',
-      ttlMs: (exp - iat) * 1000,
-      audience,
-      entryId: entry.id,
-      caller: agent.caller,
-    })
-    return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
+    return issuedToken(deps, { agent, entry, kind: 'jwt', token, audience })
   })
 }
 
@@ -109,15 +100,7 @@ export function newWitSvidHandler(
       ttlMs,
       expiresAtCapMs: key.notAfterMs,
     })
-    const { iat, exp } = timesOf(token)
-    deps.ctx.audit.svidIssued({
-      spiffeId: entry.spiffeId.toString(),
-      kind: 'wit',
-      ttlMs: (exp - iat) * 1000,
-      entryId: entry.id,
-      caller: agent.caller,
-    })
-    return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
+    return issuedToken(deps, { agent, entry, kind: 'wit', token })
   })
 }
 
@@ -216,4 +199,27 @@ function timesOf(token: string): { iat: number; exp: number } {
     exp: number
   }
   return { iat: payload.iat, exp: payload.exp }
+}
+
+interface IssuedToken {
+  readonly agent: AuthenticatedAgent
+  readonly entry: RegistrationEntry
+  readonly kind: 'jwt' | 'wit'
+  readonly token: string
+  readonly audience?: string[]
+}
+
+/** Audits a token just minted for an entry and gives the agent's answer: the token and its times. */
+function issuedToken(deps: AgentApiDeps, issued: IssuedToken) {
+  const { agent, entry, kind, token, audience } = issued
+  const { iat, exp } = timesOf(token)
+  deps.ctx.audit.svidIssued({
+    spiffeId: entry.spiffeId.toString(),
+    kind,
+    ttlMs: (exp - iat) * 1000,
+    ...(audience !== undefined && { audience }),
+    entryId: entry.id,
+    caller: agent.caller,
+  })
+  return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
 }
