@@ -26,9 +26,10 @@ import {
   subjectKeyIdentifier,
 } from './extensions.js'
 import { randomSerial } from './serial.js'
+import { X509_NOT_BEFORE_BACKDATE_MS } from '../../lib/core/revocation.js'
 
 /** notBefore is set this far in the past so peers with a slightly slow clock accept new certificates. */
-export const BACKDATE_MS = 10_000
+export const BACKDATE_MS = X509_NOT_BEFORE_BACKDATE_MS
 const ECDSA_WITH_SHA256 = sequence(oid('1.2.840.10045.4.3.2'))
 const VERSION_3 = explicit(0, smallInteger(2))
 const ORGANIZATION = 'Tessera'
