@@ -12,6 +12,7 @@ import { migrate } from './migrations/migrate.js'
 import { SqliteAgentStore } from './nodes.js'
 import { openDatabase } from './open.js'
 import { SqlitePendingRequestStore } from './pending-requests.js'
+import { SqliteRevocationStore } from './revocations.js'
 
 /** Options of {@link openSqliteDatastore}. */
 export interface SqliteDatastoreOptions {
@@ -33,6 +34,7 @@ export class SqliteDatastore implements Datastore {
   readonly bundles: SqliteBundleStore
   readonly keyJournal: SqliteKeyJournalStore
   readonly pendingRequests: SqlitePendingRequestStore
+  readonly revocations: SqliteRevocationStore
   /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
   readonly isNew: boolean
   readonly #db: Database.Database
@@ -51,6 +53,7 @@ export class SqliteDatastore implements Datastore {
     this.bundles = new SqliteBundleStore(db, clock)
     this.keyJournal = new SqliteKeyJournalStore(db, clock)
     this.pendingRequests = new SqlitePendingRequestStore(db)
+    this.revocations = new SqliteRevocationStore(db)
   }
 
   /** @internal Use {@link openSqliteDatastore}. */

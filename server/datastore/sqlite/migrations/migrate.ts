@@ -3,6 +3,7 @@ import { IdentityError } from '../../../../lib/core/errors.js'
 import { initialSchema } from './001-initial.js'
 import { pendingRequestsSchema } from './002-pending-requests.js'
 import { reConsentSchema } from './003-re-consent.js'
+import { revocationsSchema } from './004-revocations.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -14,6 +15,7 @@ const MIGRATIONS: ReadonlyArray<Migration> = [
   { version: 1, sql: initialSchema },
   { version: 2, sql: pendingRequestsSchema },
   { version: 3, sql: reConsentSchema },
+  { version: 4, sql: revocationsSchema },
 ]
 
 /** The schema version this code writes and understands. */
