@@ -12,6 +12,7 @@ import type { ApprovalsClient } from '../common/gen/tessera/admin/v1/Approvals.j
 import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
 import type { EntriesClient } from '../common/gen/tessera/admin/v1/Entries.js'
 import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens.js'
+import type { RevocationsClient } from '../common/gen/tessera/admin/v1/Revocations.js'
 import { WARNING_TRAILER } from '../common/grpc/admin-warnings.js'
 import { adminApi } from '../common/grpc/protos.js'
 import { IdentityError } from '../lib/core/errors.js'
@@ -29,6 +30,7 @@ export interface AdminClients extends AdminTarget {
   readonly agents: AgentsClient
   readonly bundles: BundlesClient
   readonly approvals: ApprovalsClient
+  readonly revocations: RevocationsClient
   /** Closes every client's channel. */
   close(): void
 }
@@ -66,6 +68,7 @@ export function adminClients(to: {
     agents: new api.Agents(to.target, to.credentials, options),
     bundles: new api.Bundles(to.target, to.credentials, options),
     approvals: new api.Approvals(to.target, to.credentials, options),
+    revocations: new api.Revocations(to.target, to.credentials, options),
   }
   return {
     socket: to.shownAs,

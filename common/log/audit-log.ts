@@ -41,6 +41,7 @@ export type AuditEvent =
   | 'call.allowed'
   | 'call.denied'
   | 'bundle.changed'
+  | 'revocation'
 
 /** The fields every audit record has. */
 export interface AuditFields {
@@ -55,6 +56,22 @@ export interface AuditFields {
 /** One audit line: the common fields, then the event's own (`entryId`, `ttlMs`, `reason`, …). */
 export interface AuditRecord extends AuditFields {
   readonly [detail: string]: unknown
+}
+
+/** A credential revoked (DESIGN §11), or a revoke request that failed (`code`). */
+export interface RevocationRecorded {
+  /** `x509-serial`, `jwt-id`, `task` or `spiffe-id`. */
+  readonly kind: string
+  /** The serial, `jti`, task id or SPIFFE ID revoked. */
+  readonly value: string
+  /** For `spiffe-id`: credentials issued before this (ms) are revoked. */
+  readonly issuedBeforeMs?: number
+  readonly keepUntilMs?: number
+  readonly reason: string
+  /** The entry whose deletion (or the admin's `--entry`) caused it. */
+  readonly entryId?: string
+  readonly caller: AuditCaller
+  readonly code?: ErrorCode
 }
 
 export interface EntryChanged {
@@ -162,6 +179,7 @@ export interface AuditLog {
   callAllowed(e: CallAllowed): void
   callDenied(e: CallDenied): void
   bundleChanged(e: BundleChanged): void
+  revocation(e: RevocationRecorded): void
 }
 
 const FINGERPRINT_PREFIX = 'sha256:'
@@ -294,6 +312,10 @@ export abstract class AuditRecorder implements AuditLog {
       { event: 'call.denied', outcome: 'denied', caller, subject: method, code },
       { reason, summary },
     )
+  }
+  revocation({ caller, value, code, ...rest }: RevocationRecorded): void {
+    const outcome = outcomeOf(code, 'error')
+    this.#emit({ event: 'revocation', outcome, caller, subject: value, code }, rest)
   }
   bundleChanged({ caller, trustDomain, action }: BundleChanged): void {
     this.#emit({ event: 'bundle.changed', outcome: 'allowed', caller, subject: trustDomain }, { action })

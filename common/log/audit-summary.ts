@@ -11,6 +11,7 @@ import type {
   EntryChanged,
   IssuanceDenied,
   RefusalSummary,
+  RevocationRecorded,
   SvidIssued,
   TokenCreated,
   TokenUsed,
@@ -135,6 +136,10 @@ export class SummarisingAuditLog implements AuditLog {
   callAllowed(e: CallAllowed): void {
     this.#inner.callAllowed(e)
   }
+  revocation(e: RevocationRecorded): void {
+    this.#inner.revocation(e)
+  }
+
   bundleChanged(e: BundleChanged): void {
     this.#inner.bundleChanged(e)
   }

@@ -106,6 +106,11 @@ export class RevocationList {
     return kept.length === this.#all.length ? this : new RevocationList(kept)
   }
 
+  /** The cutoff of the revocation of `id`'s credentials (ms), or 0 when there is none. */
+  issuedBeforeFor(id: SpiffeId): number {
+    return this.#byKey.get(keyOf('spiffe-id', id.toString()))?.issuedBeforeMs ?? 0
+  }
+
   /** The revocation that covers `credential`, if any. */
   find(credential: RevocableCredential): Revocation | undefined {
     if (credential.kind === 'task') return this.#byKey.get(keyOf('task', credential.taskId))

@@ -20,6 +20,7 @@ import { createApprovalHandlers } from './approval-handlers.js'
 import { createBundleHandlers } from './bundle-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
+import { createRevocationHandlers, revokeEntry } from './revocation-handlers.js'
 import type { HandlerKit } from './unary.js'
 
 /** Largest admin request accepted; a bigger one is refused with RESOURCE_EXHAUSTED. */
@@ -119,7 +120,7 @@ function adminUidPolicy(
 }
 
 /**
- * Adds the admin API's five services to `server`; `kit.callerOf` says who may call (the admin
+ * Adds the admin API's services to `server`; `kit.callerOf` says who may call (the admin
  * socket's peer-uid check, or remote admin's per-call entry lookup).
  */
 export function addAdminServices(server: Server, ctx: ServerContext, kit: HandlerKit): void {
@@ -132,6 +133,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     auditJournal,
     events,
     ttlFloors: ctx.settings,
+    revokeIssued: (entry, caller) => revokeEntry(ctx.revocations, entry, caller, 'entry deleted'),
   })
   const tokens = new JoinTokenService({
     trustDomain,
@@ -147,6 +149,10 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
   server.addService(api.Entries.service, createEntriesHandlers({ ...kit, entries, audit }))
   server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens, audit }))
   server.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
+  server.addService(
+    api.Revocations.service,
+    createRevocationHandlers({ ...kit, revocations: ctx.revocations, entries }),
+  )
   server.addService(
     api.Bundles.service,
     createBundleHandlers({ ...kit, bundles: ctx.bundles, audit, auditJournal }),

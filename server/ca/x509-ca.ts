@@ -10,6 +10,7 @@ import {
 } from '../../lib/core/der/der-writer.js'
 import { isValidDnsName } from '../../lib/core/dns-name.js'
 import { IdentityError } from '../../lib/core/errors.js'
+import { X509_NOT_BEFORE_BACKDATE_MS } from '../../lib/core/revocation.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { type Certificate, parseCertificate } from '../../lib/core/x509/certificate.js'
@@ -26,7 +27,6 @@ import {
   subjectKeyIdentifier,
 } from './extensions.js'
 import { randomSerial } from './serial.js'
-import { X509_NOT_BEFORE_BACKDATE_MS } from '../../lib/core/revocation.js'
 
 /** notBefore is set this far in the past so peers with a slightly slow clock accept new certificates. */
 export const BACKDATE_MS = X509_NOT_BEFORE_BACKDATE_MS
