@@ -40,7 +40,8 @@ function deny(deps: WorkloadApiDeps, method: string, call: Call, err: unknown, c
   return toServiceError(err)
 }
 
-function stream<Req, Res>(
+/** A server-streaming handler: the security header, attestation, the per-uid stream limit, then `body`. */
+export function stream<Req, Res>(
   deps: WorkloadApiDeps,
   method: string,
   body: (deps: WorkloadApiDeps, call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,
