@@ -6,9 +6,11 @@ import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
 import { Policy } from '../lib/guard/policy.js'
 import { FailureThrottle } from '../lib/guard/throttle.js'
 import { BundleSource } from '../lib/workload/bundle-source.js'
+import type { RevocationSource } from '../lib/workload/revocation-source.js'
 import { X509Source } from '../lib/workload/x509-source.js'
 import { PinoGatewayAudit } from './gateway-audit.js'
 import type { GatewayConfig } from './gateway-config.js'
+import { openRevocations } from './gateway-revocations.js'
 import { startGatewayServer } from './gateway-server.js'
 
 /** A gateway serving: where it listens, which SVID it presents (with TLS), and how to stop it. */
@@ -24,10 +26,13 @@ async function openSources(config: GatewayConfig, log: Logger) {
   const onError = (err: IdentityError) =>
     log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
   const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
+  let revocations: RevocationSource | undefined
   try {
+    revocations = await openRevocations(config.endpoint, log, onError)
     const svids = config.tls ? await openOwnSvid(config, onError) : undefined
-    return { bundles, svids }
+    return { bundles, svids, revocations }
   } catch (err) {
+    revocations?.close()
     bundles.close()
     throw err
   }
@@ -58,12 +63,13 @@ async function openOwnSvid(
 
 function buildGuard(
   config: GatewayConfig,
-  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit },
+  deps: { policy?: Policy; bundles: BundleSource; revocations?: RevocationSource; audit: GatewayAudit },
 ) {
-  const { policy, bundles, audit } = deps
+  const { policy, bundles, revocations, audit } = deps
   return createGuard({
     jwtBundles: bundles,
     x509Bundles: bundles,
+    ...(revocations !== undefined && { revocations }),
     audience: config.audience,
     ...(policy !== undefined && { policy }),
     allowedOrigins: config.allowedOrigins,
@@ -94,19 +100,25 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
-  const { bundles, svids } = await openSources(config, log)
+  const { bundles, svids, revocations } = await openSources(config, log)
   if (svids !== undefined) audit.setCheckpointSigner(() => svids.getX509Svid())
   const closeSources = () => {
     // The audit log first: its last checkpoint is signed with the SVID the source still holds.
     audit.close()
     svids?.close()
+    revocations?.close()
     bundles.close()
   }
   try {
     const server = await startGatewayServer({
       listen: config.listen,
       upstream: config.upstream,
-      guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit }),
+      guard: buildGuard(config, {
+        ...(policy !== undefined && { policy }),
+        ...(revocations !== undefined && { revocations }),
+        bundles,
+        audit,
+      }),
       readsTools: policy?.usesTools ?? false,
       responseTimeoutMs: config.upstreamTimeoutMs,
       log: log.child({ component: 'gateway.proxy' }),

@@ -22,6 +22,7 @@ export {
 } from './endpoint.js'
 export { JwtSource } from './jwt-source.js'
 export type { JwtSvidParams, ValidatedJwtSvid, WorkloadJwtSvid, X509Context } from './responses.js'
+export { RevocationSource } from './revocation-source.js'
 export type { Watch } from './watch.js'
 export { DEFAULT_FIRST_UPDATE_TIMEOUT_MS, type SourceOptions } from './watched-value.js'
 export { WorkloadApiError } from './workload-api-error.js'
