@@ -4,10 +4,12 @@ import type { RevokeSvidResponse__Output } from '../../common/gen/tessera/admin/
 import type { Revocation__Output } from '../../common/gen/tessera/workload/v1/Revocation.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { type AdminClients, callAdmin } from '../admin-client.js'
+import { unixSeconds } from '../output.js'
 import {
   type AdminOptions,
   adminAction,
   formatFields,
+  formatTime,
   type Output,
   withAdminOptions,
 } from './admin-command.js'
@@ -53,16 +55,38 @@ function targetOf(options: RevokeOptions) {
   return given[0]
 }
 
-function describe(r: Revocation__Output): ReadonlyArray<readonly [string, string]> {
+/** A revocation as the CLI prints it: snake_case, times in Unix seconds (`issued_before` only for `spiffe-id`). */
+interface RevocationJson {
+  readonly kind: string
+  readonly value: string
+  readonly issued_before?: number
+  readonly revoked_at: number
+  readonly keep_until: number
+  readonly reason: string
+  readonly revoked_by?: string
+}
+
+function toJson(r: Revocation__Output, revokedBy?: string): RevocationJson {
+  return {
+    kind: r.kind,
+    value: r.value,
+    ...(r.kind === 'spiffe-id' && { issued_before: unixSeconds(r.issued_before_ms) }),
+    revoked_at: unixSeconds(r.revoked_at_ms),
+    keep_until: unixSeconds(r.keep_until_ms),
+    reason: r.reason,
+    ...(revokedBy !== undefined && { revoked_by: revokedBy }),
+  }
+}
+
+function describe(r: RevocationJson): ReadonlyArray<readonly [string, string]> {
   return [
     ['Kind', r.kind],
     ['Value', r.value],
-    ...(r.kind === 'spiffe-id'
-      ? [['Issued before', new Date(r.issued_before_ms).toISOString()] as const]
-      : []),
-    ['Revoked at', new Date(r.revoked_at_ms).toISOString()],
-    ['Kept until', new Date(r.keep_until_ms).toISOString()],
+    ...(r.issued_before === undefined ? [] : [['Issued before', formatTime(r.issued_before)] as const]),
+    ['Revoked at', formatTime(r.revoked_at)],
+    ['Kept until', formatTime(r.keep_until)],
     ...(r.reason === '' ? [] : [['Reason', r.reason] as const]),
+    ...(r.revoked_by === undefined ? [] : [['Revoked by', r.revoked_by] as const]),
   ]
 }
 
@@ -71,18 +95,16 @@ async function revoke(admin: AdminClients, options: RevokeOptions, out: Output):
   const answer = await callAdmin<RevokeSvidResponse__Output>(admin, (o, r) =>
     admin.revocations.RevokeSvid(request, o, r),
   )
-  out.print(answer, (a) =>
-    a.revocation === null
-      ? 'Revoked'
-      : `Revoked\n${formatFields([...describe(a.revocation), ['Revoked by', a.revoked_by]])}`,
-  )
+  if (answer.revocation === null) throw new IdentityError('ERR_INTERNAL', 'the server sent no revocation')
+  out.print(toJson(answer.revocation, answer.revoked_by), (r) => `Revoked\n${formatFields(describe(r))}`)
 }
 
 async function list(admin: AdminClients, _options: AdminOptions, out: Output): Promise<void> {
   const answer = await callAdmin<ListRevocationsResponse__Output>(admin, (o, r) =>
     admin.revocations.ListRevocations({}, o, r),
   )
-  out.print(answer.revocations, (all) =>
-    all.length === 0 ? 'No revocations' : all.map((r) => formatFields(describe(r))).join('\n\n'),
+  out.print(
+    answer.revocations.map((r) => toJson(r)),
+    (all) => (all.length === 0 ? 'No revocations' : all.map((r) => formatFields(describe(r))).join('\n\n')),
   )
 }

@@ -144,6 +144,8 @@ describe('--output json', () => {
         'audit search',
         () => json(['audit', 'search', '--event', 'entry.changed', join(stack.dir, 'server', 'audit.log')]),
       ],
+      ['svid revoke', () => json(['svid', 'revoke', '--spiffe-id', `spiffe://${TD}/json`])],
+      ['svid revocations', () => json(['svid', 'revocations'])],
       ['bundle delete', () => json(['bundle', 'delete', '--id', 'partner.org'])],
       ['entry delete', () => json(['entry', 'delete', '--id', created.id])],
       ['agent ban', () => json(['agent', 'ban', '--spiffe-id', agentId ?? ''])],

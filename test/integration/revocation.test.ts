@@ -90,7 +90,10 @@ describe('a revoked JWT-SVID', () => {
     const revoked = await revoke('--jti', claimsOf(token).jti)
     const since = Date.now()
     expect(revoked.code, revoked.stderr).toBe(0)
-    expect(jsonOf<{ revocation: { kind: string } }>(revoked).revocation.kind).toBe('jwt-id')
+    expect(jsonOf<{ kind: string; revoked_by: string }>(revoked)).toMatchObject({
+      kind: 'jwt-id',
+      revoked_by: expect.stringMatching(/^admin uid /),
+    })
     await refusedWithin(
       'JWT-SVID at the lib verifier',
       since,
