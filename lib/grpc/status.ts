@@ -86,7 +86,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_ADDRESS_IN_USE: status.UNAVAILABLE,
   ERR_ADMIN_API_UNAVAILABLE: status.UNAVAILABLE,
   ERR_INTERNAL: status.INTERNAL,
-  ERR_CREDENTIAL_REVOKED: status.PERMISSION_DENIED,
+  // Like the other JWT validation failures (ValidateJWTSVID answers INVALID_ARGUMENT for an invalid token).
+  ERR_CREDENTIAL_REVOKED: status.INVALID_ARGUMENT,
   ERR_REVOCATION_INVALID: status.INVALID_ARGUMENT,
   ERR_REVOCATION_LIMIT: status.RESOURCE_EXHAUSTED,
 }

@@ -105,6 +105,10 @@ describe('a revoked JWT-SVID', () => {
     })
     const answer = await send(gateway.port, { headers: bearer(token) })
     expect(answer.status).toBe(401)
+    // A verifier that asks the agent (ValidateJWTSVID, as go-spiffe's workloadapi.ValidateJWTSVID does) learns it too.
+    const validated = await env.stack.cli(['api', 'validate', 'jwt', '--audience', AUD, '--token', token])
+    expect(validated.code).not.toBe(0)
+    expect(validated.stderr).toContain('ERR_CREDENTIAL_REVOKED')
     const fresh = await env.agentToken(CLAUDE)
     expect(claimsOf(fresh).jti).not.toBe(claimsOf(token).jti)
     expect((await send(gateway.port, { headers: bearer(fresh) })).status).toBe(200)
