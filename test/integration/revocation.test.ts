@@ -1,8 +1,12 @@
+import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { connect as connectTls, createServer as createTlsServer } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isIdentityError } from '../../lib/core/errors.js'
 import { parseX509SvidPem } from '../../lib/core/x509/x509-svid.js'
+import { createMtlsServer, mtlsClientOptions } from '../../lib/tls/index.js'
 import { authorizeAny } from '../../lib/verify/authorizer.js'
 import { verifyJwtPeer } from '../../lib/verify/jwt-peer.js'
 import { verifyX509Peer } from '../../lib/verify/x509-peer.js'
@@ -158,6 +162,40 @@ describe('a revoked X509-SVID', () => {
         svid.privateKey.export({ format: 'der', type: 'pkcs8' }),
       )
     } finally {
+      source.close()
+    }
+  })
+})
+
+describe('createMtlsServer with revocations', () => {
+  it("drops an open connection when its client's X509-SVID is revoked", async () => {
+    const source = await X509Source.create({ endpoint: `unix://${env.stack.socketPath}`, newBackoff })
+    const server = createMtlsServer(
+      source,
+      authorizeAny(),
+      (o) => createTlsServer(o, (s) => s.on('data', () => {})),
+      {
+        revocations,
+      },
+    )
+    try {
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      const { port } = server.address() as AddressInfo
+      const client = connectTls({ port, host: '127.0.0.1', ...mtlsClientOptions(source, authorizeAny()) })
+      await once(client, 'secureConnect')
+      let isClosed = false
+      client.once('close', () => {
+        isClosed = true
+      })
+      const serial = source.getX509Svid().certificates[0]?.serialHex ?? ''
+      const revoked = await revoke('--serial', serial)
+      const since = Date.now()
+      expect(revoked.code, revoked.stderr).toBe(0)
+      await waitFor(() => isClosed, { timeoutMs: 15_000 })
+      console.log(`revocation → mTLS connection dropped: ${Date.now() - since} ms after the command returned`)
+    } finally {
+      server.close()
       source.close()
     }
   })
