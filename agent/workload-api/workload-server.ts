@@ -15,11 +15,13 @@ import {
 } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
+import { revocationsApi } from '../../lib/workload/workload-proto.js'
 import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import { relayCheckpoint } from './checkpoint-relay.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle } from './refusal-throttle.js'
+import { revocationHandlers } from './revocation-service.js'
 import { UidStreamLimits } from './stream-limits.js'
 import type { OpenStreams } from './update-stream.js'
 import { unary, workloadApiHandlers } from './workload-service.js'
@@ -140,11 +142,8 @@ export async function startWorkloadApi(
     maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
     log: options.log,
   })
-  const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers({
-    ...deps,
-    openStreams,
-    factsOf: (call) => server.peerOf(call),
-  })
+  const handlerDeps = { ...deps, openStreams, factsOf: (call: { getPeer(): string }) => server.peerOf(call) }
+  const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers(handlerDeps)
   server.grpc.addService(workloadApi().SpiffeWorkloadAPI.service, handlers)
   // Tessera's own service beside the standard one, which stays as the spec defines it.
   const relay = deps.checkpoints
@@ -156,6 +155,10 @@ export async function startWorkloadApi(
       ),
     })
   }
+  server.grpc.addService(
+    revocationsApi().tessera.workload.v1.Revocations.service,
+    revocationHandlers(handlerDeps),
+  )
   server.grpc.addService(
     healthApi().grpc.health.v1.Health.service,
     healthHandlers({

@@ -29,6 +29,7 @@ export {
   type WitSvidProvider,
 } from './proof-fetch.js'
 export type { JwtSvidParams, ValidatedJwtSvid, WorkloadJwtSvid, X509Context } from './responses.js'
+export { RevocationSource } from './revocation-source.js'
 export type { Watch } from './watch.js'
 export { DEFAULT_FIRST_UPDATE_TIMEOUT_MS, type SourceOptions } from './watched-value.js'
 export { WitBundleSet, type WorkloadWitSvid } from './wit-responses.js'

@@ -58,6 +58,7 @@ export function newJwtSvidHandler(
     const audience = checkedAudience(call.request.audience)
     const set = await deps.authorized.forAgent(agent.id)
     const entry = await authorizedEntry(deps, { agent, set, entryId: call.request.entry_id, kind: 'jwt' })
+    await deps.ctx.revocations.waitUntilIssuable(entry.spiffeId)
     const key = deps.ctx.rotator.active().jwtKey
     const ttlMs = entry.jwtSvidTtlMs || deps.ctx.settings.defaultJwtSvidTtlMs
     const token = await mintJwtSvid({
@@ -130,6 +131,7 @@ async function signOne(
   try {
     const entry = await authorizedEntry(deps, { agent, set, entryId: param.entry_id, kind: 'x509' })
     const ttlMs = entry.x509SvidTtlMs || deps.ctx.settings.defaultX509SvidTtlMs
+    await deps.ctx.revocations.waitUntilIssuable(entry.spiffeId)
     const leaf = await signX509SvidFromCsr(ca, {
       csrDer: csrBytes(param.csr),
       id: entry.spiffeId,
