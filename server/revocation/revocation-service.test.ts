@@ -57,7 +57,13 @@ describe('RevocationService', () => {
       revokedBy: 'admin uid 0',
     })
     expect(audit.recordsOf('credential.revoked')).toEqual([
-      expect.objectContaining({ outcome: 'allowed', resource: ID, action: 'revoke', reason: 'leaked', code: 'OK' }),
+      expect.objectContaining({
+        outcome: 'allowed',
+        resource: ID,
+        action: 'revoke',
+        reason: 'leaked',
+        code: 'OK',
+      }),
     ])
     expect(changes).toBe(1)
     const id = SpiffeId.parse(ID)
