@@ -163,6 +163,9 @@ function syncInto(
       void cache
         .applySnapshot(snapshot.entries, own, federated)
         .catch((err) => log.warn({ err }, 'Applying a sync snapshot failed.'))
+      void cache
+        .applyRevocations(snapshot.revocations)
+        .catch((err) => log.warn({ err }, 'Replacing revoked SVIDs failed; will retry.'))
     },
     onRefused: (err) => {
       // One line: what the server said, not a stack (a refusal is an answer, not a crash).

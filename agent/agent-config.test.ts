@@ -42,6 +42,7 @@ describe('loadAgentConfig defaults', () => {
       maxConnectionsPerUid: 1024,
       connectionIdleTimeoutMs: 300_000,
       auditSummaryWindowMs: 10_000,
+      beginTaskPerSecond: 5,
       unsafeBenchNoBindingChecks: false,
       warnings: [],
       configFile: undefined,

@@ -11,6 +11,7 @@ import type { BenchResult } from './harness.js'
 import { formatTable } from './harness.js'
 import { benchJwt } from './jwt.bench.js'
 import { benchRegistration } from './registration.bench.js'
+import { benchRevocation } from './revocation.bench.js'
 import { benchTasks } from './tasks.bench.js'
 import { benchWorkloadApi } from './workload-api.bench.js'
 
@@ -25,6 +26,7 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['Workload API binding checks', benchBindingCost],
   ['Workload API audit chain', benchAuditChain],
   ['gateway', benchGateway],
+  ['revocation', benchRevocation],
   ['tasks', benchTasks],
 ]
 

@@ -13,6 +13,7 @@ import type { AuditCheckpointsClient } from '../common/gen/tessera/admin/v1/Audi
 import type { BundlesClient } from '../common/gen/tessera/admin/v1/Bundles.js'
 import type { EntriesClient } from '../common/gen/tessera/admin/v1/Entries.js'
 import type { JoinTokensClient } from '../common/gen/tessera/admin/v1/JoinTokens.js'
+import type { RevocationsClient } from '../common/gen/tessera/admin/v1/Revocations.js'
 import { WARNING_TRAILER } from '../common/grpc/admin-warnings.js'
 import { adminApi } from '../common/grpc/protos.js'
 import { IdentityError } from '../lib/core/errors.js'
@@ -31,6 +32,7 @@ export interface AdminClients extends AdminTarget {
   readonly bundles: BundlesClient
   readonly approvals: ApprovalsClient
   readonly checkpoints: AuditCheckpointsClient
+  readonly revocations: RevocationsClient
   /** Closes every client's channel. */
   close(): void
 }
@@ -69,6 +71,7 @@ export function adminClients(to: {
     bundles: new api.Bundles(to.target, to.credentials, options),
     approvals: new api.Approvals(to.target, to.credentials, options),
     checkpoints: new api.AuditCheckpoints(to.target, to.credentials, options),
+    revocations: new api.Revocations(to.target, to.credentials, options),
   }
   return {
     socket: to.shownAs,

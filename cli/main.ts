@@ -10,6 +10,7 @@ import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
 import { registerServerCommands } from './commands/server.js'
+import { registerSvidCommands } from './commands/svid.js'
 import { registerTaskCommands } from './commands/task.js'
 import { registerTokenCommands } from './commands/token.js'
 import { registerUpCommand } from './commands/up.js'
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerServerCommands(program)
   registerEntryCommands(program)
   registerTokenCommands(program)
+  registerSvidCommands(program)
   registerAgentCommands(program)
   registerApprovalCommands(program)
   registerAgentRunCommand(program)

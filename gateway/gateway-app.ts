@@ -9,11 +9,13 @@ import { createGuard, type GatewayAudit } from '../lib/guard/guard.js'
 import { Policy } from '../lib/guard/policy.js'
 import { FailureThrottle } from '../lib/guard/throttle.js'
 import { BundleSource } from '../lib/workload/bundle-source.js'
+import type { RevocationSource } from '../lib/workload/revocation-source.js'
 import type { WitSource } from '../lib/workload/wit-source.js'
 import { X509Source } from '../lib/workload/x509-source.js'
 import { PinoGatewayAudit } from './gateway-audit.js'
 import type { GatewayConfig } from './gateway-config.js'
 import { openWitBundles, proofOptions } from './gateway-proof.js'
+import { openRevocations } from './gateway-revocations.js'
 import { startGatewayServer } from './gateway-server.js'
 
 /** A gateway serving: where it listens, which SVID it presents (with TLS), and how to stop it. */
@@ -29,14 +31,17 @@ async function openSources(config: GatewayConfig, log: Logger) {
   const onError = (err: IdentityError) =>
     log.warn({ code: err.code, err }, 'Workload API stream failed; retrying.')
   const bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
+  let revocations: RevocationSource | undefined
   try {
+    revocations = await openRevocations(config.endpoint, log, onError)
     const svids = config.tls ? await openOwnSvid(config, onError) : undefined
     const wits = await openWitBundles(config, log).catch((err: unknown) => {
       svids?.close()
       throw err
     })
-    return { bundles, svids, wits }
+    return { bundles, svids, wits, revocations }
   } catch (err) {
+    revocations?.close()
     bundles.close()
     throw err
   }
@@ -67,14 +72,21 @@ async function openOwnSvid(
 
 function buildGuard(
   config: GatewayConfig,
-  deps: { policy?: Policy; bundles: BundleSource; audit: GatewayAudit; wits: WitSource | undefined },
+  deps: {
+    policy?: Policy
+    bundles: BundleSource
+    revocations?: RevocationSource
+    audit: GatewayAudit
+    wits: WitSource | undefined
+  },
 ) {
-  const { policy, bundles, audit } = deps
+  const { policy, bundles, revocations, audit } = deps
   const proof = proofOptions(config, deps.wits)
   return createGuard({
     ...(proof !== undefined && { proof }),
     jwtBundles: bundles,
     x509Bundles: bundles,
+    ...(revocations !== undefined && { revocations }),
     audience: config.audience,
     ...(policy !== undefined && { policy }),
     allowedOrigins: config.allowedOrigins,
@@ -105,7 +117,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       ),
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },
   })
-  const { bundles, svids, wits } = await openSources(config, log)
+  const { bundles, svids, wits, revocations } = await openSources(config, log)
   // Its checkpoints go to the server through the agent, so a cut or deleted file shows (DESIGN §10).
   const checkpointClient = connectCheckpointClient(config.endpoint)
   const forwarder = new CheckpointForwarder({
@@ -124,13 +136,20 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     checkpointClient.close()
     svids?.close()
     wits?.close()
+    revocations?.close()
     bundles.close()
   }
   try {
     const server = await startGatewayServer({
       listen: config.listen,
       upstream: config.upstream,
-      guard: buildGuard(config, { ...(policy !== undefined && { policy }), bundles, audit, wits }),
+      guard: buildGuard(config, {
+        ...(policy !== undefined && { policy }),
+        ...(revocations !== undefined && { revocations }),
+        bundles,
+        audit,
+        wits,
+      }),
       readsTools: policy?.usesTools ?? false,
       responseTimeoutMs: config.upstreamTimeoutMs,
       log: log.child({ component: 'gateway.proxy' }),

@@ -68,7 +68,7 @@ function makeTlsServer(options: GatewayServerOptions, onRequest: RequestListener
   return server
 }
 
-/** How an allowed WebSocket is watched: its messages decided and audited, closed when its credential expires. */
+/** How an allowed WebSocket is watched: its messages decided and audited, closed when its credential expires or is revoked. */
 function sessionOf(guard: Guard, upgrade: AllowedUpgrade): WebSocketSession {
   const { via, expiresAtMs } = upgrade.allowed
   return {
@@ -79,6 +79,7 @@ function sessionOf(guard: Guard, upgrade: AllowedUpgrade): WebSocketSession {
       atMs: expiresAtMs,
       code: via === 'jwt' ? 'ERR_JWT_EXPIRED' : 'ERR_X509_SVID_EXPIRED',
     },
+    endWhen: (end) => guard.watchRevocation(upgrade, end),
     onEnded: (why) => guard.recordWebSocketEnd(upgrade, why),
   }
 }

@@ -28,6 +28,11 @@ export interface WebSocketRelayOptions {
   /** When the caller's credential expires, and the code to audit then. */
   readonly credentialExpiry?: { readonly atMs: number; readonly code: ErrorCode }
   readonly clock: Clock
+  /**
+   * Subscribes to the end of the caller's credential before it expires (its revocation): when
+   * `end` is called the WebSocket is closed with 1008 and `onEnded` told. Returns the unsubscribe function.
+   */
+  readonly endWhen?: (end: (why: RelayEnded) => void) => () => void
   /** Told when the credential expired or a client frame could not be read (a denial is the decider's). */
   readonly onEnded: (why: RelayEnded) => void
   readonly maxMessageBytes?: number
@@ -57,6 +62,7 @@ class WebSocketRelay {
   #isToClientReadable = true
   #isClosing = false
   #timer: NodeJS.Timeout | undefined
+  #unsubscribe: () => void = () => undefined
 
   constructor(client: Duplex, upstream: Duplex, options: WebSocketRelayOptions) {
     this.#client = client
@@ -92,6 +98,12 @@ class WebSocketRelay {
     if (upstreamHead.length > 0) this.#fromUpstream(upstreamHead)
     if (clientHead.length > 0) this.#fromClientData(clientHead)
     this.#armExpiry()
+    this.#unsubscribe =
+      this.#options.endWhen?.((why) => {
+        if (this.#isClosing) return
+        this.#options.onEnded(why)
+        this.#close(CLOSE_POLICY, 'credential revoked')
+      }) ?? this.#unsubscribe
   }
 
   #fromClientData(chunk: Buffer): void {
@@ -144,6 +156,7 @@ class WebSocketRelay {
     if (this.#isClosing) return
     this.#isClosing = true
     clearTimeout(this.#timer)
+    this.#unsubscribe()
     if (this.#isToClientReadable && this.#toClient.isAtBoundary)
       this.#client.end(encodeCloseFrame(code, reason, { mask: false }))
     else this.#client.destroy()
@@ -155,6 +168,7 @@ class WebSocketRelay {
 
   #destroy(): void {
     clearTimeout(this.#timer)
+    this.#unsubscribe()
     this.#client.destroy()
     this.#upstream.destroy()
   }

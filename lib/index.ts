@@ -36,6 +36,15 @@ export {
   type JwtSvidHeader,
   parseJwtSvidInsecure,
 } from './core/jwt/jwt-svid.js'
+export {
+  normalizeSerialHex,
+  type RevocableCredential,
+  type Revocation,
+  type RevocationKind,
+  RevocationList,
+  type RevocationListSource,
+  X509_NOT_BEFORE_BACKDATE_MS,
+} from './core/revocation.js'
 export { SpiffeId } from './core/spiffe-id.js'
 export { TrustDomain } from './core/trust-domain.js'
 export { type Certificate, KeyUsageBit } from './core/x509/certificate.js'

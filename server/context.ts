@@ -9,6 +9,7 @@ import type { PendingDrops } from './consent/pending-reports.js'
 import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
 import type { ServerHealth } from './health/server-health.js'
+import type { RevocationService } from './revocation/revocation-service.js'
 
 /** Server-wide settings the APIs need (a subset of the loaded config). */
 export interface ServerSettingsView {
@@ -44,6 +45,8 @@ export interface ServerContext {
   readonly rotator: CaRotator
   readonly bundles: BundleService
   readonly events: ServerEvents
+  /** Revoked credentials (DESIGN §11), pushed to agents on the sync stream. */
+  readonly revocations: RevocationService
   /** Pending requests dropped past their limit; absent in tests that build a context (then per API). */
   readonly pendingDrops?: PendingDrops | undefined
   /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */

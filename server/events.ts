@@ -6,6 +6,8 @@ export interface ServerEventMap {
   'entries-changed': []
   /** The own bundle (rotation) or a federated bundle changed. */
   'bundle-changed': []
+  /** A credential was revoked, or revocations were pruned (DESIGN §11). */
+  'revocations-changed': []
   /** An agent was evicted or banned: its streams must end now. */
   'agent-removed': [agentId: string]
 }

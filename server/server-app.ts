@@ -21,6 +21,7 @@ import { ServerEvents } from './events.js'
 import { reportDatastoreFault, reportRotation } from './failure-reports.js'
 import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
+import { RevocationService } from './revocation/revocation-service.js'
 import type { ServerConfig } from './server-config.js'
 
 /** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
@@ -89,6 +90,19 @@ export async function startServer(
     const bundles = new BundleService({ trustDomain, store: datastore.bundles, events, keys: rotator })
     await bundles.start()
     stack.push(() => bundles.stop())
+    const revocations = new RevocationService({
+      store: datastore.revocations,
+      audit: deps.audit,
+      auditJournal: deps.auditJournal,
+      events,
+      clock,
+      trustDomain,
+      latestExpiryMs: () => {
+        const active = rotator.active()
+        return Math.max(active.x509Ca.notAfterMs, active.jwtKey.notAfterMs)
+      },
+    })
+    await revocations.start()
     const context: ServerContext = {
       settings: config,
       trustDomain,
@@ -100,6 +114,7 @@ export async function startServer(
       rotator,
       bundles,
       events,
+      revocations,
       health,
       pendingDrops: { count: 0, isAudited: false },
     }
@@ -161,7 +176,7 @@ export async function startServer(
   }
 }
 
-/** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens and entries. */
+/** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens, entries and revocations. */
 async function maintain(ctx: ServerContext, serverSvid: ServerSvid): Promise<void> {
   try {
     await ctx.rotator.rotate()
@@ -169,6 +184,7 @@ async function maintain(ctx: ServerContext, serverSvid: ServerSvid): Promise<voi
     const nowMs = ctx.clock.nowMs()
     await ctx.datastore.joinTokens.prune(nowMs)
     if ((await ctx.datastore.entries.prune(nowMs)) > 0) ctx.events.emit('entries-changed')
+    await ctx.revocations.prune()
   } catch (err) {
     ctx.log.error({ err, component: 'server.maintenance' }, 'maintenance pass failed')
   }

@@ -1,6 +1,7 @@
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { isEntryExpired, type RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { type Revocation, RevocationList } from '../../lib/core/revocation.js'
 import { type Selector, selectorsAdmit } from '../../lib/core/selector.js'
 import type { WorkloadIdentities, WorkloadJwt } from '../workload-api/ports.js'
 import { JwtCache } from './jwt-cache.js'
@@ -29,6 +30,7 @@ export class AgentCache implements WorkloadIdentities {
   readonly #wits: WitCache
   readonly #bundles = new TrustBundles()
   readonly #listeners = new Set<() => void>()
+  #revocations = RevocationList.EMPTY
 
   constructor(deps: AgentCacheDeps) {
     this.#clock = deps.clock
@@ -50,6 +52,26 @@ export class AgentCache implements WorkloadIdentities {
     // Entries or bundles may have changed: streams recompute and send only what differs.
     this.#notify()
     await signing
+  }
+
+  /**
+   * Takes the server's revocations (DESIGN §11): served to verifiers, and every cached SVID they
+   * cover is replaced at once (JWT-SVIDs are minted anew on the next request). Resolves once the
+   * replacements are signed.
+   */
+  async applyRevocations(revocations: ReadonlyArray<Revocation>): Promise<void> {
+    const list = RevocationList.of(revocations).prune(this.#clock.nowMs())
+    this.#revocations = list
+    this.#jwts.dropRevoked(list)
+    this.#notify()
+    await this.#svids.rotateRevoked(list)
+  }
+
+  /** The revocations kept now (those past their keep-until time left out). */
+  revocations(): RevocationList {
+    const pruned = this.#revocations.prune(this.#clock.nowMs())
+    this.#revocations = pruned
+    return pruned
   }
 
   /** Rotates SVIDs that are due (call periodically). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../lib/core/clock.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { RevocationList } from '../../lib/core/revocation.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { JwtCache } from './jwt-cache.js'
 import type { MintedJwt, SigningServer } from './ports.js'
@@ -59,5 +60,37 @@ describe('JwtCache', () => {
     const [x, y] = await Promise.all([cache.fetch(entry, ['a']), cache.fetch(entry, ['a'])])
     expect(x.token).toBe(y.token)
     expect(server.asked).toHaveLength(1)
+  })
+
+  it('forgets a token a revocation covers (by jti or by SPIFFE ID), so the next request mints a new one', async () => {
+    const clock = new ManualClock(T0)
+    let n = 0
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+    const server: SigningServer = {
+      batchNewX509Svid: async () => {
+        throw new Error('not used here')
+      },
+      newWitSvid: async () => {
+        throw new Error('not used here')
+      },
+      newJwtSvid: async () => {
+        n++
+        const token = `${part({ alg: 'ES256' })}.${part({ sub: 'spiffe://td/w', jti: `j${n}` })}.sig`
+        return { token, issuedAtMs: clock.nowMs(), expiresAtMs: clock.nowMs() + 300_000 }
+      },
+    }
+    const cache = new JwtCache(clock, server)
+    const first = await cache.fetch(entry, ['a'])
+    const revoke = (kind: 'jwt-id' | 'spiffe-id', value: string, issuedBeforeMs = 0) =>
+      RevocationList.of([
+        { kind, value, issuedBeforeMs, revokedAtMs: T0, keepUntilMs: T0 + 300_000, reason: '' },
+      ])
+    cache.dropRevoked(revoke('jwt-id', 'j9'))
+    expect((await cache.fetch(entry, ['a'])).token).toBe(first.token)
+    cache.dropRevoked(revoke('jwt-id', 'j1'))
+    const second = await cache.fetch(entry, ['a'])
+    expect(second.token).not.toBe(first.token)
+    cache.dropRevoked(revoke('spiffe-id', 'spiffe://td/w', T0 + 1000))
+    expect((await cache.fetch(entry, ['a'])).token).not.toBe(second.token)
   })
 })

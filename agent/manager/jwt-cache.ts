@@ -1,5 +1,7 @@
 import type { Clock } from '../../lib/core/clock.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { RevocationList } from '../../lib/core/revocation.js'
+import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { MintedJwt, SigningServer } from './ports.js'
 
 /** Most distinct (entry, audience set) tokens kept; the oldest is dropped past it. */
@@ -41,10 +43,39 @@ export class JwtCache {
     return call
   }
 
+  /** Forgets tokens that `revoked` covers, so the next request mints a new one. */
+  dropRevoked(revoked: RevocationList): void {
+    for (const [key, minted] of this.#tokens) {
+      const claims = claimsOf(minted.token)
+      if (claims === undefined) continue
+      const credential = {
+        kind: 'jwt',
+        id: claims.id,
+        jwtId: claims.jti,
+        issuedAtMs: minted.issuedAtMs,
+      } as const
+      if (revoked.find(credential) !== undefined) this.#tokens.delete(key)
+    }
+  }
+
   /** Forgets tokens of entries that are no longer authorized. */
   retain(entryIds: ReadonlySet<string>): void {
     for (const key of this.#tokens.keys()) {
       if (!entryIds.has(key.slice(0, key.indexOf('\n')))) this.#tokens.delete(key)
     }
+  }
+}
+
+/** `sub` and `jti` of a token the server minted; undefined if it does not read (then it is kept). */
+function claimsOf(token: string): { id: SpiffeId; jti: string | undefined } | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      sub?: unknown
+      jti?: unknown
+    }
+    if (typeof payload.sub !== 'string') return undefined
+    return { id: SpiffeId.parse(payload.sub), jti: typeof payload.jti === 'string' ? payload.jti : undefined }
+  } catch {
+    return undefined
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../lib/core/clock.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import { RevocationList } from '../../lib/core/revocation.js'
 import { Selector } from '../../lib/core/selector.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
 import { parseCsr } from '../../lib/core/x509/csr.js'
@@ -126,5 +127,29 @@ describe('SvidCache', () => {
     expect(server.calls).toBe(calls + 2)
     clock.advance(H / 2)
     expect(cache.viewFor(uid0).svids).toHaveLength(1)
+  })
+
+  it('replaces at once an SVID that a revocation covers (new key, new serial), and only that one', async () => {
+    const { server, cache } = await setup()
+    await cache.setEntries([entry('a'), entry('b')])
+    const [a, b] = cache.viewFor(uid0).svids
+    const revoked = RevocationList.of([
+      {
+        kind: 'x509-serial',
+        value: a?.serialHex ?? '',
+        issuedBeforeMs: 0,
+        revokedAtMs: T0,
+        keepUntilMs: T0 + H,
+        reason: '',
+      },
+    ])
+    await cache.rotateRevoked(revoked)
+    const [a2, b2] = cache.viewFor(uid0).svids
+    expect(server.calls).toBe(2)
+    expect(a2?.serialHex).not.toBe(a?.serialHex)
+    expect(a2?.keyPkcs8.equals(a?.keyPkcs8 ?? Buffer.alloc(0))).toBe(false)
+    expect(b2).toBe(b)
+    await cache.rotateRevoked(revoked) // the new one is not covered: nothing more is signed
+    expect(server.calls).toBe(2)
   })
 })

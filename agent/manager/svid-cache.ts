@@ -1,7 +1,9 @@
 import type { Clock } from '../../lib/core/clock.js'
 import { isEntryExpired, type RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { RevocableCredential, RevocationList } from '../../lib/core/revocation.js'
 import { type Selector, selectorsAdmit } from '../../lib/core/selector.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
+import { parseCertificate } from '../../lib/core/x509/certificate.js'
 import { createCsr } from '../../lib/core/x509/csr.js'
 import { exportPkcs8Der } from '../../lib/core/x509/private-key.js'
 import type { KeyFactory, SigningServer, SignResult } from './ports.js'
@@ -18,6 +20,9 @@ export interface CachedX509Svid {
   readonly expiresAtMs: number
   /** When the manager replaces it: just before half of its lifetime (SPIRE: half-life, −10 % jitter). */
   readonly rotateAtMs: number
+  /** The leaf's serial (as `Certificate.serialHex`) and notBefore, by which a revocation names it. */
+  readonly serialHex: string
+  readonly notBeforeMs: number
 }
 
 /** What a workload with some selectors may get right now. */
@@ -47,6 +52,11 @@ function isWorkloadEntry(entry: RegistrationEntry): boolean {
   return !entry.selectors.some((s) => s.type === 'spiffe_id')
 }
 
+/** A cached SVID as a revocation list looks it up. */
+function credentialOf(svid: CachedX509Svid): RevocableCredential {
+  return { kind: 'x509', id: svid.id, serialHex: svid.serialHex, notBeforeMs: svid.notBeforeMs }
+}
+
 function byAge(a: RegistrationEntry, b: RegistrationEntry): number {
   return a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 }
@@ -65,6 +75,8 @@ export class SvidCache {
   /** After a failed signing call, periodic retries wait until then (1 s doubling to 30 s). */
   #retryAtMs = 0
   #failures = 0
+  /** The last revocations seen: an SVID signed while one was being made is replaced at once too. */
+  #revoked: RevocationList | undefined
 
   constructor(deps: SvidCacheDeps) {
     this.#deps = deps
@@ -84,6 +96,24 @@ export class SvidCache {
     }
     if (changed) this.#deps.onChange()
     // A new snapshot proves the server is reachable: sign at once, whatever the retry backoff says.
+    this.#retryAtMs = 0
+    return this.reconcile()
+  }
+
+  /**
+   * Marks every cached SVID that `revoked` covers for rotation now and signs replacements (a new key,
+   * a new serial). Until a replacement arrives the revoked one is still what the entry's workloads
+   * hold (verifiers that consult revocations refuse it), so open streams are not cut.
+   */
+  rotateRevoked(revoked: RevocationList): Promise<void> {
+    this.#revoked = revoked
+    let count = 0
+    for (const [id, svid] of this.#svids) {
+      if (revoked.find(credentialOf(svid)) === undefined || svid.rotateAtMs === 0) continue
+      this.#svids.set(id, { ...svid, rotateAtMs: 0 })
+      count++
+    }
+    if (count === 0) return Promise.resolve()
     this.#retryAtMs = 0
     return this.reconcile()
   }
@@ -167,10 +197,10 @@ export class SvidCache {
       }
       // The entry may have changed or gone while this batch was being signed.
       if (!this.#entries.some((e) => e.id === entry.id && e.revision === entry.revision)) continue
-      this.#svids.set(
-        entry.id,
-        this.#cached(entry, result.chainDer, exportPkcs8Der(key), nowMs, result.expiresAtMs),
-      )
+      const cached = this.#cached(entry, result.chainDer, exportPkcs8Der(key), nowMs, result.expiresAtMs)
+      const isRevoked = this.#revoked?.find(credentialOf(cached)) !== undefined
+      this.#svids.set(entry.id, isRevoked ? { ...cached, rotateAtMs: 0 } : cached)
+      if (isRevoked) this.#again = true
       changed = true
     }
     if (changed) this.#deps.onChange()
@@ -185,7 +215,10 @@ export class SvidCache {
   ): CachedX509Svid {
     const lifetime = Math.max(0, expiresAtMs - nowMs)
     const jitter = (this.#deps.random ?? Math.random)() * 0.1
+    const leaf = parseCertificate(chain[0] ?? Buffer.alloc(0))
     return {
+      serialHex: leaf.serialHex,
+      notBeforeMs: leaf.notBeforeMs,
       entry,
       id: entry.spiffeId,
       chainDer: Buffer.concat(chain),

@@ -16,7 +16,7 @@ class FakeCall extends EventEmitter {
   }
 }
 
-const EMPTY: SyncAuthorizedResponse__Output = { entries: [], bundles: [] }
+const EMPTY: SyncAuthorizedResponse__Output = { entries: [], bundles: [], revocations: [] }
 
 describe('backoffDelayMs', () => {
   it.each([

@@ -4,13 +4,17 @@ import type { SyncAuthorizedResponse__Output } from '../../common/gen/tessera/ag
 import { bundleFromProto, entryFromProto } from '../../common/grpc/agent-api-convert.js'
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { Revocation } from '../../lib/core/revocation.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
+import { revocationsFromWire } from '../../lib/workload/revocation-wire.js'
 
 /** What the server says this agent may serve, in full. */
 export interface SyncSnapshot {
   readonly entries: ReadonlyArray<RegistrationEntry>
   /** The own trust domain's bundle first, then the federated bundles the entries federate with. */
   readonly bundles: ReadonlyArray<SpiffeBundle>
+  /** Every revocation the server keeps (DESIGN §11). */
+  readonly revocations: ReadonlyArray<Revocation>
 }
 
 /** Callbacks of {@link SyncStream}. */
@@ -115,7 +119,11 @@ export class SyncStream {
   #receive(msg: SyncAuthorizedResponse__Output): void {
     let snapshot: SyncSnapshot
     try {
-      snapshot = { entries: msg.entries.map(entryFromProto), bundles: msg.bundles.map(bundleFromProto) }
+      snapshot = {
+        entries: msg.entries.map(entryFromProto),
+        bundles: msg.bundles.map(bundleFromProto),
+        revocations: revocationsFromWire(msg.revocations),
+      }
     } catch (err) {
       this.#deps.log.warn({ err }, 'The server sent a snapshot that does not parse; reconnecting.')
       this.#drop()

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { TaskRequest } from '../../lib/core/task/task-request.js'
+import { errorCodeOf } from '../../lib/grpc/status.js'
 import type { ProcessWatch } from './process-watch.js'
 
 /** How a task ended: EndTask, its process exited, or its token expired. */
@@ -21,6 +22,10 @@ export interface AgentTask {
   expiresAtMs: number
   endedAtMs?: number
   endReason?: TaskEndReason
+  /** The server has been told of the end (an expiry needs no telling). */
+  isReported?: boolean
+  /** When telling the server was last tried. */
+  lastReportMs?: number
 }
 
 /** Where ends are reported: the server (`EndTask` on the agent API). */
@@ -43,6 +48,8 @@ export interface AgentTasksDeps {
 export const TASK_WATCH_MS = 100
 /** Ended and expired tasks stay listed this long. */
 export const ENDED_KEPT_MS = 10 * 60_000
+/** An end the server could not be told of is told again this often, until the token expires. */
+export const REPORT_RETRY_MS = 5000
 /** Live tasks one uid may hold at once. */
 export const MAX_LIVE_TASKS_PER_UID = 256
 
@@ -100,9 +107,16 @@ export class AgentTasks {
   async end(taskId: string, reason: 'ended' | 'exited'): Promise<void> {
     const task = this.#tasks.get(taskId)
     if (task === undefined) throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task')
-    if (task.endedAtMs !== undefined) return
-    this.#markEnded(task, reason)
-    await this.#deps.server.endTask(taskId, reason)
+    if (task.isReported === true || task.endReason === 'expired') return
+    if (task.endedAtMs === undefined) this.#markEnded(task, reason)
+    task.lastReportMs = this.#deps.clock.nowMs()
+    try {
+      await this.#deps.server.endTask(taskId, task.endReason === 'exited' ? 'exited' : 'ended')
+    } catch (err) {
+      // A server that no longer knows the task (it restarted) has nothing to revoke: told enough.
+      if (errorCodeOf(err) !== 'ERR_TASK_NOT_FOUND') throw err
+    }
+    task.isReported = true
   }
 
   /** Ends the tasks of processes that exited, marks expired ones, forgets old ended ones. */
@@ -112,6 +126,7 @@ export class AgentTasks {
     for (const task of this.#tasks.values()) {
       if (task.endedAtMs !== undefined) {
         if (task.endedAtMs + keptMs <= nowMs) this.#tasks.delete(task.taskId)
+        else if (this.#isUnreported(task, nowMs)) this.#report(task)
         continue
       }
       const watch = this.#watches.get(task.taskId)
@@ -122,9 +137,8 @@ export class AgentTasks {
         alive = false
       }
       if (!alive) {
-        this.end(task.taskId, 'exited').catch((err: unknown) =>
-          this.#deps.log.warn({ err, taskId: task.taskId }, 'Telling the server a task ended failed.'),
-        )
+        this.#markEnded(task, 'exited')
+        this.#report(task)
       } else if (task.expiresAtMs <= nowMs) this.#markEnded(task, 'expired')
     }
   }
@@ -134,6 +148,21 @@ export class AgentTasks {
     clearInterval(this.#timer)
     for (const w of this.#watches.values()) w.close()
     this.#watches.clear()
+  }
+
+  /** An end the server has not heard of, last tried over {@link REPORT_RETRY_MS} ago, while the token lives. */
+  #isUnreported(task: AgentTask, nowMs: number): boolean {
+    if (task.isReported === true || task.endReason === 'expired' || task.expiresAtMs <= nowMs) return false
+    return task.lastReportMs === undefined || task.lastReportMs + REPORT_RETRY_MS <= nowMs
+  }
+
+  #report(task: AgentTask): void {
+    this.end(task.taskId, 'exited').catch((err: unknown) =>
+      this.#deps.log.warn(
+        { err, taskId: task.taskId },
+        'Telling the server a task ended failed; will retry.',
+      ),
+    )
   }
 
   #markEnded(task: AgentTask, reason: TaskEndReason): void {

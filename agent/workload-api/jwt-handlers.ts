@@ -79,7 +79,12 @@ export async function validateJwt(
   if (!bundles) throw new IdentityError('ERR_CA_NOT_READY', 'the agent has no bundles yet')
   const set = BundleSet.fromSpiffeBundles([bundles.own, ...bundles.federated.values()])
   try {
-    const svid = await validateJwtSvid(req.svid, set, req.audience, { nowMs: deps.clock.nowMs() })
+    // Revoked tokens fail too: a verifier that asks the agent learns of revocations (DESIGN §11).
+    const revocations = { getRevocations: () => deps.identities.revocations() }
+    const svid = await validateJwtSvid(req.svid, set, req.audience, {
+      nowMs: deps.clock.nowMs(),
+      revocations,
+    })
     const foreign = !svid.id.memberOf(bundles.own.trustDomain)
     const claims: Record<string, unknown> = { ...svid.claims, aud: [...svid.audience] }
     for (const k of Object.keys(claims)) if (foreign && !FOREIGN_CLAIMS.includes(k)) delete claims[k]

@@ -1,4 +1,5 @@
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { RevocationList } from '../../lib/core/revocation.js'
 import type { Selector } from '../../lib/core/selector.js'
 import type { CachedX509Svid, X509View } from '../manager/svid-cache.js'
 import type { TrustBundleSnapshot } from '../manager/trust-bundles.js'
@@ -26,7 +27,9 @@ export interface WorkloadIdentities {
   witsFor(entries: ReadonlyArray<RegistrationEntry>): WitView
   /** Own and federated bundles, or undefined before the first sync. */
   bundles(): TrustBundleSnapshot | undefined
-  /** Subscribes to every change of SVIDs, entries or bundles; returns the unsubscribe function. */
+  /** The revocations the server pushed, for verifiers (DESIGN §11). */
+  revocations(): RevocationList
+  /** Subscribes to every change of SVIDs, entries, bundles or revocations; returns the unsubscribe function. */
   onChange(listener: () => void): () => void
 }
 

@@ -17,12 +17,13 @@ import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
 import type { BeginTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/BeginTaskRequest.js'
 import type { EndTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/EndTaskRequest.js'
-import { tasksApi } from '../../lib/workload/workload-proto.js'
+import { revocationsApi, tasksApi } from '../../lib/workload/workload-proto.js'
 import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import { relayCheckpoint } from './checkpoint-relay.js'
 import type { WorkloadApiDeps } from './context.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle, type RefusalThrottleOptions } from './refusal-throttle.js'
+import { revocationHandlers } from './revocation-service.js'
 import { UidStreamLimits } from './stream-limits.js'
 import { beginTask, endTask, listTasks } from './task-handlers.js'
 import type { OpenStreams } from './update-stream.js'
@@ -146,11 +147,8 @@ export async function startWorkloadApi(
     maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
     log: options.log,
   })
-  const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers({
-    ...deps,
-    openStreams,
-    factsOf: (call) => server.peerOf(call),
-  })
+  const handlerDeps = { ...deps, openStreams, factsOf: (call: { getPeer(): string }) => server.peerOf(call) }
+  const handlers: SpiffeWorkloadAPIHandlers = workloadApiHandlers(handlerDeps)
   server.grpc.addService(workloadApi().SpiffeWorkloadAPI.service, handlers)
   // Tessera's own service beside the standard one, which stays as the spec defines it.
   const relay = deps.checkpoints
@@ -166,7 +164,7 @@ export async function startWorkloadApi(
   if (tasks !== undefined) {
     const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
     const taskDeps = { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
-    const callDeps = { ...deps, openStreams, factsOf: (call: { getPeer(): string }) => server.peerOf(call) }
+    const callDeps = handlerDeps
     server.grpc.addService(tasksApi().tessera.workload.v1.Tasks.service, {
       BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller) =>
         beginTask(callDeps, taskDeps, req, caller),
@@ -179,6 +177,10 @@ export async function startWorkloadApi(
       ),
     })
   }
+  server.grpc.addService(
+    revocationsApi().tessera.workload.v1.Revocations.service,
+    revocationHandlers(handlerDeps),
+  )
   server.grpc.addService(
     healthApi().grpc.health.v1.Health.service,
     healthHandlers({

@@ -54,7 +54,8 @@ function deny(deps: WorkloadApiDeps, call: Call, failure: Failure) {
   return toServiceError(err)
 }
 
-function stream<Req, Res>(
+/** A server-streaming handler: the security header, attestation, the per-uid stream limit, then `body`. */
+export function stream<Req, Res>(
   deps: WorkloadApiDeps,
   method: string,
   body: (deps: WorkloadApiDeps, call: ServerWritableStream<Req, Res>, caller: AttestedCaller) => void,

@@ -33,6 +33,7 @@ export type AuditEvent =
   | 'bundle.changed'
   | 'audit.checkpoint.conflict'
   | ApprovalEvent
+  | 'credential.revoked'
 
 /**
  * The fields every audit record has, named after the agent-auth drafts' audit fields (docs/audit.md
@@ -57,6 +58,22 @@ export interface AuditFields extends Correlation {
 /** One audit line: the common fields, then the event's own (`entryId`, `ttlMs`, `reason`, …). */
 export interface AuditRecord extends AuditFields {
   readonly [detail: string]: unknown
+}
+
+/** A credential revoked (DESIGN §11), or a revoke request that failed (`code`). */
+export interface RevocationRecorded extends Correlation {
+  /** `x509-serial`, `jwt-id`, `task` or `spiffe-id`. */
+  readonly kind: string
+  /** The serial, `jti`, task id or SPIFFE ID revoked. */
+  readonly value: string
+  /** For `spiffe-id`: credentials issued before this (ms) are revoked. */
+  readonly issuedBeforeMs?: number
+  readonly keepUntilMs?: number
+  readonly reason: string
+  /** The entry whose deletion (or the admin's `--entry`) caused it. */
+  readonly entryId?: string
+  readonly caller: AuditCaller
+  readonly code?: ErrorCode
 }
 
 export interface EntryChanged extends Correlation {
@@ -198,6 +215,7 @@ export interface AuditLog {
   approvalApproved(e: ApprovalApproved): void
   approvalDenied(e: ApprovalDenied): void
   approvalDropped(e: ApprovalDropped): void
+  revocation(e: RevocationRecorded): void
 }
 
 const FINGERPRINT_PREFIX = 'sha256:'
@@ -390,6 +408,13 @@ export abstract class AuditRecorder implements AuditLog {
       code,
     } as const
     this.#emit({ ...head, resource: origin }, rest)
+  }
+  revocation({ caller, value, kind, code, ...rest }: RevocationRecorded): void {
+    const outcome = outcomeOf(code, 'error')
+    this.#emit(
+      { event: 'credential.revoked', outcome, caller, resource: value, action: 'revoke', code },
+      { kind, ...rest },
+    )
   }
 }
 

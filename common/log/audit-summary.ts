@@ -18,6 +18,7 @@ import type {
   EntryChanged,
   IssuanceDenied,
   RefusalSummary,
+  RevocationRecorded,
   SvidIssued,
   TokenCreated,
   TokenUsed,
@@ -142,6 +143,10 @@ export class SummarisingAuditLog implements AuditLog {
   callAllowed(e: CallAllowed): void {
     this.#inner.callAllowed(e)
   }
+  revocation(e: RevocationRecorded): void {
+    this.#inner.revocation(e)
+  }
+
   bundleChanged(e: BundleChanged): void {
     this.#inner.bundleChanged(e)
   }

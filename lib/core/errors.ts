@@ -125,6 +125,10 @@ export type ErrorCode =
   // the CLI: the admin API could not be reached; a failure nobody gave a code to (a bug)
   | 'ERR_ADMIN_API_UNAVAILABLE'
   | 'ERR_INTERNAL'
+  // revocation (DESIGN §11): a revoked credential presented; a bad revoke request; the list is full
+  | 'ERR_CREDENTIAL_REVOKED'
+  | 'ERR_REVOCATION_INVALID'
+  | 'ERR_REVOCATION_LIMIT'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -102,6 +102,10 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_ADDRESS_IN_USE: status.UNAVAILABLE,
   ERR_ADMIN_API_UNAVAILABLE: status.UNAVAILABLE,
   ERR_INTERNAL: status.INTERNAL,
+  // Like the other JWT validation failures (ValidateJWTSVID answers INVALID_ARGUMENT for an invalid token).
+  ERR_CREDENTIAL_REVOKED: status.INVALID_ARGUMENT,
+  ERR_REVOCATION_INVALID: status.INVALID_ARGUMENT,
+  ERR_REVOCATION_LIMIT: status.RESOURCE_EXHAUSTED,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

@@ -4,6 +4,8 @@ import { TLSSocket } from 'node:tls'
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
 import { IdentityError, isIdentityError } from '../core/errors.js'
 import { parseJwtSvidInsecure } from '../core/jwt/jwt-svid.js'
+import { jwtCredentialOf } from '../core/jwt/jwt-svid-validate.js'
+import type { RevocableCredential, RevocationListSource } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import { authorizeAny } from '../verify/authorizer.js'
 import { bearerTokenOf, verifyJwtPeer } from '../verify/jwt-peer.js'
@@ -23,6 +25,8 @@ export type Authentication =
       readonly via: AuthMethod
       /** When the credential stops being valid: the JWT's `exp`, or the certificate path's first notAfter. */
       readonly expiresAtMs: number
+      /** The credential as a revocation list looks it up (serial, `jti`, issue time). */
+      readonly credential: RevocableCredential
     }
   /** No credential was presented: nothing to throttle. */
   | { readonly kind: 'missing'; readonly reason: string }
@@ -42,6 +46,8 @@ export interface AuthenticateDeps {
   readonly nowMs: number
   /** Skew tolerated on JWT times; default that of `validateJwtSvid` (30 s). */
   readonly jwtLeewayMs?: number
+  /** Revoked credentials: a revoked one fails with ERR_CREDENTIAL_REVOKED. */
+  readonly revocations?: RevocationListSource | undefined
 }
 
 /** Client certificates by connection: a TLS peer's certificate cannot change on a connection. */
@@ -96,9 +102,19 @@ export async function authenticate(
   const cert = clientCertificate(request.socket)
   if (cert !== undefined) {
     try {
-      const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), { nowMs: deps.nowMs })
+      const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), {
+        nowMs: deps.nowMs,
+        ...(deps.revocations !== undefined && { revocations: deps.revocations }),
+      })
       const expiresAtMs = Math.min(...peer.path.map((c) => c.notAfterMs))
-      return { kind: 'verified', id: peer.id, via: 'mtls', expiresAtMs }
+      const leaf = peer.path[0]
+      const credential = {
+        kind: 'x509',
+        id: peer.id,
+        serialHex: leaf?.serialHex ?? '',
+        notBeforeMs: leaf?.notBeforeMs ?? 0,
+      } as const
+      return { kind: 'verified', id: peer.id, via: 'mtls', expiresAtMs, credential }
     } catch (err) {
       return { kind: 'failed', via: 'mtls', error: asIdentityError(err, 'ERR_X509_SVID_INVALID') }
     }
@@ -113,8 +129,10 @@ export async function authenticate(
     const svid = await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), {
       nowMs: deps.nowMs,
       ...leeway,
+      ...(deps.revocations !== undefined && { revocations: deps.revocations }),
     })
-    return { kind: 'verified', id: svid.id, via: 'jwt', expiresAtMs: svid.expiresAtMs }
+    const credential = jwtCredentialOf(svid)
+    return { kind: 'verified', id: svid.id, via: 'jwt', expiresAtMs: svid.expiresAtMs, credential }
   } catch (err) {
     const claimedId = token === undefined ? undefined : claimedSubject(token)
     const error = asIdentityError(err, 'ERR_JWT_INVALID')

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ErrorCode } from '../core/errors.js'
+import type { RevocableCredential } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import type { AuthMethod } from './authenticate.js'
 
@@ -43,6 +44,8 @@ export interface GuardAllowed {
   readonly path: string
   /** When the caller's credential expires (ms since the epoch): a WebSocket must not outlive it. */
   readonly expiresAtMs: number
+  /** The caller's credential as a revocation list names it: a WebSocket must not outlive its revocation. */
+  readonly credential?: RevocableCredential
 }
 
 /** A WebSocket upgrade the guard allowed, for deciding its messages. */

@@ -9,6 +9,7 @@ import {
   request,
   tlsSocket,
 } from '../../test/helpers/guard-fixture.js'
+import { type Revocation, RevocationList, type RevocationListSource } from '../core/revocation.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { TrustDomain } from '../core/trust-domain.js'
 import { authorizeMemberOf } from '../verify/authorizer.js'
@@ -16,6 +17,79 @@ import type { GuardOptions, GuardRequest } from './guard.js'
 import { Policy } from './policy.js'
 
 beforeAll(loadGuardKeys)
+
+/** A revocation list the test changes, telling listeners as a watched source does. */
+class TestRevocations implements RevocationListSource {
+  list = RevocationList.EMPTY
+  readonly #listeners = new Set<() => void>()
+  getRevocations(): RevocationList {
+    return this.list
+  }
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+  revoke(kind: Revocation['kind'], value: string): void {
+    const r = {
+      kind,
+      value,
+      issuedBeforeMs: NOW + 1000,
+      revokedAtMs: NOW,
+      keepUntilMs: NOW + 3_600_000,
+      reason: '',
+    }
+    this.list = RevocationList.of([...this.list.revocations, r])
+    for (const l of this.#listeners) l()
+  }
+  get listeners(): number {
+    return this.#listeners.size
+  }
+}
+
+describe('revoked credentials', () => {
+  it('a revoked JWT-SVID (by jti) and X509-SVID (by serial) are refused 401 ERR_CREDENTIAL_REVOKED', async () => {
+    const revocations = new TestRevocations()
+    const { guard, audit } = makeGuard({ revocations })
+    const headers = await bearer()
+    const allowed = await guard.check(request(headers))
+    expect(allowed.allowed).toBe(true)
+    const jti = allowed.allowed && allowed.credential?.kind === 'jwt' ? allowed.credential.jwtId : undefined
+    revocations.revoke('jwt-id', jti ?? '')
+    expect(await guard.check(request(headers))).toMatchObject({
+      allowed: false,
+      status: 401,
+      code: 'ERR_CREDENTIAL_REVOKED',
+    })
+    expect(audit.events.at(-1)).toMatchObject({ outcome: 'denied', code: 'ERR_CREDENTIAL_REVOKED' })
+    const leaf = (await guardKeys().ca.issue(CLAUDE)).svid.certificates[0]!
+    const mtls = request({}, { socket: tlsSocket(leaf.der) })
+    expect((await guard.check(mtls)).allowed).toBe(true)
+    revocations.revoke('x509-serial', leaf.serialHex)
+    expect(await guard.check(mtls)).toMatchObject({
+      allowed: false,
+      status: 401,
+      code: 'ERR_CREDENTIAL_REVOKED',
+    })
+  })
+
+  it("tells an open WebSocket's watcher once when its credential is revoked, and not for another's", async () => {
+    const revocations = new TestRevocations()
+    const { guard } = makeGuard({ revocations })
+    const req = request(await bearer())
+    const decision = await guard.check(req)
+    if (!decision.allowed) throw new Error('refused')
+    const onRevoked = vi.fn()
+    const stop = guard.watchRevocation({ request: req, allowed: decision }, onRevoked)
+    revocations.revoke('jwt-id', 'someone-else')
+    expect(onRevoked).not.toHaveBeenCalled()
+    revocations.revoke('spiffe-id', CLAUDE)
+    revocations.revoke('spiffe-id', CLAUDE)
+    expect(onRevoked).toHaveBeenCalledTimes(1)
+    expect(onRevoked.mock.calls[0]?.[0]).toMatchObject({ code: 'ERR_CREDENTIAL_REVOKED' })
+    expect(revocations.listeners).toBe(0)
+    stop()
+  })
+})
 
 describe('guard decisions', () => {
   it.each<[string, () => Promise<GuardRequest>, number | 'allowed', string]>([
@@ -116,6 +190,7 @@ describe('guard decisions', () => {
         via: codeOrVia,
         path: '/tools/search',
         expiresAtMs: expect.any(Number),
+        credential: expect.objectContaining({ kind: codeOrVia === 'jwt' ? 'jwt' : 'x509' }),
       })
     } else {
       expect(decision).toMatchObject({ allowed: false, status, code: codeOrVia })

@@ -1,6 +1,7 @@
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
+import type { RevocationList, RevocationListSource } from '../core/revocation.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
 import { correlationIdOf } from './correlation-id.js'
@@ -69,6 +70,12 @@ export interface GuardOptions {
   readonly jwtLeewayMs?: number
   /** WIT-SVID + Workload Proof Token authentication, and whether proof of possession is required. */
   readonly proof?: GuardProofOptions
+  /**
+   * Revoked credentials (a `RevocationSource`, DESIGN §11): a revoked JWT-SVID or X509-SVID is
+   * refused with 401 ERR_CREDENTIAL_REVOKED, and {@link Guard.watchRevocation} tells when an open
+   * WebSocket's credential gets revoked.
+   */
+  readonly revocations?: RevocationListSource
 }
 
 /** Checks requests; see {@link createGuard}. */
@@ -88,6 +95,17 @@ export interface Guard {
   checkMessage(upgrade: AllowedUpgrade, tools: ReadonlyArray<string> | undefined): GuardDecision
   /** Audits the gateway's ending an allowed WebSocket: its credential expired, or a frame was unreadable. */
   recordWebSocketEnd(upgrade: AllowedUpgrade, why: { code: ErrorCode; reason: string }): void
+  /**
+   * Calls `onRevoked` once when the credential an allowed WebSocket was opened with is revoked (with
+   * `revocations` that can tell of changes; else never): close the WebSocket then, and pass `why` to
+   * {@link Guard.recordWebSocketEnd}. Returns the unsubscribe function.
+   * @example
+   * const stop = guard.watchRevocation(upgrade, (why) => { ws.close(1008, 'credential revoked'); guard.recordWebSocketEnd(upgrade, why) })
+   */
+  watchRevocation(
+    upgrade: AllowedUpgrade,
+    onRevoked: (why: { code: ErrorCode; reason: string }) => void,
+  ): () => void
 }
 
 /** A decision before the audit: refusals may carry the audit's extra fields, or not be audited alone. */
@@ -106,7 +124,10 @@ function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: 
 
 /** The decision without the audit-only fields (an unverified claimed ID must not reach callers). */
 function publicDecision(v: Verdict): GuardDecision {
-  if (v.allowed) return { allowed: true, id: v.id, via: v.via, path: v.path, expiresAtMs: v.expiresAtMs }
+  if (v.allowed) {
+    const { id, via, path, expiresAtMs, credential } = v
+    return { allowed: true, id, via, path, expiresAtMs, ...(credential !== undefined && { credential }) }
+  }
   const { status, code, reason, retryAfterSeconds, id } = v
   return {
     allowed: false,
@@ -223,9 +244,11 @@ async function identify(s: Settings, request: GuardRequest): Promise<Verdict | V
 /** A request with a WIT is decided by its proof (when the guard takes proofs); any other by `authenticate`. */
 async function authenticateAny(s: Settings, request: GuardRequest): Promise<Authentication> {
   const nowMs = s.clock.nowMs()
-  if (s.proof !== undefined && carriesWit(request)) return authenticateProof(request, s.proof, nowMs)
-  const { jwtBundles, x509Bundles, jwtLeewayMs } = s.options
-  return authenticate(request, { jwtBundles, x509Bundles, audience: s.audience, nowMs, jwtLeewayMs })
+  if (s.proof !== undefined && carriesWit(request))
+    return authenticateProof(request, s.proof, nowMs, s.options.revocations)
+  const { jwtBundles, x509Bundles, jwtLeewayMs, revocations } = s.options
+  const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs, jwtLeewayMs, revocations }
+  return authenticate(request, deps)
 }
 
 /** A 429; only the first of each block of a key is audited, with a count of the previous block's others. */
@@ -281,7 +304,14 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
   const problem = await pending.options.inspectRequest?.()
   if (problem !== undefined) return refused(400, problem.code, problem.reason, { id, via })
   const { policy } = s.options
-  const allowed = { allowed: true as const, id, via, path, expiresAtMs: caller.expiresAtMs }
+  const allowed = {
+    allowed: true as const,
+    id,
+    via,
+    path,
+    expiresAtMs: caller.expiresAtMs,
+    credential: caller.credential,
+  }
   if (policy === undefined) return allowed
   const isUpgrade = request.headers.upgrade !== undefined
   // A WebSocket's tools are in its messages, each decided on its own (checkMessage).
@@ -387,5 +417,40 @@ export function createGuard(options: GuardOptions): Guard {
       const verdict = refused(403, why.code, why.reason, { id: allowed.id, via: allowed.via })
       record(settings, pending, verdict, 'WS')
     },
+    watchRevocation: (upgrade, onRevoked) => watchRevocation(settings, upgrade, onRevoked),
+  }
+}
+
+function watchRevocation(
+  s: Settings,
+  upgrade: AllowedUpgrade,
+  onRevoked: (why: { code: ErrorCode; reason: string }) => void,
+): () => void {
+  const source = s.options.revocations
+  const credential = upgrade.allowed.credential
+  if (source?.onUpdate === undefined || credential === undefined) return () => undefined
+  let isDone = false
+  const check = () => {
+    if (isDone) return
+    let found: ReturnType<RevocationList['find']>
+    try {
+      found = source.getRevocations().find(credential)
+    } catch {
+      return // withdrawn for now: the next list decides
+    }
+    if (found === undefined) return
+    isDone = true
+    unsubscribe()
+    onRevoked({
+      code: 'ERR_CREDENTIAL_REVOKED',
+      reason: `the credential was revoked (${found.kind}): WebSocket closed`,
+    })
+  }
+  const unsubscribe = source.onUpdate(check)
+  // A revocation that arrived between the upgrade's check and this subscription.
+  queueMicrotask(check)
+  return () => {
+    isDone = true
+    unsubscribe()
   }
 }

@@ -1,4 +1,5 @@
 import { IdentityError, isIdentityError } from '../core/errors.js'
+import type { RevocableCredential, RevocationListSource } from '../core/revocation.js'
 import { ReplayCache } from '../core/wit/replay-cache.js'
 import { parseWitSvidInsecure, ValidatedWitCache, type WitBundleSource } from '../core/wit/wit-svid.js'
 import { proofTargetUri, verifyProof, WIT_HEADER, WPT_HEADER } from '../core/wit/wpt.js'
@@ -69,6 +70,7 @@ export async function authenticateProof(
   request: GuardRequest,
   proof: ProofSettings,
   nowMs: number,
+  revocations?: RevocationListSource,
 ): Promise<Authentication> {
   const wit = single(request.headers[WIT_HEADER])
   const wpt = single(request.headers[WPT_HEADER])
@@ -104,7 +106,15 @@ export async function authenticateProof(
       ...(access !== undefined && { accessToken: access }),
     })
     const { svid } = verified
-    return { kind: 'verified', id: svid.id, via: 'wit', expiresAtMs: svid.expiresAtMs }
+    const jti = svid.claims['jti']
+    const credential: RevocableCredential = {
+      kind: 'jwt',
+      id: svid.id,
+      jwtId: typeof jti === 'string' ? jti : undefined,
+      issuedAtMs: svid.issuedAtMs,
+    }
+    revocations?.getRevocations().check(credential)
+    return { kind: 'verified', id: svid.id, via: 'wit', expiresAtMs: svid.expiresAtMs, credential }
   } catch (err) {
     if (isIdentityError(err)) return failed(err)
     return failed(new IdentityError('ERR_PROOF_INVALID', 'the proof could not be checked', { cause: err }))

@@ -1,5 +1,6 @@
 import type { SecureVersion } from 'node:tls'
 import { IdentityError } from '../core/errors.js'
+import type { RevocationListSource } from '../core/revocation.js'
 import type { X509PeerCache } from '../verify/x509-peer-cache.js'
 import type { LiveTlsMaterial } from './tls-material.js'
 
@@ -17,6 +18,11 @@ export interface MtlsOptions {
   readonly onRefused?: (err: IdentityError) => void
   /** Told when a server could not take an update's new SVID or bundles (it keeps the previous ones). */
   readonly onError?: (err: IdentityError) => void
+  /**
+   * Revoked credentials (a `RevocationSource`): a peer whose X509-SVID is revoked is refused
+   * (ERR_CREDENTIAL_REVOKED), and a server closes an open connection whose client's SVID gets revoked.
+   */
+  readonly revocations?: RevocationListSource
 }
 
 interface LiveCredentials {
@@ -37,9 +43,15 @@ export function withLiveCredentials<T extends object>(live: LiveTlsMaterial, bas
   }) as T & LiveCredentials
 }
 
-/** The `cache` member of verification options, absent when the caller gave none. */
-export function cacheOption(opts: MtlsOptions): { cache?: X509PeerCache | false } {
-  return opts.cache === undefined ? {} : { cache: opts.cache }
+/** The `cache` and `revocations` members of verification options, absent when the caller gave none. */
+export function cacheOption(opts: MtlsOptions): {
+  cache?: X509PeerCache | false
+  revocations?: RevocationListSource
+} {
+  return {
+    ...(opts.cache !== undefined && { cache: opts.cache }),
+    ...(opts.revocations !== undefined && { revocations: opts.revocations }),
+  }
 }
 
 /** `err` itself when it is an IdentityError, else wrapped as ERR_X509_SVID_UNTRUSTED. */

@@ -1,6 +1,7 @@
 import { constants } from 'node:crypto'
 import { Server, type TLSSocket, type TlsOptions } from 'node:tls'
 import { IdentityError } from '../core/errors.js'
+import type { RevocableCredential } from '../core/revocation.js'
 import type { Authorizer } from '../verify/authorizer.js'
 import { verifyPeerCertificate } from '../verify/x509-peer.js'
 import { asIdentityError, cacheOption, type MtlsOptions, withLiveCredentials } from './mtls-options.js'
@@ -11,6 +12,29 @@ interface ServerState {
   readonly live: LiveTlsMaterial
   readonly authorizer: Authorizer
   readonly opts: MtlsOptions
+  /** Open connections by their client's credential, when revocations are watched. */
+  open?: Map<TLSSocket, RevocableCredential>
+}
+
+/** With a watched revocation list: an open connection whose client's SVID gets revoked is destroyed. */
+function closeRevokedConnections(server: Server, state: ServerState): void {
+  const source = state.opts.revocations
+  if (source?.onUpdate === undefined) return
+  const open = new Map<TLSSocket, RevocableCredential>()
+  state.open = open
+  const unsubscribe = source.onUpdate(() => {
+    const list = source.getRevocations()
+    for (const [socket, credential] of open) {
+      const found = list.find(credential)
+      if (found === undefined) continue
+      open.delete(socket)
+      socket.destroy()
+      state.opts.onRefused?.(
+        new IdentityError('ERR_CREDENTIAL_REVOKED', `the client's X509-SVID was revoked (${found.kind})`),
+      )
+    }
+  })
+  server.once('close', unsubscribe)
 }
 
 /**
@@ -31,7 +55,9 @@ interface ServerState {
  *    `peerSpiffeId(socket)` answers. Success: the ID is stored for {@link peerSpiffeId}. Node cannot
  *    run this check inside the handshake, so under TLS 1.3 the client has already seen its handshake
  *    succeed: a refusal reaches it as a reset or an EOF.
- * 4. Each source update: `server.setSecureContext` with the new SVID and bundles, for connections
+ * 4. With `opts.revocations` (a watched `RevocationSource`): a revoked client SVID is refused in step 3,
+ *    and an open connection whose client's SVID gets revoked is destroyed when the list changes.
+ * 5. Each source update: `server.setSecureContext` with the new SVID and bundles, for connections
  *    without SNI; connections with SNI get a context of the current material anyway. Existing
  *    connections are not re-checked. The subscription ends when the server closes.
  *
@@ -87,6 +113,7 @@ function serverOptions(live: LiveTlsMaterial, opts: MtlsOptions): TlsOptions {
 
 function enforce(server: Server, options: TlsOptions, state: ServerState): void {
   server.prependListener('secureConnection', (socket: TLSSocket) => checkClient(socket, state))
+  closeRevokedConnections(server, state)
   const refresh = () => {
     try {
       const { key, cert, ca } = state.live.current()
@@ -106,6 +133,17 @@ function checkClient(socket: TLSSocket, state: ServerState): void {
       ...cacheOption(state.opts),
     })
     rememberPeer(socket, peer.id)
+    const leaf = peer.path[0]
+    if (leaf !== undefined && state.open !== undefined) {
+      const credential = {
+        kind: 'x509',
+        id: peer.id,
+        serialHex: leaf.serialHex,
+        notBeforeMs: leaf.notBeforeMs,
+      } as const
+      state.open.set(socket, credential)
+      socket.once('close', () => state.open?.delete(socket))
+    }
   } catch (err) {
     socket.destroy()
     state.opts.onRefused?.(asIdentityError(err))

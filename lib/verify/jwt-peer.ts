@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
 import type { JwtSvid } from '../core/jwt/jwt-svid.js'
 import { validateJwtSvid } from '../core/jwt/jwt-svid-validate.js'
+import type { RevocationListSource } from '../core/revocation.js'
 import type { Authorizer } from './authorizer.js'
 
 export type { JwtSvid } from '../core/jwt/jwt-svid.js'
@@ -19,6 +20,8 @@ export interface VerifyJwtPeerOptions {
   readonly clock?: Clock
   /** Skew tolerated on `exp`, `nbf` and `iat`; default 30 s (`DEFAULT_JWT_LEEWAY_MS`). */
   readonly leewayMs?: number
+  /** Revoked credentials (a `RevocationSource`): a revoked token is refused with ERR_CREDENTIAL_REVOKED. */
+  readonly revocations?: RevocationListSource
 }
 
 /**
@@ -28,7 +31,7 @@ export interface VerifyJwtPeerOptions {
  * stream drops stops validating at the source's next update.
  * @throws ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_JWT_INVALID, ERR_BUNDLE_NOT_FOUND,
  *   ERR_JWT_KEY_NOT_FOUND, ERR_JWT_SIGNATURE_INVALID, ERR_JWT_AUDIENCE_MISMATCH, ERR_JWT_NOT_YET_VALID,
- *   ERR_JWT_EXPIRED, ERR_KEY_MALFORMED, ERR_PEER_UNAUTHORIZED
+ *   ERR_JWT_EXPIRED, ERR_KEY_MALFORMED, ERR_CREDENTIAL_REVOKED, ERR_PEER_UNAUTHORIZED
  * @example
  * const token = bearerTokenOf(req.headers.authorization)
  * const svid = await verifyJwtPeer(token, jwtSource, 'https://tool.local', authorizeMemberOf(td))
@@ -43,7 +46,8 @@ export async function verifyJwtPeer(
 ): Promise<JwtSvid> {
   const nowMs = opts.nowMs ?? (opts.clock ?? systemClock).nowMs()
   const leeway = opts.leewayMs === undefined ? {} : { leewayMs: opts.leewayMs }
-  const svid = await validateJwtSvid(token, bundles, audience, { nowMs, ...leeway })
+  const revocations = opts.revocations === undefined ? {} : { revocations: opts.revocations }
+  const svid = await validateJwtSvid(token, bundles, audience, { nowMs, ...leeway, ...revocations })
   authorizer(svid.id)
   return svid
 }

@@ -1,6 +1,7 @@
 import type { X509BundleSource } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
+import { checkNotRevoked, type RevocationListSource } from '../core/revocation.js'
 import type { VerifiedX509Peer } from '../core/x509/verify-chain.js'
 import type { Authorizer } from './authorizer.js'
 import { MAX_PEER_CHAIN_LENGTH, verifyChainDer, X509PeerCache } from './x509-peer-cache.js'
@@ -19,6 +20,11 @@ export interface VerifyX509PeerOptions {
   readonly clock?: Clock
   /** The cache of verified chains; default one shared by the process; `false` verifies every time. */
   readonly cache?: X509PeerCache | false
+  /**
+   * Revoked credentials (a `RevocationSource`): a leaf revoked by serial, or issued to its ID before
+   * a revocation of that ID, is refused with ERR_CREDENTIAL_REVOKED (checked every time, cache or not).
+   */
+  readonly revocations?: RevocationListSource
 }
 
 /**
@@ -36,7 +42,8 @@ export const defaultX509PeerCache = new X509PeerCache()
  * A chain that verified before is taken from the cache while the bundle and the validity window still
  * hold; the authorizer runs every time.
  * @throws ERR_X509_SVID_INVALID (empty, more than 10 certificates, leaf rules), ERR_CERT_MALFORMED,
- *   ERR_BUNDLE_NOT_FOUND, ERR_X509_SVID_UNTRUSTED, ERR_X509_SVID_EXPIRED, ERR_PEER_UNAUTHORIZED
+ *   ERR_BUNDLE_NOT_FOUND, ERR_X509_SVID_UNTRUSTED, ERR_X509_SVID_EXPIRED, ERR_CREDENTIAL_REVOKED,
+ *   ERR_PEER_UNAUTHORIZED
  * @example
  * const peer = verifyX509Peer([leafDer], source, authorizeMemberOf(TrustDomain.parse('example.org')))
  * console.log(peer.id.toString())
@@ -50,6 +57,11 @@ export function verifyX509Peer(
   const nowMs = opts.nowMs ?? (opts.clock ?? systemClock).nowMs()
   const cache = opts.cache === undefined ? defaultX509PeerCache : opts.cache
   const peer = cache ? cache.verify(chainDer, bundles, nowMs) : verifyChainDer(chainDer, bundles, nowMs)
+  const leaf = peer.path[0]
+  if (leaf !== undefined) {
+    const { serialHex, notBeforeMs } = leaf
+    checkNotRevoked(opts.revocations, { kind: 'x509', id: peer.id, serialHex, notBeforeMs })
+  }
   authorizer(peer.id)
   return peer
 }

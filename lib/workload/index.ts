@@ -29,6 +29,7 @@ export {
   type WitSvidProvider,
 } from './proof-fetch.js'
 export type { JwtSvidParams, ValidatedJwtSvid, WorkloadJwtSvid, X509Context } from './responses.js'
+export { RevocationSource } from './revocation-source.js'
 export {
   type BeginTaskParams,
   type BegunTask,

@@ -2,9 +2,12 @@ import { type ClientReadableStream, credentials } from '@grpc/grpc-js'
 import type { BundleSet } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { IdentityError } from '../core/errors.js'
+import { RevocationList } from '../core/revocation.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import type { JWTSVIDResponse__Output } from '../gen/JWTSVIDResponse.js'
 import type { SpiffeWorkloadAPIClient } from '../gen/SpiffeWorkloadAPI.js'
+import type { RevocationsClient } from '../gen/tessera/workload/v1/Revocations.js'
+import type { WatchRevocationsResponse__Output } from '../gen/tessera/workload/v1/WatchRevocationsResponse.js'
 import type { ValidateJWTSVIDResponse__Output } from '../gen/ValidateJWTSVIDResponse.js'
 import { type Backoff, LinearBackoff, type Scheduler } from './backoff.js'
 import { type CallContext, type Cancellable, firstMessage, securityMetadata, unaryCall } from './calls.js'
@@ -19,6 +22,7 @@ import {
   type WorkloadJwtSvid,
   type X509Context,
 } from './responses.js'
+import { revocationsFromWire } from './revocation-wire.js'
 import { type Watch, watchStream } from './watch.js'
 import {
   parseWitBundlesResponse,
@@ -26,7 +30,7 @@ import {
   type WitBundleSet,
   type WorkloadWitSvid,
 } from './wit-responses.js'
-import { workloadApi } from './workload-proto.js'
+import { revocationsApi, workloadApi } from './workload-proto.js'
 
 /**
  * How long a one-shot call may take unless told otherwise.
@@ -100,6 +104,7 @@ export class WorkloadClient {
   readonly #options: WorkloadClientOptions
   readonly #open = new Set<Cancellable>()
   readonly #watches = new Set<Watch>()
+  #revocations: RevocationsClient | undefined
   #isClosed = false
 
   private constructor(endpoint: WorkloadEndpoint, options: WorkloadClientOptions) {
@@ -244,6 +249,31 @@ export class WorkloadClient {
       (md, o, cb) => this.#grpc.ValidateJWTSVID(request, md, o, cb),
     )
     return parseValidateResponse(response)
+  }
+
+  /**
+   * Every revocation list the agent pushes on Tessera's `tessera.workload.v1.Revocations` service
+   * (DESIGN §11; not part of the SPIFFE Workload API: another agent answers UNIMPLEMENTED, which ends
+   * the watch); reconnects with backoff.
+   */
+  watchRevocations(onUpdate: (list: RevocationList) => void, onError: (err: IdentityError) => void): Watch {
+    const open = () => this.#revocationsClient().WatchRevocations({}, securityMetadata())
+    return this.#watch<WatchRevocationsResponse__Output>(
+      'WatchRevocations',
+      open,
+      (m) => onUpdate(RevocationList.of(revocationsFromWire(m.revocations))),
+      onError,
+    )
+  }
+
+  /** The Revocations client, on this client's channel. */
+  #revocationsClient(): RevocationsClient {
+    const Client = revocationsApi().tessera.workload.v1.Revocations
+    this.#revocations ??= new Client(this.#endpoint.grpcTarget, credentials.createInsecure(), {
+      ...CHANNEL_OPTIONS,
+      channelOverride: this.#grpc.getChannel(),
+    })
+    return this.#revocations
   }
 
   /** Stops every watch, cancels every open call and closes the channel. Safe to call more than once. */

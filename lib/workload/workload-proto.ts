@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadPackageDefinition } from '@grpc/grpc-js'
 import { loadSync, type Options } from '@grpc/proto-loader'
+import type { ProtoGrpcType as RevocationsGrpc } from '../gen/revocations.js'
 import type { ProtoGrpcType as TasksGrpc } from '../gen/tasks.js'
 import type { ProtoGrpcType as WorkloadGrpc } from '../gen/workload.js'
 
@@ -43,6 +44,21 @@ export function workloadApi(): WorkloadGrpc {
     }),
   ) as unknown as WorkloadGrpc
   return workload
+}
+
+const REVOCATIONS_PROTO = 'tessera/workload/v1/revocations.proto'
+
+let revocations: RevocationsGrpc | undefined
+
+/** Tessera's revocation feed on the Workload API socket (`tessera.workload.v1.Revocations`). */
+export function revocationsApi(): RevocationsGrpc {
+  revocations ??= loadPackageDefinition(
+    loadSync(REVOCATIONS_PROTO, {
+      ...PROTO_OPTIONS,
+      includeDirs: [findProtoDir(import.meta.url, REVOCATIONS_PROTO)],
+    }),
+  ) as unknown as RevocationsGrpc
+  return revocations
 }
 
 const TASKS_PROTO = 'tessera/workload/v1/tasks.proto'

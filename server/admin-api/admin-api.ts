@@ -22,6 +22,7 @@ import { createBundleHandlers } from './bundle-handlers.js'
 import { createCheckpointHandlers } from './checkpoint-handlers.js'
 import { createEntriesHandlers } from './entries-handlers.js'
 import { createJoinTokenHandlers } from './join-token-handlers.js'
+import { createRevocationHandlers, revokeEntry } from './revocation-handlers.js'
 import type { HandlerKit } from './unary.js'
 
 /** Largest admin request accepted; a bigger one is refused with RESOURCE_EXHAUSTED. */
@@ -134,6 +135,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     auditJournal,
     events,
     ttlFloors: ctx.settings,
+    revokeIssued: (entry, caller) => revokeEntry(ctx.revocations, entry, caller, 'entry deleted'),
   })
   const tokens = new JoinTokenService({
     trustDomain,
@@ -150,6 +152,10 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
   server.addService(api.JoinTokens.service, createJoinTokenHandlers({ ...kit, tokens, audit }))
   server.addService(api.Agents.service, createAgentHandlers({ ...kit, agents }))
   server.addService(
+    api.Revocations.service,
+    createRevocationHandlers({ ...kit, revocations: ctx.revocations, entries }),
+  )
+  server.addService(
     api.Bundles.service,
     createBundleHandlers({ ...kit, bundles: ctx.bundles, audit, auditJournal }),
   )
@@ -161,6 +167,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     audit,
     settings: ctx.settings,
     drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
+    revokeIssued: (entry, caller) => revokeEntry(ctx.revocations, entry, caller, 'approval denied'),
   })
   const { pendingTtlMs } = ctx.settings
   server.addService(

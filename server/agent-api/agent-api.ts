@@ -102,6 +102,7 @@ export async function startAgentApi(
       },
     },
     defaultJwtTtlMs: () => ctx.settings.defaultJwtSvidTtlMs,
+    revocations: ctx.revocations,
   })
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {

@@ -58,6 +58,7 @@ export function newJwtSvidHandler(
     const audience = checkedAudience(call.request.audience)
     const set = await deps.authorized.forAgent(agent.id)
     const entry = await authorizedEntry(deps, { agent, set, entryId: call.request.entry_id, kind: 'jwt' })
+    await deps.ctx.revocations.waitUntilIssuable(entry.spiffeId)
     const key = deps.ctx.rotator.active().jwtKey
     const ttlMs = entry.jwtSvidTtlMs || deps.ctx.settings.defaultJwtSvidTtlMs
     const token = await mintJwtSvid({
@@ -68,16 +69,7 @@ export function newJwtSvidHandler(
       ttlMs,
       expiresAtCapMs: key.notAfterMs,
     })
-    const { iat, exp } = timesOf(token)
-    deps.ctx.audit.svidIssued({
-      spiffeId: entry.spiffeId.toString(),
-      kind: 'jwt',
-      ttlMs: (exp - iat) * 1000,
-      audience,
-      entryId: entry.id,
-      caller: agent.caller,
-    })
-    return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
+    return issuedToken(deps, { agent, entry, kind: 'jwt', token, audience })
   })
 }
 
@@ -109,15 +101,7 @@ export function newWitSvidHandler(
       ttlMs,
       expiresAtCapMs: key.notAfterMs,
     })
-    const { iat, exp } = timesOf(token)
-    deps.ctx.audit.svidIssued({
-      spiffeId: entry.spiffeId.toString(),
-      kind: 'wit',
-      ttlMs: (exp - iat) * 1000,
-      entryId: entry.id,
-      caller: agent.caller,
-    })
-    return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
+    return issuedToken(deps, { agent, entry, kind: 'wit', token })
   })
 }
 
@@ -147,6 +131,7 @@ async function signOne(
   try {
     const entry = await authorizedEntry(deps, { agent, set, entryId: param.entry_id, kind: 'x509' })
     const ttlMs = entry.x509SvidTtlMs || deps.ctx.settings.defaultX509SvidTtlMs
+    await deps.ctx.revocations.waitUntilIssuable(entry.spiffeId)
     const leaf = await signX509SvidFromCsr(ca, {
       csrDer: csrBytes(param.csr),
       id: entry.spiffeId,
@@ -221,4 +206,27 @@ export function timesOf(token: string): { iat: number; exp: number } {
     exp: number
   }
   return { iat: payload.iat, exp: payload.exp }
+}
+
+interface IssuedToken {
+  readonly agent: AuthenticatedAgent
+  readonly entry: RegistrationEntry
+  readonly kind: 'jwt' | 'wit'
+  readonly token: string
+  readonly audience?: string[]
+}
+
+/** Audits a token just minted for an entry and gives the agent's answer: the token and its times. */
+function issuedToken(deps: AgentApiDeps, issued: IssuedToken) {
+  const { agent, entry, kind, token, audience } = issued
+  const { iat, exp } = timesOf(token)
+  deps.ctx.audit.svidIssued({
+    spiffeId: entry.spiffeId.toString(),
+    kind,
+    ttlMs: (exp - iat) * 1000,
+    ...(audience !== undefined && { audience }),
+    entryId: entry.id,
+    caller: agent.caller,
+  })
+  return { token, spiffe_id: entry.spiffeId.toString(), expires_at: exp, issued_at: iat }
 }

@@ -6,7 +6,9 @@ import { bundleToProto, entryToProto } from '../../common/grpc/agent-api-convert
 import type { SpiffeBundle } from '../../lib/core/bundle/spiffe-bundle.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { Revocation } from '../../lib/core/revocation.js'
 import { toServiceError } from '../../lib/grpc/status.js'
+import { revocationToWire } from '../../lib/workload/revocation-wire.js'
 import type { AuthenticatedAgent } from './agent-auth.js'
 import { type AgentApiDeps, logFailure } from './handler.js'
 
@@ -35,7 +37,8 @@ export class SyncSessions {
 
 /**
  * SyncAuthorized: a full snapshot at once (the authorized entries, the own bundle first, then the
- * federated bundles they federate with), then a new one whenever an entry or bundle change alters
+ * federated bundles they federate with, and every revocation kept), then a new one whenever an
+ * entry, bundle or revocation change alters
  * what this agent sees, coalesced within {@link COALESCE_MS}. The stream ends with PERMISSION_DENIED
  * as soon as the agent is evicted or banned.
  */
@@ -80,6 +83,7 @@ class SyncSession {
     this.#unsubscribe.push(
       events.on('entries-changed', () => this.#schedule()),
       events.on('bundle-changed', () => this.#schedule()),
+      events.on('revocations-changed', () => this.#schedule()),
       events.on('agent-removed', (id) => {
         if (id === this.#agent.id.toString())
           this.end(new IdentityError('ERR_AGENT_UNAUTHORIZED', 'the agent was evicted or banned'))
@@ -138,10 +142,15 @@ class SyncSession {
     if (this.#ended) return
     try {
       const { entries, bundles } = await this.#snapshot()
-      const fingerprint = fingerprintOf(entries, bundles)
+      const revocations = this.#deps.ctx.revocations.current().revocations
+      const fingerprint = fingerprintOf(entries, bundles, revocations)
       if (this.#ended || fingerprint === this.#lastSent) return
       this.#lastSent = fingerprint
-      this.#call.write({ entries: entries.map(entryToProto), bundles: bundles.map(bundleToProto) })
+      this.#call.write({
+        entries: entries.map(entryToProto),
+        bundles: bundles.map(bundleToProto),
+        revocations: revocations.map(revocationToWire),
+      })
     } catch (err) {
       logFailure(this.#deps.log, 'SyncAuthorized', err)
       this.#cleanup()
@@ -172,13 +181,15 @@ class SyncSession {
   }
 }
 
-/** What the agent sees: entry ids and revisions, and each bundle's full content. */
+/** What the agent sees: entry ids and revisions, each bundle's full content, the revocations. */
 function fingerprintOf(
   entries: ReadonlyArray<RegistrationEntry>,
   bundles: ReadonlyArray<SpiffeBundle>,
+  revocations: ReadonlyArray<Revocation>,
 ): string {
   const hash = createHash('sha256')
   for (const e of entries) hash.update(`${e.id}:${e.revision}\n`)
+  for (const r of revocations) hash.update(`r:${r.kind}:${r.value}:${r.issuedBeforeMs}:${r.keepUntilMs}\n`)
   for (const b of bundles) hash.update(`${b.trustDomain.name}:${b.sequence ?? ''}:${b.marshal()}\n`)
   return hash.digest('hex')
 }

@@ -10,6 +10,7 @@ import {
 } from '../../lib/core/der/der-writer.js'
 import { isValidDnsName } from '../../lib/core/dns-name.js'
 import { IdentityError } from '../../lib/core/errors.js'
+import { X509_NOT_BEFORE_BACKDATE_MS } from '../../lib/core/revocation.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import { type Certificate, parseCertificate } from '../../lib/core/x509/certificate.js'
@@ -28,7 +29,7 @@ import {
 import { randomSerial } from './serial.js'
 
 /** notBefore is set this far in the past so peers with a slightly slow clock accept new certificates. */
-export const BACKDATE_MS = 10_000
+export const BACKDATE_MS = X509_NOT_BEFORE_BACKDATE_MS
 const ECDSA_WITH_SHA256 = sequence(oid('1.2.840.10045.4.3.2'))
 const VERSION_3 = explicit(0, smallInteger(2))
 const ORGANIZATION = 'Tessera'

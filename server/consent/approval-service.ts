@@ -24,6 +24,12 @@ export interface ApprovalServiceDeps {
     readonly denyTtlMs: number
   }
   readonly drops: PendingDrops
+  /**
+   * Revokes what an entry issued (DESIGN §11). Denying a re-consent request (the program's binary or
+   * user changed since an approval whose entry still exists) revokes what that entry issued so far:
+   * the changed program may hold it; the entry's legitimate holders get new SVIDs at once.
+   */
+  readonly revokeIssued?: ((entry: RegistrationEntry, caller: AuditCaller) => Promise<void>) | undefined
 }
 
 /** How an admin approves a request. */
@@ -128,7 +134,19 @@ export class ApprovalService {
     const denied = await this.#claim(id, { state: 'denied', nowMs, deniedUntilMs })
     const deniedUntil = Math.floor(deniedUntilMs / 1000)
     this.#deps.audit.approvalDenied({ requestId: id, exePath: request.exePath, deniedUntil, caller })
+    await this.#revokePrevious(denied, caller)
     return denied
+  }
+
+  /** For a denied re-consent request: revokes what the earlier approval's entry issued, if it is still there. */
+  async #revokePrevious(denied: PendingRequest, caller: AuditCaller): Promise<void> {
+    const { revokeIssued } = this.#deps
+    const previousId = denied.previous?.requestId
+    if (revokeIssued === undefined || previousId === undefined) return
+    const previous = await this.#deps.store.fetch(previousId)
+    if (previous?.entryId === undefined) return
+    const entry = await this.#deps.entries.fetch(previous.entryId).catch(() => undefined)
+    if (entry !== undefined) await revokeIssued(entry, caller)
   }
 
   /** The request, still pending and not stale. */

@@ -1,5 +1,6 @@
 import type { IdentityError } from '../../lib/core/errors.js'
 import type { EntryFields, RegistrationEntry } from '../../lib/core/registration-entry.js'
+import type { Revocation } from '../../lib/core/revocation.js'
 import type { Selector, SelectorMatchMode } from '../../lib/core/selector.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
@@ -321,6 +322,31 @@ export interface CheckpointStore {
   list(): Promise<ReadonlyArray<StoredCheckpoint>>
 }
 
+/** A revocation as the server keeps it: who revoked it too (an audit caller's short form). */
+export interface StoredRevocation extends Revocation {
+  readonly revokedBy: string
+}
+
+/**
+ * Revocations (DESIGN §11), one per (kind, value). Every method may also fail with ERR_DATASTORE_IO.
+ */
+export interface RevocationStore {
+  /**
+   * Stores a revocation, or merges it into the one with the same kind and value (the later
+   * `issuedBeforeMs` and `keepUntilMs` win); returns what is stored now. At most `limit` live
+   * revocations (unpruned at `revocation.revokedAtMs`) are kept.
+   * @throws ERR_REVOCATION_LIMIT, or what `hooks.beforeCommit` threw
+   */
+  create(
+    revocation: StoredRevocation,
+    options: { readonly limit: number; readonly hooks?: CommitHooks<StoredRevocation> },
+  ): Promise<StoredRevocation>
+  /** Every revocation still kept at `nowMs` (`keepUntilMs > nowMs`), ordered by kind and value. */
+  list(nowMs: number): Promise<ReadonlyArray<StoredRevocation>>
+  /** Deletes the revocations whose `keepUntilMs <= nowMs`; returns how many. */
+  prune(nowMs: number): Promise<number>
+}
+
 /** Every store of one datastore, and how to close it. */
 export interface Datastore {
   readonly entries: EntryStore
@@ -330,6 +356,7 @@ export interface Datastore {
   readonly keyJournal: KeyJournalStore
   readonly pendingRequests: PendingRequestStore
   readonly checkpoints: CheckpointStore
+  readonly revocations: RevocationStore
   /** Closes the database; the stores must not be used afterwards. */
   close(): Promise<void>
 }

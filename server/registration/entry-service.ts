@@ -25,6 +25,11 @@ export interface EntryServiceDeps {
   readonly events: ServerEvents
   /** The shortest TTLs an entry may ask for (default {@link DEFAULT_SVID_TTL_FLOORS}). */
   readonly ttlFloors?: SvidTtlFloors | undefined
+  /**
+   * Revokes what was issued from an entry that is about to be deleted (DESIGN §11); runs before the
+   * delete, so a delete that then fails leaves a revocation (the safe side), never the reverse.
+   */
+  readonly revokeIssued?: ((entry: RegistrationEntry, caller: AuditCaller) => Promise<void>) | undefined
 }
 
 /** The outcome of one item of {@link EntryService.createBatch}, in the order of the items. */
@@ -133,10 +138,12 @@ export class EntryService {
   }
 
   /**
-   * Deletes entry `id` and returns it as it was.
-   * @throws ERR_ENTRY_NOT_FOUND, ERR_DATASTORE_IO
+   * Deletes entry `id` and returns it as it was; with `revokeIssued`, what was issued from it is
+   * revoked first.
+   * @throws ERR_ENTRY_NOT_FOUND, ERR_DATASTORE_IO, what `revokeIssued` throws
    */
   async delete(id: string, caller: AuditCaller): Promise<RegistrationEntry> {
+    if (this.#deps.revokeIssued !== undefined) await this.#deps.revokeIssued(await this.fetch(id), caller)
     const hooks = this.#auditedCommit((e: RegistrationEntry) => [
       { action: 'deleted', entryId: id, spiffeId: e.spiffeId.toString(), caller },
     ])

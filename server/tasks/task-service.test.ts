@@ -97,20 +97,35 @@ describe('TaskService', () => {
     expect(await codeOf(tasks.issue(ask({ taskId: first.taskId })))).toBe('ERR_TASK_ENDED')
   })
 
-  it('revokes an ended task until its token expires, once', async () => {
+  it("revokes an ended task until its token expires plus verifiers' leeway, once", async () => {
     const revoked: Array<{ value: string; keepUntilMs?: number }> = []
     const { tasks, audit } = service(revoked)
     const task = await tasks.issue(ask())
     await tasks.endForAgent(AGENT, task.taskId, 'ended')
     await tasks.endForAgent(AGENT, task.taskId, 'ended')
     expect(revoked).toEqual([
-      { kind: 'task', value: task.taskId, reason: 'task ended', keepUntilMs: task.expiresAtMs },
+      { kind: 'task', value: task.taskId, reason: 'task ended', keepUntilMs: task.expiresAtMs + 30_000 },
     ])
     expect(audit.recordsOf('call.allowed')).toHaveLength(1)
     expect(audit.recordsOf('call.allowed')[0]).toMatchObject({
       action: 'EndTask',
       correlationId: task.taskId,
     })
+  })
+
+  it('ending a task ends its sub-tasks, and their sub-tasks', async () => {
+    const revoked: Array<{ value: string; reason?: string }> = []
+    const { tasks } = service(revoked)
+    const parent = await tasks.issue(ask())
+    const child = await tasks.issue(ask({ parentToken: parent.token }))
+    const grandchild = await tasks.issue(ask({ parentToken: child.token }))
+    await tasks.endForAgent(AGENT, parent.taskId, 'exited')
+    expect(revoked.map((r) => [r.value, r.reason])).toEqual([
+      [parent.taskId, 'task exited'],
+      [child.taskId, 'task parent-ended'],
+      [grandchild.taskId, 'task parent-ended'],
+    ])
+    expect(tasks.fetch(grandchild.taskId)).toMatchObject({ endReason: 'parent-ended' })
   })
 
   it('a sub-task never outlives its parent and names it; a wider one is refused and audited', async () => {

@@ -12,6 +12,7 @@ import {
   type TaskRequest,
 } from '../../lib/core/task/task-request.js'
 import {
+  DEFAULT_TASK_LEEWAY_MS,
   MAX_TASK_ID_LENGTH,
   mintTaskToken,
   type TaskRequester,
@@ -38,6 +39,8 @@ export interface ServerTask {
   expiresAtMs: number
   endedAtMs?: number
   endReason?: string
+  /** The end has reached the revocation service (or there is none). */
+  isRevoked?: boolean
 }
 
 /**
@@ -175,27 +178,39 @@ export class TaskService {
 
   /**
    * Ends a task: records when and why, audits it (`call.allowed`, action EndTask, the task id as
-   * correlation id) and, when a revocation service is wired, revokes it until `expiresAtMs` so that
-   * every verifier refuses its token. Ending an ended task changes nothing.
+   * correlation id) and, when a revocation service is wired, revokes it until `expiresAtMs` (plus
+   * verifiers' leeway) so that every verifier refuses its token; then ends its sub-tasks the same way
+   * (reason `parent-ended`). Ending an ended task again only retries a revocation that failed.
    * @throws ERR_TASK_NOT_FOUND when the task is not (or no longer) known
    */
   async revokeTask(taskId: string, expiresAtMs: number, reason: string, caller: AuditCaller): Promise<void> {
     const task = this.#tasks.get(taskId)
     if (task === undefined) throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task')
-    if (task.endedAtMs !== undefined) return
-    task.endedAtMs = this.#deps.clock.nowMs()
-    task.endReason = reason
-    this.#deps.audit.callAllowed({
-      method: 'EndTask',
-      resource: task.spiffeId,
-      caller,
-      correlationId: taskId,
-      ...(task.delegatedSubject !== undefined && { delegatedSubject: task.delegatedSubject }),
-    })
-    await this.#deps.revocations?.revoke(
-      { kind: 'task', value: taskId, reason: `task ${reason}`, keepUntilMs: expiresAtMs },
-      caller,
-    )
+    if (task.endedAtMs === undefined) {
+      task.endedAtMs = this.#deps.clock.nowMs()
+      task.endReason = reason
+      this.#deps.audit.callAllowed({
+        method: 'EndTask',
+        resource: task.spiffeId,
+        caller,
+        correlationId: taskId,
+        ...(task.delegatedSubject !== undefined && { delegatedSubject: task.delegatedSubject }),
+      })
+    }
+    if (task.isRevoked !== true) {
+      // Kept while a verifier could still accept the token: its expiry plus their leeway.
+      const keepUntilMs = expiresAtMs + DEFAULT_TASK_LEEWAY_MS
+      if (this.#deps.revocations !== undefined && keepUntilMs > this.#deps.clock.nowMs())
+        await this.#deps.revocations.revoke(
+          { kind: 'task', value: taskId, reason: `task ${reason}`, keepUntilMs },
+          caller,
+        )
+      task.isRevoked = true
+    }
+    // Its sub-tasks end with it.
+    for (const sub of this.#tasks.values())
+      if (sub.parentTaskId === taskId && sub.isRevoked !== true)
+        await this.revokeTask(sub.taskId, sub.expiresAtMs, 'parent-ended', caller)
   }
 
   /**

@@ -64,9 +64,9 @@ afterAll(async () => {
 })
 
 describe('the packed @tessera/spiffe', () => {
-  it('holds only the compiled library, its .d.ts, the Workload API and task protos, README and package.json', () => {
+  it('holds only the compiled library, its .d.ts, the Workload API, revocation and task protos, README and package.json', () => {
     const allowed =
-      /^package\/(package\.json|README\.md|proto\/spiffe\/workload\.proto|proto\/tessera\/workload\/v1\/tasks\.proto|dist\/.+\.(js|d\.ts))$/
+      /^package\/(package\.json|README\.md|proto\/spiffe\/workload\.proto|proto\/tessera\/workload\/v1\/revocations\.proto|proto\/tessera\/workload\/v1\/tasks\.proto|dist\/.+\.(js|d\.ts))$/
     expect(entries.filter((e) => !allowed.test(e))).toEqual([])
     expect(entries.filter((e) => /test|fixture/.test(e))).toEqual([])
     for (const entry of ['', 'workload/', 'verify/', 'tls/', 'guard/'])

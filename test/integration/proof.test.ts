@@ -5,7 +5,7 @@ import { parseWitSvidInsecure } from '../../lib/core/wit/wit-svid.js'
 import { importWitKeyJwk, isKeyPair } from '../../lib/core/wit/workload-key.js'
 import { signWpt, WIT_HEADER, WPT_HEADER } from '../../lib/core/wit/wpt.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
-import { proofFetch, proofHeaders } from '../../lib/workload/proof-fetch.js'
+import { proofFetch, proofHeaders, type WitSvidProvider } from '../../lib/workload/proof-fetch.js'
 import { WitSource } from '../../lib/workload/wit-source.js'
 import { type Call, type GatewayProcess, send } from '../helpers/gateway.js'
 import {
@@ -15,7 +15,7 @@ import {
   type GatewayStack,
   startGatewayStack,
 } from '../helpers/gateway-stack.js'
-import { jsonOf } from '../helpers/processes.js'
+import { jsonOf, waitFor } from '../helpers/processes.js'
 
 /**
  * Proof of possession end to end (DESIGN §11): a real server mints WIT-SVIDs through a real agent,
@@ -114,5 +114,21 @@ describe('tessera gateway --require-proof', () => {
 
   it('a bearer JWT-SVID alone is refused when proof is required', async () => {
     await expectRefused(await call({ headers: bearer(await env.agentToken(CLAUDE)) }), 'ERR_PROOF_MISSING')
+  })
+})
+
+// Last in the file: it revokes the workload's SPIFFE ID.
+describe('a revoked WIT-SVID', () => {
+  it('is refused even with a fresh proof once its SPIFFE ID is revoked', async () => {
+    const held = wits.getWitSvid() // issued before the revocation, key and all
+    const fixed: WitSvidProvider = { getWitSvid: () => held }
+    const fresh = async () => call({ headers: await proofHeaders(fixed, url(), 'GET') })
+    expect((await fresh()).status).toBe(200)
+    const revoke = await env.stack.cli(['svid', 'revoke', '--spiffe-id', held.svid.id.toString()])
+    expect(revoke.code, revoke.stderr).toBe(0)
+    const revokedAtMs = Date.now()
+    await waitFor(async () => (await fresh()).status === 401, { timeoutMs: 20_000 })
+    console.log(`revocation → WIT-SVID refused at the gateway: ${Date.now() - revokedAtMs} ms`)
+    await expectRefused(await fresh(), 'ERR_CREDENTIAL_REVOKED')
   })
 })

@@ -6,6 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { isIdentityError } from '../../lib/core/errors.js'
 import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
 import { validateTaskToken } from '../../lib/verify/task-token.js'
+import { LinearBackoff } from '../../lib/workload/backoff.js'
+import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
 import { TaskSource } from '../../lib/workload/task-source.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
@@ -24,12 +26,15 @@ const uid = process.getuid?.() ?? 0
 const TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
 let stack: Stack
 let client: TaskClient
+let revocations: RevocationSource
 const children: ChildProcess[] = []
 
 beforeAll(async () => {
   stack = await startStack({ trustDomain: TD })
   await stack.registerEntry({ spiffeId: ME, selectors: [`unix:uid:${uid}`], jwtTtl: '5m' })
   client = TaskClient.connect({ endpoint: stack.socketPath })
+  const newBackoff = () => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 300 })
+  revocations = await RevocationSource.create({ endpoint: stack.socketPath, newBackoff })
   // The first BeginTask waits until the agent holds the entry.
   const deadline = Date.now() + 20_000
   for (;;) {
@@ -47,6 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL')
   client?.close()
+  revocations?.close()
   await stack?.stop()
 })
 afterEach((ctx) => {
@@ -77,6 +83,20 @@ async function serverAudit(): Promise<Array<Record<string, unknown>>> {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+/**
+ * Validates `token` with the agent's revocation feed until it is refused (or a generous deadline
+ * passes): the refusal's code, or undefined when it was still accepted. No time is asserted.
+ */
+async function untilRefused(token: string, audience = 'https://mcp.example'): Promise<string | undefined> {
+  const bundles = await jwtBundles()
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const code = await codeOf(validateTaskToken(token, bundles, { audience, revocations }))
+    if (code !== undefined || Date.now() > deadline) return code
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
 
 /** Polls ListTasks until `done` holds for the task (or a generous deadline passes). */
@@ -123,10 +143,13 @@ describe('tasks through the agent', () => {
     expect((await client.listTasks()).find((t) => t.taskId === source.taskId)).toMatchObject({
       pid: process.pid,
     })
+    await validateTaskToken(source.token, bundles, { audience: 'https://mcp.example', revocations })
     await source.close()
     expect(await untilTask(source.taskId, (t) => t.endReason !== undefined)).toMatchObject({
       endReason: 'ended',
     })
+    // Every verifier that watches the agent's revocation feed refuses the token from then on.
+    expect(await untilRefused(source.token)).toBe('ERR_CREDENTIAL_REVOKED')
     const ended = (await serverAudit()).find(
       (r) => r['action'] === 'EndTask' && r['correlationId'] === source.taskId,
     )
@@ -166,6 +189,9 @@ describe('tasks through the agent', () => {
     )
     expect(issued).toMatchObject({ kind: 'task', delegatedSubject: `${ME} (task ${parent.taskId})` })
     await client.endTask(parent.taskId)
+    // Ending the parent ends its sub-tasks: both tokens are refused.
+    expect(await untilRefused(parent.token)).toBe('ERR_CREDENTIAL_REVOKED')
+    expect(await untilRefused(child.token)).toBe('ERR_CREDENTIAL_REVOKED')
     // A sub-task of an ended task is refused.
     expect(await codeOf(client.beginTask({ ...params, parentToken: parent.token }))).toBe('ERR_TASK_ENDED')
   })
@@ -175,18 +201,18 @@ describe('tasks through the agent', () => {
       import { TaskClient } from ${JSON.stringify(TASK_CLIENT_JS)}
       const c = TaskClient.connect({ endpoint: ${JSON.stringify(stack.socketPath)} })
       const t = await c.beginTask(${JSON.stringify(params)})
-      process.stdout.write(t.taskId + '\\n')
+      process.stdout.write(t.taskId + ' ' + t.token + '\\n')
       setInterval(() => {}, 1000)
     `
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     children.push(child)
-    const taskId = await new Promise<string>((resolve, reject) => {
+    const [taskId, token] = await new Promise<[string, string]>((resolve, reject) => {
       let out = ''
       child.stdout?.on('data', (d: Buffer) => {
         out += d.toString()
-        if (out.includes('\n')) resolve(out.trim())
+        if (out.includes('\n')) resolve(out.trim().split(' ') as [string, string])
       })
       child.once('exit', (code) =>
         reject(new Error(`the task child exited (${code}) before beginning: ${out}`)),
@@ -194,8 +220,10 @@ describe('tasks through the agent', () => {
     })
     expect(await untilTask(taskId, () => true)).toMatchObject({ pid: child.pid })
     expect((await client.listTasks()).find((t) => t.taskId === taskId)?.endedAtMs).toBeUndefined()
+    await validateTaskToken(token, await jwtBundles(), { audience: 'https://mcp.example', revocations })
     child.kill('SIGKILL')
     expect(await untilTask(taskId, (t) => t.endReason !== undefined)).toMatchObject({ endReason: 'exited' })
+    expect(await untilRefused(token)).toBe('ERR_CREDENTIAL_REVOKED')
     const ended = (await serverAudit()).find(
       (r) => r['action'] === 'EndTask' && r['correlationId'] === taskId,
     )
@@ -222,7 +250,11 @@ describe('tasks through the agent', () => {
       await stack.cli(['task', 'list', '--output', 'json']),
     )
     expect(listed.tasks.find((t) => t.task_id === printed.task_id)).toMatchObject({ pid: 0 })
+    expect(
+      await codeOf(validateTaskToken(printed.token, await jwtBundles(), { audience: 'mcp', revocations })),
+    ).toBe(undefined)
     expect((await stack.cli(['task', 'end', printed.task_id])).code).toBe(0)
+    expect(await untilRefused(printed.token, 'mcp')).toBe('ERR_CREDENTIAL_REVOKED')
     expect(await untilTask(printed.task_id, (t) => t.endReason !== undefined)).toMatchObject({
       endReason: 'ended',
     })

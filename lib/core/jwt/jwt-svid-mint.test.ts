@@ -56,16 +56,24 @@ beforeAll(async () => {
 })
 
 describe('mintJwtSvid', () => {
-  it('writes the header exactly {alg, kid, typ} and the claims sub, aud, exp, iat', async () => {
-    const { raw, claims } = decode(await mintJwtSvid(params({ audience: ['a', 'b', 'a'] })))
+  it('writes the header exactly {alg, kid, typ} and the claims sub, aud, exp, iat, jti', async () => {
+    const { raw, claims } = decode(await mintJwtSvid(params({ audience: ['a', 'b', 'a'], jwtId: 'j1' })))
     expect(raw[0]).toBe('{"alg":"ES256","kid":"k1","typ":"JWT"}')
-    expect(Object.keys(claims)).toEqual(['sub', 'aud', 'exp', 'iat'])
+    expect(Object.keys(claims)).toEqual(['sub', 'aud', 'exp', 'iat', 'jti'])
     expect(claims).toEqual({
       sub: id.toString(),
       aud: ['a', 'b', 'a'],
       exp: 1_700_000_300,
       iat: 1_700_000_000,
+      jti: 'j1',
     })
+  })
+
+  it('gives every token its own random jti unless told one, so one token can be revoked', async () => {
+    const a = decode(await mintJwtSvid(params({}))).claims['jti']
+    const b = decode(await mintJwtSvid(params({}))).claims['jti']
+    expect(a).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    expect(a).not.toBe(b)
   })
 
   it('writes aud as an array even for one audience, and integer times', async () => {

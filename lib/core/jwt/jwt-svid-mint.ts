@@ -1,4 +1,4 @@
-import { KeyObject } from 'node:crypto'
+import { KeyObject, randomBytes } from 'node:crypto'
 import { CompactSign } from 'jose'
 import { IdentityError } from '../errors.js'
 import { SpiffeId } from '../spiffe-id.js'
@@ -19,13 +19,16 @@ export interface MintJwtSvidParams {
   readonly ttlMs: number
   /** An upper bound for the expiry, such as the signing key's own notAfter. */
   readonly expiresAtCapMs?: number
+  /** The `jti` claim, by which this one token can be revoked; default 128 random bits, base64url. */
+  readonly jwtId?: string
 }
 
 const encoder = new TextEncoder()
 
 /**
  * Signs a JWT-SVID: header exactly `{alg, kid, typ: "JWT"}` (ES256 for P-256, ES384 for P-384,
- * ES512 for P-521, RS256 for RSA) and claims `sub`, `aud`, `exp`, `iat` with integer times, where
+ * ES512 for P-521, RS256 for RSA) and claims `sub`, `aud`, `exp`, `iat` with integer times and a
+ * `jti` (random unless given: a revocation can name this one token), where
  * `exp` is `min(nowMs + ttlMs, expiresAtCapMs)` rounded down to the second.
  * The key's WebCrypto form is imported once and cached per `KeyObject`. ECDSA signatures are
  * always in their low-S form (see `ecdsa-low-s.ts`): verifiers refuse the other one.
@@ -43,7 +46,10 @@ export async function mintJwtSvid(params: MintJwtSvidParams): Promise<string> {
   }
   const alg = signingAlgorithm(key.privateKey)
   const { iat, exp } = lifetime(params)
-  const claims = { sub: id.toString(), aud: [...audience], exp, iat }
+  const jti = params.jwtId ?? randomBytes(16).toString('base64url')
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
+    throw new IdentityError('ERR_JWT_INVALID', 'a jti must be 1 to 256 characters')
+  const claims = { sub: id.toString(), aud: [...audience], exp, iat, jti }
   const signingKey = await cryptoKeyFor(key.privateKey, alg)
   try {
     const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))

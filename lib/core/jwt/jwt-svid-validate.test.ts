@@ -31,14 +31,27 @@ describe('validateJwtSvid accepts', () => {
   it('a minted token, returning the record', async () => {
     const id = SpiffeId.parse('spiffe://example.org/workload')
     const key = { kid: 'ec', privateKey: keys.ec }
-    const token = await mintJwtSvid({ id, audience: ['svc', 'b'], key, nowMs: NOW, ttlMs: 60_000 })
+    const token = await mintJwtSvid({
+      id,
+      audience: ['svc', 'b'],
+      key,
+      nowMs: NOW,
+      ttlMs: 60_000,
+      jwtId: 'j',
+    })
     const svid = await validateJwtSvid(token, keys.bundles, ['x', 'b'], { nowMs: NOW })
     expect(svid.id.equals(id)).toBe(true)
     expect(svid.audience).toEqual(['svc', 'b'])
     expect(svid.expiresAtMs).toBe(NOW + 60_000)
     expect(svid.issuedAtMs).toBe(NOW)
     expect(svid.token).toBe(token)
-    expect(svid.claims).toEqual({ sub: id.toString(), aud: ['svc', 'b'], exp: NOW_S + 60, iat: NOW_S })
+    expect(svid.claims).toEqual({
+      sub: id.toString(),
+      aud: ['svc', 'b'],
+      exp: NOW_S + 60,
+      iat: NOW_S,
+      jti: 'j',
+    })
     expect(Object.isFrozen(svid.claims)).toBe(true)
   })
 

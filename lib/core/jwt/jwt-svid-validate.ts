@@ -2,6 +2,7 @@ import { compactVerify } from 'jose'
 import type { JwtBundleSource } from '../bundle/bundle-source.js'
 import type { JwtAuthority, JwtBundle } from '../bundle/jwt-bundle.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../errors.js'
+import { checkNotRevoked, type RevocableCredential, type RevocationListSource } from '../revocation.js'
 import type { TrustDomain } from '../trust-domain.js'
 import { isHighS } from './ecdsa-low-s.js'
 import {
@@ -22,6 +23,11 @@ export interface ValidateJwtSvidOptions {
   readonly nowMs: number
   /** Skew tolerated on `exp`, `nbf` and `iat`; defaults to {@link DEFAULT_JWT_LEEWAY_MS} (30 s). */
   readonly leewayMs?: number
+  /**
+   * Revoked credentials (an agent's list, `RevocationSource` in `@tessera/spiffe/workload`): a token
+   * revoked by its `jti`, or issued to its `sub` before a revocation of that ID, is refused.
+   */
+  readonly revocations?: RevocationListSource
 }
 
 /**
@@ -40,7 +46,8 @@ export interface ValidateJwtSvidOptions {
  *   against a bundle with no authority), ERR_JWT_SIGNATURE_INVALID (also a kid-less token that no
  *   authority verifies), ERR_JWT_AUDIENCE_MISMATCH (also when
  *   `expectedAudience` is empty), ERR_JWT_NOT_YET_VALID (`nbf` or `iat` in the future),
- *   ERR_JWT_EXPIRED, ERR_KEY_MALFORMED (the bundle's key cannot be imported)
+ *   ERR_JWT_EXPIRED, ERR_KEY_MALFORMED (the bundle's key cannot be imported), ERR_CREDENTIAL_REVOKED
+ *   (with `opts.revocations`: revoked by `jti`, or by `sub` for tokens issued before the cutoff)
  */
 export async function validateJwtSvid(
   token: string,
@@ -56,7 +63,19 @@ export async function validateJwtSvid(
   else await verifySignature(token, header, findAuthority(bundle, header.kid, header.alg))
   checkAudience(svid.audience, expected)
   checkTimes(svid.claims, nowMs, leewayMs)
+  checkNotRevoked(opts.revocations, jwtCredentialOf(svid))
   return svid
+}
+
+/** A validated token as a revocation list looks it up: `sub`, `jti` and `iat`. */
+export function jwtCredentialOf(svid: JwtSvid): RevocableCredential {
+  const jti = svid.claims['jti']
+  return {
+    kind: 'jwt',
+    id: svid.id,
+    jwtId: typeof jti === 'string' ? jti : undefined,
+    issuedAtMs: svid.issuedAtMs,
+  }
 }
 
 function checkOptions(opts: ValidateJwtSvidOptions): { nowMs: number; leewayMs: number } {

@@ -5,6 +5,7 @@ import type { JwtBundleSource } from '../bundle/bundle-source.js'
 import { IdentityError, isIdentityError } from '../errors.js'
 import { toLowS } from '../jwt/ecdsa-low-s.js'
 import { cryptoKeyFor } from '../jwt/jwt-svid.js'
+import { checkNotRevoked, type RevocationListSource } from '../revocation.js'
 import { SpiffeId } from '../spiffe-id.js'
 import { decodeCompactJwt } from '../wit/compact-jwt.js'
 import { firstAlgorithm, verifyJws } from '../wit/wit-svid.js'
@@ -180,15 +181,18 @@ export interface ValidateTaskTokenOptions {
   readonly requiredScopes?: ReadonlyArray<string>
   /** Skew tolerated on `exp` and `iat`; default {@link DEFAULT_TASK_LEEWAY_MS}. */
   readonly leewayMs?: number
+  /** Revoked credentials (an agent's feed): the task, its parent, its `jti` or its subject revoked → refused. */
+  readonly revocations?: RevocationListSource | undefined
 }
 
 /**
  * Validates a task token against the JWT bundle of its own trust domain: shape (see
  * {@link parseTaskTokenInsecure}), the `kid` in that bundle, the low-S signature, `exp`/`iat` with a
- * leeway, the audience, and the required scopes.
+ * leeway, the audience, the required scopes, and the revocations when given.
  * @throws ERR_JWT_MALFORMED, ERR_JWT_ALG_UNSUPPORTED, ERR_TASK_TOKEN_INVALID, ERR_BUNDLE_NOT_FOUND,
  *   ERR_JWT_KEY_NOT_FOUND, ERR_JWT_SIGNATURE_INVALID, ERR_JWT_EXPIRED, ERR_JWT_NOT_YET_VALID,
- *   ERR_JWT_AUDIENCE_MISMATCH, ERR_TASK_SCOPE_MISSING
+ *   ERR_JWT_AUDIENCE_MISMATCH, ERR_TASK_SCOPE_MISSING, ERR_CREDENTIAL_REVOKED (the task or its parent
+ *   ended, its `jti` or its subject revoked, when `revocations` is given)
  */
 export async function validateTaskTokenAt(
   token: string,
@@ -217,6 +221,11 @@ export async function validateTaskTokenAt(
       'ERR_TASK_SCOPE_MISSING',
       `the task token does not hold scope ${missing.join(', ')}`,
     )
+  checkNotRevoked(opts.revocations, { kind: 'task', taskId: parsed.taskId })
+  if (parsed.parentTaskId !== undefined)
+    checkNotRevoked(opts.revocations, { kind: 'task', taskId: parsed.parentTaskId })
+  const { subject: id, jti: jwtId, issuedAtMs } = parsed
+  checkNotRevoked(opts.revocations, { kind: 'jwt', id, jwtId, issuedAtMs })
   const { kid: _kid, alg: _alg, ...task } = parsed
   return Object.freeze(task)
 }

@@ -13,6 +13,7 @@ import { migrate } from './migrations/migrate.js'
 import { SqliteAgentStore } from './nodes.js'
 import { openDatabase } from './open.js'
 import { SqlitePendingRequestStore } from './pending-requests.js'
+import { SqliteRevocationStore } from './revocations.js'
 
 /** Options of {@link openSqliteDatastore}. */
 export interface SqliteDatastoreOptions {
@@ -35,6 +36,7 @@ export class SqliteDatastore implements Datastore {
   readonly keyJournal: SqliteKeyJournalStore
   readonly pendingRequests: SqlitePendingRequestStore
   readonly checkpoints: SqliteCheckpointStore
+  readonly revocations: SqliteRevocationStore
   /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
   readonly isNew: boolean
   readonly #db: Database.Database
@@ -54,6 +56,7 @@ export class SqliteDatastore implements Datastore {
     this.keyJournal = new SqliteKeyJournalStore(db, clock)
     this.pendingRequests = new SqlitePendingRequestStore(db)
     this.checkpoints = new SqliteCheckpointStore(db)
+    this.revocations = new SqliteRevocationStore(db)
   }
 
   /** @internal Use {@link openSqliteDatastore}. */

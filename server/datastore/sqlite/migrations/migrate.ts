@@ -4,6 +4,7 @@ import { initialSchema } from './001-initial.js'
 import { pendingRequestsSchema } from './002-pending-requests.js'
 import { reConsentSchema } from './003-re-consent.js'
 import { auditCheckpointsSchema } from './004-audit-checkpoints.js'
+import { revocationsSchema } from './005-revocations.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -16,6 +17,7 @@ const MIGRATIONS: ReadonlyArray<Migration> = [
   { version: 2, sql: pendingRequestsSchema },
   { version: 3, sql: reConsentSchema },
   { version: 4, sql: auditCheckpointsSchema },
+  { version: 5, sql: revocationsSchema },
 ]
 
 /** The schema version this code writes and understands. */
