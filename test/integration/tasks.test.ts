@@ -11,7 +11,7 @@ import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
 import { TaskSource } from '../../lib/workload/task-source.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
-import { jsonOf } from '../helpers/processes.js'
+import { CLI_PATH, jsonOf } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
 
 /**
@@ -260,6 +260,31 @@ describe('tasks through the agent', () => {
     })
     const again = await stack.cli(['task', 'end', 'no-such-task'])
     expect(again.stderr).toMatch(/^error ERR_TASK_NOT_FOUND/)
+  })
+
+  it('tessera task begin inside a task begins a sub-task of it, and may not widen it', async () => {
+    const inner = (scope: string) =>
+      `const r = require('node:child_process').spawnSync(process.execPath, [${JSON.stringify(CLI_PATH)}, 'task', 'begin', '--scope', '${scope}', '--audience', 'mcp', '--purpose', 'inner', '--output', 'json'], { encoding: 'utf8' }); process.stdout.write(r.stdout || r.stderr); process.exit(r.status)`
+    const outer = [
+      'task',
+      'begin',
+      '--scope',
+      'repo:read',
+      '--scope',
+      'repo:write',
+      '--audience',
+      'mcp',
+      '--purpose',
+      'outer',
+    ]
+    const narrowed = await stack.cli([...outer, '--', process.execPath, '-e', inner('repo:read')])
+    expect(narrowed.code, narrowed.stdout + narrowed.stderr).toBe(0)
+    const sub = JSON.parse(narrowed.stdout) as { token: string }
+    expect(parseTaskTokenInsecure(sub.token)).toMatchObject({ scopes: ['repo:read'], purpose: 'inner' })
+    expect(parseTaskTokenInsecure(sub.token).parentTaskId).toMatch(/./)
+    const widened = await stack.cli([...outer, '--', process.execPath, '-e', inner('repo:admin')])
+    expect(widened.code).toBe(1)
+    expect(widened.stdout).toMatch(/^error ERR_TASK_SCOPE_WIDENED/)
   })
 
   it('TaskSource renews the token before it expires, keeping the task id, and ends the task on close', async () => {
