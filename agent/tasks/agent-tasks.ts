@@ -62,6 +62,8 @@ export class AgentTasks {
   readonly #deps: AgentTasksDeps
   readonly #tasks = new Map<string, AgentTask>()
   readonly #watches = new Map<string, ProcessWatch>()
+  /** One pidfd per process however many tasks it began, by pid while that process lives. */
+  readonly #byPid = new Map<number, { readonly watch: ProcessWatch; refs: number }>()
   readonly #timer: NodeJS.Timeout
 
   constructor(deps: AgentTasksDeps) {
@@ -86,6 +88,33 @@ export class AgentTasks {
     for (const t of this.#tasks.values()) if (t.uid === uid && t.endedAtMs === undefined) live++
     if (live >= MAX_LIVE_TASKS_PER_UID)
       throw new IdentityError('ERR_THROTTLED', `uid ${uid} holds ${live} live tasks; end some first`)
+  }
+
+  /**
+   * A watch of the live process `pid` (the caller of a call being answered), shared by all its tasks:
+   * an alive watch already held for that pid names that very process (two live processes never share
+   * a pid), else `open` makes one. Closing the handle releases it; the last release closes the pidfd.
+   */
+  watchFor(pid: number, open: () => ProcessWatch): ProcessWatch {
+    let shared = this.#byPid.get(pid)
+    if (shared === undefined || !isAlive(shared.watch)) {
+      shared = { watch: open(), refs: 0 }
+      this.#byPid.set(pid, shared)
+    }
+    shared.refs++
+    const held = shared
+    let isClosed = false
+    return {
+      isAlive: () => !isClosed && held.watch.isAlive(),
+      close: () => {
+        if (isClosed) return
+        isClosed = true
+        held.refs--
+        if (held.refs > 0) return
+        held.watch.close()
+        if (this.#byPid.get(pid) === held) this.#byPid.delete(pid)
+      },
+    }
   }
 
   /** Records a task just begun, watched through `watch` (absent: detached). */
@@ -130,13 +159,7 @@ export class AgentTasks {
         continue
       }
       const watch = this.#watches.get(task.taskId)
-      let alive = true
-      try {
-        alive = watch?.isAlive() ?? true
-      } catch {
-        alive = false
-      }
-      if (!alive) {
+      if (watch !== undefined && !isAlive(watch)) {
         this.#markEnded(task, 'exited')
         this.#report(task)
       } else if (task.expiresAtMs <= nowMs) this.#markEnded(task, 'expired')
@@ -170,5 +193,14 @@ export class AgentTasks {
     task.endReason = reason
     this.#watches.get(task.taskId)?.close()
     this.#watches.delete(task.taskId)
+  }
+}
+
+/** Whether a watched process lives; a watch that cannot tell counts as ended. */
+function isAlive(watch: ProcessWatch): boolean {
+  try {
+    return watch.isAlive()
+  } catch {
+    return false
   }
 }

@@ -200,7 +200,7 @@ function renewable(t: TaskDeps, taskId: string, entries: ReadonlyArray<Registrat
 
 function openWatch(t: TaskDeps, caller: AttestedCaller): ProcessWatch {
   try {
-    return (t.watch ?? watchProcess)(caller.facts)
+    return t.tasks.watchFor(caller.facts.pid, () => (t.watch ?? watchProcess)(caller.facts))
   } catch (err) {
     throw new IdentityError('ERR_ATTESTATION_FAILED', 'workload attestation failed: caller exited', {
       cause: err,

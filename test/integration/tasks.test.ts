@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -30,7 +30,8 @@ let revocations: RevocationSource
 const children: ChildProcess[] = []
 
 beforeAll(async () => {
-  stack = await startStack({ trustDomain: TD })
+  // A burst of 40 BeginTask calls, then 10 a second: room for every test before the flood's 60.
+  stack = await startStack({ trustDomain: TD, agentArgs: ['--begin-task-per-second', '10'] })
   await stack.registerEntry({ spiffeId: ME, selectors: [`unix:uid:${uid}`], jwtTtl: '5m' })
   client = TaskClient.connect({ endpoint: stack.socketPath })
   const newBackoff = () => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 300 })
@@ -156,6 +157,17 @@ describe('tasks through the agent', () => {
     expect(ended).toMatchObject({ event: 'call.allowed', resource: ME })
     // An ended task is not renewed.
     expect(await codeOf(client.beginTask(params, source.taskId))).toBe('ERR_TASK_ENDED')
+  })
+
+  it('one pidfd per process, however many tasks it begins', async () => {
+    const agentPid = stack.agent().child.pid
+    const fds = async () => (await readdir(`/proc/${agentPid}/fd`)).length
+    const first = await client.beginTask(params)
+    const before = await fds()
+    const more = []
+    for (let i = 0; i < 8; i++) more.push(await client.beginTask(params))
+    expect((await fds()) - before).toBeLessThan(4)
+    for (const t of [first, ...more]) await client.endTask(t.taskId)
   })
 
   it('a sub-task may only narrow its parent; wider, over the cap and malformed requests are refused with codes and audited', async () => {
