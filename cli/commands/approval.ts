@@ -53,7 +53,7 @@ export function registerApprovalCommands(program: Command): void {
     .action(adminAction<ApprovalOptions>(approveRequest))
   withAdminOptions(approval.command('deny'))
     .description(
-      'deny a request: the same uid, binary hash and path is no new request for the server deny time',
+      'deny a request: the same uid, binary hash and path is no new request for the server deny time; denying an approved request withdraws the consent: its entry is deleted, which revokes what was issued from it',
     )
     .option('--id <id>', 'the request id')
     .action(adminAction<ApprovalOptions>(denyRequest))
@@ -120,5 +120,9 @@ async function denyRequest(admin: AdminClients, options: ApprovalOptions, out: O
   const denied = await callAdmin<PendingRequest__Output>(admin, (o, r) =>
     admin.approvals.DenyPendingRequest({ id }, o, r),
   )
-  out.print(denied, (d) => `Denied request ${d.id} until ${formatTime(d.denied_until)}`)
+  out.print(denied, (d) =>
+    d.entry_id === ''
+      ? `Denied request ${d.id} until ${formatTime(d.denied_until)}`
+      : `Withdrew approval ${d.id}: entry ${d.entry_id} deleted, what it issued revoked; denied until ${formatTime(d.denied_until)}`,
+  )
 }

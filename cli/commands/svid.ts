@@ -103,8 +103,8 @@ async function list(admin: AdminClients, _options: AdminOptions, out: Output): P
   const answer = await callAdmin<ListRevocationsResponse__Output>(admin, (o, r) =>
     admin.revocations.ListRevocations({}, o, r),
   )
-  out.print(
-    answer.revocations.map((r) => toJson(r)),
-    (all) => (all.length === 0 ? 'No revocations' : all.map((r) => formatFields(describe(r))).join('\n\n')),
+  // `{ revocations: […] }`, as `entry show` prints `{ entries }` and `approval list` `{ requests }`.
+  out.print({ revocations: answer.revocations.map((r) => toJson(r)) }, ({ revocations: all }) =>
+    all.length === 0 ? 'No revocations' : all.map((r) => formatFields(describe(r))).join('\n\n'),
   )
 }

@@ -43,6 +43,8 @@ export interface ApprovalDenied {
   readonly exePath: string
   /** Unix seconds. */
   readonly deniedUntil: number
+  /** Set when an approved request was denied (consent withdrawn): the entry deleted with it. */
+  readonly withdrawnEntryId?: string
   /** The admin. */
   readonly caller: AuditCaller
 }

@@ -167,7 +167,6 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     audit,
     settings: ctx.settings,
     drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
-    revokeIssued: (entry, caller) => revokeEntry(ctx.revocations, entry, caller, 'approval denied'),
   })
   const { pendingTtlMs } = ctx.settings
   server.addService(

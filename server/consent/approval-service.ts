@@ -1,6 +1,6 @@
 import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
 import type { Clock } from '../../lib/core/clock.js'
-import { IdentityError } from '../../lib/core/errors.js'
+import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { EntryFields, RegistrationEntry } from '../../lib/core/registration-entry.js'
 import { Selector } from '../../lib/core/selector.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
@@ -24,12 +24,6 @@ export interface ApprovalServiceDeps {
     readonly denyTtlMs: number
   }
   readonly drops: PendingDrops
-  /**
-   * Revokes what an entry issued (DESIGN §11). Denying a re-consent request (the program's binary or
-   * user changed since an approval whose entry still exists) revokes what that entry issued so far:
-   * the changed program may hold it; the entry's legitimate holders get new SVIDs at once.
-   */
-  readonly revokeIssued?: ((entry: RegistrationEntry, caller: AuditCaller) => Promise<void>) | undefined
 }
 
 /** How an admin approves a request. */
@@ -124,29 +118,46 @@ export class ApprovalService {
 
   /**
    * Denies a pending request: the same (uid, sha256, path) from the same agent counts toward it, and
-   * is no new request, until the deny time has passed.
-   * @throws ERR_PENDING_NOT_FOUND, ERR_PENDING_EXPIRED, ERR_PENDING_DECIDED
+   * is no new request, until the deny time has passed. Denying an approved request withdraws the
+   * consent: the entry made for it is deleted, which revokes what was issued from it, and the
+   * request is denied as above.
+   * @throws ERR_PENDING_NOT_FOUND, ERR_PENDING_EXPIRED, ERR_PENDING_DECIDED (denied already)
    */
   async deny(id: string, caller: AuditCaller): Promise<PendingRequest> {
+    const known = await this.fetch(id)
+    if (known.state === 'approved') return this.#withdraw(known, caller)
     const request = await this.#undecided(id)
     const nowMs = this.#deps.clock.nowMs()
     const deniedUntilMs = nowMs + this.#deps.settings.denyTtlMs
     const denied = await this.#claim(id, { state: 'denied', nowMs, deniedUntilMs })
     const deniedUntil = Math.floor(deniedUntilMs / 1000)
     this.#deps.audit.approvalDenied({ requestId: id, exePath: request.exePath, deniedUntil, caller })
-    await this.#revokePrevious(denied, caller)
     return denied
   }
 
-  /** For a denied re-consent request: revokes what the earlier approval's entry issued, if it is still there. */
-  async #revokePrevious(denied: PendingRequest, caller: AuditCaller): Promise<void> {
-    const { revokeIssued } = this.#deps
-    const previousId = denied.previous?.requestId
-    if (revokeIssued === undefined || previousId === undefined) return
-    const previous = await this.#deps.store.fetch(previousId)
-    if (previous?.entryId === undefined) return
-    const entry = await this.#deps.entries.fetch(previous.entryId).catch(() => undefined)
-    if (entry !== undefined) await revokeIssued(entry, caller)
+  /** Consent withdrawn: the approval's entry deleted (its credentials revoked), the request denied. */
+  async #withdraw(approved: PendingRequest, caller: AuditCaller): Promise<PendingRequest> {
+    if (approved.entryId !== undefined) {
+      try {
+        await this.#deps.entries.delete(approved.entryId, caller)
+      } catch (err) {
+        // Deleted already (by an admin, or pruned at its expiry): the credentials went with it.
+        if (!isIdentityError(err, 'ERR_ENTRY_NOT_FOUND')) throw err
+      }
+    }
+    const nowMs = this.#deps.clock.nowMs()
+    const deniedUntilMs = nowMs + this.#deps.settings.denyTtlMs
+    const denied = await this.#deps.store.withdraw(approved.id, { nowMs, deniedUntilMs })
+    if (denied === undefined)
+      throw new IdentityError('ERR_PENDING_DECIDED', `pending request ${approved.id} was decided meanwhile`)
+    this.#deps.audit.approvalDenied({
+      requestId: approved.id,
+      exePath: approved.exePath,
+      deniedUntil: Math.floor(deniedUntilMs / 1000),
+      ...(approved.entryId !== undefined && { withdrawnEntryId: approved.entryId }),
+      caller,
+    })
+    return denied
   }
 
   /** The request, still pending and not stale. */

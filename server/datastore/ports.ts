@@ -287,6 +287,11 @@ export interface PendingRequestStore {
   setEntry(id: string, entryId: string): Promise<void>
   /** Takes an approval back (its entry could not be created): the request is pending again. */
   reopen(id: string): Promise<void>
+  /**
+   * Withdraws the consent of an approved request: it becomes denied until `deniedUntilMs` (its
+   * `entryId` kept, to show what it had). Undefined, and nothing changed, when it is not approved.
+   */
+  withdraw(id: string, w: { nowMs: number; deniedUntilMs: number }): Promise<PendingRequest | undefined>
 }
 
 /** A signed audit checkpoint the server holds: the latest of one writer (DESIGN §10). */

@@ -114,6 +114,44 @@ describe('pending requests and approvals', () => {
     expect(errorCodeOf(again)).toBe('ERR_PENDING_DECIDED')
   })
 
+  it('withdraws an approval: denying an approved request deletes its entry, revokes what it issued and remembers the denial', async () => {
+    const exe = await unknownBinary(stack, 'withdrawn-tool')
+    expect(await probeAs(exe, stack)).toMatchObject({ ok: false, errorCode: 'ERR_NO_IDENTITY' })
+    const request = await until('the pending request', () => requestFor(stack, exe))
+    const spiffeId = 'spiffe://tessera.local/agents/withdrawn-tool'
+    const approved = jsonOf<{ entry: { id: string } }>(
+      await stack.cli([
+        'approval',
+        'approve',
+        '--id',
+        request.id,
+        '--spiffe-id',
+        spiffeId,
+        '--output',
+        'json',
+      ]),
+    )
+    await until('the approved binary served', async () => ((await probeAs(exe, stack)).ok ? true : undefined))
+    const entries = await entryCount(stack)
+
+    const withdrawn = await stack.cli(['approval', 'deny', '--id', request.id])
+    expect(withdrawn.stdout).toContain(`Withdrew approval ${request.id}: entry ${approved.entry.id} deleted`)
+    expect(await entryCount(stack)).toBe(entries - 1)
+    const revocations = jsonOf<{ revocations: Array<{ kind: string; value: string }> }>(
+      await stack.cli(['svid', 'revocations', '--output', 'json']),
+    ).revocations
+    expect(revocations).toContainEqual(expect.objectContaining({ kind: 'spiffe-id', value: spiffeId }))
+    // Refused again, and no new request: the withdrawn one is denied for the deny time.
+    await until('the binary refused again', async () => ((await probeAs(exe, stack)).ok ? undefined : true))
+    const after = await until('the refusal counted toward the withdrawn request', async () => {
+      const r = await requestFor(stack, exe, true)
+      return r !== undefined && r.count > request.count ? r : undefined
+    })
+    expect(after).toMatchObject({ id: request.id, state: 'denied', entry_id: approved.entry.id })
+    expect(await requestFor(stack, exe)).toBeUndefined()
+    expect(errorCodeOf(await stack.cli(['approval', 'deny', '--id', request.id]))).toBe('ERR_PENDING_DECIDED')
+  })
+
   it('refuses bad approvals with stable codes and creates nothing', async () => {
     const exe = await unknownBinary(stack, 'bad-input-tool')
     await probeAs(exe, stack)

@@ -177,8 +177,20 @@ describe('--output json', () => {
       .filter((c) => c.options.some((o) => o.names.includes('--output')))
       .map((c) => c.path.join(' '))
     expect(runs.map(([name]) => name).sort()).toEqual([...withOutput].sort())
+    // Changes first and the agent's removal last, each in order; what only reads runs between them,
+    // four commands at a time (each is a Node process that mostly waits for its start-up).
+    const first = ['entry create', 'entry update', 'token generate', 'bundle set', 'approval approve']
+    first.push('approval deny', 'svid revoke')
+    const last = ['bundle delete', 'entry delete', 'agent ban', 'agent evict']
+    const phase = (names: string[]) => runs.filter(([name]) => names.includes(name))
+    const reads = runs.filter(([name]) => !first.includes(name) && !last.includes(name))
     const problems: string[] = []
-    for (const [name, run] of runs) problems.push(...conventionProblems(await run(), name))
+    const check = async ([name, run]: (typeof runs)[number]) => {
+      problems.push(...conventionProblems(await run(), name))
+    }
+    for (const r of phase(first)) await check(r)
+    for (let i = 0; i < reads.length; i += 4) await Promise.all(reads.slice(i, i + 4).map(check))
+    for (const r of phase(last)) await check(r)
     expect(problems).toEqual([])
   })
 })

@@ -256,7 +256,7 @@ describe('entry delete', () => {
     await refusedWithin('JWT-SVID of a deleted entry at the gateway', since, async () => {
       return errorOf(await send(gateway.port, { headers: bearer(token) })) === 'ERR_CREDENTIAL_REVOKED'
     })
-    const list = jsonOf<Array<{ kind: string; value: string }>>(
+    const { revocations: list } = jsonOf<{ revocations: Array<{ kind: string; value: string }> }>(
       await env.stack.cli(['svid', 'revocations', '--output', 'json']),
     )
     expect(list).toContainEqual(expect.objectContaining({ kind: 'spiffe-id', value: temp }))

@@ -79,6 +79,7 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
   readonly #decide: Database.Statement<[string, number, number | null, string, number], PendingRow>
   readonly #setEntry: Database.Statement<[string, string]>
   readonly #reopen: Database.Statement<[string]>
+  readonly #withdraw: Database.Statement<[number, number, string], PendingRow>
 
   constructor(db: Database.Database) {
     const latest = db.prepare<[string, number, string, string], PendingRow>(
@@ -168,6 +169,9 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
     this.#reopen = db.prepare(
       "UPDATE pending_requests SET state = 'pending', decided_at_ms = NULL, denied_until_ms = NULL, entry_id = NULL WHERE id = ?",
     )
+    this.#withdraw = db.prepare(
+      `UPDATE pending_requests SET state = 'denied', decided_at_ms = ?, denied_until_ms = ? WHERE id = ? AND state = 'approved' RETURNING ${COLUMNS}`,
+    ) as unknown as Database.Statement<[number, number, string], PendingRow>
   }
 
   async report(sighting: PendingSighting, options: PendingReportOptions): Promise<PendingReportResult> {
@@ -196,5 +200,13 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
 
   async reopen(id: string): Promise<void> {
     guard('take an approval back', () => this.#reopen.run(id))
+  }
+
+  async withdraw(
+    id: string,
+    w: { nowMs: number; deniedUntilMs: number },
+  ): Promise<PendingRequest | undefined> {
+    const row = guard('withdraw an approval', () => this.#withdraw.get(w.nowMs, w.deniedUntilMs, id))
+    return row === undefined ? undefined : fromRow(row)
   }
 }
