@@ -3,6 +3,17 @@ import { ConfigError } from '../core/config-error.js'
 import { IdentityError } from '../core/errors.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import {
+  compileMcpMethodPattern,
+  compilePurposePattern,
+  compileScope,
+  denyIntentMatches,
+  type IntentConditions,
+  needsTask,
+  type PolicyTask,
+  type UnmetIntent,
+  unmetIntent,
+} from './policy-intent.js'
+import {
   caseConfusableBase,
   compileIdPattern,
   compilePathPattern,
@@ -14,6 +25,7 @@ import {
   pathPatternBase,
 } from './policy-pattern.js'
 
+export type { PolicyTask, UnmetIntent } from './policy-intent.js'
 export type { PathCase } from './policy-pattern.js'
 
 /** What a rule, or the policy's default, decides. */
@@ -31,6 +43,16 @@ export interface PolicyRequest {
    * are unknown, deny rules with `tools` match and allow rules with `tools` do not (fail closed).
    */
   readonly tools?: ReadonlyArray<string>
+  /**
+   * The MCP (JSON-RPC) methods the request calls (`tools/call`, `resources/read`): `[]` for none,
+   * undefined when they could not be read (then deny rules with `mcpMethods` match and allow rules
+   * with `mcpMethods` do not).
+   */
+  readonly mcpMethods?: ReadonlyArray<string>
+  /** The task the request acts for (its validated task token); undefined when it sent none. */
+  readonly task?: PolicyTask
+  /** True when the caller proved possession of its key (WIT + WPT, or mTLS), false for a bearer token. */
+  readonly hasProof?: boolean
 }
 
 /** A policy's answer and the rule that gave it. */
@@ -40,6 +62,14 @@ export interface PolicyDecision {
   readonly rule: string
   /** The tool a denial was about, when the request called tools. */
   readonly tool?: string
+  /** The MCP method a denial was about, when the request's methods were read. */
+  readonly mcpMethod?: string
+  /**
+   * Why a denial was about intent: a deny rule with task conditions matched a request without a
+   * task token (`taskToken`), or no rule allowed the request and the allow rule `rule` would have
+   * but for this condition.
+   */
+  readonly unmet?: UnmetIntent
 }
 
 interface CompiledRule {
@@ -49,6 +79,8 @@ interface CompiledRule {
   readonly methods: ReadonlySet<string> | undefined
   readonly paths: ReadonlyArray<Matcher> | undefined
   readonly tools: ReadonlyArray<Matcher> | undefined
+  readonly mcpMethods: ReadonlyArray<Matcher> | undefined
+  readonly intent: IntentConditions
 }
 
 const TOP_KEYS: ReadonlySet<string> = new Set(['rules', 'default', 'description', 'pathCase'])
@@ -60,11 +92,19 @@ const RULE_KEYS: ReadonlySet<string> = new Set([
   'methods',
   'paths',
   'tools',
+  'mcpMethods',
+  'scopes',
+  'purpose',
+  'proof',
 ])
 /** The tool value of a request that calls none, and of one whose tools could not be read. */
 const NO_TOOL = Symbol('no tool')
 const UNKNOWN_TOOLS = Symbol('unknown tools')
 type ToolInQuestion = string | typeof NO_TOOL | typeof UNKNOWN_TOOLS
+/** The MCP method value of a request that calls none, and of one whose methods could not be read. */
+const NO_METHOD = Symbol('no MCP method')
+const UNKNOWN_METHODS = Symbol('unknown MCP methods')
+type MethodInQuestion = string | typeof NO_METHOD | typeof UNKNOWN_METHODS
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -124,6 +164,21 @@ function compileRule(value: unknown, where: string, ctx: CompileContext): Compil
     problems.push(`${where}.name: must be a non-empty string`)
   const methods = compileList(value['methods'], `${where}.methods`, normalizeMethod, problems)
   collectBases(value['paths'], ctx.pathBases)
+  const { purpose, proof } = value
+  if (proof !== undefined && typeof proof !== 'boolean')
+    problems.push(`${where}.proof: must be true or false`)
+  let purposeMatcher: Matcher | undefined
+  try {
+    purposeMatcher = purpose === undefined ? undefined : compilePurposePattern(purpose)
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err
+    problems.push(`${where}.purpose: ${err.message}`)
+  }
+  const intent: IntentConditions = {
+    scopes: compileList(value['scopes'], `${where}.scopes`, compileScope, problems),
+    purpose: purposeMatcher,
+    proof: typeof proof === 'boolean' ? proof : undefined,
+  }
   return {
     label: typeof name === 'string' && name.length > 0 ? name : where,
     effect: isEffect(effect) ? effect : 'deny',
@@ -131,23 +186,62 @@ function compileRule(value: unknown, where: string, ctx: CompileContext): Compil
     methods: methods && new Set(methods),
     paths: compileList(value['paths'], `${where}.paths`, (p) => compilePathPattern(p, pathCase), problems),
     tools: compileList(value['tools'], `${where}.tools`, compileToolPattern, problems),
+    mcpMethods: compileList(value['mcpMethods'], `${where}.mcpMethods`, compileMcpMethodPattern, problems),
+    intent,
   }
 }
 
-function ruleMatches(rule: CompiledRule, request: PolicyRequest, tool: ToolInQuestion): boolean {
+/** What one evaluation of the rules is about: one tool and one MCP method of the request. */
+interface InQuestion {
+  readonly tool: ToolInQuestion
+  readonly method: MethodInQuestion
+}
+
+function listMatches<T extends string | symbol>(
+  matchers: ReadonlyArray<Matcher> | undefined,
+  value: T,
+  none: T,
+  unknown: T,
+  effect: PolicyEffect,
+): boolean {
+  if (matchers === undefined) return true
+  if (value === none) return false
+  if (value === unknown) return effect === 'deny'
+  return matchers.some((m) => m(value as string))
+}
+
+/** Every condition of the rule but the intent ones (scopes, purpose, proof). */
+function baseMatches(rule: CompiledRule, request: PolicyRequest, what: InQuestion): boolean {
   if (rule.ids && !rule.ids.some((m) => m(request.id.toString()))) return false
   if (rule.methods && !rule.methods.has(request.method.toUpperCase())) return false
   if (rule.paths && !rule.paths.some((m) => m(request.path))) return false
-  if (rule.tools === undefined) return true
-  if (tool === NO_TOOL) return false
-  if (tool === UNKNOWN_TOOLS) return rule.effect === 'deny'
-  return rule.tools.some((m) => m(tool))
+  if (!listMatches(rule.tools, what.tool, NO_TOOL, UNKNOWN_TOOLS, rule.effect)) return false
+  return listMatches(rule.mcpMethods, what.method, NO_METHOD, UNKNOWN_METHODS, rule.effect)
+}
+
+function ruleMatches(rule: CompiledRule, request: PolicyRequest, what: InQuestion): boolean {
+  if (!baseMatches(rule, request, what)) return false
+  const hasProof = request.hasProof === true
+  return rule.effect === 'allow'
+    ? unmetIntent(rule.intent, request.task, hasProof) === undefined
+    : denyIntentMatches(rule.intent, request.task, hasProof)
+}
+
+function inQuestion<N extends symbol, U extends symbol>(
+  list: ReadonlyArray<string> | undefined,
+  none: N,
+  unknown: U,
+): ReadonlyArray<string | N | U> {
+  if (list === undefined) return [unknown]
+  return list.length === 0 ? [none] : list
 }
 
 /**
- * Request-time policy (DESIGN §10): allow and deny rules over SPIFFE ID patterns × methods × paths ×
- * tool names, evaluated on every request. A rule matches when every condition it has matches (a
- * condition left out matches anything). Any matching deny rule wins over every allow rule; with no
+ * Request-time policy (DESIGN §10, §11): allow and deny rules over SPIFFE ID patterns × methods ×
+ * paths × tool names × MCP methods, and the request's intent: the task token's scopes and purpose,
+ * and whether the caller proved possession of its key; evaluated on every request. A rule matches
+ * when every condition it has matches (a condition left out matches anything); a task condition
+ * with no task token fails an allow rule and matches a deny rule (fail closed). Any matching deny rule wins over every allow rule; with no
  * matching rule, `default` decides (`deny` unless set). Immutable.
  * @example
  * const policy = Policy.fromJson({
@@ -230,12 +324,19 @@ export class Policy {
     return this.#rules.some((r) => r.tools !== undefined)
   }
 
+  /** True when a rule has an `mcpMethods` condition, so the request's JSON-RPC methods are worth reading. */
+  get usesMcpMethods(): boolean {
+    return this.#rules.some((r) => r.mcpMethods !== undefined)
+  }
+
   /**
-   * True when the policy can tell one WebSocket message from another: a rule has a `tools` or a
-   * `methods` condition (each message is decided as a `POST` of it to the upgrade's path).
+   * True when the policy can tell one WebSocket message from another: a rule has a `tools`,
+   * `mcpMethods` or `methods` condition (each message is decided as a `POST` of it to the upgrade's path).
    */
   get decidesMessages(): boolean {
-    return this.#rules.some((r) => r.tools !== undefined || r.methods !== undefined)
+    return this.#rules.some(
+      (r) => r.tools !== undefined || r.mcpMethods !== undefined || r.methods !== undefined,
+    )
   }
 
   /** How paths are compared: `sensitive` unless the policy says `"pathCase": "insensitive"`. */
@@ -260,29 +361,47 @@ export class Policy {
   }
 
   /**
-   * Decides a request; with several tools, each is decided and any denial denies the request. A path
-   * {@link checkPath} refuses is denied (rule `pathCase`).
+   * Decides a request; with several tools or MCP methods, each tool with each method is decided and
+   * any denial denies the request. A path {@link checkPath} refuses is denied (rule `pathCase`).
    */
   evaluate(request: PolicyRequest): PolicyDecision {
     const keyed = { ...request, path: pathKey(request.path, this.#pathCase) }
     if (this.#pathCase === 'sensitive' && caseConfusableBase(keyed.path, this.#pathBases) !== undefined)
       return { effect: 'deny', rule: 'pathCase' }
-    const { tools } = keyed
-    if (tools === undefined) return this.#decide(keyed, UNKNOWN_TOOLS)
-    if (tools.length === 0) return this.#decide(keyed, NO_TOOL)
     let last: PolicyDecision | undefined
-    for (const tool of tools) {
-      last = this.#decide(keyed, tool)
-      if (last.effect === 'deny') return { ...last, tool }
-    }
-    return last ?? this.#decide(keyed, NO_TOOL)
+    for (const tool of inQuestion(keyed.tools, NO_TOOL, UNKNOWN_TOOLS))
+      for (const method of inQuestion(keyed.mcpMethods, NO_METHOD, UNKNOWN_METHODS)) {
+        last = this.#decide(keyed, { tool, method })
+        if (last.effect === 'deny')
+          return {
+            ...last,
+            ...(typeof tool === 'string' && { tool }),
+            ...(typeof method === 'string' && { mcpMethod: method }),
+          }
+      }
+    return last ?? { effect: this.#default, rule: 'default' }
   }
 
-  #decide(request: PolicyRequest, tool: ToolInQuestion): PolicyDecision {
-    const matching = this.#rules.filter((r) => ruleMatches(r, request, tool))
+  #decide(request: PolicyRequest, what: InQuestion): PolicyDecision {
+    const matching = this.#rules.filter((r) => ruleMatches(r, request, what))
     const deciding = matching.find((r) => r.effect === 'deny') ?? matching[0]
-    return deciding
-      ? { effect: deciding.effect, rule: deciding.label }
-      : { effect: this.#default, rule: 'default' }
+    if (deciding !== undefined) {
+      const isTaskless =
+        deciding.effect === 'deny' && request.task === undefined && needsTask(deciding.intent)
+      return {
+        effect: deciding.effect,
+        rule: deciding.label,
+        ...(isTaskless && { unmet: { condition: 'taskToken' } as const }),
+      }
+    }
+    if (this.#default === 'allow') return { effect: 'allow', rule: 'default' }
+    // Denied by default: say which allow rule the request's intent fell short of, if one.
+    const hasProof = request.hasProof === true
+    for (const rule of this.#rules) {
+      if (rule.effect !== 'allow' || !baseMatches(rule, request, what)) continue
+      const unmet = unmetIntent(rule.intent, request.task, hasProof)
+      if (unmet !== undefined) return { effect: 'deny', rule: rule.label, unmet }
+    }
+    return { effect: 'deny', rule: 'default' }
   }
 }
