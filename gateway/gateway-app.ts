@@ -151,6 +151,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         wits,
       }),
       readsTools: policy?.usesTools ?? false,
+      readsMcpMethods: policy?.usesMcpMethods ?? false,
       responseTimeoutMs: config.upstreamTimeoutMs,
       log: log.child({ component: 'gateway.proxy' }),
       ...(svids !== undefined && { tlsSource: svids }),

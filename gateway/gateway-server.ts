@@ -14,6 +14,7 @@ import { mcpMiddlewareOptions, RequestBodies } from './mcp-inspection.js'
 import { forwardRequest, type ProxyContext } from './proxy-http.js'
 import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
 import type { UpstreamTarget } from './upstream.js'
+import type { MessageCalls } from './ws-client-messages.js'
 
 /** Where the gateway listens. Port 0 picks a free port. */
 export interface ListenAddress {
@@ -31,6 +32,8 @@ export interface GatewayServerOptions {
    * is also read to check MCP `Mcp-Method`/`Mcp-Name` headers, and to answer a denied MCP call.)
    */
   readonly readsTools: boolean
+  /** True when the policy has `mcpMethods` rules: request bodies are then read for their JSON-RPC methods. */
+  readonly readsMcpMethods?: boolean
   /** How long the upstream may take to send response headers. */
   readonly responseTimeoutMs: number
   /** Largest request head, and how long a client may take to send it. */
@@ -73,7 +76,8 @@ function sessionOf(guard: Guard, upgrade: AllowedUpgrade): WebSocketSession {
   const { via, expiresAtMs } = upgrade.allowed
   return {
     ...(guard.inspectsMessages && {
-      decideMessage: (tools: ReadonlyArray<string> | undefined) => guard.checkMessage(upgrade, tools).allowed,
+      decideMessage: (calls: MessageCalls) =>
+        guard.checkMessage(upgrade, calls.tools, calls.mcpMethods).allowed,
     }),
     credentialExpiry: {
       atMs: expiresAtMs,
@@ -89,7 +93,13 @@ function makeServer(options: GatewayServerOptions, ctx: ProxyContext, tunnels: S
   const bodies = new RequestBodies()
   const onError = (err: unknown, req: IncomingMessage) =>
     log.error({ err, method: req.method }, 'The guard failed on a request.')
-  const middleware: MiddlewareOptions = { onError, ...mcpMiddlewareOptions(bodies, options.readsTools) }
+  const middleware: MiddlewareOptions = {
+    onError,
+    ...mcpMiddlewareOptions(bodies, {
+      tools: options.readsTools,
+      mcpMethods: options.readsMcpMethods ?? false,
+    }),
+  }
   const onRequest = guardRequests(
     guard,
     (req, res) => forwardRequest(req, res, ctx, bodies.prefixOf(req)),

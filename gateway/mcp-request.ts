@@ -96,3 +96,29 @@ export function mcpHeaderProblem(
   }
   return undefined
 }
+
+/**
+ * The MCP (JSON-RPC) methods a request body (or WebSocket message) calls, one per request or
+ * notification in order (a response to the server calls none): `[]` for an empty body, undefined when it is not MCP JSON-RPC (so that deny rules on `mcpMethods` fail closed).
+ * @example
+ * mcpMethodsOf(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}')) // ['resources/read']
+ */
+export function mcpMethodsOf(body: Buffer): string[] | undefined {
+  if (body.length === 0) return []
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const methods: string[] = []
+  for (const item of Array.isArray(value) ? value : [value]) {
+    if (!isObject(item) || item['jsonrpc'] !== '2.0') return undefined
+    const method = item['method']
+    if (typeof method === 'string') methods.push(method)
+    // A response (to a request of the server's) calls nothing; anything else is unreadable.
+    else if (method !== undefined || !('id' in item) || !('result' in item || 'error' in item))
+      return undefined
+  }
+  return methods
+}

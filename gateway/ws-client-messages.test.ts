@@ -7,18 +7,20 @@ import { encodeCloseFrame, FrameError, FrameScanner } from './ws-frame-scanner.j
 function makeHalf(options: { inspect: boolean; maxMessageBytes?: number; allow?: (t: unknown) => boolean }) {
   const forwarded: Buffer[] = []
   const decided: Array<ReadonlyArray<string> | undefined> = []
+  const methods: Array<ReadonlyArray<string> | undefined> = []
   const messages = new ClientMessages(
     {
       forward: (raw) => forwarded.push(Buffer.from(raw)),
-      decide: (tools) => {
+      decide: ({ tools, mcpMethods }) => {
         decided.push(tools)
+        methods.push(mcpMethods)
         return options.allow?.(tools) ?? true
       },
     },
     { inspect: options.inspect, maxMessageBytes: options.maxMessageBytes ?? 1024 },
   )
   const scanner = new FrameScanner(messages)
-  return { scanner, messages, forwarded: () => Buffer.concat(forwarded), decided }
+  return { scanner, messages, forwarded: () => Buffer.concat(forwarded), decided, methods }
 }
 
 const call = (name: string) =>
@@ -36,6 +38,20 @@ describe('ClientMessages (client frames on their way upstream)', () => {
     expect(half.forwarded().equals(bytes)).toBe(true)
     expect(half.decided).toEqual([['search'], undefined])
     expect(half.messages.isForwardedAtBoundary).toBe(true)
+  })
+
+  it('reads the JSON-RPC methods of each message; a response to the server calls none', () => {
+    const half = makeHalf({ inspect: true })
+    const read = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'resources/read',
+      params: { uri: 'file:///a' },
+    })
+    const answer = JSON.stringify({ jsonrpc: '2.0', id: 7, result: {} })
+    for (const text of [call('search'), read, answer, 'not json'])
+      half.scanner.push(encodeFrame(Buffer.from(text), { mask: true }))
+    expect(half.methods).toEqual([['tools/call'], ['resources/read'], [], undefined])
   })
 
   it('holds a fragmented message (and a ping between its fragments) until it is decided, then drops it', () => {

@@ -1,3 +1,4 @@
+import { mcpMethodsOf } from './mcp-request.js'
 import { toolNamesOf } from './tool-names.js'
 import { FrameError, type FrameHead, type FrameSink, OPCODE } from './ws-frame-scanner.js'
 
@@ -5,8 +6,20 @@ import { FrameError, type FrameHead, type FrameSink, OPCODE } from './ws-frame-s
 export interface ClientMessagesHost {
   /** Sends bytes on to the upstream, in order. */
   forward(raw: Buffer): void
-  /** Decides a whole message from its tools (undefined: unreadable); false closes the WebSocket. */
-  decide(tools: ReadonlyArray<string> | undefined): boolean
+  /** Decides a whole message from the tools and MCP methods it calls (undefined: unreadable); false closes the WebSocket. */
+  decide(calls: MessageCalls): boolean
+}
+
+/** What one WebSocket message calls: its MCP tools and JSON-RPC methods, each undefined when unreadable. */
+export interface MessageCalls {
+  readonly tools: ReadonlyArray<string> | undefined
+  readonly mcpMethods: ReadonlyArray<string> | undefined
+}
+
+const UNREADABLE: MessageCalls = Object.freeze({ tools: undefined, mcpMethods: undefined })
+
+function callsOf(message: Buffer): MessageCalls {
+  return { tools: toolNamesOf(message), mcpMethods: mcpMethodsOf(message) }
 }
 
 const KNOWN_OPCODES: ReadonlySet<number> = new Set(Object.values(OPCODE))
@@ -32,7 +45,7 @@ function frameProblem(head: FrameHead, inMessage: boolean): string | undefined {
 /**
  * The client→upstream half of a WebSocket relay, as a {@link FrameSink}: checks every frame against
  * RFC 6455 and, when `inspect` is on, holds each data message back (with any control frames
- * between its fragments) until it is whole, reads the MCP tools it calls (text JSON-RPC, single or
+ * between its fragments) until it is whole, reads the MCP tools and methods it calls (text JSON-RPC, single or
  * batch), and forwards it only if `decide` allows. A message larger than `maxMessageBytes` (or
  * held bytes beyond twice that, control frames included) is decided as unreadable when it crosses
  * the limit, and streamed on if allowed. Bytes are forwarded exactly as the client sent them.
@@ -85,7 +98,7 @@ export class ClientMessages implements FrameSink {
     if (this.#isPending && !this.#isControlNow) {
       this.#data.push(data)
       this.#dataBytes += data.length
-      if (this.#dataBytes > this.#maxMessageBytes) this.#settle(undefined, false)
+      if (this.#dataBytes > this.#maxMessageBytes) this.#settle(UNREADABLE, false)
     }
     this.#emit(raw, false)
   }
@@ -94,8 +107,7 @@ export class ClientMessages implements FrameSink {
     const isData = head.opcode < OPCODE.close
     if (isData && head.fin) {
       this.#inMessage = false
-      if (this.#isPending)
-        this.#settle(this.#isText ? toolNamesOf(Buffer.concat(this.#data)) : undefined, true)
+      if (this.#isPending) this.#settle(this.#isText ? callsOf(Buffer.concat(this.#data)) : UNREADABLE, true)
       this.#data = []
     }
     if (!this.#isHolding) this.#isForwardedOpen = false
@@ -111,20 +123,20 @@ export class ClientMessages implements FrameSink {
       this.#held.push(raw)
       this.#heldBytes += raw.length
       // Pings between fragments are held too: they must not grow the hold without a bound.
-      if (this.#heldBytes > 2 * this.#maxMessageBytes) this.#settle(undefined, false)
+      if (this.#heldBytes > 2 * this.#maxMessageBytes) this.#settle(UNREADABLE, false)
       return
     }
     if (isHead) this.#isForwardedOpen = true
     this.#host.forward(raw)
   }
 
-  #settle(tools: ReadonlyArray<string> | undefined, isFrameEnd: boolean): void {
+  #settle(calls: MessageCalls, isFrameEnd: boolean): void {
     this.#isPending = false
     const held = this.#held
     this.#held = []
     this.#heldBytes = 0
     this.#data = []
-    if (!this.#host.decide(tools)) {
+    if (!this.#host.decide(calls)) {
       this.#isDenied = true
       return
     }

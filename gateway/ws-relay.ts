@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { Clock } from '../lib/core/clock.js'
 import type { ErrorCode } from '../lib/core/errors.js'
-import { ClientMessages } from './ws-client-messages.js'
+import { ClientMessages, type MessageCalls } from './ws-client-messages.js'
 import { encodeCloseFrame, FrameError, FrameScanner } from './ws-frame-scanner.js'
 
 /** RFC 6455 close codes the gateway sends. */
@@ -24,7 +24,7 @@ export interface RelayEnded {
 /** What {@link relayWebSocket} needs. */
 export interface WebSocketRelayOptions {
   /** Decides each whole client message by the tools it calls; absent: messages are not held back. */
-  readonly decideMessage?: (tools: ReadonlyArray<string> | undefined) => boolean
+  readonly decideMessage?: (calls: MessageCalls) => boolean
   /** When the caller's credential expires, and the code to audit then. */
   readonly credentialExpiry?: { readonly atMs: number; readonly code: ErrorCode }
   readonly clock: Clock
@@ -71,7 +71,7 @@ class WebSocketRelay {
     this.#messages = new ClientMessages(
       {
         forward: (raw) => pass(upstream, raw, client),
-        decide: (tools) => this.#decide(tools),
+        decide: (calls) => this.#decide(calls),
       },
       {
         inspect: options.decideMessage !== undefined,
@@ -132,9 +132,9 @@ class WebSocketRelay {
     pass(this.#client, chunk, this.#upstream)
   }
 
-  #decide(tools: ReadonlyArray<string> | undefined): boolean {
+  #decide(calls: MessageCalls): boolean {
     const decide = this.#options.decideMessage
-    if (decide === undefined || decide(tools)) return true
+    if (decide === undefined || decide(calls)) return true
     this.#close(CLOSE_POLICY, 'denied by policy')
     return false
   }

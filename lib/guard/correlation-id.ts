@@ -53,3 +53,14 @@ export function correlationIdOf(request: { readonly headers: IncomingHttpHeaders
   }
   return id
 }
+
+/**
+ * Makes `id` the request's correlation id from now on (the guard binds a request that acts for a task
+ * to its task id): what {@link correlationIdOf} returns for it, and so its audit lines and
+ * `X-Request-Id`. A caller cannot choose it: only a valid task token sets it.
+ * @example
+ * bindCorrelationId(req, task.taskId)
+ */
+export function bindCorrelationId(request: { readonly headers: IncomingHttpHeaders }, id: string): void {
+  ids.set(request, id)
+}

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import type { ErrorCode } from '../core/errors.js'
 import type { RevocableCredential } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
+import type { TaskToken } from '../core/task/task-token.js'
 import type { AuthMethod } from './authenticate.js'
 
 /** The parts of a request the guard reads; an `http.IncomingMessage` is one. */
@@ -22,6 +23,11 @@ export interface GuardCheckOptions {
    * Called only for an authenticated caller, and only when the policy has `tools` rules.
    */
   readonly readTools?: () => Promise<ReadonlyArray<string> | undefined>
+  /**
+   * Reads the MCP (JSON-RPC) methods the request calls (`[]` for none, undefined when unreadable).
+   * Called only for an authenticated caller, and only when the policy has `mcpMethods` rules.
+   */
+  readonly readMcpMethods?: () => Promise<ReadonlyArray<string> | undefined>
   /**
    * Checks the request itself (`tessera gateway`: MCP `Mcp-Method`/`Mcp-Name` headers against the
    * JSON-RPC body). Called for an authenticated caller the authorizer accepted, before the policy;
@@ -46,6 +52,11 @@ export interface GuardAllowed {
   readonly expiresAtMs: number
   /** The caller's credential as a revocation list names it: a WebSocket must not outlive its revocation. */
   readonly credential?: RevocableCredential
+  /**
+   * The task the request acts for: its `Txn-Token` header's task token, validated for this caller
+   * (DESIGN §11). Its id is the request's correlation id; `expiresAtMs` is no later than its expiry.
+   */
+  readonly task?: TaskToken
 }
 
 /** A WebSocket upgrade the guard allowed, for deciding its messages. */
@@ -88,8 +99,15 @@ export interface RequestDecided {
   readonly reason?: string
   /** The MCP tools the request (or WebSocket message) calls, when the guard read them. */
   readonly tools?: ReadonlyArray<string>
-  /** Follows the request into the services behind the guard (`correlationIdOf`: traceparent, X-Request-Id, or fresh). */
+  /** The MCP methods the request (or WebSocket message) calls, when the guard read them. */
+  readonly mcpMethods?: ReadonlyArray<string>
+  /**
+   * Follows the request into the services behind the guard: the task id of its valid task token,
+   * else `correlationIdOf` (traceparent, X-Request-Id, or fresh).
+   */
   readonly correlationId: string
+  /** For a request acting for a sub-task: the parent task it acts under (`<sub> (task <parent id>)`). */
+  readonly delegatedSubject?: string
 }
 
 /** Where the guard reports every decision (DESIGN §7). */

@@ -1,5 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { bearer, loadGuardKeys, makeGuard, NOW, request, TD } from '../../test/helpers/guard-fixture.js'
+import {
+  bearer,
+  loadGuardKeys,
+  makeGuard,
+  NOW,
+  request,
+  TD,
+  taskToken,
+} from '../../test/helpers/guard-fixture.js'
 import { JwtBundle } from '../core/bundle/jwt-bundle.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { mintWitSvid, type WitBundleSource } from '../core/wit/wit-svid.js'
@@ -68,7 +76,8 @@ describe('the guard with proof of possession', () => {
 
   it('binds a task token through tth, and accepts bearer JWT-SVIDs when proof is not required', async () => {
     const { guard } = makeGuard({ proof: { witBundles, required: false } })
-    const bound = { ...(await proof(TARGET, { taskToken: 'task' })), [TASK_TOKEN_HEADER]: 'task' }
+    const task = await taskToken()
+    const bound = { ...(await proof(TARGET, { taskToken: task })), [TASK_TOKEN_HEADER]: task }
     expect(await guard.check(request(bound))).toMatchObject({ allowed: true, via: 'wit' })
     expect(await guard.check(request(await bearer()))).toMatchObject({ allowed: true, via: 'jwt' })
   })

@@ -7,9 +7,9 @@ import {
   makeGuard,
   NOW,
   request,
+  TestRevocations,
   tlsSocket,
 } from '../../test/helpers/guard-fixture.js'
-import { type Revocation, RevocationList, type RevocationListSource } from '../core/revocation.js'
 import { SpiffeId } from '../core/spiffe-id.js'
 import { TrustDomain } from '../core/trust-domain.js'
 import { authorizeMemberOf } from '../verify/authorizer.js'
@@ -17,34 +17,6 @@ import type { GuardOptions, GuardRequest } from './guard.js'
 import { Policy } from './policy.js'
 
 beforeAll(loadGuardKeys)
-
-/** A revocation list the test changes, telling listeners as a watched source does. */
-class TestRevocations implements RevocationListSource {
-  list = RevocationList.EMPTY
-  readonly #listeners = new Set<() => void>()
-  getRevocations(): RevocationList {
-    return this.list
-  }
-  onUpdate(listener: () => void): () => void {
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
-  }
-  revoke(kind: Revocation['kind'], value: string): void {
-    const r = {
-      kind,
-      value,
-      issuedBeforeMs: NOW + 1000,
-      revokedAtMs: NOW,
-      keepUntilMs: NOW + 3_600_000,
-      reason: '',
-    }
-    this.list = RevocationList.of([...this.list.revocations, r])
-    for (const l of this.#listeners) l()
-  }
-  get listeners(): number {
-    return this.#listeners.size
-  }
-}
 
 describe('revoked credentials', () => {
   it('a revoked JWT-SVID (by jti) and X509-SVID (by serial) are refused 401 ERR_CREDENTIAL_REVOKED', async () => {

@@ -2,9 +2,10 @@ import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-so
 import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
 import type { RevocationList, RevocationListSource } from '../core/revocation.js'
+import type { TaskToken } from '../core/task/task-token.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
-import { correlationIdOf } from './correlation-id.js'
+import { bindCorrelationId, correlationIdOf } from './correlation-id.js'
 import type {
   AllowedUpgrade,
   GatewayAudit,
@@ -14,8 +15,9 @@ import type {
   GuardRequest,
   RefusalStatus,
 } from './decision.js'
+import { checkTaskToken, delegatedSubjectOf } from './guard-task.js'
 import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
-import type { Policy, PolicyDecision } from './policy.js'
+import type { Policy, PolicyDecision, UnmetIntent } from './policy.js'
 import {
   authenticateProof,
   carriesWit,
@@ -85,14 +87,19 @@ export interface Guard {
    * a source or the authorizer).
    */
   check(request: GuardRequest, options?: GuardCheckOptions): Promise<GuardDecision>
-  /** True when the policy has `tools` or `methods` rules: every WebSocket message must then be decided. */
+  /** True when the policy has `tools`, `mcpMethods` or `methods` rules: every WebSocket message must then be decided. */
   readonly inspectsMessages: boolean
   /**
    * Decides one message of an allowed WebSocket as a `POST` of it to the upgrade's path, by the
-   * tools it calls (undefined: unreadable, which deny rules with `tools` match); audits a denial
-   * and an allowed tool call (subject `WS <path>`).
+   * tools and MCP methods it calls (undefined: unreadable, which deny rules with `tools` or
+   * `mcpMethods` match) and the upgrade's task and proof; audits a denial and an allowed tool call
+   * (subject `WS <path>`).
    */
-  checkMessage(upgrade: AllowedUpgrade, tools: ReadonlyArray<string> | undefined): GuardDecision
+  checkMessage(
+    upgrade: AllowedUpgrade,
+    tools: ReadonlyArray<string> | undefined,
+    mcpMethods?: ReadonlyArray<string> | undefined,
+  ): GuardDecision
   /** Audits the gateway's ending an allowed WebSocket: its credential expired, or a frame was unreadable. */
   recordWebSocketEnd(upgrade: AllowedUpgrade, why: { code: ErrorCode; reason: string }): void
   /**
@@ -114,6 +121,10 @@ type Verdict = GuardDecision & {
   readonly via?: AuthMethod
   /** The tools the request calls, when they were read. */
   readonly tools?: ReadonlyArray<string> | undefined
+  /** The MCP methods the request calls, when they were read. */
+  readonly mcpMethods?: ReadonlyArray<string> | undefined
+  /** The request's valid task token: its id is the audit's correlation id even on a refusal. */
+  readonly task?: TaskToken
   /** A throttled refusal counted into the summary of its block rather than recorded. */
   readonly isSummarised?: boolean
 }
@@ -125,8 +136,16 @@ function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: 
 /** The decision without the audit-only fields (an unverified claimed ID must not reach callers). */
 function publicDecision(v: Verdict): GuardDecision {
   if (v.allowed) {
-    const { id, via, path, expiresAtMs, credential } = v
-    return { allowed: true, id, via, path, expiresAtMs, ...(credential !== undefined && { credential }) }
+    const { id, via, path, expiresAtMs, credential, task } = v
+    return {
+      allowed: true,
+      id,
+      via,
+      path,
+      expiresAtMs,
+      ...(credential !== undefined && { credential }),
+      ...(task !== undefined && { task }),
+    }
   }
   const { status, code, reason, retryAfterSeconds, id } = v
   return {
@@ -301,39 +320,97 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
     if (!isIdentityError(err)) throw err
     return refused(403, err.code, err.message, { id, via })
   }
+  const checked = await checkTaskToken(request, id, {
+    jwtBundles: s.options.jwtBundles,
+    audience: s.audience,
+    nowMs: s.clock.nowMs(),
+    revocations: s.options.revocations,
+  })
+  if (checked.kind === 'refused') return refused(checked.status, checked.code, checked.reason, { id, via })
+  const task = checked.kind === 'valid' ? checked.task : undefined
+  // The task id follows the request: its audit lines (even a refusal's) and X-Request-Id.
+  if (task !== undefined) bindCorrelationId(request, task.taskId)
   const problem = await pending.options.inspectRequest?.()
-  if (problem !== undefined) return refused(400, problem.code, problem.reason, { id, via })
+  if (problem !== undefined) return refused(400, problem.code, problem.reason, { id, via, task })
   const { policy } = s.options
-  const allowed = {
+  const allowed: GuardAllowed = {
     allowed: true as const,
     id,
     via,
     path,
-    expiresAtMs: caller.expiresAtMs,
+    expiresAtMs: Math.min(caller.expiresAtMs, task?.expiresAtMs ?? Number.POSITIVE_INFINITY),
     credential: caller.credential,
+    ...(task !== undefined && { task }),
   }
   if (policy === undefined) return allowed
   const isUpgrade = request.headers.upgrade !== undefined
-  // A WebSocket's tools are in its messages, each decided on its own (checkMessage).
+  // A WebSocket's tools and MCP methods are in its messages, each decided on its own (checkMessage).
   const tools = !policy.usesTools || isUpgrade ? [] : await pending.options.readTools?.()
-  const verdict = policy.evaluate({ id, method: request.method ?? 'GET', path, tools })
-  return byPolicy(verdict, allowed, tools)
+  const mcpMethods = !policy.usesMcpMethods || isUpgrade ? [] : await pending.options.readMcpMethods?.()
+  const calls = { tools, mcpMethods }
+  return byPolicy(policy.evaluate(policyRequestOf(allowed, request.method ?? 'GET', calls)), allowed, calls)
+}
+
+/** What the policy decides on, for an allowed caller and the calls its request (or message) makes. */
+function policyRequestOf(
+  allowed: GuardAllowed,
+  method: string,
+  calls: { tools: ReadonlyArray<string> | undefined; mcpMethods: ReadonlyArray<string> | undefined },
+) {
+  const { id, path, task, via } = allowed
+  return {
+    id,
+    method,
+    path,
+    ...(calls.tools !== undefined && { tools: calls.tools }),
+    ...(calls.mcpMethods !== undefined && { mcpMethods: calls.mcpMethods }),
+    ...(task !== undefined && { task: { scopes: task.scopes, purpose: task.purpose } }),
+    hasProof: via !== 'jwt',
+  }
+}
+
+/** The code and status of a policy denial: the intent condition it fell short of, else ERR_POLICY_DENIED. */
+function denialOf(unmet: UnmetIntent | undefined, rule: string): { code: ErrorCode; what: string } {
+  switch (unmet?.condition) {
+    case 'taskToken':
+      return { code: 'ERR_TASK_TOKEN_MISSING', what: `policy rule ${rule} needs a task token (Txn-Token)` }
+    case 'scopes':
+      return {
+        code: 'ERR_TASK_SCOPE_MISSING',
+        what: `policy rule ${rule} needs task scope ${unmet.missing.join(', ')}`,
+      }
+    case 'purpose':
+      return { code: 'ERR_POLICY_DENIED', what: `the task's purpose does not match policy rule ${rule}` }
+    case 'proof':
+      return {
+        code: 'ERR_PROOF_MISSING',
+        what: `policy rule ${rule} needs proof of possession (a WIT-SVID with a Workload-Proof-Token, or a client certificate)`,
+      }
+    default:
+      return { code: 'ERR_POLICY_DENIED', what: `denied by policy rule ${rule}` }
+  }
 }
 
 function byPolicy(
   verdict: PolicyDecision,
   allowed: GuardAllowed,
-  tools: ReadonlyArray<string> | undefined,
+  calls: { tools: ReadonlyArray<string> | undefined; mcpMethods: ReadonlyArray<string> | undefined },
 ): Verdict {
-  const read = tools === undefined || tools.length === 0 ? {} : { tools }
+  const { tools, mcpMethods } = calls
+  const read = {
+    ...(tools !== undefined && tools.length > 0 && { tools }),
+    ...(mcpMethods !== undefined && mcpMethods.length > 0 && { mcpMethods }),
+  }
   if (verdict.effect === 'allow') return { ...allowed, ...read }
-  const about = verdict.tool === undefined ? '' : ` for tool ${JSON.stringify(verdict.tool)}`
-  const { id, via } = allowed
-  return refused(403, 'ERR_POLICY_DENIED', `denied by policy rule ${verdict.rule}${about}`, {
-    id,
-    via,
-    ...read,
-  })
+  const about =
+    verdict.tool !== undefined
+      ? ` for tool ${JSON.stringify(verdict.tool)}`
+      : verdict.mcpMethod !== undefined
+        ? ` for MCP method ${JSON.stringify(verdict.mcpMethod)}`
+        : ''
+  const { id, via, task } = allowed
+  const { code, what } = denialOf(verdict.unmet, verdict.rule)
+  return refused(403, code, `${what}${about}`, { id, via, ...(task !== undefined && { task }), ...read })
 }
 
 /** The guard's decision on one WebSocket message; audited when denied or when it calls a tool. */
@@ -341,17 +418,15 @@ function decideMessage(
   s: Settings,
   upgrade: AllowedUpgrade,
   tools: ReadonlyArray<string> | undefined,
+  mcpMethods: ReadonlyArray<string> | undefined,
 ): GuardDecision {
   const { allowed, request } = upgrade
   const policy = s.options.policy
+  const calls = { tools, mcpMethods }
   const verdict =
     policy === undefined
       ? allowed
-      : byPolicy(
-          policy.evaluate({ id: allowed.id, method: 'POST', path: allowed.path, tools }),
-          allowed,
-          tools,
-        )
+      : byPolicy(policy.evaluate(policyRequestOf(allowed, 'POST', calls)), allowed, calls)
   const pending = { request, options: {}, path: allowed.path }
   if (!verdict.allowed || (tools?.length ?? 0) > 0) record(s, pending, verdict, 'WS')
   return publicDecision(verdict)
@@ -360,6 +435,7 @@ function decideMessage(
 /** Audits a decision; `method` is `WS` for a WebSocket's messages and its end. */
 function record(s: Settings, { request, path }: Pending, verdict: Verdict, method?: string): void {
   const id = verdict.id?.toString()
+  const delegated = delegatedSubjectOf(verdict.task)
   s.options.audit.requestDecided({
     outcome: verdict.allowed ? 'allowed' : 'denied',
     method: method ?? request.method ?? 'GET',
@@ -371,7 +447,9 @@ function record(s: Settings, { request, path }: Pending, verdict: Verdict, metho
     code: verdict.allowed ? 'OK' : verdict.code,
     ...(!verdict.allowed && { reason: verdict.reason }),
     ...(verdict.tools !== undefined && { tools: verdict.tools }),
-    correlationId: correlationIdOf(request),
+    ...(verdict.mcpMethods !== undefined && { mcpMethods: verdict.mcpMethods }),
+    correlationId: verdict.task?.taskId ?? correlationIdOf(request),
+    ...(delegated !== undefined && { delegatedSubject: delegated }),
   })
 }
 
@@ -410,11 +488,12 @@ export function createGuard(options: GuardOptions): Guard {
   return {
     check: (request, options = {}) => decide(settings, request, options),
     inspectsMessages: options.policy?.decidesMessages ?? false,
-    checkMessage: (upgrade, tools) => decideMessage(settings, upgrade, tools),
+    checkMessage: (upgrade, tools, mcpMethods) => decideMessage(settings, upgrade, tools, mcpMethods),
     recordWebSocketEnd(upgrade, why) {
       const { allowed, request } = upgrade
       const pending = { request, options: {}, path: allowed.path }
-      const verdict = refused(403, why.code, why.reason, { id: allowed.id, via: allowed.via })
+      const { id, via, task } = allowed
+      const verdict = refused(403, why.code, why.reason, { id, via, ...(task !== undefined && { task }) })
       record(settings, pending, verdict, 'WS')
     },
     watchRevocation: (upgrade, onRevoked) => watchRevocation(settings, upgrade, onRevoked),
@@ -427,14 +506,17 @@ function watchRevocation(
   onRevoked: (why: { code: ErrorCode; reason: string }) => void,
 ): () => void {
   const source = s.options.revocations
-  const credential = upgrade.allowed.credential
+  const { credential, task } = upgrade.allowed
   if (source?.onUpdate === undefined || credential === undefined) return () => undefined
+  const taskIds = task === undefined ? [] : [task.taskId, ...(task.parentTaskId ? [task.parentTaskId] : [])]
   let isDone = false
   const check = () => {
     if (isDone) return
     let found: ReturnType<RevocationList['find']>
     try {
-      found = source.getRevocations().find(credential)
+      const list = source.getRevocations()
+      found = list.find(credential)
+      for (const taskId of taskIds) found ??= list.find({ kind: 'task', taskId })
     } catch {
       return // withdrawn for now: the next list decides
     }

@@ -21,6 +21,8 @@ export interface VerifiedCaller {
 export interface MiddlewareOptions {
   /** Reads the tools a request calls, for policies with `tools` rules (see `GuardCheckOptions`). */
   readonly readTools?: (req: IncomingMessage) => Promise<ReadonlyArray<string> | undefined>
+  /** Reads the MCP methods a request calls, for policies with `mcpMethods` rules (see `GuardCheckOptions`). */
+  readonly readMcpMethods?: (req: IncomingMessage) => Promise<ReadonlyArray<string> | undefined>
   /** Checks the request itself before the policy (see `GuardCheckOptions.inspectRequest`). */
   readonly inspectRequest?: (req: IncomingMessage) => Promise<RequestProblem | undefined>
   /**
@@ -151,9 +153,10 @@ export function writeRefusalToSocket(socket: Duplex, refusal: Refusal): void {
 type Outcome = GuardAllowed | (Refusal & { readonly allowed: false })
 
 async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOptions): Promise<Outcome> {
-  const { readTools, inspectRequest } = options
+  const { readTools, readMcpMethods, inspectRequest } = options
   const checkOptions: GuardCheckOptions = {
     ...(readTools && { readTools: () => readTools(req) }),
+    ...(readMcpMethods && { readMcpMethods: () => readMcpMethods(req) }),
     ...(inspectRequest && { inspectRequest: () => inspectRequest(req) }),
   }
   try {

@@ -7,7 +7,9 @@ import { BundleSet } from '../../lib/core/bundle/bundle-source.js'
 import { JwtBundle } from '../../lib/core/bundle/jwt-bundle.js'
 import { ManualClock } from '../../lib/core/clock.js'
 import { mintJwtSvid } from '../../lib/core/jwt/jwt-svid-mint.js'
+import { type Revocation, RevocationList, type RevocationListSource } from '../../lib/core/revocation.js'
 import { SpiffeId } from '../../lib/core/spiffe-id.js'
+import { mintTaskToken } from '../../lib/core/task/task-token.js'
 import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { createGuard, type GuardOptions, type GuardRequest } from '../../lib/guard/guard.js'
 import { TestCa } from './test-ca.js'
@@ -106,4 +108,58 @@ export function makeGuard(over: Partial<GuardOptions> = {}) {
     ...over,
   })
   return { guard, audit, clock }
+}
+
+export interface TaskTokenSpec {
+  id?: string
+  audience?: string[]
+  scopes?: string[]
+  purpose?: string
+  taskId?: string
+  parentTaskId?: string
+}
+
+/** A task token signed by the trusted JWT authority (as the server mints them), valid at {@link NOW}. */
+export function taskToken(spec: TaskTokenSpec = {}): Promise<string> {
+  return mintTaskToken({
+    taskId: spec.taskId ?? 'task-1',
+    subject: SpiffeId.parse(spec.id ?? CLAUDE),
+    audiences: spec.audience ?? ['tool'],
+    scopes: spec.scopes ?? ['repo:read'],
+    requestingWorkload: 'spiffe://example.org/agent/node-1',
+    purpose: spec.purpose ?? 'fix issue 12',
+    ...(spec.parentTaskId !== undefined && { parentTaskId: spec.parentTaskId }),
+    requester: { pid: 42, exeSha256: '', host: 'node-1' },
+    key: { kid: 'k1', privateKey: guardKeys().trusted },
+    nowMs: NOW,
+    expiresAtMs: NOW + 300_000,
+  })
+}
+
+/** A revocation list the test changes, telling listeners as a watched source does. */
+export class TestRevocations implements RevocationListSource {
+  list = RevocationList.EMPTY
+  readonly #listeners = new Set<() => void>()
+  getRevocations(): RevocationList {
+    return this.list
+  }
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+  revoke(kind: Revocation['kind'], value: string): void {
+    const r = {
+      kind,
+      value,
+      issuedBeforeMs: NOW + 1000,
+      revokedAtMs: NOW,
+      keepUntilMs: NOW + 3_600_000,
+      reason: '',
+    }
+    this.list = RevocationList.of([...this.list.revocations, r])
+    for (const l of this.#listeners) l()
+  }
+  get listeners(): number {
+    return this.#listeners.size
+  }
 }
