@@ -15,7 +15,8 @@ function callerOf(event: RequestDecided): AuditCaller {
  * method (`WS` for a WebSocket's messages), whose resource is the tool called (when exactly one)
  * or the canonical path (the query is never written: it may hold secrets), whose actor is the
  * verified SPIFFE ID, or the peer address when the caller did not authenticate, and whose
- * correlation id is the one passed to the upstream (`X-Request-Id`).
+ * correlation id is the one passed to the upstream (`X-Request-Id`): the task id when the request
+ * carried a valid task token, whose parent task (for a sub-task) is the `delegatedSubject`.
  * @example
  * const audit = PinoGatewayAudit.open('/var/log/tessera/gateway-audit.log')
  * const guard = createGuard({ ...options, audit })
@@ -28,9 +29,11 @@ export class PinoGatewayAudit extends PinoAuditLog implements GatewayAudit {
       resource: resourceOf(event),
       path,
       ...(event.tools !== undefined && { tools: event.tools }),
+      ...(event.mcpMethods !== undefined && { mcpMethods: event.mcpMethods }),
       via,
       caller: callerOf(event),
       correlationId,
+      ...(event.delegatedSubject !== undefined && { delegatedSubject: event.delegatedSubject }),
     }
     if (event.outcome === 'denied' && event.code !== 'OK') {
       const claimed =

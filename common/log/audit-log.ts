@@ -152,6 +152,8 @@ export interface CallAllowed extends Correlation {
   readonly path?: string
   /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
   readonly tools?: ReadonlyArray<string>
+  /** The MCP (JSON-RPC) methods an HTTP call or WebSocket message calls, when they were read. */
+  readonly mcpMethods?: ReadonlyArray<string>
   /** How the caller authenticated (`jwt`, `mtls`). */
   readonly via?: string
   readonly caller: AuditCaller
@@ -165,6 +167,8 @@ export interface CallDenied extends Correlation {
   readonly path?: string
   /** The MCP tools an HTTP call or WebSocket message calls, when they were read. */
   readonly tools?: ReadonlyArray<string>
+  /** The MCP (JSON-RPC) methods an HTTP call or WebSocket message calls, when they were read. */
+  readonly mcpMethods?: ReadonlyArray<string>
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller
