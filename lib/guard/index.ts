@@ -1,7 +1,8 @@
 /**
  * The per-request guard of `@tessera/spiffe`, for a tool that serves HTTP or WebSockets: each request
  * must carry a valid JWT-SVID (bearer) or client X509-SVID, pass the Host/Origin checks (DNS
- * rebinding, browser pages) and the policy; failed authentication is throttled and every decision
+ * rebinding, browser pages) and the policy (request-time intent included: a `Txn-Token` task token's
+ * scopes and purpose, MCP methods, proof of possession); failed authentication is throttled and every decision
  * audited ({@link JsonLinesAudit} writes them as JSON lines).
  * @example
  * import { createGuard, guardRequests, JsonLinesAudit, Policy } from '@tessera/spiffe/guard'
@@ -58,6 +59,8 @@ export {
   type PolicyDecision,
   type PolicyEffect,
   type PolicyRequest,
+  type PolicyTask,
+  type UnmetIntent,
 } from './policy.js'
 export { type GuardProofOptions, TASK_TOKEN_HEADER } from './proof.js'
 export { actorOfRequest, resourceOf } from './request-record.js'
