@@ -1,10 +1,9 @@
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
-import type { RevocationList, RevocationListSource } from '../core/revocation.js'
-import type { TaskToken } from '../core/task/task-token.js'
+import type { RevocationListSource } from '../core/revocation.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
-import { type Authentication, type AuthMethod, authenticate } from './authenticate.js'
+import { type Authentication, authenticate } from './authenticate.js'
 import { bindCorrelationId, correlationIdOf } from './correlation-id.js'
 import type {
   AllowedUpgrade,
@@ -13,11 +12,11 @@ import type {
   GuardCheckOptions,
   GuardDecision,
   GuardRequest,
-  RefusalStatus,
 } from './decision.js'
+import { byPolicy, policyRequestOf } from './guard-policy.js'
 import { checkTaskToken, delegatedSubjectOf } from './guard-task.js'
 import { hostOfHeader, normalizeAllowedHost, normalizeAllowedOrigin, originOfHeader } from './host-origin.js'
-import type { Policy, PolicyDecision, UnmetIntent } from './policy.js'
+import type { Policy } from './policy.js'
 import {
   authenticateProof,
   carriesWit,
@@ -26,8 +25,10 @@ import {
   settleProof,
 } from './proof.js'
 import { canonicalRequestPath } from './request-path.js'
+import { watchRevocation } from './revocation-watch.js'
 import { FailureThrottle } from './throttle.js'
 import { ThrottledAudit } from './throttle-audit.js'
+import { publicDecision, refused, type Verdict } from './verdict.js'
 
 export type {
   AllowedUpgrade,
@@ -113,49 +114,6 @@ export interface Guard {
     upgrade: AllowedUpgrade,
     onRevoked: (why: { code: ErrorCode; reason: string }) => void,
   ): () => void
-}
-
-/** A decision before the audit: refusals may carry the audit's extra fields, or not be audited alone. */
-type Verdict = GuardDecision & {
-  readonly claimedId?: string
-  readonly via?: AuthMethod
-  /** The tools the request calls, when they were read. */
-  readonly tools?: ReadonlyArray<string> | undefined
-  /** The MCP methods the request calls, when they were read. */
-  readonly mcpMethods?: ReadonlyArray<string> | undefined
-  /** The request's valid task token: its id is the audit's correlation id even on a refusal. */
-  readonly task?: TaskToken
-  /** A throttled refusal counted into the summary of its block rather than recorded. */
-  readonly isSummarised?: boolean
-}
-
-function refused(status: RefusalStatus, code: ErrorCode, reason: string, extra: object = {}): Verdict {
-  return { allowed: false, status, code, reason, ...extra }
-}
-
-/** The decision without the audit-only fields (an unverified claimed ID must not reach callers). */
-function publicDecision(v: Verdict): GuardDecision {
-  if (v.allowed) {
-    const { id, via, path, expiresAtMs, credential, task } = v
-    return {
-      allowed: true,
-      id,
-      via,
-      path,
-      expiresAtMs,
-      ...(credential !== undefined && { credential }),
-      ...(task !== undefined && { task }),
-    }
-  }
-  const { status, code, reason, retryAfterSeconds, id } = v
-  return {
-    allowed: false,
-    status,
-    code,
-    reason,
-    ...(retryAfterSeconds !== undefined && { retryAfterSeconds }),
-    ...(id !== undefined && { id }),
-  }
 }
 
 function rawPath(target: string | undefined): string {
@@ -351,68 +309,6 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
   return byPolicy(policy.evaluate(policyRequestOf(allowed, request.method ?? 'GET', calls)), allowed, calls)
 }
 
-/** What the policy decides on, for an allowed caller and the calls its request (or message) makes. */
-function policyRequestOf(
-  allowed: GuardAllowed,
-  method: string,
-  calls: { tools: ReadonlyArray<string> | undefined; mcpMethods: ReadonlyArray<string> | undefined },
-) {
-  const { id, path, task, via } = allowed
-  return {
-    id,
-    method,
-    path,
-    ...(calls.tools !== undefined && { tools: calls.tools }),
-    ...(calls.mcpMethods !== undefined && { mcpMethods: calls.mcpMethods }),
-    ...(task !== undefined && { task: { scopes: task.scopes, purpose: task.purpose } }),
-    hasProof: via !== 'jwt',
-  }
-}
-
-/** The code and status of a policy denial: the intent condition it fell short of, else ERR_POLICY_DENIED. */
-function denialOf(unmet: UnmetIntent | undefined, rule: string): { code: ErrorCode; what: string } {
-  switch (unmet?.condition) {
-    case 'taskToken':
-      return { code: 'ERR_TASK_TOKEN_MISSING', what: `policy rule ${rule} needs a task token (Txn-Token)` }
-    case 'scopes':
-      return {
-        code: 'ERR_TASK_SCOPE_MISSING',
-        what: `policy rule ${rule} needs task scope ${unmet.missing.join(', ')}`,
-      }
-    case 'purpose':
-      return { code: 'ERR_POLICY_DENIED', what: `the task's purpose does not match policy rule ${rule}` }
-    case 'proof':
-      return {
-        code: 'ERR_PROOF_MISSING',
-        what: `policy rule ${rule} needs proof of possession (a WIT-SVID with a Workload-Proof-Token, or a client certificate)`,
-      }
-    default:
-      return { code: 'ERR_POLICY_DENIED', what: `denied by policy rule ${rule}` }
-  }
-}
-
-function byPolicy(
-  verdict: PolicyDecision,
-  allowed: GuardAllowed,
-  calls: { tools: ReadonlyArray<string> | undefined; mcpMethods: ReadonlyArray<string> | undefined },
-): Verdict {
-  const { tools, mcpMethods } = calls
-  const read = {
-    ...(tools !== undefined && tools.length > 0 && { tools }),
-    ...(mcpMethods !== undefined && mcpMethods.length > 0 && { mcpMethods }),
-  }
-  if (verdict.effect === 'allow') return { ...allowed, ...read }
-  const about =
-    verdict.tool !== undefined
-      ? ` for tool ${JSON.stringify(verdict.tool)}`
-      : verdict.mcpMethod !== undefined
-        ? ` for MCP method ${JSON.stringify(verdict.mcpMethod)}`
-        : ''
-  const { id, via, task } = allowed
-  const { code, what } = denialOf(verdict.unmet, verdict.rule)
-  return refused(403, code, `${what}${about}`, { id, via, ...(task !== undefined && { task }), ...read })
-}
-
 /** The guard's decision on one WebSocket message; audited when denied or when it calls a tool. */
 function decideMessage(
   s: Settings,
@@ -496,43 +392,6 @@ export function createGuard(options: GuardOptions): Guard {
       const verdict = refused(403, why.code, why.reason, { id, via, ...(task !== undefined && { task }) })
       record(settings, pending, verdict, 'WS')
     },
-    watchRevocation: (upgrade, onRevoked) => watchRevocation(settings, upgrade, onRevoked),
-  }
-}
-
-function watchRevocation(
-  s: Settings,
-  upgrade: AllowedUpgrade,
-  onRevoked: (why: { code: ErrorCode; reason: string }) => void,
-): () => void {
-  const source = s.options.revocations
-  const { credential, task } = upgrade.allowed
-  if (source?.onUpdate === undefined || credential === undefined) return () => undefined
-  const taskIds = task === undefined ? [] : [task.taskId, ...(task.parentTaskId ? [task.parentTaskId] : [])]
-  let isDone = false
-  const check = () => {
-    if (isDone) return
-    let found: ReturnType<RevocationList['find']>
-    try {
-      const list = source.getRevocations()
-      found = list.find(credential)
-      for (const taskId of taskIds) found ??= list.find({ kind: 'task', taskId })
-    } catch {
-      return // withdrawn for now: the next list decides
-    }
-    if (found === undefined) return
-    isDone = true
-    unsubscribe()
-    onRevoked({
-      code: 'ERR_CREDENTIAL_REVOKED',
-      reason: `the credential was revoked (${found.kind}): WebSocket closed`,
-    })
-  }
-  const unsubscribe = source.onUpdate(check)
-  // A revocation that arrived between the upgrade's check and this subscription.
-  queueMicrotask(check)
-  return () => {
-    isDone = true
-    unsubscribe()
+    watchRevocation: (upgrade, onRevoked) => watchRevocation(options.revocations, upgrade, onRevoked),
   }
 }
