@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'ERR_TASK_SCOPE_MISSING'
   | 'ERR_TASK_NOT_FOUND'
   | 'ERR_TASK_ENDED'
+  | 'ERR_TASK_DENIED'
+  | 'ERR_APPROVAL_TIMEOUT'
   // bundles
   | 'ERR_BUNDLE_MALFORMED'
   | 'ERR_BUNDLE_NOT_FOUND'
