@@ -8,6 +8,9 @@ import type { PendingDrops } from './pending-reports.js'
 import type { PendingFacts, PendingTask } from './pending-request.js'
 import type { TaskWaiters } from './task-waiters.js'
 
+/** A wait bounded by the caller's deadline ends this long before it, to answer with a code in time. */
+export const DEADLINE_MARGIN_MS = 1000
+
 /** What {@link HumanTaskGate} needs. */
 export interface HumanTaskGateDeps {
   readonly store: PendingRequestStore
@@ -67,7 +70,11 @@ export class HumanTaskGate {
     if (!waiters.hasRoomFor(waiter))
       throw new IdentityError('ERR_PENDING_LIMIT', 'too many tasks wait for a human; retry later')
     const nowMs = clock.nowMs()
-    const waitUntilMs = Math.min(nowMs + settings.humanApprovalTimeoutMs, ask.deadlineMs)
+    // Answered a little before the caller's deadline, so that it reads ERR_APPROVAL_TIMEOUT, not a bare deadline.
+    const waitUntilMs = Math.max(
+      nowMs,
+      Math.min(nowMs + settings.humanApprovalTimeoutMs, ask.deadlineMs - DEADLINE_MARGIN_MS),
+    )
     const result = await store.requestTask(
       {
         agentId: ask.agent.id,
