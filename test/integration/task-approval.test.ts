@@ -89,14 +89,22 @@ async function requests(all = false): Promise<RequestJson[]> {
   return jsonOf<{ requests: RequestJson[] }>(await stack.cli(args)).requests
 }
 
-/** Begins a task; resolves `awaiting` with the pending request's id once the call waits for a human. */
+/**
+ * Begins a task; `awaiting` resolves with the pending request's id once the call waits for a human,
+ * and rejects at once if the call ends without waiting.
+ */
 function beginWaiting(params: BeginTaskParams, c = client) {
   let said: (id: string) => void = () => undefined
-  const awaiting = new Promise<string>((resolve) => {
+  const asked = new Promise<string>((resolve) => {
     said = resolve
   })
   const begun = c.beginTask({ ...params, onAwaitingApproval: (id) => said(id) })
   begun.catch(() => undefined)
+  const ended = begun.then(
+    () => Promise.reject(new Error('the task began without waiting for a human')),
+    (err: unknown) => Promise.reject(err),
+  )
+  const awaiting = Promise.race([asked, ended])
   return { awaiting, begun }
 }
 
