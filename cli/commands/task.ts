@@ -191,7 +191,7 @@ export function registerTaskCommands(program: Command): void {
     .option('--spiffe-id <id>', "which of this process's identities the task acts as (default the first)")
     .option(
       '--approval-wait <duration>',
-      `when a scope needs a human: how long to wait for the approval (default ${DEFAULT_APPROVAL_WAIT}; the server's --human-approval-timeout may end it sooner)`,
+      `when a scope needs a human: how long to wait for the approval (default ${DEFAULT_APPROVAL_WAIT}; the server's human-approval timeout may end it sooner)`,
     )
     .addOption(
       new Option(
