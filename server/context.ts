@@ -6,6 +6,7 @@ import type { TrustDomain } from '../lib/core/trust-domain.js'
 import type { BundleService } from './bundle/bundle-service.js'
 import type { CaRotator } from './ca/rotator.js'
 import type { PendingDrops } from './consent/pending-reports.js'
+import type { TaskWaiters } from './consent/task-waiters.js'
 import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
 import type { ServerHealth } from './health/server-health.js'
@@ -27,6 +28,9 @@ export interface ServerSettingsView {
   readonly pendingTtlMs: number
   readonly denyTtlMs: number
   readonly maxPendingRequests: number
+  /** Task scopes that need a human (DESIGN §11), and how long a BeginTask waits for one. */
+  readonly humanScopes?: ReadonlyArray<string>
+  readonly humanApprovalTimeoutMs?: number
 }
 
 /**
@@ -49,6 +53,8 @@ export interface ServerContext {
   readonly revocations: RevocationService
   /** Pending requests dropped past their limit; absent in tests that build a context (then per API). */
   readonly pendingDrops?: PendingDrops | undefined
+  /** BeginTask calls waiting for a human, shared by the agent API (waits) and the admin API (decides). */
+  readonly taskWaiters?: TaskWaiters | undefined
   /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */
   readonly health?: ServerHealth | undefined
 }

@@ -14,6 +14,7 @@ import { type AgentApi, startAgentApi } from './agent-api/agent-api.js'
 import { CheckpointService } from './audit-checkpoints/checkpoint-service.js'
 import { BundleService } from './bundle/bundle-service.js'
 import { CaRotator } from './ca/rotator.js'
+import { TaskWaiters } from './consent/task-waiters.js'
 import type { ServerContext } from './context.js'
 import { watchFaults } from './datastore/fault-watch.js'
 import { openSqliteDatastore } from './datastore/sqlite/datastore.js'
@@ -117,6 +118,7 @@ export async function startServer(
       revocations,
       health,
       pendingDrops: { count: 0, isAudited: false },
+      taskWaiters: new TaskWaiters(),
     }
 
     const tls = new PushCertificateProvider()

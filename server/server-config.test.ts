@@ -45,6 +45,8 @@ describe('loadServerConfig defaults', () => {
       pendingTtlMs: 24 * H,
       denyTtlMs: H,
       maxPendingRequests: 1000,
+      humanScopes: [],
+      humanApprovalTimeoutMs: 120_000,
       logLevel: 'info',
       logFormat: 'json',
       auditLogPath: '/home/op/.tessera/server/audit.log',

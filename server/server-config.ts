@@ -8,6 +8,7 @@ import {
   MAX_UNIX_ID,
   pathKind,
   socketPathKind,
+  stringKind,
   trustDomainKind,
 } from '../common/config/config-fields.js'
 import {
@@ -47,6 +48,13 @@ export interface ServerSettings {
   readonly denyTtlMs: number
   /** Most pending requests kept (all states); past it the least recently seen are dropped and counted. */
   readonly maxPendingRequests: number
+  /**
+   * Task scopes that need a human (DESIGN §11; `--human-scope`, repeatable, `*` a wildcard): a
+   * BeginTask for one waits for `tessera approval approve|deny`.
+   */
+  readonly humanScopes: readonly string[]
+  /** How long such a BeginTask waits for the decision (and never past its caller's deadline). */
+  readonly humanApprovalTimeoutMs: number
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output. */
@@ -71,6 +79,9 @@ function inDataDir(file: string) {
   return (c: Partial<ServerSettings>) => (c.dataDir === undefined ? undefined : join(c.dataDir, file))
 }
 
+/** A human scope: an OAuth scope token (as lib/core/task/human-scopes.ts checks) with `*` as wildcard. */
+const HUMAN_SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
+
 /** Every server setting and its default, in one place. */
 const SERVER_SCHEMA: Schema<ServerSettings> = {
   dataDir: { kind: pathKind(), default: './.tessera/server' },
@@ -89,6 +100,12 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   pendingTtlMs: { kind: durationKind(), name: 'pendingTtl', default: '24h' },
   denyTtlMs: { kind: durationKind(), name: 'denyTtl', default: '1h' },
   maxPendingRequests: { kind: integerKind({ min: 1, max: 100_000 }), default: 1000 },
+  humanScopes: {
+    kind: listKind(stringKind({ pattern: HUMAN_SCOPE, hint: 'a scope, * as a wildcard' })),
+    flag: 'humanScope',
+    default: [],
+  },
+  humanApprovalTimeoutMs: { kind: durationKind(), name: 'humanApprovalTimeout', default: '2m' },
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },

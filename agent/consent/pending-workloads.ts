@@ -144,23 +144,28 @@ export class PendingWorkloads {
 
   /** The parent process's executable, read once when a workload is first seen; '' when unreadable. */
   #parentExe(facts: ProcessFacts): string {
-    const proc = this.#deps.procRoot ?? '/proc'
-    try {
-      const status = readFileSync(`${proc}/${facts.pid}/status`, 'utf8')
-      const ppid = /^PPid:\s*(\d+)$/m.exec(status)?.[1]
-      return ppid === undefined || ppid === '0' ? '' : readlinkSync(`${proc}/${ppid}/exe`)
-    } catch {
-      return ''
-    }
+    return parentExeOf(facts, this.#deps.procRoot)
   }
 }
 
-function unixValue(selectors: ReadonlyArray<Selector>, prefix: string): string | undefined {
+/** The parent process's executable; '' when unreadable. */
+export function parentExeOf(facts: ProcessFacts, procRoot = '/proc'): string {
+  try {
+    const status = readFileSync(`${procRoot}/${facts.pid}/status`, 'utf8')
+    const ppid = /^PPid:\s*(\d+)$/m.exec(status)?.[1]
+    return ppid === undefined || ppid === '0' ? '' : readlinkSync(`${procRoot}/${ppid}/exe`)
+  } catch {
+    return ''
+  }
+}
+
+/** The value of a caller's `unix:<prefix>…` selector. */
+export function unixValue(selectors: ReadonlyArray<Selector>, prefix: string): string | undefined {
   const found = selectors.find((s) => s.type === 'unix' && s.value.startsWith(prefix))
   return found?.value.slice(prefix.length)
 }
 
 /** The cgroup v2 path, else the first hierarchy's; '' when none. */
-function cgroupOf(facts: ProcessFacts): string {
+export function cgroupOf(facts: ProcessFacts): string {
   return (facts.cgroups.find((c) => c.hierarchyId === 0) ?? facts.cgroups[0])?.path ?? ''
 }

@@ -97,3 +97,13 @@ export interface TaskTokenResult {
   readonly expiresAtMs: number
   readonly issuedAtMs: number
 }
+
+/**
+ * A BeginTask call as the server's wait for a human needs it: its deadline (Unix ms; Infinity: none),
+ * its cancellation, and how to tell the caller that it waits (initial metadata).
+ */
+export interface TaskCallWait {
+  readonly deadlineMs: number
+  readonly signal: AbortSignal
+  readonly onAwaiting: (requestId: string) => void
+}

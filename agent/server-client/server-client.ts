@@ -23,10 +23,12 @@ import type { Certificate } from '../../lib/core/x509/certificate.js'
 import { createCsr } from '../../lib/core/x509/csr.js'
 import { generateP256PrivateKey } from '../../lib/core/x509/generate-key.js'
 import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
+import { AWAITING_APPROVAL_KEY } from '../../lib/grpc/status.js'
 import {
   checkAgentSvid,
   type IssuanceResult,
   type JwtSvidResult,
+  type TaskCallWait,
   type TaskTokenResult,
   toIssuanceResult,
 } from './results.js'
@@ -38,6 +40,9 @@ import {
   SyncStream,
 } from './sync-stream.js'
 import { pinServerCertificate, ServerTls } from './tls.js'
+
+/** Longest a NewTaskToken call may wait for a human when the workload set no deadline. */
+const MAX_TASK_WAIT_MS = 60 * 60_000
 
 export type { IssuanceResult, JwtSvidResult, TaskTokenResult } from './results.js'
 export type { SyncHandlers, SyncSnapshot } from './sync-stream.js'
@@ -224,13 +229,31 @@ export class ServerClient {
     }
   }
 
-  /** A task token for an authorized entry (DESIGN §11). @throws ServiceError */
-  async newTaskToken(request: NewTaskTokenRequest): Promise<TaskTokenResult> {
+  /**
+   * A task token for an authorized entry (DESIGN §11). With `wait` (the workload's call), the call
+   * lasts until the workload's deadline (a scope that needs a human waits for one), ends when the
+   * workload's call is cancelled, and passes the server's "awaiting approval" metadata on.
+   * @throws ServiceError
+   */
+  async newTaskToken(request: NewTaskTokenRequest, wait?: TaskCallWait): Promise<TaskTokenResult> {
     this.#requireSvid()
     const client = this.#channel()
-    const res = await this.#unary<NewTaskTokenResponse__Output>((cb) =>
-      client.NewTaskToken(request, this.#callOptions(), cb),
-    )
+    const options =
+      wait === undefined
+        ? this.#callOptions()
+        : { deadline: Math.min(wait.deadlineMs, Date.now() + MAX_TASK_WAIT_MS) }
+    const res = await this.#unary<NewTaskTokenResponse__Output>((cb) => {
+      const call = client.NewTaskToken(request, options, cb)
+      if (wait === undefined) return call
+      const cancel = () => call.cancel()
+      wait.signal.addEventListener('abort', cancel, { once: true })
+      call.on('status', () => wait.signal.removeEventListener('abort', cancel))
+      call.on('metadata', (md) => {
+        const requestId = md.get(AWAITING_APPROVAL_KEY)[0]
+        if (typeof requestId === 'string' && requestId !== '') wait.onAwaiting(requestId)
+      })
+      return call
+    })
     return {
       token: res.token,
       taskId: res.task_id,

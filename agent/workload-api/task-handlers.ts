@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { Metadata, type ServerUnaryCall } from '@grpc/grpc-js'
 import type { NewTaskTokenRequest } from '../../common/gen/tessera/agent/v1/NewTaskTokenRequest.js'
 import { type ErrorCode, IdentityError } from '../../lib/core/errors.js'
 import type { RegistrationEntry } from '../../lib/core/registration-entry.js'
@@ -8,8 +9,9 @@ import type { BeginTaskRequest__Output } from '../../lib/gen/tessera/workload/v1
 import type { BeginTaskResponse } from '../../lib/gen/tessera/workload/v1/BeginTaskResponse.js'
 import type { EndTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/EndTaskRequest.js'
 import type { ListTasksResponse } from '../../lib/gen/tessera/workload/v1/ListTasksResponse.js'
-import { errorCodeOf, statusFor } from '../../lib/grpc/status.js'
-import type { TaskTokenResult } from '../server-client/results.js'
+import { AWAITING_APPROVAL_KEY, errorCodeOf, statusFor } from '../../lib/grpc/status.js'
+import { cgroupOf, parentExeOf, unixValue } from '../consent/pending-workloads.js'
+import type { TaskCallWait, TaskTokenResult } from '../server-client/results.js'
 import type { AgentTasks } from '../tasks/agent-tasks.js'
 import { type ProcessWatch, watchProcess } from '../tasks/process-watch.js'
 import { type AttestedCaller, noIdentityFor, verifyBeforeAnswer } from './caller.js'
@@ -20,13 +22,32 @@ import type { RefusalThrottle } from './refusal-throttle.js'
 export interface TaskDeps {
   readonly tasks: AgentTasks
   readonly server: {
-    newTaskToken(request: NewTaskTokenRequest): Promise<TaskTokenResult>
+    newTaskToken(request: NewTaskTokenRequest, wait?: TaskCallWait): Promise<TaskTokenResult>
     endTask(taskId: string, reason: 'ended' | 'exited'): Promise<void>
   }
   /** BeginTask calls per uid and executable (ERR_THROTTLED past it). */
   readonly beginThrottle: RefusalThrottle
   /** Opens a watch on the process behind a connection; default a pidfd of its own. */
   readonly watch?: typeof watchProcess
+}
+
+/** The wait of a unary call on the socket: its deadline, cancellation and initial metadata. */
+export function callWaitOf(call: ServerUnaryCall<unknown, unknown>): TaskCallWait {
+  const cancelled = new AbortController()
+  call.on('cancelled', () => cancelled.abort())
+  const deadline = call.getDeadline()
+  let isSent = false
+  return {
+    deadlineMs: deadline instanceof Date ? deadline.getTime() : deadline,
+    signal: cancelled.signal,
+    onAwaiting: (requestId) => {
+      if (isSent) return
+      isSent = true
+      const md = new Metadata()
+      md.set(AWAITING_APPROVAL_KEY, requestId)
+      call.sendMetadata(md)
+    },
+  }
 }
 
 /** The longest request the agent passes on (the server checks again). */
@@ -45,6 +66,7 @@ export async function beginTask(
   t: TaskDeps,
   req: BeginTaskRequest__Output,
   caller: AttestedCaller,
+  callWait?: TaskCallWait,
 ): Promise<BeginTaskResponse> {
   const facts = caller.facts
   const exe = caller.selectors.find((s) => s.type === 'unix' && s.value.startsWith('sha256:'))
@@ -68,18 +90,27 @@ export async function beginTask(
   const watch = renewing || req.detached ? undefined : openWatch(t, caller)
   try {
     const issued = await passOn(() =>
-      t.server.newTaskToken({
-        entry_id: entry.id,
-        audiences: [...request.audiences],
-        scopes: [...request.scopes],
-        purpose: request.purpose,
-        ttl_seconds: ttlSeconds,
-        parent_token: renewing ? '' : req.parent_token,
-        task_id: req.task_id,
-        pid: facts.pid,
-        exe_sha256: exeSha256,
-        host: hostname(),
-      }),
+      t.server.newTaskToken(
+        {
+          entry_id: entry.id,
+          audiences: [...request.audiences],
+          scopes: [...request.scopes],
+          purpose: request.purpose,
+          ttl_seconds: ttlSeconds,
+          parent_token: renewing ? '' : req.parent_token,
+          task_id: req.task_id,
+          pid: facts.pid,
+          exe_sha256: exeSha256,
+          host: hostname(),
+          uid: facts.uid,
+          user_name: unixValue(caller.selectors, 'user:') ?? '',
+          gid: facts.gid,
+          exe_path: unixValue(caller.selectors, 'path:') ?? facts.exe,
+          cgroup: cgroupOf(facts),
+          parent_exe: renewing ? '' : parentExeOf(facts),
+        },
+        callWait,
+      ),
     )
     verifyBeforeAnswer(facts)
     if (renewing) t.tasks.renewed(issued.taskId, issued.expiresAtMs)

@@ -25,7 +25,7 @@ import { healthHandlers } from './health-service.js'
 import { RefusalThrottle, type RefusalThrottleOptions } from './refusal-throttle.js'
 import { revocationHandlers } from './revocation-service.js'
 import { UidStreamLimits } from './stream-limits.js'
-import { beginTask, endTask, listTasks } from './task-handlers.js'
+import { beginTask, callWaitOf, endTask, listTasks } from './task-handlers.js'
 import type { OpenStreams } from './update-stream.js'
 import { unary, workloadApiHandlers } from './workload-service.js'
 
@@ -166,8 +166,8 @@ export async function startWorkloadApi(
     const taskDeps = { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
     const callDeps = handlerDeps
     server.grpc.addService(tasksApi().tessera.workload.v1.Tasks.service, {
-      BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller) =>
-        beginTask(callDeps, taskDeps, req, caller),
+      BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller, call) =>
+        beginTask(callDeps, taskDeps, req, caller, callWaitOf(call)),
       ),
       EndTask: unary(callDeps, 'Tasks/EndTask', (req: EndTaskRequest__Output, caller) =>
         endTask(callDeps, taskDeps, req, caller),

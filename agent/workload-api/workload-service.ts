@@ -76,7 +76,7 @@ export function stream<Req, Res>(
 export function unary<Req, Res>(
   deps: WorkloadApiDeps,
   method: string,
-  body: (req: Req, caller: AttestedCaller) => Promise<Res>,
+  body: (req: Req, caller: AttestedCaller, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
   needsCaller = true,
 ) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -85,10 +85,10 @@ export function unary<Req, Res>(
     const run = async () => {
       if (!needsCaller) {
         requireSecurityHeader(call.metadata)
-        return body(call.request, undefined as never)
+        return body(call.request, undefined as never, call)
       }
       caller = await admitCall(deps, call, correlationId)
-      return body(call.request, caller)
+      return body(call.request, caller, call)
     }
     run().then(
       (res) => callback(null, res),

@@ -13,6 +13,7 @@ export function validForSeconds(text: string): number {
 
 /** One request as `Label : value` lines, like `sudo` names who asks for what. */
 export function formatRequest(r: PendingRequest__Output): string {
+  if (r.kind === 'task') return formatTaskRequest(r)
   return formatFields([
     ['Request ID', r.id],
     ['State', r.state],
@@ -28,6 +29,32 @@ export function formatRequest(r: PendingRequest__Output): string {
     ...(r.denied_until > 0 ? [['Denied until', formatTime(r.denied_until)] as const] : []),
     ...(r.entry_id !== '' ? [['Entry ID', r.entry_id] as const] : []),
     ...(r.change !== '' ? [['Changed', describeChange(r)] as const] : []),
+  ])
+}
+
+/** A task request: who asks, for which task (the scopes that need a human marked). */
+function formatTaskRequest(r: PendingRequest__Output): string {
+  const human = new Set(r.human_scopes)
+  const scopes = r.scopes.map((s) => (human.has(s) ? `${s} (needs a human)` : s)).join(', ')
+  return formatFields([
+    ['Request ID', r.id],
+    ['Kind', 'task: begin a task with scopes that need a human'],
+    ['State', r.state],
+    ['SPIFFE ID', r.spiffe_id],
+    ['Scopes', scopes],
+    ['Audiences', r.audiences.join(', ')],
+    ['Purpose', r.purpose],
+    ...(r.parent_task_id !== '' ? [['Parent task', r.parent_task_id] as const] : []),
+    ['Task ID', r.task_id],
+    ['User', `${r.user_name || '-'} (uid ${r.uid}, gid ${r.gid})`],
+    ['Process', `pid ${r.pid}, ${r.exe_path || '-'}`],
+    ['SHA-256', r.sha256 || '-'],
+    ['Parent', r.parent_exe || '-'],
+    ['Agent', r.agent_id],
+    ['Asked at', formatTime(r.first_seen)],
+    ...(r.state === 'pending' ? [['Waits until', formatTime(r.wait_until)] as const] : []),
+    ...(r.count > 1 ? [['Asked again', `${r.count - 1} times while denied`] as const] : []),
+    ...(r.denied_until > 0 ? [['Denied until', formatTime(r.denied_until)] as const] : []),
   ])
 }
 

@@ -94,6 +94,7 @@ async function decide(
   options: WatchOptions,
   answers: Answers,
 ): Promise<void> {
+  if (request.kind === 'task') return decideTask(admin, request, answers)
   process.stdout.write(`\nA program asks for an identity (an SVID from the Workload API):\n`)
   process.stdout.write(`${formatRequest(request)}\n`)
   for (;;) {
@@ -113,6 +114,28 @@ async function decide(
       return approve(admin, request, options, answers, seconds)
     }
     process.stdout.write('Answer y, n or f.\n')
+  }
+}
+
+/** A task request: y begins the task (its token is minted), n refuses it; nothing else to choose. */
+async function decideTask(
+  admin: AdminClients,
+  request: PendingRequest__Output,
+  answers: Answers,
+): Promise<void> {
+  process.stdout.write(`\nA workload asks to begin a task with scopes that need a human:\n`)
+  process.stdout.write(`${formatRequest(request)}\n`)
+  for (;;) {
+    const answer = (await required(answers.ask('Approve? [y]es / [n]o: '))).toLowerCase()
+    if (answer === 'n' || answer === 'no') return deny(admin, request)
+    if (answer === 'y' || answer === 'yes') {
+      await callAdminWarned<ApprovePendingRequestResponse__Output>(admin, (o, r) =>
+        admin.approvals.ApprovePendingRequest({ id: request.id }, o, r),
+      )
+      process.stdout.write(`Approved task request ${request.id}: task ${request.task_id} begins\n`)
+      return
+    }
+    process.stdout.write('Answer y or n.\n')
   }
 }
 

@@ -95,7 +95,8 @@ async function showRequest(admin: AdminClients, options: ApprovalOptions, out: O
 
 async function approveRequest(admin: AdminClients, options: ApprovalOptions, out: Output): Promise<void> {
   const id = requireId(options)
-  if ((options.spiffeId === undefined) === (options.template === undefined))
+  // A workload request needs exactly one of them, a task request neither: the server says which.
+  if (options.spiffeId !== undefined && options.template !== undefined)
     throw new IdentityError('ERR_REQUEST_INVALID', 'give exactly one of --spiffe-id and --template')
   const request = {
     id,
@@ -110,7 +111,11 @@ async function approveRequest(admin: AdminClients, options: ApprovalOptions, out
   const { request: req, entry } = approved.response
   const value = { request: req, entry: entry === null ? null : ordered(entry) }
   out.print(value, (v) =>
-    [`Approved request ${v.request?.id ?? id}`, v.entry === null ? '' : formatEntry(v.entry)].join('\n\n'),
+    v.request?.kind === 'task'
+      ? `Approved task request ${v.request.id}: task ${v.request.task_id} begins`
+      : [`Approved request ${v.request?.id ?? id}`, v.entry === null ? '' : formatEntry(v.entry)].join(
+          '\n\n',
+        ),
   )
   printWarnings(approved.warnings)
 }

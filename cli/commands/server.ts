@@ -44,6 +44,15 @@ export function registerServerCommands(program: Command): void {
       '--max-pending-requests <n>',
       'most pending requests kept; past it the least recently seen are dropped, counted and audited (default 1000)',
     )
+    .option(
+      '--human-scope <pattern>',
+      'a task scope that needs a human: BeginTask for it waits for tessera approval (repeatable; * a wildcard)',
+      collect,
+    )
+    .option(
+      '--human-approval-timeout <duration>',
+      'how long such a BeginTask waits for the decision (default 2m)',
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

@@ -19,7 +19,11 @@ interface BeginOptions extends WorkloadOptions {
   readonly ttl?: string
   readonly parentToken?: string
   readonly spiffeId?: string
+  readonly approvalWait?: string
 }
+
+/** How long `task begin` waits for a human when a scope needs one, unless told. */
+const DEFAULT_APPROVAL_WAIT = '5m'
 
 /** The environment a command run by `task begin -- CMD` gets its task in. */
 export const TASK_TOKEN_ENV = 'TESSERA_TASK_TOKEN'
@@ -63,7 +67,10 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
 
 async function begin(command: string[], options: BeginOptions): Promise<void> {
   const config = loadWorkloadConfig(options)
-  const client = TaskClient.connect({ endpoint: config.endpoint, timeoutMs: config.timeoutMs })
+  // A scope that needs a human keeps the call open until someone decides (or the server times out).
+  const approvalWaitMs = parseDurationMs(options.approvalWait ?? DEFAULT_APPROVAL_WAIT)
+  const timeoutMs = Math.max(config.timeoutMs, approvalWaitMs)
+  const client = TaskClient.connect({ endpoint: config.endpoint, timeoutMs })
   try {
     const ttlMs = options.ttl === undefined ? undefined : parseDurationMs(options.ttl)
     const parentToken = options.parentToken ?? process.env[TASK_TOKEN_ENV]
@@ -76,6 +83,10 @@ async function begin(command: string[], options: BeginOptions): Promise<void> {
       ...(options.spiffeId !== undefined && { spiffeId: options.spiffeId }),
       // Printed, the task outlives this command; running CMD, it ends with this process at the latest.
       detached: command.length === 0,
+      onAwaitingApproval: (requestId) =>
+        process.stderr.write(
+          `Waiting for a human to approve this task (scopes that need one): tessera approval approve --id ${requestId}\n`,
+        ),
     })
     if (command.length === 0) {
       client.close()
@@ -178,6 +189,10 @@ export function registerTaskCommands(program: Command): void {
     .requiredOption('--purpose <text>', 'why: written into the token and the audit')
     .option('--ttl <duration>', 'lifetime, at most 15m and the entry JWT TTL (default 10m)')
     .option('--spiffe-id <id>', "which of this process's identities the task acts as (default the first)")
+    .option(
+      '--approval-wait <duration>',
+      `when a scope needs a human: how long to wait for the approval (default ${DEFAULT_APPROVAL_WAIT}; the server's human-approval timeout may end it sooner)`,
+    )
     .addOption(
       new Option(
         '--parent-token <token>',

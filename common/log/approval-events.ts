@@ -21,14 +21,25 @@ export interface ApprovalRequested {
   /** Re-consent: what changed since an earlier approval (`binary`, `user`, `expired`), and which. */
   readonly change?: string
   readonly previousRequestId?: string
+  /**
+   * A task request (DESIGN §11): the task id it would begin (then the record's `correlationId`, with
+   * `requestId` as a field), its SPIFFE ID and scopes.
+   */
+  readonly taskId?: string
+  readonly spiffeId?: string
+  readonly scopes?: ReadonlyArray<string>
   /** The agent that reported it, as it authenticated. */
   readonly caller: AuditCaller
 }
 
-/** An admin approved a request: the entry made for it. `resource` is the SPIFFE ID given. */
+/**
+ * An admin approved a request: the entry made for it (none for a task request, whose `taskId` is
+ * then the correlation id). `resource` is the SPIFFE ID given.
+ */
 export interface ApprovalApproved {
   readonly requestId: string
-  readonly entryId: string
+  readonly entryId?: string
+  readonly taskId?: string
   readonly spiffeId: string
   readonly exePath: string
   /** When the entry stops matching, in Unix seconds (as `--output json` shows times); absent: no expiry. */
@@ -45,6 +56,8 @@ export interface ApprovalDenied {
   readonly deniedUntil: number
   /** Set when an approved request was denied (consent withdrawn): the entry deleted with it. */
   readonly withdrawnEntryId?: string
+  /** A task request: the task id (the correlation id). */
+  readonly taskId?: string
   /** The admin. */
   readonly caller: AuditCaller
 }

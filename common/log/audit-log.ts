@@ -387,15 +387,15 @@ export abstract class AuditRecorder implements AuditLog {
   }
   approvalRequested({ caller, requestId, exePath, ...rest }: ApprovalRequested): void {
     const head = { event: 'approval.requested', outcome: 'allowed', caller, action: 'request' } as const
-    this.#emit({ ...head, resource: exePath }, { ...rest, correlationId: requestId })
+    this.#emit({ ...head, resource: exePath }, correlation(requestId, rest))
   }
   approvalApproved({ caller, requestId, spiffeId, ...rest }: ApprovalApproved): void {
     const head = { event: 'approval.approved', outcome: 'allowed', caller, action: 'approve' } as const
-    this.#emit({ ...head, resource: spiffeId }, { ...rest, correlationId: requestId })
+    this.#emit({ ...head, resource: spiffeId }, correlation(requestId, rest))
   }
   approvalDenied({ caller, requestId, exePath, ...rest }: ApprovalDenied): void {
     const head = { event: 'approval.denied', outcome: 'allowed', caller, action: 'deny' } as const
-    this.#emit({ ...head, resource: exePath }, { ...rest, correlationId: requestId })
+    this.#emit({ ...head, resource: exePath }, correlation(requestId, rest))
   }
   approvalDropped({ caller, store, ...rest }: ApprovalDropped): void {
     const code = 'ERR_PENDING_LIMIT'
@@ -465,4 +465,12 @@ export class MemoryAuditLog extends AuditRecorder {
   clear(): void {
     this.#records.length = 0
   }
+}
+
+/** An approval line's correlation id: the task id of a task request (the request id a field), else the request id. */
+function correlation<T extends { taskId?: string | undefined }>(requestId: string, rest: T) {
+  const { taskId, ...others } = rest
+  return taskId === undefined
+    ? { ...others, correlationId: requestId }
+    : { ...others, requestId, correlationId: taskId }
 }

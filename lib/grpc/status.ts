@@ -42,6 +42,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_TASK_ENDED: status.FAILED_PRECONDITION,
   ERR_TASK_TOKEN_MISSING: status.PERMISSION_DENIED,
   ERR_TASK_SUBJECT_MISMATCH: status.PERMISSION_DENIED,
+  ERR_TASK_DENIED: status.PERMISSION_DENIED,
+  ERR_APPROVAL_TIMEOUT: status.DEADLINE_EXCEEDED,
   ERR_BUNDLE_MALFORMED: status.INVALID_ARGUMENT,
   ERR_BUNDLE_NOT_FOUND: status.NOT_FOUND,
   ERR_TTL_INVALID: status.INVALID_ARGUMENT,
@@ -118,6 +120,12 @@ export const ERROR_CODE_KEY = 'tessera-error-code'
  * asks again: the throttle's wait, or a short one while the caller's approval is pending.
  */
 export const RETRY_AFTER_KEY = 'tessera-retry-after-ms'
+
+/**
+ * Initial metadata of a BeginTask (and of the server's NewTaskToken) that waits for a human
+ * (DESIGN §11): the id of the pending request to approve or deny with `tessera approval`.
+ */
+export const AWAITING_APPROVAL_KEY = 'tessera-awaiting-approval'
 
 /**
  * Turns any thrown value into a gRPC error for the client. An {@link IdentityError} keeps its

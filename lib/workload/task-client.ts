@@ -3,6 +3,7 @@ import { IdentityError } from '../core/errors.js'
 import type { BeginTaskResponse__Output } from '../gen/tessera/workload/v1/BeginTaskResponse.js'
 import type { ListTasksResponse__Output } from '../gen/tessera/workload/v1/ListTasksResponse.js'
 import type { TasksClient } from '../gen/tessera/workload/v1/Tasks.js'
+import { AWAITING_APPROVAL_KEY } from '../grpc/status.js'
 import { type CallContext, type Cancellable, unaryCall } from './calls.js'
 import { loadWorkloadEndpointFromEnv, parseWorkloadEndpoint, type WorkloadEndpoint } from './endpoint.js'
 import { tasksApi } from './workload-proto.js'
@@ -27,6 +28,11 @@ export interface BeginTaskParams {
   readonly spiffeId?: string
   /** Keep the task when this process exits (until `endTask` or its expiry). */
   readonly detached?: boolean
+  /**
+   * Called when a scope needs a human and the call waits for `tessera approval approve|deny`, with
+   * the pending request's id. The wait is bounded by the server's timeout and this client's.
+   */
+  readonly onAwaitingApproval?: (requestId: string) => void
 }
 
 /**
@@ -100,7 +106,8 @@ export class TaskClient {
   /**
    * Begins a task (or, with `renewTaskId`, renews a live one: same id, a fresh token).
    * @throws ERR_TTL_INVALID (not whole seconds), WorkloadApiError (its code says why: ERR_THROTTLED,
-   *   ERR_TASK_SCOPE_WIDENED, ERR_REQUEST_INVALID, ERR_NO_IDENTITY, …)
+   *   ERR_TASK_SCOPE_WIDENED, ERR_REQUEST_INVALID, ERR_NO_IDENTITY, ERR_TASK_DENIED and
+   *   ERR_APPROVAL_TIMEOUT for a scope that needs a human, …)
    */
   async beginTask(params: BeginTaskParams, renewTaskId = ''): Promise<BegunTask> {
     const ttlMs = params.ttlMs ?? 0
@@ -116,9 +123,16 @@ export class TaskClient {
       spiffe_id: params.spiffeId ?? '',
       detached: params.detached === true,
     }
-    const res = await unaryCall<BeginTaskResponse__Output>(this.#call('BeginTask'), (md, o, cb) =>
-      this.#grpc.BeginTask(request, md, o, cb),
-    )
+    const onAwaiting = params.onAwaitingApproval
+    const res = await unaryCall<BeginTaskResponse__Output>(this.#call('BeginTask'), (md, o, cb) => {
+      const call = this.#grpc.BeginTask(request, md, o, cb)
+      if (onAwaiting !== undefined)
+        call.on('metadata', (received) => {
+          const requestId = received.get(AWAITING_APPROVAL_KEY)[0]
+          if (typeof requestId === 'string' && requestId !== '') onAwaiting(requestId)
+        })
+      return call
+    })
     return {
       taskId: res.task_id,
       token: res.token,

@@ -167,6 +167,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     audit,
     settings: ctx.settings,
     drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
+    taskWaiters: ctx.taskWaiters,
   })
   const { pendingTtlMs } = ctx.settings
   server.addService(

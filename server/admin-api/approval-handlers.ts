@@ -42,6 +42,16 @@ export function fromPendingRequest(
     previous_request_id: r.previous?.requestId ?? '',
     previous_sha256: r.previous?.sha256 ?? '',
     previous_uid: r.previous?.uid ?? 0,
+    kind: r.kind,
+    task_id: r.task?.taskId ?? '',
+    spiffe_id: r.task?.spiffeId ?? '',
+    scopes: [...(r.task?.scopes ?? [])],
+    human_scopes: [...(r.task?.humanScopes ?? [])],
+    audiences: [...(r.task?.audiences ?? [])],
+    purpose: r.task?.purpose ?? '',
+    parent_task_id: r.task?.parentTaskId ?? '',
+    pid: r.task?.pid ?? 0,
+    wait_until: seconds(r.waitUntilMs),
   }
 }
 
@@ -66,7 +76,11 @@ export function createApprovalHandlers(deps: ApprovalHandlerDeps): ApprovalsHand
         ...(req.valid_for === 0 ? {} : { validForMs: req.valid_for * 1000 }),
       }
       const approval = await approvals.approve(req.id, options, caller)
-      const response = { request: show(approval.request), entry: fromEntry(approval.entry) }
+      const { entry } = approval
+      const response = {
+        request: show(approval.request),
+        ...(entry !== undefined && { entry: fromEntry(entry) }),
+      }
       return new WarnedResponse(response, approval.warnings)
     }),
     DenyPendingRequest: unary(deps, 'DenyPendingRequest', async (req, caller) =>

@@ -13,6 +13,7 @@ import { TaskService } from '../tasks/task-service.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
+import { humanGateOf } from './human-gate-wiring.js'
 import { batchNewX509SvidHandler, newJwtSvidHandler, newWitSvidHandler } from './issuance.js'
 import { reportCheckpointHandler } from './report-checkpoint.js'
 import { reportPendingHandler } from './report-pending.js'
@@ -103,6 +104,7 @@ export async function startAgentApi(
     },
     defaultJwtTtlMs: () => ctx.settings.defaultJwtSvidTtlMs,
     revocations: ctx.revocations,
+    humanGate: humanGateOf(ctx),
   })
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {

@@ -1,15 +1,17 @@
-import type { handleUnaryCall } from '@grpc/grpc-js'
+import { type handleUnaryCall, Metadata } from '@grpc/grpc-js'
 import type { AgentEndTaskRequest__Output } from '../../common/gen/tessera/agent/v1/AgentEndTaskRequest.js'
 import type { AgentEndTaskResponse } from '../../common/gen/tessera/agent/v1/AgentEndTaskResponse.js'
 import type { NewTaskTokenRequest__Output } from '../../common/gen/tessera/agent/v1/NewTaskTokenRequest.js'
 import type { NewTaskTokenResponse } from '../../common/gen/tessera/agent/v1/NewTaskTokenResponse.js'
 import { IdentityError } from '../../lib/core/errors.js'
+import { AWAITING_APPROVAL_KEY } from '../../lib/grpc/status.js'
 import type { TaskService } from '../tasks/task-service.js'
 import { type AgentApiDeps, unaryHandler } from './handler.js'
 import { authorizedEntry } from './issuance.js'
 
-/** Longest host name and executable hash accepted in `rctx`. */
+/** Longest host name and executable hash accepted in `rctx`, and other attested text. */
 const MAX_RCTX_TEXT = 256
+const MAX_FACT_TEXT = 4096
 
 /**
  * NewTaskToken: a task token for an entry this agent is authorized for (the same check as
@@ -24,6 +26,13 @@ export function newTaskTokenHandler(
     const req = call.request
     if (req.host.length > MAX_RCTX_TEXT || req.exe_sha256.length > MAX_RCTX_TEXT)
       throw new IdentityError('ERR_REQUEST_TOO_LARGE', 'the request context is too large')
+    const texts = [req.user_name, req.exe_path, req.cgroup, req.parent_exe]
+    if (texts.some((t) => t.length > MAX_FACT_TEXT))
+      throw new IdentityError('ERR_REQUEST_TOO_LARGE', 'the attested facts are too large')
+    const cancelled = new AbortController()
+    call.on('cancelled', () => cancelled.abort())
+    const deadline = call.getDeadline()
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline
     const set = await deps.authorized.forAgent(agent.id)
     const entry = await authorizedEntry(deps, { agent, set, entryId: req.entry_id, kind: 'task' })
     const ttlSeconds = Number(req.ttl_seconds)
@@ -39,6 +48,22 @@ export function newTaskTokenHandler(
       parentToken: req.parent_token,
       taskId: req.task_id,
       requester: { pid: req.pid, exeSha256: req.exe_sha256, host: req.host },
+      facts: {
+        uid: req.uid,
+        userName: req.user_name,
+        gid: req.gid,
+        exePath: req.exe_path,
+        sha256: req.exe_sha256,
+        cgroup: req.cgroup,
+        parentExe: req.parent_exe,
+      },
+      deadlineMs,
+      signal: cancelled.signal,
+      onWaiting: (requestId) => {
+        const md = new Metadata()
+        md.set(AWAITING_APPROVAL_KEY, requestId)
+        call.sendMetadata(md)
+      },
     })
     return {
       token: issued.token,

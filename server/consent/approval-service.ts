@@ -1,4 +1,4 @@
-import type { AuditCaller, AuditLog } from '../../common/log/audit-log.js'
+import { type AuditCaller, type AuditLog, actorOf } from '../../common/log/audit-log.js'
 import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { EntryFields, RegistrationEntry } from '../../lib/core/registration-entry.js'
@@ -11,6 +11,7 @@ import type { EntryService } from '../registration/entry-service.js'
 import { expandIdTemplate } from './id-template.js'
 import type { PendingDrops } from './pending-reports.js'
 import { isStale, type PendingRequest } from './pending-request.js'
+import type { TaskWaiters } from './task-waiters.js'
 
 /** What the approval service needs. */
 export interface ApprovalServiceDeps {
@@ -24,6 +25,8 @@ export interface ApprovalServiceDeps {
     readonly denyTtlMs: number
   }
   readonly drops: PendingDrops
+  /** BeginTask calls waiting for a human (task requests); absent: task requests cannot be decided. */
+  readonly taskWaiters?: TaskWaiters | undefined
 }
 
 /** How an admin approves a request. */
@@ -37,10 +40,10 @@ export interface ApprovalOptions {
   readonly validForMs?: number
 }
 
-/** An approval's outcome: the request, the entry it created and the admin's warnings. */
+/** An approval's outcome: the request, the entry it created (none for a task) and the admin's warnings. */
 export interface Approval {
   readonly request: PendingRequest
-  readonly entry: RegistrationEntry
+  readonly entry: RegistrationEntry | undefined
   readonly warnings: ReadonlyArray<string>
 }
 
@@ -87,6 +90,7 @@ export class ApprovalService {
    */
   async approve(id: string, options: ApprovalOptions, caller: AuditCaller): Promise<Approval> {
     const request = await this.#undecided(id)
+    if (request.kind === 'task') return this.#approveTask(request, options, caller)
     const nowMs = this.#deps.clock.nowMs()
     const fields = this.#entryFields(request, options, nowMs)
     refuseReservedId(fields)
@@ -125,14 +129,66 @@ export class ApprovalService {
    */
   async deny(id: string, caller: AuditCaller): Promise<PendingRequest> {
     const known = await this.fetch(id)
+    if (known.state === 'approved' && known.kind === 'task')
+      throw new IdentityError(
+        'ERR_PENDING_DECIDED',
+        `task request ${id} was approved; end task ${known.task?.taskId ?? ''} (tessera task end) or revoke its SPIFFE ID (tessera svid revoke --spiffe-id)`,
+      )
     if (known.state === 'approved') return this.#withdraw(known, caller)
     const request = await this.#undecided(id)
     const nowMs = this.#deps.clock.nowMs()
     const deniedUntilMs = nowMs + this.#deps.settings.denyTtlMs
     const denied = await this.#claim(id, { state: 'denied', nowMs, deniedUntilMs })
     const deniedUntil = Math.floor(deniedUntilMs / 1000)
-    this.#deps.audit.approvalDenied({ requestId: id, exePath: request.exePath, deniedUntil, caller })
+    const taskId = request.task?.taskId
+    this.#deps.audit.approvalDenied({
+      requestId: id,
+      exePath: request.exePath,
+      deniedUntil,
+      ...(taskId !== undefined && { taskId }),
+      caller,
+    })
+    if (request.kind === 'task') this.#deps.taskWaiters?.decide(id, { outcome: 'denied' })
     return denied
+  }
+
+  /**
+   * Approves a task request: its waiting BeginTask mints the token (consent `human`, approved by
+   * `caller`); no entry is made. Refused when the BeginTask no longer waits.
+   */
+  async #approveTask(
+    request: PendingRequest,
+    options: ApprovalOptions,
+    caller: AuditCaller,
+  ): Promise<Approval> {
+    const { spiffeId, template, pinPath, validForMs } = options
+    if (spiffeId !== undefined || template !== undefined || pinPath || validForMs !== undefined)
+      throw new IdentityError(
+        'ERR_REQUEST_INVALID',
+        'a task request is approved as it is: no SPIFFE ID, template, path pin or duration',
+      )
+    const waiters = this.#deps.taskWaiters
+    const gone = async () => {
+      await this.#deps.store.endWait(request.id, this.#deps.clock.nowMs())
+      return new IdentityError(
+        'ERR_PENDING_EXPIRED',
+        `task request ${request.id} no longer waits; the workload must ask again`,
+      )
+    }
+    if (waiters === undefined || !waiters.isWaiting(request.id)) throw await gone()
+    const claimed = await this.#claim(request.id, { state: 'approved', nowMs: this.#deps.clock.nowMs() })
+    if (!waiters.decide(request.id, { outcome: 'approved', approvedBy: actorOf(caller) })) {
+      await this.#deps.store.reopen(request.id)
+      throw await gone()
+    }
+    this.#deps.audit.approvalApproved({
+      requestId: request.id,
+      spiffeId: request.task?.spiffeId ?? '',
+      exePath: request.exePath,
+      ...(request.task !== undefined && { taskId: request.task.taskId }),
+      caller,
+    })
+    return { request: claimed, entry: undefined, warnings: [] }
   }
 
   /** Consent withdrawn: the approval's entry deleted (its credentials revoked), the request denied. */

@@ -32,9 +32,37 @@ export interface PreviousApproval {
   readonly uid: number
 }
 
-/** A pending request: one (agent, uid, sha256, path), its sightings and the admin's decision. */
+/** What a request asks for: an identity for an unknown workload, or a task whose scopes need a human. */
+export type PendingKind = 'workload' | 'task'
+
+/** The task a request of kind `task` would begin (DESIGN §11): what the human approves. */
+export interface PendingTask {
+  /** The id the task gets when approved (the audit lines' correlation id). */
+  readonly taskId: string
+  /** The SPIFFE ID the task acts as (its entry's). */
+  readonly spiffeId: string
+  readonly scopes: ReadonlyArray<string>
+  /** The scopes that need a human. */
+  readonly humanScopes: ReadonlyArray<string>
+  readonly audiences: ReadonlyArray<string>
+  readonly purpose: string
+  /** For a sub-task: its parent's id. */
+  readonly parentTaskId?: string
+  /** The process that asked, as its agent attested it. */
+  readonly pid: number
+}
+
+/**
+ * A pending request: for a workload, one (agent, uid, sha256, path), its sightings and the admin's
+ * decision; for a task, one BeginTask call waiting until `waitUntilMs`.
+ */
 export interface PendingRequest extends PendingFacts {
   readonly id: string
+  readonly kind: PendingKind
+  /** Set for kind `task`. */
+  readonly task: PendingTask | undefined
+  /** Kind `task`: until when its caller waits; past it the request is expired. */
+  readonly waitUntilMs: number | undefined
   /** The SPIFFE ID of the agent that reported it. */
   readonly agentId: string
   readonly firstSeenMs: number
@@ -69,7 +97,24 @@ export function displayedState(
   return request.state
 }
 
-/** True when a pending request was last seen `pendingTtlMs` or longer ago. */
-export function isStale(request: Pick<PendingRequest, 'lastSeenMs'>, nowMs: number, pendingTtlMs: number) {
+/**
+ * True when a pending request was last seen `pendingTtlMs` or longer ago; for a task, when its caller
+ * no longer waits.
+ */
+export function isStale(
+  request: Pick<PendingRequest, 'lastSeenMs' | 'waitUntilMs'>,
+  nowMs: number,
+  pendingTtlMs: number,
+) {
+  if (request.waitUntilMs !== undefined) return request.waitUntilMs <= nowMs
   return request.lastSeenMs + pendingTtlMs <= nowMs
+}
+
+/** A task request as the agent API hands it to the store. */
+export interface TaskPendingInput {
+  readonly agentId: string
+  readonly facts: PendingFacts
+  readonly task: PendingTask
+  /** Denials are remembered by this key (agent, workload, SPIFFE ID, scopes). */
+  readonly taskKey: string
 }

@@ -5,7 +5,7 @@ import type { Selector, SelectorMatchMode } from '../../lib/core/selector.js'
 import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { KeyJournalStore } from '../ca/key-journal.js'
-import type { PendingRequest, PendingSighting } from '../consent/pending-request.js'
+import type { PendingRequest, PendingSighting, TaskPendingInput } from '../consent/pending-request.js'
 
 export type { KeyJournalStore } from '../ca/key-journal.js'
 
@@ -268,6 +268,23 @@ export interface PendingDecision {
   readonly seenAfterMs: number
 }
 
+/** Options of {@link PendingRequestStore.requestTask}. */
+export interface TaskRequestOptions {
+  readonly nowMs: number
+  /** Until when the caller waits for the decision. */
+  readonly waitUntilMs: number
+  /** Most rows kept; a new request past it drops the least recently seen rows. */
+  readonly maxRequests: number
+}
+
+/** What {@link PendingRequestStore.requestTask} did. */
+export interface TaskRequestResult {
+  /** The new request, or the denied one (of the same task key, within its deny time) it counted toward. */
+  readonly request: PendingRequest
+  readonly isDenied: boolean
+  readonly dropped: number
+}
+
 /** Pending requests (DESIGN §10), bounded in number. */
 export interface PendingRequestStore {
   /**
@@ -278,6 +295,15 @@ export interface PendingRequestStore {
    * @throws ERR_DATASTORE_IO
    */
   report(sighting: PendingSighting, options: PendingReportOptions): Promise<PendingReportResult>
+  /**
+   * A task that needs a human (DESIGN §11): counts toward a denied request of the same task key
+   * within its deny time (`isDenied`), else stores a new pending request of kind `task`, first
+   * dropping the least recently seen rows past `maxRequests`. One transaction.
+   * @throws ERR_DATASTORE_IO
+   */
+  requestTask(input: TaskPendingInput, options: TaskRequestOptions): Promise<TaskRequestResult>
+  /** The caller of a pending task request stopped waiting at `nowMs`: the request expires. */
+  endWait(id: string, nowMs: number): Promise<void>
   fetch(id: string): Promise<PendingRequest | undefined>
   /** Every row kept, the most recently seen first. */
   list(): Promise<ReadonlyArray<PendingRequest>>

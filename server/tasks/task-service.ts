@@ -19,6 +19,8 @@ import {
   type TaskToken,
   validateTaskTokenAt,
 } from '../../lib/core/task/task-token.js'
+import type { HumanAsk, HumanConsent } from '../consent/human-task-gate.js'
+import type { PendingFacts } from '../consent/pending-request.js'
 
 /** Tasks the server remembers at most; the oldest expired ones go first, then the oldest. */
 export const MAX_TASKS = 100_000
@@ -36,6 +38,8 @@ export interface ServerTask {
   readonly parentTaskId?: string
   /** For a sub-task: its parent's subject and id, as audit lines' `delegatedSubject`. */
   readonly delegatedSubject?: string
+  /** Set when a human approved it: renewals keep `tctx.consent` human and who approved. */
+  readonly approvedBy?: string
   expiresAtMs: number
   endedAtMs?: number
   endReason?: string
@@ -67,6 +71,8 @@ export interface TaskServiceDeps {
   readonly defaultJwtTtlMs: () => number
   readonly revocations?: TaskRevocations | undefined
   readonly limit?: number
+  /** Scopes that need a human (DESIGN §11); absent: none do. */
+  readonly humanGate?: { require(ask: HumanAsk): Promise<HumanConsent | undefined> } | undefined
 }
 
 /** One NewTaskToken call, checked for the agent it came from. */
@@ -77,6 +83,13 @@ export interface TaskAsk {
   readonly parentToken: string
   readonly taskId: string
   readonly requester: TaskRequester
+  /** The caller as its agent attested it: what a human is shown when a scope needs one. */
+  readonly facts?: PendingFacts
+  /** The call's deadline (Unix ms) and cancellation, bounding a wait for a human. */
+  readonly deadlineMs?: number
+  readonly signal?: AbortSignal
+  /** Called when the task waits for a human, with the pending request's id. */
+  readonly onWaiting?: (requestId: string) => void
 }
 
 /** What a sub-task is bounded by in time: its parent's id and latest expiry. */
@@ -117,7 +130,8 @@ export class TaskService {
    * Mints a task token for `ask`; a refusal is audited (`svid.denied`, kind task) and thrown.
    * @throws ERR_REQUEST_INVALID, ERR_REQUEST_TOO_LARGE, ERR_TTL_INVALID, ERR_TASK_SCOPE_WIDENED,
    *   ERR_TASK_NOT_FOUND, ERR_TASK_ENDED, ERR_TASK_TOKEN_INVALID (a bad parent), ERR_JWT_* (a parent
-   *   that does not verify or has expired)
+   *   that does not verify or has expired), ERR_TASK_DENIED, ERR_APPROVAL_TIMEOUT, ERR_PENDING_LIMIT
+   *   (a scope that needs a human: denied, not decided in time, too many waiting)
    */
   async issue(ask: TaskAsk): Promise<IssuedTask> {
     let correlationId: string | undefined = ask.taskId || undefined
@@ -148,7 +162,19 @@ export class TaskService {
       }
       const taskId = renewing?.taskId ?? randomUUID()
       correlationId = taskId
-      const issued = await this.#mint({ ask, request, taskId, renewing, parent, delegatedSubject })
+      const approvedBy =
+        renewing !== undefined
+          ? renewing.approvedBy
+          : (await this.#humanConsent(ask, request, taskId, parent?.taskId))?.approvedBy
+      const issued = await this.#mint({
+        ask,
+        request,
+        taskId,
+        renewing,
+        parent,
+        delegatedSubject,
+        approvedBy,
+      })
       this.#deps.audit.svidIssued({
         spiffeId: ask.entry.spiffeId.toString(),
         kind: 'task',
@@ -228,6 +254,42 @@ export class TaskService {
     await this.revokeTask(taskId, task.expiresAtMs, reason, agent.caller)
   }
 
+  /** A new task holding a scope that needs a human waits for one (undefined when none does). */
+  async #humanConsent(
+    ask: TaskAsk,
+    request: TaskRequest,
+    taskId: string,
+    parentTaskId: string | undefined,
+  ): Promise<HumanConsent | undefined> {
+    const gate = this.#deps.humanGate
+    if (gate === undefined) return undefined
+    const facts: PendingFacts = ask.facts ?? {
+      uid: 0,
+      userName: '',
+      gid: 0,
+      exePath: '',
+      sha256: ask.requester.exeSha256,
+      cgroup: '',
+      parentExe: '',
+    }
+    return gate.require({
+      agent: { id: ask.agent.id.toString(), caller: ask.agent.caller },
+      facts,
+      task: {
+        taskId,
+        spiffeId: ask.entry.spiffeId.toString(),
+        scopes: request.scopes,
+        audiences: request.audiences,
+        purpose: request.purpose,
+        ...(parentTaskId !== undefined && { parentTaskId }),
+        pid: ask.requester.pid,
+      },
+      deadlineMs: ask.deadlineMs ?? Number.POSITIVE_INFINITY,
+      signal: ask.signal ?? new AbortController().signal,
+      ...(ask.onWaiting !== undefined && { onWaiting: ask.onWaiting }),
+    })
+  }
+
   #renewable(ask: TaskAsk): ServerTask {
     if (ask.taskId.length > MAX_TASK_ID_LENGTH)
       throw new IdentityError('ERR_REQUEST_INVALID', `a task id is 1 to ${MAX_TASK_ID_LENGTH} characters`)
@@ -266,8 +328,9 @@ export class TaskService {
     renewing: ServerTask | undefined
     parent: ParentBound | undefined
     delegatedSubject: string | undefined
+    approvedBy: string | undefined
   }): Promise<IssuedTask> {
-    const { ask, request, taskId, renewing, parent } = m
+    const { ask, request, taskId, renewing, parent, approvedBy } = m
     const nowMs = this.#deps.clock.nowMs()
     const key = this.#deps.jwtKey()
     const entryTtlMs = ask.entry.jwtSvidTtlMs || this.#deps.defaultJwtTtlMs()
@@ -285,6 +348,7 @@ export class TaskService {
       scopes: request.scopes,
       requestingWorkload: ask.agent.id.toString(),
       purpose: request.purpose,
+      ...(approvedBy !== undefined && { consent: 'human', approvedBy }),
       ...(parentTaskId !== undefined && { parentTaskId }),
       requester: ask.requester,
       key,
@@ -303,6 +367,7 @@ export class TaskService {
         request,
         ...(parentTaskId !== undefined && { parentTaskId }),
         ...(m.delegatedSubject !== undefined && { delegatedSubject: m.delegatedSubject }),
+        ...(approvedBy !== undefined && { approvedBy }),
         expiresAtMs: exp,
       })
     return { token, taskId, issuedAtMs, expiresAtMs: exp }

@@ -41,6 +41,8 @@ export interface TaskToken {
   readonly purpose: string
   /** `tctx.consent`: how the task was allowed (`entry`: by the registration entry alone). */
   readonly consent: string
+  /** `tctx.approved_by`: who approved a task whose consent is `human`. */
+  readonly approvedBy?: string
   /** `tctx.parent`: the parent task's id, for a sub-task. */
   readonly parentTaskId?: string
   readonly requester: TaskRequester
@@ -59,7 +61,9 @@ export interface MintTaskTokenParams {
   readonly scopes: ReadonlyArray<string>
   readonly requestingWorkload: string
   readonly purpose: string
+  /** `entry` (the default) or `human` (then `approvedBy` names who approved). */
   readonly consent?: string
+  readonly approvedBy?: string
   readonly parentTaskId?: string
   readonly requester: TaskRequester
   readonly key: Readonly<{ kid: string; privateKey: KeyObject }>
@@ -93,6 +97,7 @@ export async function mintTaskToken(params: MintTaskTokenParams): Promise<string
     tctx: {
       purpose: params.purpose,
       consent: params.consent ?? 'entry',
+      ...(params.approvedBy !== undefined && { approved_by: params.approvedBy }),
       ...(params.parentTaskId !== undefined && { parent: params.parentTaskId }),
     },
     rctx: { pid: params.requester.pid, exe_sha256: params.requester.exeSha256, host: params.requester.host },
@@ -146,6 +151,9 @@ export function parseTaskTokenInsecure(
   const rctx = object(claims['rctx'], 'rctx')
   const parent = tctx['parent']
   if (parent !== undefined && typeof parent !== 'string') throw invalid('"tctx.parent" must be a task id')
+  const approvedBy = tctx['approved_by']
+  if (approvedBy !== undefined && typeof approvedBy !== 'string')
+    throw invalid('"tctx.approved_by" must be text')
   const pid = rctx['pid']
   if (typeof pid !== 'number' || !Number.isSafeInteger(pid)) throw invalid('"rctx.pid" must be an integer')
   return Object.freeze({
@@ -156,6 +164,7 @@ export function parseTaskTokenInsecure(
     requestingWorkload: text(claims['req_wl'], 'req_wl', 2048),
     purpose: text(tctx['purpose'], 'tctx.purpose', 1024),
     consent: text(tctx['consent'], 'tctx.consent', 64),
+    ...(typeof approvedBy === 'string' && { approvedBy: text(approvedBy, 'tctx.approved_by', 2048) }),
     ...(typeof parent === 'string' && { parentTaskId: parent }),
     requester: Object.freeze({
       pid,

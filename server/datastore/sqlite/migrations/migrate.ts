@@ -5,6 +5,7 @@ import { pendingRequestsSchema } from './002-pending-requests.js'
 import { reConsentSchema } from './003-re-consent.js'
 import { auditCheckpointsSchema } from './004-audit-checkpoints.js'
 import { revocationsSchema } from './005-revocations.js'
+import { taskApprovalsSchema } from './006-task-approvals.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<Migration> = [
   { version: 3, sql: reConsentSchema },
   { version: 4, sql: auditCheckpointsSchema },
   { version: 5, sql: revocationsSchema },
+  { version: 6, sql: taskApprovalsSchema },
 ]
 
 /** The schema version this code writes and understands. */
