@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import type { BenchResult } from './harness.js'
+import type { BareProxyReady } from './load/bare-proxy.js'
 import { type HeldLoad, holdLoad, runLoad } from './load/children.js'
 import type { GatewayLoadFigures, GatewayLoadTarget, GatewayLoadTask } from './load/gateway-http.js'
 import type { UpstreamReady } from './load/gateway-upstream.js'
@@ -77,6 +78,12 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
     )
   }
   rows.push(rate(`  WIT-SVID + WPT vs JWT-SVID bearer, ${clients}`, get('wit'), get('jwt')))
+  // DESIGN §8's limit for a proxy: a bare Node reverse proxy on the same upstream (target ≥ 0.8
+  // after issue 10; printed, not yet judged).
+  const proxy = get('proxy')
+  rows.push(rate(`  bare Node reverse proxy vs upstream direct, ${clients}`, proxy, direct))
+  for (const kind of ['jwt', 'wit'] as const)
+    rows.push(rate(`  gateway ${NAMES[kind]} vs bare Node reverse proxy, ${clients}`, get(kind), proxy))
   const errors = Object.values(report).reduce((n, f) => n + (f?.errors ?? 0), 0)
   rows.push(plainRow(`  requests failed and retried, ${clients} (all targets, rounds)`, errors, 'requests'))
   return rows
@@ -86,9 +93,11 @@ async function measure(
   stack: BenchStack,
   upstream: HeldLoad<UpstreamReady>,
   gateways: { plain: Gateway; tls: Gateway; proof: Gateway },
+  proxy: BareProxyReady,
 ): Promise<BenchResult[]> {
   const targets: GatewayLoadTarget[] = [
     { name: 'direct', kind: 'direct', port: upstream.ready.port, pid: upstream.ready.pid },
+    { name: 'proxy', kind: 'direct', port: proxy.port, pid: proxy.pid },
     { name: 'jwt', kind: 'jwt', port: gateways.plain.port, pid: gateways.plain.child.pid },
     { name: 'mtls', kind: 'mtls', port: gateways.tls.port, pid: gateways.tls.child.pid },
     { name: 'wit', kind: 'wit', port: gateways.proof.port, pid: gateways.proof.child.pid },
@@ -112,25 +121,29 @@ async function measure(
  * `tessera gateway` (issue 5): GET requests on keep-alive connections at 1 and 16 clients through the
  * gateway with a bearer JWT-SVID, through `--tls` with a client X509-SVID and through `--require-proof`
  * with a WIT-SVID and a fresh WPT per request (issue 8; signed in the load child), each beside the same
- * tiny upstream reached directly over TCP in the same run. The gateway reaches the upstream over its
+ * tiny upstream reached directly over TCP and through a bare Node reverse proxy (no checks) in the
+ * same run. The gateway reaches the upstream over its
  * Unix socket. Upstream, gateways and load each run in their own child process.
  */
 export async function benchGateway(): Promise<BenchResult[]> {
   const stack = await startBenchStack('bench-gateway.local')
   const started: Child[] = []
   let upstream: HeldLoad<UpstreamReady> | undefined
+  let proxy: HeldLoad<BareProxyReady> | undefined
   try {
     const socket = join(stack.dir, 'tool.sock')
     upstream = await holdLoad<UpstreamReady>('gateway-upstream', { socket })
+    proxy = await holdLoad<BareProxyReady>('bare-proxy', { socket })
     const plain = await startGateway(stack, socket, 'plain')
     started.push(plain.child)
     const tls = await startGateway(stack, socket, 'tls')
     started.push(tls.child)
     const proof = await startGateway(stack, socket, 'proof')
     started.push(proof.child)
-    return await measure(stack, upstream, { plain, tls, proof })
+    return await measure(stack, upstream, { plain, tls, proof }, proxy.ready)
   } finally {
     for (const child of started) await child.stop()
+    await proxy?.finish()
     await upstream?.finish()
     await stack.stop()
   }
