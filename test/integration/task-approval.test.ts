@@ -3,13 +3,13 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { isIdentityError } from '../../lib/core/errors.js'
 import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
 import { type BeginTaskParams, TaskClient } from '../../lib/workload/task-client.js'
-import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { spawnPiped, untilEnd } from '../helpers/child-process.js'
+import { codeOf } from '../helpers/error-code.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
+import { untilServed } from '../helpers/task-calls.js'
 
 /**
  * Scopes that need a human (DESIGN §11, docs/tasks.md): with `server run --human-scope`, a BeginTask
@@ -39,17 +39,7 @@ beforeAll(async () => {
   })
   await stack.registerEntry({ spiffeId: ME, selectors: [`unix:uid:${uid}`], jwtTtl: '5m' })
   client = TaskClient.connect({ endpoint: stack.socketPath, timeoutMs: 60_000 })
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    try {
-      const w = WorkloadClient.connect({ endpoint: stack.socketPath })
-      await w.fetchJwtSvid({ audience: 'ready' }).finally(() => w.close())
-      break
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
+  await untilServed(stack.socketPath)
 })
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL')
@@ -59,15 +49,6 @@ afterAll(async () => {
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.error(stack?.output())
 })
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-  } catch (err) {
-    return isIdentityError(err) ? err.code : `not coded: ${String(err)}`
-  }
-  return undefined
-}
 
 interface RequestJson {
   id: string

@@ -3,7 +3,6 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { isIdentityError } from '../../lib/core/errors.js'
 import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
 import { validateTaskToken } from '../../lib/verify/task-token.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
@@ -11,8 +10,10 @@ import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
 import { TaskSource } from '../../lib/workload/task-source.js'
 import { WorkloadClient } from '../../lib/workload/workload-client.js'
+import { codeOf } from '../helpers/error-code.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
+import { untilServed } from '../helpers/task-calls.js'
 
 /**
  * Tasks end to end (DESIGN §11, docs/tasks.md): a real server mints task tokens through a real agent
@@ -37,18 +38,7 @@ beforeAll(async () => {
   const newBackoff = () => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 300 })
   revocations = await RevocationSource.create({ endpoint: stack.socketPath, newBackoff })
   // The first BeginTask waits until the agent holds the entry.
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    try {
-      await client.listTasks()
-      const w = WorkloadClient.connect({ endpoint: stack.socketPath })
-      await w.fetchJwtSvid({ audience: 'ready' }).finally(() => w.close())
-      break
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((r) => setTimeout(r, 200))
-    }
-  }
+  await untilServed(stack.socketPath, () => client.listTasks())
 })
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL')
@@ -59,15 +49,6 @@ afterAll(async () => {
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.error(stack?.output())
 })
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-  } catch (err) {
-    return isIdentityError(err) ? err.code : `not coded: ${String(err)}`
-  }
-  return undefined
-}
 
 async function jwtBundles() {
   const w = WorkloadClient.connect({ endpoint: stack.socketPath })
