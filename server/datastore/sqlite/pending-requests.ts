@@ -82,6 +82,21 @@ function fromRow(row: PendingRow): PendingRequest {
 const COLUMNS =
   'id, agent_id, uid, user_name, gid, exe_path, sha256, cgroup, parent_exe, first_seen_ms, last_seen_ms, count, state, decided_at_ms, denied_until_ms, entry_id, change, previous_request_id, previous_sha256, previous_uid, kind, task_json, wait_until_ms'
 
+/** The columns of a new row that say who asked: the request id, its agent and the attested facts. */
+function factColumns(id: string, agentId: string, facts: PendingSighting['facts']) {
+  return {
+    id,
+    agent_id: agentId,
+    uid: facts.uid,
+    user_name: facts.userName,
+    gid: facts.gid,
+    exe_path: facts.exePath,
+    sha256: facts.sha256,
+    cgroup: facts.cgroup,
+    parent_exe: facts.parentExe,
+  }
+}
+
 /** The {@link PendingRequestStore} on SQLite (table `pending_requests`, schema versions 2, 3 and 6). */
 export class SqlitePendingRequestStore implements PendingRequestStore {
   readonly #report: (s: PendingSighting, o: PendingReportOptions) => PendingReportResult
@@ -155,15 +170,7 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
         const id = randomUUID()
         const previous = previousOf(s, row)
         insert.run({
-          id,
-          agent_id: s.agentId,
-          uid: facts.uid,
-          user_name: facts.userName,
-          gid: facts.gid,
-          exe_path: facts.exePath,
-          sha256: facts.sha256,
-          cgroup: facts.cgroup,
-          parent_exe: facts.parentExe,
+          ...factColumns(id, s.agentId, facts),
           first_seen_ms: s.firstSeenMs,
           last_seen_ms: s.lastSeenMs,
           count: s.count,
@@ -204,15 +211,7 @@ export class SqlitePendingRequestStore implements PendingRequestStore {
         const { facts } = t
         const id = randomUUID()
         insert.run({
-          id,
-          agent_id: t.agentId,
-          uid: facts.uid,
-          user_name: facts.userName,
-          gid: facts.gid,
-          exe_path: facts.exePath,
-          sha256: facts.sha256,
-          cgroup: facts.cgroup,
-          parent_exe: facts.parentExe,
+          ...factColumns(id, t.agentId, facts),
           first_seen_ms: o.nowMs,
           last_seen_ms: o.nowMs,
           count: 1,
