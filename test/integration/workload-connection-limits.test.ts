@@ -51,17 +51,21 @@ describe.skipIf(!isRoot)('Workload API connection limits (root only: runs an att
       })
       expect(flood.result.held).toBeLessThanOrEqual(PER_UID_CAP)
       // The drops are audited as one first line and then summaries with a count, not one line each.
-      await waitFor(
-        async () => (await auditLines(s)).some((r) => isConnectRefusalBy(65534)(r) && r['summary']),
-        {
-          timeoutMs: 30_000,
-        },
-      )
-      const lines = (await auditLines(s)).filter(isConnectRefusalBy(65534))
-      expect(lines.length).toBeLessThanOrEqual(5)
+      // A flood may span several summary windows: wait until every window that holds its drops has
+      // been written (seen failing in CI when the count was read at the first summary line).
+      const refusals = async () => (await auditLines(s)).filter(isConnectRefusalBy(65534))
+      const countOf = (lines: Array<Record<string, unknown>>) =>
+        lines.reduce((n, r) => n + ((r['summary'] as { count?: number })?.count ?? 1), 0)
+      const closed = flood.result.closed
+      await waitFor(async () => countOf(await refusals()) >= closed, { timeoutMs: 30_000 })
+      const lines = await refusals()
+      // A first line and one per window: far fewer than one per dropped connection, however many
+      // windows a slow machine needs for the flood.
+      expect(lines.length).toBeLessThan(closed / 100)
       expect(lines[0]).toMatchObject({ code: 'ERR_CONNECTION_LIMIT', outcome: 'denied' })
-      const counted = lines.reduce((n, r) => n + ((r['summary'] as { count?: number })?.count ?? 1), 0)
-      expect(counted).toBeGreaterThanOrEqual(flood.result.closed)
+      expect(lines.some((r) => r['summary'] !== undefined)).toBe(true)
+      const counted = countOf(lines)
+      expect(counted).toBeGreaterThanOrEqual(closed)
       expect(counted).toBeGreaterThan(FLOOD_CONNECTIONS / 2)
     } finally {
       await flood?.stop()
