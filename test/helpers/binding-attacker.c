@@ -53,15 +53,35 @@ static void send_file(int s, const char* path) {
   if (write(s, buf, (size_t)n) != n) perror("send request");
 }
 
-// Reads the answer until EOF or 6 s of silence and writes it to `out` (also on error).
+// Whether the frames in buf[*at..total) end the call on stream 1: its trailers or last DATA
+// (END_STREAM), a RST_STREAM of it, or a GOAWAY. Advances *at past every whole frame.
+static int call_ended(const unsigned char* buf, size_t total, size_t* at) {
+  while (*at + 9 <= total) {
+    const unsigned char* h = buf + *at;
+    size_t len = ((size_t)h[0] << 16) | ((size_t)h[1] << 8) | h[2];
+    unsigned type = h[3], flags = h[4];
+    unsigned long stream = ((unsigned long)(h[5] & 0x7f) << 24) | ((unsigned long)h[6] << 16) |
+                           ((unsigned long)h[7] << 8) | h[8];
+    if (*at + 9 + len > total) return 0;
+    *at += 9 + len;
+    if (type == 0x7) return 1;
+    if (stream == 1 && (type == 0x3 || ((type == 0x0 || type == 0x1) && (flags & 0x1)))) return 1;
+  }
+  return 0;
+}
+
+// Reads the answer until the call ends, EOF or 6 s of silence and writes it to `out` (also on
+// error). The agent keeps an HTTP/2 connection open after answering, so waiting for EOF alone
+// would cost the silence every time.
 static void read_answer(int s, const char* out) {
-  static char buf[1 << 20];
-  size_t total = 0;
+  static unsigned char buf[1 << 20];
+  size_t total = 0, at = 0;
   struct pollfd p = {.fd = s, .events = POLLIN};
   while (total < sizeof(buf) && poll(&p, 1, 6000) > 0) {
     ssize_t n = read(s, buf + total, sizeof(buf) - total);
     if (n <= 0) break;
     total += (size_t)n;
+    if (call_ended(buf, total, &at)) break;
   }
   char tmp[4096];
   snprintf(tmp, sizeof(tmp), "%s.tmp", out);

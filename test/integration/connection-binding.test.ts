@@ -76,14 +76,23 @@ describe.skipIf(!canRun)(
       }
     })
 
-    async function auditCodesFor(pid: number): Promise<string[]> {
-      const text = await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8')
-      return text
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { caller?: { pid?: number }; code?: string })
-        .filter((r) => r.caller?.pid === pid)
-        .map((r) => r.code ?? '')
+    /**
+     * The audited refusal codes of `pid`, once one starting with `awaited` is there (or after 5 s):
+     * the answer can reach the attacker a moment before its audit line is written.
+     */
+    async function auditCodesFor(pid: number, awaited: string): Promise<string[]> {
+      const deadline = Date.now() + 5000
+      for (;;) {
+        const text = await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8')
+        const codes = text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { caller?: { pid?: number }; code?: string })
+          .filter((r) => r.caller?.pid === pid)
+          .map((r) => r.code ?? '')
+        if (codes.some((c) => c.startsWith(awaited)) || Date.now() > deadline) return codes
+        await new Promise((r) => setTimeout(r, 50))
+      }
     }
 
     /**
@@ -128,7 +137,7 @@ describe.skipIf(!canRun)(
       async (_what, inherit) => {
         const { pid, answer } = await attack('fork-exec', inherit, true)
         expect(hasSvid(answer)).toBe(false)
-        expect((await auditCodesFor(pid)).some((c) => c.startsWith('ERR_PEER_'))).toBe(true)
+        expect((await auditCodesFor(pid, 'ERR_PEER_')).some((c) => c.startsWith('ERR_PEER_'))).toBe(true)
       },
     )
 
@@ -173,7 +182,7 @@ describe.skipIf(!canRun)(
     it('LD_PRELOAD code in the real binary that hands its socket to another process: no SVID', async () => {
       const { pid, answer } = await preloadAttack({ sleepSends: false, scrub: false })
       expect(hasSvid(answer)).toBe(false)
-      expect(await auditCodesFor(pid)).toContain('ERR_PEER_SOCKET_HANDED_ON')
+      expect(await auditCodesFor(pid, 'ERR_PEER_SOCKET_HANDED_ON')).toContain('ERR_PEER_SOCKET_HANDED_ON')
     })
 
     it.each([
@@ -184,7 +193,7 @@ describe.skipIf(!canRun)(
       async (_what, scrub) => {
         const { pid, answer } = await preloadAttack({ sleepSends: true, scrub })
         expect(hasSvid(answer)).toBe(false)
-        expect(await auditCodesFor(pid)).toContain('ERR_PEER_PRELOADED')
+        expect(await auditCodesFor(pid, 'ERR_PEER_PRELOADED')).toContain('ERR_PEER_PRELOADED')
       },
     )
 
@@ -205,8 +214,11 @@ describe.skipIf(!canRun)(
         leftovers.push(traced)
         const answer = await readAnswer(out)
         expect(hasSvid(answer, CONTROL_ID)).toBe(false)
-        const text = await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8')
-        expect(text.includes('"ERR_PEER_TRACED"')).toBe(true)
+        const audited = async () =>
+          (await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8')).includes('"ERR_PEER_TRACED"')
+        const deadline = Date.now() + 5000
+        while (!(await audited()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        expect(await audited()).toBe(true)
       },
     )
 
@@ -216,7 +228,7 @@ describe.skipIf(!canRun)(
       const reexec = spawn(tools.attacker, args)
       leftovers.push(reexec)
       expect(hasSvid(await readAnswer(out), CONTROL_ID)).toBe(false)
-      expect(await auditCodesFor(reexec.pid ?? -1)).toContain('ERR_PEER_EXECUTED')
+      expect(await auditCodesFor(reexec.pid ?? -1, 'ERR_PEER_EXECUTED')).toContain('ERR_PEER_EXECUTED')
     })
 
     // Last: the uid-only entry it registers would answer every attack above.
