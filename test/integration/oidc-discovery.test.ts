@@ -1,9 +1,22 @@
+import { generateKeyPair } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
+import { get as httpsGet } from 'node:https'
 import { createServer } from 'node:net'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import * as oidc from 'openid-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { waitFor } from '../helpers/processes.js'
+import { encodePem } from '../../lib/core/x509/pem.js'
+import { CA_KEY_USAGE, LEAF_KEY_USAGE } from '../../server/ca/extensions.js'
+import { buildCertificate } from '../helpers/cert-builder.js'
+import {
+  makeTempDir,
+  removeDir,
+  runCli,
+  type ServerProcess,
+  startServerProcess,
+  waitFor,
+} from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
 
 /**
@@ -210,4 +223,100 @@ describe('OIDC discovery across a JWT key rotation (60 s CA: prepared at 30 s le
     expect(protectedHeader.kid).toBe(newKid)
     expect(payload.sub).toBe(WORKLOAD)
   }, 150_000)
+})
+
+/** A test CA and a server certificate for `localhost` from it, as PEM, written into `dir`. */
+async function writeTlsFiles(dir: string): Promise<{ certPath: string; keyPath: string; caPem: string }> {
+  const newKey = () =>
+    new Promise<import('node:crypto').KeyObject>((resolve, reject) =>
+      generateKeyPair('ec', { namedCurve: 'P-256' }, (err, _pub, priv) =>
+        err ? reject(err) : resolve(priv),
+      ),
+    )
+  const [caKey, leafKey] = await Promise.all([newKey(), newKey()])
+  const nowMs = Date.now()
+  const validity = { notBeforeMs: nowMs - 60_000, notAfterMs: nowMs + 3_600_000 }
+  const ca = buildCertificate({
+    subjectKey: caKey,
+    commonName: 'OIDC test CA',
+    isCa: true,
+    keyUsage: CA_KEY_USAGE,
+    ...validity,
+  })
+  const leaf = buildCertificate({
+    subjectKey: leafKey,
+    issuer: { cert: ca, key: caKey },
+    commonName: 'localhost',
+    dnsNames: ['localhost'],
+    keyUsage: LEAF_KEY_USAGE,
+    eku: true,
+    ...validity,
+  })
+  const certPath = `${dir}/oidc.crt`
+  const keyPath = `${dir}/oidc.key`
+  await writeFile(certPath, encodePem('CERTIFICATE', leaf.der))
+  await writeFile(keyPath, leafKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  return { certPath, keyPath, caPem: encodePem('CERTIFICATE', ca.der) }
+}
+
+describe('OIDC discovery over HTTPS, under an issuer with a path', () => {
+  let dir: string
+  let server: ServerProcess | undefined
+
+  beforeAll(async () => {
+    dir = await makeTempDir('tessera-oidc-tls-')
+  })
+
+  afterAll(async () => {
+    await server?.stop()
+    await removeDir(dir)
+  })
+
+  it('serves the documents with the given certificate for the issuer host, under the issuer path', async () => {
+    const { certPath, keyPath, caPem } = await writeTlsFiles(dir)
+    const port = await freePort()
+    const issuer = `https://localhost:${port}/tessera`
+    const tlsArgs = ['--oidc-tls-cert', certPath, '--oidc-tls-key', keyPath]
+    server = await startServerProcess({
+      dataDir: `${dir}/server`,
+      args: ['--jwt-issuer', issuer, '--oidc-discovery-port', String(port), ...tlsArgs],
+    })
+    const body = await new Promise<string>((resolve, reject) => {
+      const path = '/tessera/.well-known/openid-configuration'
+      httpsGet(
+        {
+          host: '127.0.0.1',
+          servername: 'localhost',
+          port,
+          path,
+          ca: caPem,
+          headers: { host: `localhost:${port}` },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk: string) => {
+            text += chunk
+          })
+          res.on('end', () => resolve(text))
+        },
+      ).on('error', reject)
+    })
+    expect(JSON.parse(body)).toMatchObject({ issuer, jwks_uri: `${issuer}/keys` })
+    expect(server.output()).toContain(`"oidcDiscovery":"https://127.0.0.1:${port}"`)
+  })
+
+  it('refuses to start, in one line, when the key does not belong to the certificate', async () => {
+    const { certPath } = await writeTlsFiles(dir)
+    const other = await writeTlsFiles(await mkdir(`${dir}/other`).then(() => `${dir}/other`))
+    const port = await freePort()
+    const args = ['server', 'run', '--data-dir', `${dir}/refused`, '--bind-port', '0']
+    args.push('--jwt-issuer', `https://localhost:${port}`, '--oidc-discovery-port', String(port))
+    args.push('--oidc-tls-cert', certPath, '--oidc-tls-key', other.keyPath)
+    const r = await runCli(args, { timeoutMs: 60_000 })
+    expect(r.code).not.toBe(0)
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^error ERR_CONFIG_INVALID: oidcTlsCert and oidcTlsKey/,
+    )
+  })
 })
