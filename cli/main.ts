@@ -9,6 +9,7 @@ import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
+import { registerHelperCommand } from './commands/helper.js'
 import { registerServerCommands } from './commands/server.js'
 import { registerSvidCommands } from './commands/svid.js'
 import { registerTaskCommands } from './commands/task.js'
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerGatewayCommand(program)
   registerUpCommand(program)
   registerAuditCommands(program)
+  registerHelperCommand(program)
   return program
 }
 

@@ -31,6 +31,8 @@ export interface ServerSettingsView {
   /** Task scopes that need a human (DESIGN §11), and how long a BeginTask waits for one. */
   readonly humanScopes?: ReadonlyArray<string>
   readonly humanApprovalTimeoutMs?: number
+  /** The `iss` of JWT-SVIDs when OIDC discovery is published (`--jwt-issuer`). */
+  readonly jwtIssuer?: string | undefined
 }
 
 /**

@@ -22,6 +22,7 @@ import { ServerEvents } from './events.js'
 import { reportDatastoreFault, reportRotation } from './failure-reports.js'
 import { ServerHealth } from './health/server-health.js'
 import { ServerSvid } from './identity/server-svid.js'
+import { startDiscoveryListener } from './oidc/discovery-listener.js'
 import { RevocationService } from './revocation/revocation-service.js'
 import type { ServerConfig } from './server-config.js'
 
@@ -33,6 +34,8 @@ export interface RunningServer {
   readonly context: ServerContext
   /** The agent API's TCP port (useful when the config asked for port 0). */
   readonly agentApiPort: number
+  /** The OIDC discovery listener's port, when one is configured. */
+  readonly oidcDiscoveryPort: number | undefined
   /** The server's own X509-SVID now (`spiffe://<td>/tessera/server`): it signs the audit checkpoints. */
   svid(): X509Svid | undefined
   /**
@@ -142,6 +145,9 @@ export async function startServer(
     const agentApi: AgentApi = await startAgentApi(context, tls, (grpc) => serveRemoteAdmin(grpc, context))
     stack.push(() => agentApi.close())
 
+    const oidc = await startOidcDiscovery(config, context)
+    if (oidc) stack.push(() => oidc.close())
+
     const timer = setInterval(() => void maintain(context, serverSvid), MAINTENANCE_INTERVAL_MS)
     timer.unref()
     stack.push(async () => clearInterval(timer))
@@ -150,6 +156,7 @@ export async function startServer(
         trustDomain: trustDomain.name,
         adminSocket: config.adminSocket,
         agentApi: `${config.bindAddress}:${agentApi.port}`,
+        ...(oidc ? { oidcDiscovery: oidc.url, jwtIssuer: config.jwtIssuer } : {}),
       },
       'server ready',
     )
@@ -163,6 +170,7 @@ export async function startServer(
     return {
       context,
       agentApiPort: agentApi.port,
+      oidcDiscoveryPort: oidc?.port,
       svid: () => serverSvid.current,
       reportCheckpoint: async (reported) => {
         const id = serverSvid.current?.id
@@ -176,6 +184,20 @@ export async function startServer(
     await unwind(stack)
     throw err
   }
+}
+
+/** The OIDC discovery listener (DESIGN §12), when `oidcDiscoveryPort` is set: it serves the live JWT bundle. */
+async function startOidcDiscovery(config: ServerConfig, ctx: ServerContext) {
+  if (config.oidcDiscoveryPort === undefined || config.jwtIssuer === undefined) return undefined
+  const { oidcTlsCertPath: certPath, oidcTlsKeyPath: keyPath } = config
+  return startDiscoveryListener({
+    issuer: config.jwtIssuer,
+    address: config.oidcDiscoveryAddress,
+    port: config.oidcDiscoveryPort,
+    tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
+    jwtBundle: () => ctx.bundles.own().toJwtBundle(),
+    log: ctx.log.child({ component: 'server.oidc-discovery' }),
+  })
 }
 
 /** One maintenance pass: CA rotation, the server SVID, and pruning of expired tokens, entries and revocations. */

@@ -53,6 +53,8 @@ describe('loadServerConfig defaults', () => {
       auditCheckpointLines: 1000,
       auditCheckpointIntervalMs: 60_000,
       dbPath: '/home/op/.tessera/server/datastore.sqlite3',
+      oidcDiscoveryAddress: '127.0.0.1',
+      oidcInsecureHttp: false,
       warnings: [],
       configFile: undefined,
     })
@@ -214,5 +216,49 @@ describe('problems', () => {
   it('caps that bound at the 7 days a long-lived CA keeps when replaced', () => {
     const config = load({ flags: { caTtl: '365d', defaultX509SvidTtl: '8d' } })
     expect(config.warnings).toHaveLength(1)
+  })
+})
+
+describe('OIDC discovery settings', () => {
+  const issuer = 'https://oidc.example.org'
+
+  it('needs an issuer, and TLS files or plain HTTP chosen out loud, reporting each problem', () => {
+    expect(problemsOf({ flags: { oidcDiscoveryPort: '8443' } })).toEqual([
+      'oidcDiscoveryPort: needs jwtIssuer, the issuer URL the discovery document publishes',
+      'oidcDiscoveryPort: needs oidcTlsCert and oidcTlsKey, or oidcInsecureHttp behind a TLS terminator',
+    ])
+    expect(
+      problemsOf({ flags: { oidcDiscoveryPort: '0', jwtIssuer: issuer, oidcTlsCert: 'c.pem' } }),
+    ).toEqual(['oidcTlsCert and oidcTlsKey: give both or neither'])
+    const both = { oidcDiscoveryPort: '0', jwtIssuer: issuer, oidcTlsCert: 'c', oidcTlsKey: 'k' }
+    expect(problemsOf({ flags: { ...both, oidcInsecureHttp: true } })).toHaveLength(1)
+    expect(problemsOf({ flags: { oidcInsecureHttp: true } })).toHaveLength(1)
+  })
+
+  it('takes TLS files (made absolute) or plain HTTP with a warning', () => {
+    const tls = load({
+      flags: { oidcDiscoveryPort: '0', jwtIssuer: issuer, oidcTlsCert: 'c.pem', oidcTlsKey: 'k.pem' },
+    })
+    expect([tls.oidcTlsCertPath, tls.oidcTlsKeyPath, tls.warnings]).toEqual([
+      '/home/op/c.pem',
+      '/home/op/k.pem',
+      [],
+    ])
+    const http = load({ flags: { oidcDiscoveryPort: '0', jwtIssuer: issuer, oidcInsecureHttp: true } })
+    expect(http.warnings).toHaveLength(1)
+    expect(load({ flags: { jwtIssuer: `${issuer}/td` } }).jwtIssuer).toBe(`${issuer}/td`)
+  })
+
+  it.each([
+    'oidc.example.org',
+    'https://oidc.example.org/',
+    'https://oidc.example.org?x=1',
+    'https://oidc.example.org#f',
+    'https://user:pw@oidc.example.org',
+    'ftp://oidc.example.org',
+  ])('refuses the issuer %s', (bad) => {
+    const problems = problemsOf({ flags: { jwtIssuer: bad } })
+    expect(problems).toHaveLength(1)
+    expect(problems[0]?.startsWith('jwtIssuer:')).toBe(true)
   })
 })

@@ -1,9 +1,11 @@
 import { join } from 'node:path'
 import {
+  booleanKind,
   durationKind,
   enumKind,
   hostKind,
   integerKind,
+  type Kind,
   listKind,
   MAX_UNIX_ID,
   pathKind,
@@ -19,6 +21,7 @@ import {
 } from '../common/config/config-source.js'
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/log/logger.js'
 import { formatDurationMs } from '../lib/core/duration.js'
+import { IdentityError } from '../lib/core/errors.js'
 import type { TrustDomain } from '../lib/core/trust-domain.js'
 
 /** The settings of `tessera server run`; each is a file key, a `TESSERA_SERVER_*` var and a flag. */
@@ -63,6 +66,19 @@ export interface ServerSettings {
   readonly auditCheckpointLines: number
   readonly auditCheckpointIntervalMs: number
   readonly dbPath: string
+  /**
+   * The `iss` of every JWT-SVID and the OIDC discovery issuer (`--jwt-issuer`): an https URL with
+   * no query or fragment; cloud STS services accept a token only when the two are equal.
+   */
+  readonly jwtIssuer?: string | undefined
+  /** OIDC discovery listener (`--oidc-discovery-port` turns it on; 0 picks a free port). */
+  readonly oidcDiscoveryAddress: string
+  readonly oidcDiscoveryPort?: number | undefined
+  /** PEM certificate chain and key for the issuer's public host name. */
+  readonly oidcTlsCertPath?: string | undefined
+  readonly oidcTlsKeyPath?: string | undefined
+  /** Serve discovery over plain HTTP (behind a TLS terminator, or for local tests). */
+  readonly oidcInsecureHttp: boolean
 }
 
 /** The server's validated, deep-frozen configuration. */
@@ -112,6 +128,12 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   auditCheckpointLines: { kind: integerKind({ min: 1, max: 1_000_000 }), default: 1000 },
   auditCheckpointIntervalMs: { kind: durationKind(), name: 'auditCheckpointInterval', default: '60s' },
   dbPath: { kind: pathKind(), default: inDataDir('datastore.sqlite3') },
+  jwtIssuer: { kind: issuerUrlKind(), isOptional: true },
+  oidcDiscoveryAddress: { kind: hostKind(), default: '127.0.0.1' },
+  oidcDiscoveryPort: { kind: integerKind({ min: 0, max: 65_535 }), isOptional: true },
+  oidcTlsCertPath: { kind: pathKind(), name: 'oidcTlsCert', isOptional: true },
+  oidcTlsKeyPath: { kind: pathKind(), name: 'oidcTlsKey', isOptional: true },
+  oidcInsecureHttp: { kind: booleanKind(), default: false },
 }
 
 /** SVID TTLs that must be shorter than the CA's, by the name they are set with. */
@@ -133,6 +155,9 @@ function checkServerSettings(c: Partial<ServerSettings>): CheckResult {
   const problems: string[] = []
   const warnings: string[] = []
   problems.push(...floorProblems(c))
+  const oidc = oidcProblems(c)
+  problems.push(...oidc.problems)
+  warnings.push(...oidc.warnings)
   const caTtlMs = c.caTtlMs
   if (caTtlMs === undefined) return { problems, warnings }
   const longest = Math.min(Math.floor(caTtlMs / 6), ACTIVATE_CAP_MS)
@@ -160,6 +185,51 @@ function floorProblems(c: Partial<ServerSettings>): string[] {
       ? [`${name}: must be at least ${floorName} (${formatDurationMs(floorMs)})`]
       : [],
   )
+}
+
+/**
+ * OIDC discovery needs the issuer it publishes, and either the TLS files for its public name or an
+ * explicit choice of plain HTTP (a TLS terminator in front); one or the other, never both.
+ */
+function oidcProblems(c: Partial<ServerSettings>): CheckResult {
+  const problems: string[] = []
+  const warnings: string[] = []
+  const hasCert = c.oidcTlsCertPath !== undefined
+  if (hasCert !== (c.oidcTlsKeyPath !== undefined))
+    problems.push('oidcTlsCert and oidcTlsKey: give both or neither')
+  if (c.oidcDiscoveryPort === undefined) {
+    if (hasCert || c.oidcInsecureHttp === true)
+      problems.push('oidcTlsCert, oidcTlsKey and oidcInsecureHttp need oidcDiscoveryPort')
+    return { problems, warnings }
+  }
+  if (c.jwtIssuer === undefined)
+    problems.push('oidcDiscoveryPort: needs jwtIssuer, the issuer URL the discovery document publishes')
+  if (hasCert && c.oidcInsecureHttp === true)
+    problems.push('oidcInsecureHttp: give it or oidcTlsCert/oidcTlsKey, not both')
+  else if (!hasCert && c.oidcInsecureHttp !== true)
+    problems.push(
+      'oidcDiscoveryPort: needs oidcTlsCert and oidcTlsKey, or oidcInsecureHttp behind a TLS terminator',
+    )
+  if (c.oidcInsecureHttp === true)
+    warnings.push(
+      'OIDC discovery is served over plain HTTP (oidcInsecureHttp): cloud providers fetch it only over HTTPS, so put a TLS terminator for the issuer host in front',
+    )
+  return { problems, warnings }
+}
+
+/** An OIDC issuer: an absolute http(s) URL with no credentials, query, fragment or trailing slash. */
+function issuerUrlKind(): Kind<string> {
+  const rule =
+    'must be an https URL with no query, fragment or trailing slash, such as https://oidc.example.org'
+  return (value) => {
+    if (typeof value !== 'string' || !URL.canParse(value)) throw new IdentityError('ERR_CONFIG_INVALID', rule)
+    const url = new URL(value)
+    const isHttp = url.protocol === 'https:' || url.protocol === 'http:'
+    const isBare = url.username === '' && url.password === '' && url.search === '' && url.hash === ''
+    if (!isHttp || !isBare || value.endsWith('/') || value.includes('?') || value.includes('#'))
+      throw new IdentityError('ERR_CONFIG_INVALID', rule)
+    return value
+  }
 }
 
 /**

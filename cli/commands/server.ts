@@ -63,6 +63,21 @@ export function registerServerCommands(program: Command): void {
     )
     .option('--db-path <path>', 'SQLite datastore (default <data-dir>/datastore.sqlite3)')
     .option(
+      '--jwt-issuer <url>',
+      'the iss claim of every JWT-SVID and the OIDC discovery issuer, an https URL (cloud STS services need both equal)',
+    )
+    .option(
+      '--oidc-discovery-port <port>',
+      'serve OIDC discovery (/.well-known/openid-configuration and /keys: the JWT-SVID keys) on this port (0 picks one); needs --jwt-issuer',
+    )
+    .option('--oidc-discovery-address <addr>', 'OIDC discovery address (default 127.0.0.1)')
+    .option('--oidc-tls-cert <file>', "PEM certificate chain for the issuer's host name")
+    .option('--oidc-tls-key <file>', 'its PEM private key')
+    .option(
+      '--oidc-insecure-http',
+      'serve OIDC discovery over plain HTTP: only behind a TLS terminator for the issuer host, or for local tests',
+    )
+    .option(
       '--new-ca',
       'when the CA key journal is missing or unreadable, create a new CA instead of refusing to start (audited; every agent and workload then needs the new trust bundle)',
     )

@@ -68,6 +68,7 @@ export function newJwtSvidHandler(
       nowMs: deps.ctx.clock.nowMs(),
       ttlMs,
       expiresAtCapMs: key.notAfterMs,
+      ...(deps.ctx.settings.jwtIssuer === undefined ? {} : { issuer: deps.ctx.settings.jwtIssuer }),
     })
     return issuedToken(deps, { agent, entry, kind: 'jwt', token, audience })
   })

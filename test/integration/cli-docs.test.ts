@@ -69,6 +69,13 @@ describe('docs/cli.md', () => {
     expect(problems).toEqual([])
   })
 
+  it.each(['cloud.md', 'helper.md'])('uses only real commands and flags in %s', async (page) => {
+    requireBuild()
+    const invocations = tesseraInvocationsIn(readDoc(page))
+    expect(invocations.length).toBeGreaterThanOrEqual(2)
+    expect((await Promise.all(invocations.map(findArgvProblems))).flat()).toEqual([])
+  })
+
   it('uses only real commands and flags in the two-hosts guide', async () => {
     requireBuild()
     const invocations = tesseraInvocationsIn(readDoc('two-hosts.md'))

@@ -84,6 +84,13 @@ describe('mintJwtSvid', () => {
     expect(claims['exp']).toBe(1_700_000_001)
   })
 
+  it('writes iss first when an issuer is given (cloud STS services match it to the OIDC issuer), and refuses an empty one', async () => {
+    const { claims } = decode(await mintJwtSvid(params({ issuer: 'https://oidc.example.org', jwtId: 'j' })))
+    expect(Object.keys(claims)).toEqual(['iss', 'sub', 'aud', 'exp', 'iat', 'jti'])
+    expect(claims['iss']).toBe('https://oidc.example.org')
+    expect(await codeOf(mintJwtSvid(params({ issuer: '' })))).toBe('ERR_JWT_INVALID')
+  })
+
   it('caps exp at expiresAtCapMs', async () => {
     const { claims } = decode(await mintJwtSvid(params({ expiresAtCapMs: NOW + 10_999 })))
     expect(claims['exp']).toBe(1_700_000_011)

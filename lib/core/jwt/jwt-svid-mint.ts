@@ -21,6 +21,11 @@ export interface MintJwtSvidParams {
   readonly expiresAtCapMs?: number
   /** The `jti` claim, by which this one token can be revoked; default 128 random bits, base64url. */
   readonly jwtId?: string
+  /**
+   * The `iss` claim, when the trust domain publishes OIDC discovery: cloud STS services accept a
+   * token only when `iss` is the discovery issuer URL. Absent: no `iss` (the SPIFFE default).
+   */
+  readonly issuer?: string
 }
 
 const encoder = new TextEncoder()
@@ -28,7 +33,7 @@ const encoder = new TextEncoder()
 /**
  * Signs a JWT-SVID: header exactly `{alg, kid, typ: "JWT"}` (ES256 for P-256, ES384 for P-384,
  * ES512 for P-521, RS256 for RSA) and claims `sub`, `aud`, `exp`, `iat` with integer times and a
- * `jti` (random unless given: a revocation can name this one token), where
+ * `jti` (random unless given: a revocation can name this one token), `iss` when an issuer is given, where
  * `exp` is `min(nowMs + ttlMs, expiresAtCapMs)` rounded down to the second.
  * The key's WebCrypto form is imported once and cached per `KeyObject`. ECDSA signatures are
  * always in their low-S form (see `ecdsa-low-s.ts`): verifiers refuse the other one.
@@ -49,7 +54,17 @@ export async function mintJwtSvid(params: MintJwtSvidParams): Promise<string> {
   const jti = params.jwtId ?? randomBytes(16).toString('base64url')
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
     throw new IdentityError('ERR_JWT_INVALID', 'a jti must be 1 to 256 characters')
-  const claims = { sub: id.toString(), aud: [...audience], exp, iat, jti }
+  const issuer = params.issuer
+  if (issuer !== undefined && (typeof issuer !== 'string' || issuer.length === 0))
+    throw new IdentityError('ERR_JWT_INVALID', 'an issuer must be a non-empty string')
+  const claims = {
+    ...(issuer === undefined ? {} : { iss: issuer }),
+    sub: id.toString(),
+    aud: [...audience],
+    exp,
+    iat,
+    jti,
+  }
   const signingKey = await cryptoKeyFor(key.privateKey, alg)
   try {
     const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
