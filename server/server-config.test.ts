@@ -47,6 +47,7 @@ describe('loadServerConfig defaults', () => {
       maxPendingRequests: 1000,
       humanScopes: [],
       humanApprovalTimeoutMs: 120_000,
+      taskAudiences: [],
       logLevel: 'info',
       logFormat: 'json',
       auditLogPath: '/home/op/.tessera/server/audit.log',
@@ -214,5 +215,13 @@ describe('problems', () => {
   it('caps that bound at the 7 days a long-lived CA keeps when replaced', () => {
     const config = load({ flags: { caTtl: '365d', defaultX509SvidTtl: '8d' } })
     expect(config.warnings).toHaveLength(1)
+  })
+})
+
+describe('loadServerConfig task audiences', () => {
+  it('takes repeated --task-audience patterns and refuses one with spaces', () => {
+    const config = load({ flags: { taskAudience: ['https://*.example.com', 'spiffe://td/tools/*'] } })
+    expect(config.taskAudiences).toEqual(['https://*.example.com', 'spiffe://td/tools/*'])
+    expect(() => load({ flags: { taskAudience: ['two words'] } })).toThrow()
   })
 })
