@@ -237,6 +237,19 @@ export class TaskService {
   }
 
   /**
+   * A human withdrew the consent a task was minted with (`tessera approval deny` on its approved
+   * request): the task ends (reason `consent-withdrawn`) and is revoked with its sub-tasks. False
+   * when the server holds no such task (it was never minted, or has expired and been pruned).
+   * @throws ERR_REVOCATION_LIMIT, ERR_AUDIT_UNAVAILABLE, ERR_DATASTORE_IO (from the revocation)
+   */
+  async withdrawConsent(taskId: string, caller: AuditCaller): Promise<boolean> {
+    const task = await this.#deps.store.fetch(taskId)
+    if (task === undefined) return false
+    await this.revokeTask(taskId, task.expiresAtMs, 'consent-withdrawn', caller)
+    return true
+  }
+
+  /**
    * An agent's EndTask: only the agent that asked for the task may end it.
    * @throws ERR_REQUEST_INVALID, ERR_TASK_NOT_FOUND
    */
