@@ -199,7 +199,10 @@ export class ApprovalService {
     if (taskId !== undefined) {
       const tasks = this.#deps.tasks
       if (tasks === undefined)
-        throw new IdentityError('ERR_PENDING_DECIDED', `task request ${approved.id} was approved; end the task`)
+        throw new IdentityError(
+          'ERR_PENDING_DECIDED',
+          `task request ${approved.id} was approved; end the task`,
+        )
       isTaskWithdrawn = await tasks.withdrawConsent(taskId, caller)
     }
     if (approved.entryId !== undefined) {
