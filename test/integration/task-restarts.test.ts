@@ -1,5 +1,5 @@
-import type { ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -23,7 +23,7 @@ const TD = 'tessera.local'
 const ME = `spiffe://${TD}/me`
 const AUD = 'https://mcp.example.com'
 const uid = process.getuid?.() ?? 0
-const _TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
+const TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
 let stack: Stack
 const children: ChildProcess[] = []
 const params = { audiences: [AUD], scopes: ['repo:read'], purpose: 'survive restarts' }
@@ -94,6 +94,33 @@ async function untilRefused(token: string): Promise<string | undefined> {
   }
 }
 
+/** A child process that begins a task and then idles: its pid, task id and token. */
+async function taskChild(): Promise<{ child: ChildProcess; taskId: string; token: string }> {
+  const script = `
+    import { TaskClient } from ${JSON.stringify(TASK_CLIENT_JS)}
+    const c = TaskClient.connect({ endpoint: ${JSON.stringify(stack.socketPath)} })
+    const t = await c.beginTask(${JSON.stringify(params)})
+    c.close()
+    process.stdout.write(t.taskId + ' ' + t.token + '\\n')
+    setInterval(() => {}, 1000)
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  children.push(child)
+  const [taskId, token] = await new Promise<[string, string]>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('\n')) resolve(out.trim().split(' ') as [string, string])
+    })
+    child.once('exit', (code) =>
+      reject(new Error(`the task child exited (${code}) before beginning: ${out}`)),
+    )
+  })
+  return { child, taskId, token }
+}
+
 async function serverAudit(): Promise<Array<Record<string, unknown>>> {
   const text = await readFile(join(stack.dir, 'server', 'audit.log'), 'utf8')
   return text
@@ -135,5 +162,40 @@ describe('a server restart', () => {
     } finally {
       c.close()
     }
+  })
+})
+
+/** The task as the agent lists it to this process (same uid and entry), once it answers. */
+async function listed(taskId: string) {
+  return (await retrying(() => withClient((c) => c.listTasks()))).find((t) => t.taskId === taskId)
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGKILL')
+  await exited
+}
+
+describe('an agent restart', () => {
+  it('keeps watching the process that began a task: killed after the restart, its token is refused', async () => {
+    const { child, taskId, token } = await taskChild()
+    await stack.restartAgent()
+    const watched = await listed(taskId)
+    expect(watched?.pid).toBe(child.pid)
+    expect(watched?.endReason).toBeUndefined()
+    const saved = await stat(join(stack.dir, 'agent', 'tasks.json'))
+    expect(saved.mode & 0o777).toBe(0o600)
+    await killed(child)
+    expect(await untilRefused(token)).toBe('ERR_CREDENTIAL_REVOKED')
+    expect(await listed(taskId)).toMatchObject({ endReason: 'exited' })
+  })
+
+  it('ends, at its start, the task of a process that died while it was down', async () => {
+    const { child, taskId, token } = await taskChild()
+    await stack.agent().stop()
+    await killed(child)
+    await stack.restartAgent()
+    expect(await untilRefused(token)).toBe('ERR_CREDENTIAL_REVOKED')
+    expect(await listed(taskId)).toMatchObject({ endReason: 'exited' })
   })
 })
