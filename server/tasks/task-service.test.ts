@@ -217,3 +217,20 @@ describe('TaskService, known audiences', () => {
     await tasks.issue(ask({ request: { ...ask().request, audiences: ['https://anything.example'] } }))
   })
 })
+
+describe('TaskService, consent withdrawn', () => {
+  it('ends and revokes a held task with its sub-task, and revokes by id one not held yet', async () => {
+    const revoked: Array<{ value: string; reason?: string; keepUntilMs?: number }> = []
+    const { tasks } = service(revoked)
+    const task = await tasks.issue(ask())
+    const sub = await tasks.issue(ask({ parentToken: task.token }))
+    expect(await tasks.withdrawConsent(task.taskId, AGENT.caller)).toBe(true)
+    expect(await tasks.fetch(task.taskId)).toMatchObject({ endReason: 'consent-withdrawn' })
+    expect(revoked.map((r) => [r.value, r.reason])).toEqual([
+      [task.taskId, 'task consent-withdrawn'],
+      [sub.taskId, 'task parent-ended'],
+    ])
+    expect(await tasks.withdrawConsent('not-minted-yet', AGENT.caller)).toBe(true)
+    expect(revoked.at(-1)).toMatchObject({ value: 'not-minted-yet', keepUntilMs: NOW + 15 * 60_000 + 30_000 })
+  })
+})

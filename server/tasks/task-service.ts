@@ -238,14 +238,25 @@ export class TaskService {
 
   /**
    * A human withdrew the consent a task was minted with (`tessera approval deny` on its approved
-   * request): the task ends (reason `consent-withdrawn`) and is revoked with its sub-tasks. False
-   * when the server holds no such task (it was never minted, or has expired and been pruned).
+   * request): the task ends (reason `consent-withdrawn`) and is revoked with its sub-tasks. A task
+   * the server does not hold (yet: its BeginTask may be minting right now, the approval having just
+   * reached it) is revoked by id for the longest a task token can live, so a token minted after the
+   * withdrawal is refused too. False only when there is no revocation service to tell.
    * @throws ERR_REVOCATION_LIMIT, ERR_AUDIT_UNAVAILABLE, ERR_DATASTORE_IO (from the revocation)
    */
   async withdrawConsent(taskId: string, caller: AuditCaller): Promise<boolean> {
     const task = await this.#deps.store.fetch(taskId)
-    if (task === undefined) return false
-    await this.revokeTask(taskId, task.expiresAtMs, 'consent-withdrawn', caller)
+    if (task !== undefined) {
+      await this.revokeTask(taskId, task.expiresAtMs, 'consent-withdrawn', caller)
+      return true
+    }
+    const revocations = this.#deps.revocations
+    if (revocations === undefined) return false
+    const keepUntilMs = this.#deps.clock.nowMs() + MAX_TASK_TTL_MS + DEFAULT_TASK_LEEWAY_MS
+    await revocations.revoke(
+      { kind: 'task', value: taskId, reason: 'task consent-withdrawn', keepUntilMs },
+      caller,
+    )
     return true
   }
 
