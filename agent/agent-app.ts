@@ -1,4 +1,5 @@
 import { chmod, mkdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { CheckpointListener } from '../common/log/audit-chain-writer.js'
 import type { AuditLog } from '../common/log/audit-log.js'
@@ -17,7 +18,7 @@ import { ServerClient, type SyncSnapshot } from './server-client/server-client.j
 import { signingServerOf } from './server-signing.js'
 import { AgentStateStore } from './state/agent-state.js'
 import { AgentIdentityKeeper } from './state/identity-keeper.js'
-import { AgentTasks } from './tasks/agent-tasks.js'
+import { AgentTasks, TASK_JOURNAL_FILE } from './tasks/agent-tasks.js'
 import { startWorkloadApi, type WorkloadServer } from './workload-api/workload-server.js'
 
 /** How often SVID rotation and agent SVID renewal are checked. */
@@ -100,8 +101,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     cleanup.push(() => pending.close())
     const attestor = new UnixAttestor({ hashSizeLimitBytes: config.hashSizeLimitBytes }, { clock, log })
     cleanup.push(() => attestor.close())
-    const tasks = new AgentTasks({ server: client, clock, log: log.child({ component: 'agent.tasks' }) })
+    const tasks = new AgentTasks({
+      server: client,
+      clock,
+      log: log.child({ component: 'agent.tasks' }),
+      journalPath: join(config.dataDir, TASK_JOURNAL_FILE),
+    })
     cleanup.push(() => tasks.close())
+    // Tasks begun before a restart: their processes watched again, or the tasks ended and revoked.
+    await tasks.restore()
     const workload: WorkloadServer = await startWorkloadApi(
       {
         socketPath: config.socketPath,

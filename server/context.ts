@@ -11,6 +11,7 @@ import type { Datastore } from './datastore/ports.js'
 import type { ServerEvents } from './events.js'
 import type { ServerHealth } from './health/server-health.js'
 import type { RevocationService } from './revocation/revocation-service.js'
+import type { TaskService } from './tasks/task-service.js'
 
 /** Server-wide settings the APIs need (a subset of the loaded config). */
 export interface ServerSettingsView {
@@ -33,6 +34,8 @@ export interface ServerSettingsView {
   readonly humanApprovalTimeoutMs?: number
   /** The `iss` of JWT-SVIDs when OIDC discovery is published (`--jwt-issuer`). */
   readonly jwtIssuer?: string | undefined
+  /** The audiences a task token may name (`--task-audience`); empty or absent: any. */
+  readonly taskAudiences?: ReadonlyArray<string>
 }
 
 /**
@@ -57,6 +60,8 @@ export interface ServerContext {
   readonly pendingDrops?: PendingDrops | undefined
   /** BeginTask calls waiting for a human, shared by the agent API (waits) and the admin API (decides). */
   readonly taskWaiters?: TaskWaiters | undefined
+  /** The server's tasks, shared by the agent API (BeginTask, EndTask) and the admin API (a withdrawn approval); absent in tests that build a context (then the agent API makes its own). */
+  readonly tasks?: TaskService | undefined
   /** Whether the server is ready (grpc.health.v1 on its sockets); absent in tests that build a context. */
   readonly health?: ServerHealth | undefined
 }

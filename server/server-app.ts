@@ -25,6 +25,7 @@ import { ServerSvid } from './identity/server-svid.js'
 import { startDiscoveryListener } from './oidc/discovery-listener.js'
 import { RevocationService } from './revocation/revocation-service.js'
 import type { ServerConfig } from './server-config.js'
+import { taskServiceOf } from './tasks/task-wiring.js'
 
 /** How often rotation, the server SVID and pruning are checked (SPIRE checks its CA every 10 s). */
 export const MAINTENANCE_INTERVAL_MS = 10_000
@@ -107,7 +108,7 @@ export async function startServer(
       },
     })
     await revocations.start()
-    const context: ServerContext = {
+    const base: ServerContext = {
       settings: config,
       trustDomain,
       clock,
@@ -123,6 +124,12 @@ export async function startServer(
       pendingDrops: { count: 0, isAudited: false },
       taskWaiters: new TaskWaiters(),
     }
+    const context: ServerContext = { ...base, tasks: taskServiceOf(base) }
+    if ((config.taskAudiences ?? []).length === 0)
+      log.warn(
+        { setting: 'taskAudiences' },
+        'No task audience is configured: task tokens may name any audience (set --task-audience).',
+      )
 
     const tls = new PushCertificateProvider()
     const serverSvid = new ServerSvid({
@@ -209,6 +216,7 @@ async function maintain(ctx: ServerContext, serverSvid: ServerSvid): Promise<voi
     await ctx.datastore.joinTokens.prune(nowMs)
     if ((await ctx.datastore.entries.prune(nowMs)) > 0) ctx.events.emit('entries-changed')
     await ctx.revocations.prune()
+    await ctx.tasks?.prune()
   } catch (err) {
     ctx.log.error({ err, component: 'server.maintenance' }, 'maintenance pass failed')
   }

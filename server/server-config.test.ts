@@ -47,6 +47,7 @@ describe('loadServerConfig defaults', () => {
       maxPendingRequests: 1000,
       humanScopes: [],
       humanApprovalTimeoutMs: 120_000,
+      taskAudiences: [],
       logLevel: 'info',
       logFormat: 'json',
       auditLogPath: '/home/op/.tessera/server/audit.log',
@@ -260,5 +261,13 @@ describe('OIDC discovery settings', () => {
     const problems = problemsOf({ flags: { jwtIssuer: bad } })
     expect(problems).toHaveLength(1)
     expect(problems[0]?.startsWith('jwtIssuer:')).toBe(true)
+  })
+})
+
+describe('loadServerConfig task audiences', () => {
+  it('takes repeated --task-audience patterns and refuses one with spaces', () => {
+    const config = load({ flags: { taskAudience: ['https://*.example.com', 'spiffe://td/tools/*'] } })
+    expect(config.taskAudiences).toEqual(['https://*.example.com', 'spiffe://td/tools/*'])
+    expect(() => load({ flags: { taskAudience: ['two words'] } })).toThrow()
   })
 })

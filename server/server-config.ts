@@ -58,6 +58,11 @@ export interface ServerSettings {
   readonly humanScopes: readonly string[]
   /** How long such a BeginTask waits for the decision (and never past its caller's deadline). */
   readonly humanApprovalTimeoutMs: number
+  /**
+   * The audiences a task token may name (`--task-audience`, repeatable, `*` a wildcard). None: any
+   * audience (with a warning at start); some: the own trust domain's SPIFFE IDs and those matching.
+   */
+  readonly taskAudiences: readonly string[]
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
   /** Audit log file, or `-` for standard output. */
@@ -98,6 +103,10 @@ function inDataDir(file: string) {
 /** A human scope: an OAuth scope token (as lib/core/task/human-scopes.ts checks) with `*` as wildcard. */
 const HUMAN_SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
 
+/** A task audience pattern (as server/tasks/task-audiences.ts checks): no spaces or control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: they are what is refused
+const TASK_AUDIENCE = /^[^\s\u0000-\u001f\u007f]{1,512}$/
+
 /** Every server setting and its default, in one place. */
 const SERVER_SCHEMA: Schema<ServerSettings> = {
   dataDir: { kind: pathKind(), default: './.tessera/server' },
@@ -122,6 +131,13 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
     default: [],
   },
   humanApprovalTimeoutMs: { kind: durationKind(), name: 'humanApprovalTimeout', default: '2m' },
+  taskAudiences: {
+    kind: listKind(
+      stringKind({ pattern: TASK_AUDIENCE, hint: 'an audience without spaces, * as a wildcard' }),
+    ),
+    flag: 'taskAudience',
+    default: [],
+  },
   logLevel: { kind: enumKind(LOG_LEVELS), default: 'info' },
   logFormat: { kind: enumKind(LOG_FORMATS), default: 'json' },
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },

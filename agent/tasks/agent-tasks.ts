@@ -3,7 +3,9 @@ import type { Clock } from '../../lib/core/clock.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { TaskRequest } from '../../lib/core/task/task-request.js'
 import { errorCodeOf } from '../../lib/grpc/status.js'
+import { ENDED_WATCH, identifyProcess, type ProcessIdentity, rewatchProcess } from './process-identity.js'
 import type { ProcessWatch } from './process-watch.js'
+import { type JournalRecord, TaskJournal } from './task-journal.js'
 
 /** How a task ended: EndTask, its process exited, or its token expired. */
 export type TaskEndReason = 'ended' | 'exited' | 'expired'
@@ -42,6 +44,8 @@ export interface AgentTasksDeps {
   readonly watchEveryMs?: number
   /** How long an ended task stays listed; default {@link ENDED_KEPT_MS}. */
   readonly endedKeptMs?: number
+  /** Where tasks are kept across a restart (`<data-dir>/tasks.json`); absent: in memory only. */
+  readonly journalPath?: string
 }
 
 /** Processes that began tasks are checked this often: a task ends within about this of its process. */
@@ -50,6 +54,8 @@ export const TASK_WATCH_MS = 100
 export const ENDED_KEPT_MS = 10 * 60_000
 /** An end the server could not be told of is told again this often, until the token expires. */
 export const REPORT_RETRY_MS = 5000
+/** The file in the agent's data dir that keeps its tasks across a restart. */
+export const TASK_JOURNAL_FILE = 'tasks.json'
 /** Live tasks one uid may hold at once. */
 export const MAX_LIVE_TASKS_PER_UID = 256
 
@@ -57,6 +63,7 @@ export const MAX_LIVE_TASKS_PER_UID = 256
  * The agent's tasks (DESIGN §11): each live task holds a pidfd of the process that began it (unless
  * detached); a sweep every {@link TASK_WATCH_MS} ends the tasks of processes that exited and tells
  * the server. Memory is bounded: live tasks per uid, ended ones forgotten after {@link ENDED_KEPT_MS}.
+ * With a journal, tasks survive an agent restart ({@link AgentTasks.restore}).
  */
 export class AgentTasks {
   readonly #deps: AgentTasksDeps
@@ -64,10 +71,15 @@ export class AgentTasks {
   readonly #watches = new Map<string, ProcessWatch>()
   /** One pidfd per process however many tasks it began, by pid while that process lives. */
   readonly #byPid = new Map<number, { readonly watch: ProcessWatch; refs: number }>()
+  /** The start time and executable of the process that began each watched task. */
+  readonly #identities = new Map<string, ProcessIdentity>()
+  readonly #journal: TaskJournal | undefined
   readonly #timer: NodeJS.Timeout
 
   constructor(deps: AgentTasksDeps) {
     this.#deps = deps
+    this.#journal =
+      deps.journalPath === undefined ? undefined : new TaskJournal(deps.journalPath, () => this.#records())
     this.#timer = setInterval(() => this.sweep(), deps.watchEveryMs ?? TASK_WATCH_MS)
     this.#timer.unref()
   }
@@ -117,16 +129,56 @@ export class AgentTasks {
     }
   }
 
-  /** Records a task just begun, watched through `watch` (absent: detached). */
-  add(task: AgentTask, watch: ProcessWatch | undefined): void {
+  /**
+   * Records a task just begun, watched through `watch` (absent: detached), and saves it with the
+   * start time and executable of its process (read while `watch` holds that process) before resolving.
+   */
+  async add(task: AgentTask, watch: ProcessWatch | undefined): Promise<void> {
     this.#tasks.set(task.taskId, task)
-    if (watch !== undefined) this.#watches.set(task.taskId, watch)
+    if (watch === undefined) return this.#save()
+    this.#watches.set(task.taskId, watch)
+    if (this.#journal === undefined) return
+    const identity = await identifyProcess(task.pid)
+    // Read while the watch's pidfd still names that process: the facts are its own.
+    if (identity !== undefined && isAlive(watch)) this.#identities.set(task.taskId, identity)
+    return this.#save()
+  }
+
+  /**
+   * After an agent restart: the tasks saved before it. Each whose process still runs (the same pid,
+   * start time and executable) is watched again; every other is ended as `exited` and the server told
+   * (retried until it hears), so its token is revoked. Returns how many were restored.
+   */
+  async restore(): Promise<number> {
+    if (this.#journal === undefined) return 0
+    let records: ReadonlyArray<JournalRecord>
+    try {
+      records = await this.#journal.load()
+    } catch (err) {
+      this.#deps.log.error({ err }, 'The saved tasks are unreadable; their processes are not watched.')
+      return 0
+    }
+    const nowMs = this.#deps.clock.nowMs()
+    for (const r of records) {
+      if (r.expiresAtMs <= nowMs || this.#tasks.has(r.taskId)) continue
+      const { process, endedAtMs, endReason, ...rest } = r
+      const task: AgentTask = { ...rest, ...(endedAtMs !== undefined && { endedAtMs, endReason }) }
+      this.#tasks.set(task.taskId, task)
+      if (task.endedAtMs !== undefined || task.pid === 0) continue
+      const watch = await rewatchProcess(task.pid, process)
+      this.#watches.set(task.taskId, watch)
+      if (watch !== ENDED_WATCH) this.#identities.set(task.taskId, process)
+    }
+    this.sweep()
+    return records.length
   }
 
   /** A renewal's new expiry. */
   renewed(taskId: string, expiresAtMs: number): void {
     const task = this.#tasks.get(taskId)
-    if (task !== undefined) task.expiresAtMs = expiresAtMs
+    if (task === undefined) return
+    task.expiresAtMs = expiresAtMs
+    void this.#save()
   }
 
   /**
@@ -146,6 +198,7 @@ export class AgentTasks {
       if (errorCodeOf(err) !== 'ERR_TASK_NOT_FOUND') throw err
     }
     task.isReported = true
+    void this.#save()
   }
 
   /** Ends the tasks of processes that exited, marks expired ones, forgets old ended ones. */
@@ -193,6 +246,34 @@ export class AgentTasks {
     task.endReason = reason
     this.#watches.get(task.taskId)?.close()
     this.#watches.delete(task.taskId)
+    this.#identities.delete(task.taskId)
+    void this.#save()
+  }
+
+  /** Saves the tasks a restart must know of; a failure is logged (the tasks still end at expiry). */
+  async #save(): Promise<void> {
+    try {
+      await this.#journal?.save()
+    } catch (err) {
+      this.#deps.log.warn({ err }, 'Saving the tasks failed; after a restart they end at their expiry.')
+    }
+  }
+
+  /** Live tasks, and ended ones the server has not heard of, while their tokens live. */
+  #records(): JournalRecord[] {
+    const nowMs = this.#deps.clock.nowMs()
+    const out: JournalRecord[] = []
+    for (const t of this.#tasks.values()) {
+      if (t.expiresAtMs <= nowMs || t.isReported === true || t.endReason === 'expired') continue
+      const { endedAtMs, endReason, isReported: _r, lastReportMs: _l, ...rest } = t
+      const process = this.#identities.get(t.taskId) ?? { startTime: '', exe: '' }
+      out.push({
+        ...rest,
+        process,
+        ...(endedAtMs !== undefined && endReason !== undefined && { endedAtMs, endReason }),
+      })
+    }
+    return out
   }
 }
 

@@ -116,7 +116,7 @@ export async function beginTask(
     if (renewing) t.tasks.renewed(issued.taskId, issued.expiresAtMs)
     else {
       const parentTaskId = parentOf(issued.token)
-      t.tasks.add(
+      await t.tasks.add(
         {
           taskId: issued.taskId,
           spiffeId: issued.spiffeId,

@@ -53,6 +53,11 @@ export function registerServerCommands(program: Command): void {
       '--human-approval-timeout <duration>',
       'how long such a BeginTask waits for the decision (default 2m)',
     )
+    .option(
+      '--task-audience <pattern>',
+      "an audience a task token may name (repeatable; * a wildcard); once one is given, task tokens name only the own trust domain's SPIFFE IDs and matching audiences (default: any audience, with a warning)",
+      collect,
+    )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')
     .option('--log-format <format>', 'json | text (default json)')
     .option('--audit-log-path <path>', 'audit log file, - for stdout (default <data-dir>/audit.log)')

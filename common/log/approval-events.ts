@@ -58,6 +58,8 @@ export interface ApprovalDenied {
   readonly withdrawnEntryId?: string
   /** A task request: the task id (the correlation id). */
   readonly taskId?: string
+  /** Set when an approved task request was denied (consent withdrawn): the task was ended and revoked. */
+  readonly withdrawnTaskId?: string
   /** The admin. */
   readonly caller: AuditCaller
 }

@@ -131,6 +131,8 @@ export interface IssuanceDenied extends Correlation {
   readonly code: ErrorCode
   readonly reason: string
   readonly caller: AuditCaller
+  /** The audiences refused (a task naming an audience the server does not know). */
+  readonly audience?: readonly string[]
 }
 export interface AttestationResult extends Correlation {
   /** `allowed`: matched entries; `denied`: matched none; `error`: attestation failed. */

@@ -133,6 +133,7 @@ export type ErrorCode =
   | 'ERR_CREDENTIAL_REVOKED'
   | 'ERR_REVOCATION_INVALID'
   | 'ERR_REVOCATION_LIMIT'
+  | 'ERR_TASK_AUDIENCE_UNKNOWN'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -110,6 +110,7 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_CREDENTIAL_REVOKED: status.INVALID_ARGUMENT,
   ERR_REVOCATION_INVALID: status.INVALID_ARGUMENT,
   ERR_REVOCATION_LIMIT: status.RESOURCE_EXHAUSTED,
+  ERR_TASK_AUDIENCE_UNKNOWN: status.PERMISSION_DENIED,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

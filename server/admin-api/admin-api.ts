@@ -168,6 +168,7 @@ export function addAdminServices(server: Server, ctx: ServerContext, kit: Handle
     settings: ctx.settings,
     drops: ctx.pendingDrops ?? { count: 0, isAudited: false },
     taskWaiters: ctx.taskWaiters,
+    tasks: ctx.tasks,
   })
   const { pendingTtlMs } = ctx.settings
   server.addService(

@@ -9,11 +9,10 @@ import { PendingReports } from '../consent/pending-reports.js'
 import type { ServerContext } from '../context.js'
 import { serverHealthHandlers } from '../health/server-health.js'
 import { AuthorizedEntries } from '../registration/authorized-entries.js'
-import { TaskService } from '../tasks/task-service.js'
+import { taskServiceOf } from '../tasks/task-wiring.js'
 import { AgentAuthenticator } from './agent-auth.js'
 import { attestAgentHandler, renewAgentHandler } from './attestation.js'
 import type { AgentApiDeps } from './handler.js'
-import { humanGateOf } from './human-gate-wiring.js'
 import { batchNewX509SvidHandler, newJwtSvidHandler, newWitSvidHandler } from './issuance.js'
 import { reportCheckpointHandler } from './report-checkpoint.js'
 import { reportPendingHandler } from './report-pending.js'
@@ -92,20 +91,7 @@ export async function startAgentApi(
     clock: ctx.clock,
     audit,
   })
-  const tasks = new TaskService({
-    clock: ctx.clock,
-    audit: ctx.audit,
-    jwtKey: () => ctx.rotator.active().jwtKey,
-    bundles: {
-      getJwtBundleForTrustDomain: (td) => {
-        const own = ctx.bundles.own()
-        return td.equals(own.trustDomain) ? own.toJwtBundle() : undefined
-      },
-    },
-    defaultJwtTtlMs: () => ctx.settings.defaultJwtSvidTtlMs,
-    revocations: ctx.revocations,
-    humanGate: humanGateOf(ctx),
-  })
+  const tasks = ctx.tasks ?? taskServiceOf(ctx)
   const server = new Server(AGENT_API_SERVER_OPTIONS)
   const handlers: NodeHandlers = {
     AttestAgent: attestAgentHandler(deps),

@@ -27,6 +27,8 @@ export interface ApprovalServiceDeps {
   readonly drops: PendingDrops
   /** BeginTask calls waiting for a human (task requests); absent: task requests cannot be decided. */
   readonly taskWaiters?: TaskWaiters | undefined
+  /** Where an approved task is ended when its approval is withdrawn (the server's task service). */
+  readonly tasks?: { withdrawConsent(taskId: string, caller: AuditCaller): Promise<boolean> } | undefined
 }
 
 /** How an admin approves a request. */
@@ -123,17 +125,13 @@ export class ApprovalService {
   /**
    * Denies a pending request: the same (uid, sha256, path) from the same agent counts toward it, and
    * is no new request, until the deny time has passed. Denying an approved request withdraws the
-   * consent: the entry made for it is deleted, which revokes what was issued from it, and the
-   * request is denied as above.
+   * consent: the entry made for it is deleted, which revokes what was issued from it (for a task
+   * request: the task it approved is ended and revoked, with its sub-tasks), and the request is
+   * denied as above.
    * @throws ERR_PENDING_NOT_FOUND, ERR_PENDING_EXPIRED, ERR_PENDING_DECIDED (denied already)
    */
   async deny(id: string, caller: AuditCaller): Promise<PendingRequest> {
     const known = await this.fetch(id)
-    if (known.state === 'approved' && known.kind === 'task')
-      throw new IdentityError(
-        'ERR_PENDING_DECIDED',
-        `task request ${id} was approved; end task ${known.task?.taskId ?? ''} (tessera task end) or revoke its SPIFFE ID (tessera svid revoke --spiffe-id)`,
-      )
     if (known.state === 'approved') return this.#withdraw(known, caller)
     const request = await this.#undecided(id)
     const nowMs = this.#deps.clock.nowMs()
@@ -191,8 +189,22 @@ export class ApprovalService {
     return { request: claimed, entry: undefined, warnings: [] }
   }
 
-  /** Consent withdrawn: the approval's entry deleted (its credentials revoked), the request denied. */
+  /**
+   * Consent withdrawn: the approval's entry deleted (its credentials revoked) or its task ended and
+   * revoked, the request denied.
+   */
   async #withdraw(approved: PendingRequest, caller: AuditCaller): Promise<PendingRequest> {
+    const taskId = approved.kind === 'task' ? approved.task?.taskId : undefined
+    let isTaskWithdrawn = false
+    if (taskId !== undefined) {
+      const tasks = this.#deps.tasks
+      if (tasks === undefined)
+        throw new IdentityError(
+          'ERR_PENDING_DECIDED',
+          `task request ${approved.id} was approved; end the task`,
+        )
+      isTaskWithdrawn = await tasks.withdrawConsent(taskId, caller)
+    }
     if (approved.entryId !== undefined) {
       try {
         await this.#deps.entries.delete(approved.entryId, caller)
@@ -211,6 +223,8 @@ export class ApprovalService {
       exePath: approved.exePath,
       deniedUntil: Math.floor(deniedUntilMs / 1000),
       ...(approved.entryId !== undefined && { withdrawnEntryId: approved.entryId }),
+      ...(taskId !== undefined && { taskId }),
+      ...(isTaskWithdrawn && taskId !== undefined && { withdrawnTaskId: taskId }),
       caller,
     })
     return denied

@@ -1,7 +1,7 @@
 import { type IdentityError, isIdentityError } from '../../lib/core/errors.js'
 import type { Datastore } from './ports.js'
 
-const STORES = ['entries', 'joinTokens', 'agents', 'bundles', 'keyJournal'] as const
+const STORES = ['entries', 'joinTokens', 'agents', 'bundles', 'keyJournal', 'tasks'] as const
 
 /** The datastore failures an operator must hear about, whoever made the call. */
 const WATCHED = ['ERR_DATASTORE_CORRUPT', 'ERR_DATASTORE_IO'] as const

@@ -6,6 +6,7 @@ import type { SpiffeId } from '../../lib/core/spiffe-id.js'
 import type { TrustDomain } from '../../lib/core/trust-domain.js'
 import type { KeyJournalStore } from '../ca/key-journal.js'
 import type { PendingRequest, PendingSighting, TaskPendingInput } from '../consent/pending-request.js'
+import type { TaskStore } from '../tasks/server-task.js'
 
 export type { KeyJournalStore } from '../ca/key-journal.js'
 
@@ -388,6 +389,8 @@ export interface Datastore {
   readonly pendingRequests: PendingRequestStore
   readonly checkpoints: CheckpointStore
   readonly revocations: RevocationStore
+  /** The server's tasks (DESIGN §11). */
+  readonly tasks: TaskStore
   /** Closes the database; the stores must not be used afterwards. */
   close(): Promise<void>
 }

@@ -21,31 +21,15 @@ import {
 } from '../../lib/core/task/task-token.js'
 import type { HumanAsk, HumanConsent } from '../consent/human-task-gate.js'
 import type { PendingFacts } from '../consent/pending-request.js'
+import type { ServerTask, TaskStore } from './server-task.js'
+import type { TaskAudiences } from './task-audiences.js'
+
+export type { ServerTask } from './server-task.js'
 
 /** Tasks the server remembers at most; the oldest expired ones go first, then the oldest. */
 export const MAX_TASKS = 100_000
 /** Longest task token accepted as a parent. */
 export const MAX_PARENT_TOKEN_LENGTH = 8192
-
-/** One task as the server keeps it: what renewals and sub-tasks are checked against. */
-export interface ServerTask {
-  readonly taskId: string
-  readonly entryId: string
-  readonly spiffeId: string
-  /** The agent that asked for it: only it may renew or end it. */
-  readonly agentId: string
-  readonly request: TaskRequest
-  readonly parentTaskId?: string
-  /** For a sub-task: its parent's subject and id, as audit lines' `delegatedSubject`. */
-  readonly delegatedSubject?: string
-  /** Set when a human approved it: renewals keep `tctx.consent` human and who approved. */
-  readonly approvedBy?: string
-  expiresAtMs: number
-  endedAtMs?: number
-  endReason?: string
-  /** The end has reached the revocation service (or there is none). */
-  isRevoked?: boolean
-}
 
 /**
  * Where an ended task is revoked so that verifiers learn of it (the revocation service of DESIGN §11,
@@ -61,6 +45,8 @@ export interface TaskRevocations {
 
 /** What {@link TaskService} needs. */
 export interface TaskServiceDeps {
+  /** Where tasks are kept (the datastore's, so they survive a restart). */
+  readonly store: TaskStore
   readonly clock: Clock
   readonly audit: AuditLog
   /** The signing key of the trust domain's JWT authority now. */
@@ -73,6 +59,8 @@ export interface TaskServiceDeps {
   readonly limit?: number
   /** Scopes that need a human (DESIGN §11); absent: none do. */
   readonly humanGate?: { require(ask: HumanAsk): Promise<HumanConsent | undefined> } | undefined
+  /** The audiences a task may name (`--task-audience`); absent: any. */
+  readonly audiences?: TaskAudiences | undefined
 }
 
 /** One NewTaskToken call, checked for the agent it came from. */
@@ -110,20 +98,24 @@ export interface IssuedTask {
  * The server's tasks (DESIGN §11): mints task tokens for agents (new tasks, renewals, sub-tasks that
  * only narrow their parent), remembers each task until it expires, and ends tasks through
  * {@link TaskService.revokeTask}. Every issue and refusal is audited with the task id as correlation id.
- * Kept in memory: after a restart, a renewal of an earlier task is refused (ERR_TASK_NOT_FOUND) and
- * a parent token is trusted on its signature alone.
+ * Tasks are kept in the datastore until their token expires, so renewals, EndTask and sub-tasks work
+ * across a server restart and an ended task stays ended.
  */
 export class TaskService {
   readonly #deps: TaskServiceDeps
-  readonly #tasks = new Map<string, ServerTask>()
 
   constructor(deps: TaskServiceDeps) {
     this.#deps = deps
   }
 
   /** A task by id, while remembered. */
-  fetch(taskId: string): Readonly<ServerTask> | undefined {
-    return this.#tasks.get(taskId)
+  fetch(taskId: string): Promise<ServerTask | undefined> {
+    return this.#deps.store.fetch(taskId)
+  }
+
+  /** Forgets the tasks whose tokens have expired (plus verifiers' leeway); returns how many. */
+  prune(): Promise<number> {
+    return this.#deps.store.prune(this.#deps.clock.nowMs() - DEFAULT_TASK_LEEWAY_MS)
   }
 
   /**
@@ -131,20 +123,22 @@ export class TaskService {
    * @throws ERR_REQUEST_INVALID, ERR_REQUEST_TOO_LARGE, ERR_TTL_INVALID, ERR_TASK_SCOPE_WIDENED,
    *   ERR_TASK_NOT_FOUND, ERR_TASK_ENDED, ERR_TASK_TOKEN_INVALID (a bad parent), ERR_JWT_* (a parent
    *   that does not verify or has expired), ERR_TASK_DENIED, ERR_APPROVAL_TIMEOUT, ERR_PENDING_LIMIT
-   *   (a scope that needs a human: denied, not decided in time, too many waiting)
+   *   (a scope that needs a human: denied, not decided in time, too many waiting),
+   *   ERR_TASK_AUDIENCE_UNKNOWN (an audience no `--task-audience` pattern allows)
    */
   async issue(ask: TaskAsk): Promise<IssuedTask> {
     let correlationId: string | undefined = ask.taskId || undefined
     let delegatedSubject: string | undefined
+    let refused: string[] = []
     try {
-      const renewing = ask.taskId === '' ? undefined : this.#renewable(ask)
+      const renewing = ask.taskId === '' ? undefined : await this.#renewable(ask)
       let parent: ParentBound | undefined
       let request: TaskRequest
       if (renewing !== undefined) {
         request = { ...renewing.request, ttlMs: ask.request.ttlMs }
         checkTaskRequest(request)
         if (renewing.parentTaskId !== undefined) {
-          const known = this.#tasks.get(renewing.parentTaskId)
+          const known = await this.#deps.store.fetch(renewing.parentTaskId)
           if (known?.endedAtMs !== undefined) throw ended(known)
           delegatedSubject = renewing.delegatedSubject
           if (known !== undefined) parent = { taskId: known.taskId, expiresAtMs: known.expiresAtMs }
@@ -162,6 +156,8 @@ export class TaskService {
       }
       const taskId = renewing?.taskId ?? randomUUID()
       correlationId = taskId
+      refused = this.#deps.audiences?.unknown(request.audiences) ?? []
+      this.#deps.audiences?.require(request.audiences)
       const approvedBy =
         renewing !== undefined
           ? renewing.approvedBy
@@ -197,6 +193,7 @@ export class TaskService {
         caller: ask.agent.caller,
         ...(correlationId !== undefined && { correlationId }),
         ...(delegatedSubject !== undefined && { delegatedSubject }),
+        ...(refused.length > 0 && { audience: refused }),
       })
       throw err
     }
@@ -210,11 +207,13 @@ export class TaskService {
    * @throws ERR_TASK_NOT_FOUND when the task is not (or no longer) known
    */
   async revokeTask(taskId: string, expiresAtMs: number, reason: string, caller: AuditCaller): Promise<void> {
-    const task = this.#tasks.get(taskId)
+    const { store, clock } = this.#deps
+    const task = await store.fetch(taskId)
     if (task === undefined) throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task')
-    if (task.endedAtMs === undefined) {
-      task.endedAtMs = this.#deps.clock.nowMs()
-      task.endReason = reason
+    if (
+      task.endedAtMs === undefined &&
+      (await store.end(taskId, { endedAtMs: clock.nowMs(), endReason: reason }))
+    )
       this.#deps.audit.callAllowed({
         method: 'EndTask',
         resource: task.spiffeId,
@@ -222,21 +221,43 @@ export class TaskService {
         correlationId: taskId,
         ...(task.delegatedSubject !== undefined && { delegatedSubject: task.delegatedSubject }),
       })
-    }
     if (task.isRevoked !== true) {
       // Kept while a verifier could still accept the token: its expiry plus their leeway.
-      const keepUntilMs = expiresAtMs + DEFAULT_TASK_LEEWAY_MS
-      if (this.#deps.revocations !== undefined && keepUntilMs > this.#deps.clock.nowMs())
+      const keepUntilMs = Math.max(expiresAtMs, task.expiresAtMs) + DEFAULT_TASK_LEEWAY_MS
+      if (this.#deps.revocations !== undefined && keepUntilMs > clock.nowMs())
         await this.#deps.revocations.revoke(
-          { kind: 'task', value: taskId, reason: `task ${reason}`, keepUntilMs },
+          { kind: 'task', value: taskId, reason: `task ${task.endReason ?? reason}`, keepUntilMs },
           caller,
         )
-      task.isRevoked = true
+      await store.markRevoked(taskId)
     }
     // Its sub-tasks end with it.
-    for (const sub of this.#tasks.values())
-      if (sub.parentTaskId === taskId && sub.isRevoked !== true)
-        await this.revokeTask(sub.taskId, sub.expiresAtMs, 'parent-ended', caller)
+    for (const sub of await store.listChildren(taskId))
+      if (sub.isRevoked !== true) await this.revokeTask(sub.taskId, sub.expiresAtMs, 'parent-ended', caller)
+  }
+
+  /**
+   * A human withdrew the consent a task was minted with (`tessera approval deny` on its approved
+   * request): the task ends (reason `consent-withdrawn`) and is revoked with its sub-tasks. A task
+   * the server does not hold (yet: its BeginTask may be minting right now, the approval having just
+   * reached it) is revoked by id for the longest a task token can live, so a token minted after the
+   * withdrawal is refused too. False only when there is no revocation service to tell.
+   * @throws ERR_REVOCATION_LIMIT, ERR_AUDIT_UNAVAILABLE, ERR_DATASTORE_IO (from the revocation)
+   */
+  async withdrawConsent(taskId: string, caller: AuditCaller): Promise<boolean> {
+    const task = await this.#deps.store.fetch(taskId)
+    if (task !== undefined) {
+      await this.revokeTask(taskId, task.expiresAtMs, 'consent-withdrawn', caller)
+      return true
+    }
+    const revocations = this.#deps.revocations
+    if (revocations === undefined) return false
+    const keepUntilMs = this.#deps.clock.nowMs() + MAX_TASK_TTL_MS + DEFAULT_TASK_LEEWAY_MS
+    await revocations.revoke(
+      { kind: 'task', value: taskId, reason: 'task consent-withdrawn', keepUntilMs },
+      caller,
+    )
+    return true
   }
 
   /**
@@ -248,7 +269,7 @@ export class TaskService {
       throw new IdentityError('ERR_REQUEST_INVALID', `a task id is 1 to ${MAX_TASK_ID_LENGTH} characters`)
     if (reason !== 'ended' && reason !== 'exited')
       throw new IdentityError('ERR_REQUEST_INVALID', 'the reason is "ended" or "exited"')
-    const task = this.#tasks.get(taskId)
+    const task = await this.#deps.store.fetch(taskId)
     if (task === undefined || task.agentId !== agent.id.toString())
       throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task of this agent')
     await this.revokeTask(taskId, task.expiresAtMs, reason, agent.caller)
@@ -290,10 +311,10 @@ export class TaskService {
     })
   }
 
-  #renewable(ask: TaskAsk): ServerTask {
+  async #renewable(ask: TaskAsk): Promise<ServerTask> {
     if (ask.taskId.length > MAX_TASK_ID_LENGTH)
       throw new IdentityError('ERR_REQUEST_INVALID', `a task id is 1 to ${MAX_TASK_ID_LENGTH} characters`)
-    const task = this.#tasks.get(ask.taskId)
+    const task = await this.#deps.store.fetch(ask.taskId)
     if (task === undefined || task.agentId !== ask.agent.id.toString() || task.entryId !== ask.entry.id)
       throw new IdentityError('ERR_TASK_NOT_FOUND', 'no such task to renew')
     if (task.endedAtMs !== undefined) throw ended(task)
@@ -316,7 +337,7 @@ export class TaskService {
         })
       throw err
     }
-    const known = this.#tasks.get(task.taskId)
+    const known = await this.#deps.store.fetch(task.taskId)
     if (known?.endedAtMs !== undefined) throw ended(known)
     return { task, known }
   }
@@ -357,33 +378,23 @@ export class TaskService {
     })
     const issuedAtMs = Math.floor(nowMs / 1000) * 1000
     const exp = Math.floor(expiresAtMs / 1000) * 1000
-    if (renewing !== undefined) renewing.expiresAtMs = exp
+    if (renewing !== undefined) await this.#deps.store.renew(taskId, exp)
     else
-      this.#remember({
-        taskId,
-        entryId: ask.entry.id,
-        spiffeId: ask.entry.spiffeId.toString(),
-        agentId: ask.agent.id.toString(),
-        request,
-        ...(parentTaskId !== undefined && { parentTaskId }),
-        ...(m.delegatedSubject !== undefined && { delegatedSubject: m.delegatedSubject }),
-        ...(approvedBy !== undefined && { approvedBy }),
-        expiresAtMs: exp,
-      })
+      await this.#deps.store.create(
+        {
+          taskId,
+          entryId: ask.entry.id,
+          spiffeId: ask.entry.spiffeId.toString(),
+          agentId: ask.agent.id.toString(),
+          request,
+          ...(parentTaskId !== undefined && { parentTaskId }),
+          ...(m.delegatedSubject !== undefined && { delegatedSubject: m.delegatedSubject }),
+          ...(approvedBy !== undefined && { approvedBy }),
+          expiresAtMs: exp,
+        },
+        { limit: this.#deps.limit ?? MAX_TASKS, nowMs },
+      )
     return { token, taskId, issuedAtMs, expiresAtMs: exp }
-  }
-
-  #remember(task: ServerTask): void {
-    const nowMs = this.#deps.clock.nowMs()
-    const limit = this.#deps.limit ?? MAX_TASKS
-    if (this.#tasks.size >= limit)
-      for (const [id, t] of this.#tasks) if (t.expiresAtMs <= nowMs) this.#tasks.delete(id)
-    while (this.#tasks.size >= limit) {
-      const oldest = this.#tasks.keys().next().value
-      if (oldest === undefined) break
-      this.#tasks.delete(oldest)
-    }
-    this.#tasks.set(task.taskId, task)
   }
 }
 

@@ -4,7 +4,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
+import { validateTaskToken } from '../../lib/verify/task-token.js'
+import { LinearBackoff } from '../../lib/workload/backoff.js'
+import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { type BeginTaskParams, TaskClient } from '../../lib/workload/task-client.js'
+import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { spawnPiped, untilEnd } from '../helpers/child-process.js'
 import { codeOf } from '../helpers/error-code.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
@@ -23,6 +27,7 @@ const uid = process.getuid?.() ?? 0
 const BRIDGE_PATH = fileURLToPath(new URL('../helpers/pty-bridge.py', import.meta.url))
 let stack: Stack
 let client: TaskClient
+let revocations: RevocationSource
 const children: ChildProcess[] = []
 
 beforeAll(async () => {
@@ -40,10 +45,13 @@ beforeAll(async () => {
   await stack.registerEntry({ spiffeId: ME, selectors: [`unix:uid:${uid}`], jwtTtl: '5m' })
   client = TaskClient.connect({ endpoint: stack.socketPath, timeoutMs: 60_000 })
   await untilServed(stack.socketPath)
+  const newBackoff = () => new LinearBackoff({ initialDelayMs: 100, maxDelayMs: 300 })
+  revocations = await RevocationSource.create({ endpoint: stack.socketPath, newBackoff })
 })
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL')
   client?.close()
+  revocations?.close()
   await stack?.stop()
 })
 afterEach((ctx) => {
@@ -87,6 +95,27 @@ function beginWaiting(params: BeginTaskParams, c = client) {
   )
   const awaiting = Promise.race([asked, ended])
   return { awaiting, begun }
+}
+
+async function jwtBundles() {
+  const w = WorkloadClient.connect({ endpoint: stack.socketPath })
+  try {
+    return await w.fetchJwtBundles()
+  } finally {
+    w.close()
+  }
+}
+
+/** Validates `token` with the agent's revocation feed until it is refused (or a generous deadline passes). */
+async function untilRefused(token: string, bundles: Awaited<ReturnType<typeof jwtBundles>>) {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const code = await codeOf(
+      validateTaskToken(token, bundles, { audience: 'https://mcp.example', revocations }),
+    )
+    if (code !== undefined || Date.now() > deadline) return code
+    await new Promise((r) => setTimeout(r, 50))
+  }
 }
 
 async function serverAudit(): Promise<Array<Record<string, unknown>>> {
@@ -136,11 +165,34 @@ describe('scopes that need a human', () => {
     const of = (event: string) => audit.find((l) => l['event'] === event && l['requestId'] === requestId)
     expect(of('approval.requested')?.['correlationId']).toBe(task.taskId)
     expect(of('approval.approved')?.['correlationId']).toBe(task.taskId)
-    // Approved once: deciding again is refused, and a renewal does not ask again.
-    expect((await stack.cli(['approval', 'deny', '--id', requestId])).code).not.toBe(0)
+    // Approved once: approving again is refused, and a renewal does not ask again.
+    expect((await stack.cli(['approval', 'approve', '--id', requestId])).code).not.toBe(0)
     const renewed = await client.beginTask({ ...base, scopes: [] }, task.taskId)
     expect(parseTaskTokenInsecure(renewed.token).consent).toBe('human')
     await client.endTask(task.taskId)
+  })
+
+  it('tessera approval deny on an approved task request withdraws the consent: the task and its sub-task are revoked, audited', async () => {
+    const params = { ...base, scopes: ['repo:read', 'deploy:dev'] }
+    const { awaiting, begun } = beginWaiting(params)
+    const requestId = await awaiting
+    expect((await stack.cli(['approval', 'approve', '--id', requestId])).code).toBe(0)
+    const task = await begun
+    const sub = await client.beginTask({ ...base, scopes: ['repo:read'], parentToken: task.token })
+    const bundles = await jwtBundles()
+    const audience = 'https://mcp.example'
+    expect(await codeOf(validateTaskToken(task.token, bundles, { audience, revocations }))).toBeUndefined()
+    const withdrawn = await stack.cli(['approval', 'deny', '--id', requestId])
+    expect(withdrawn.code, withdrawn.stderr).toBe(0)
+    expect(await untilRefused(task.token, bundles)).toBe('ERR_CREDENTIAL_REVOKED')
+    expect(await untilRefused(sub.token, bundles)).toBe('ERR_CREDENTIAL_REVOKED')
+    expect(await codeOf(client.beginTask(params, task.taskId))).toBe('ERR_TASK_ENDED')
+    expect((await requests(true)).find((r) => r.id === requestId)?.state).toBe('denied')
+    const audit = await serverAudit()
+    const line = audit.find((l) => l['event'] === 'approval.denied' && l['requestId'] === requestId)
+    expect(line).toMatchObject({ correlationId: task.taskId, withdrawnTaskId: task.taskId })
+    // The withdrawal is remembered like a denial: the same ask is refused without a new prompt.
+    expect(await codeOf(client.beginTask(params))).toBe('ERR_TASK_DENIED')
   })
 
   it('tessera approval deny refuses the task (ERR_TASK_DENIED) and the same ask is refused without a new prompt', async () => {

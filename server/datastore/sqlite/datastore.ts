@@ -14,6 +14,7 @@ import { SqliteAgentStore } from './nodes.js'
 import { openDatabase } from './open.js'
 import { SqlitePendingRequestStore } from './pending-requests.js'
 import { SqliteRevocationStore } from './revocations.js'
+import { SqliteTaskStore } from './tasks.js'
 
 /** Options of {@link openSqliteDatastore}. */
 export interface SqliteDatastoreOptions {
@@ -37,6 +38,7 @@ export class SqliteDatastore implements Datastore {
   readonly pendingRequests: SqlitePendingRequestStore
   readonly checkpoints: SqliteCheckpointStore
   readonly revocations: SqliteRevocationStore
+  readonly tasks: SqliteTaskStore
   /** True when the file did not exist before this open: a fresh install (see {@link openSqliteDatastore}). */
   readonly isNew: boolean
   readonly #db: Database.Database
@@ -57,6 +59,7 @@ export class SqliteDatastore implements Datastore {
     this.pendingRequests = new SqlitePendingRequestStore(db)
     this.checkpoints = new SqliteCheckpointStore(db)
     this.revocations = new SqliteRevocationStore(db)
+    this.tasks = new SqliteTaskStore(db)
   }
 
   /** @internal Use {@link openSqliteDatastore}. */

@@ -6,6 +6,7 @@ import { reConsentSchema } from './003-re-consent.js'
 import { auditCheckpointsSchema } from './004-audit-checkpoints.js'
 import { revocationsSchema } from './005-revocations.js'
 import { taskApprovalsSchema } from './006-task-approvals.js'
+import { tasksSchema } from './007-tasks.js'
 
 /** One schema change; `version` counts from 1 without gaps. */
 interface Migration {
@@ -20,6 +21,7 @@ const MIGRATIONS: ReadonlyArray<Migration> = [
   { version: 4, sql: auditCheckpointsSchema },
   { version: 5, sql: revocationsSchema },
   { version: 6, sql: taskApprovalsSchema },
+  { version: 7, sql: tasksSchema },
 ]
 
 /** The schema version this code writes and understands. */
