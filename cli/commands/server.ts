@@ -46,7 +46,7 @@ export function registerServerCommands(program: Command): void {
     )
     .option(
       '--human-scope <pattern>',
-      'a task scope that needs a human: BeginTask for it waits for tessera approval (repeatable; * a wildcard)',
+      'a task scope that needs a human: BeginTask for it waits for tessera approval (repeatable; * matches any characters but /, ** any)',
       collect,
     )
     .option(
@@ -55,7 +55,7 @@ export function registerServerCommands(program: Command): void {
     )
     .option(
       '--task-audience <pattern>',
-      "an audience a task token may name (repeatable; * a wildcard); once one is given, task tokens name only the own trust domain's SPIFFE IDs and matching audiences (default: any audience, with a warning)",
+      "an audience a task token may name (repeatable; * matches any characters but /, ** any); once one is given, task tokens name only the own trust domain's SPIFFE IDs and matching audiences (default: any audience, with a warning)",
       collect,
     )
     .option('--log-level <level>', 'error | warn | info | debug (default info)')

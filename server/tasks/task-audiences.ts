@@ -13,7 +13,9 @@ const PATTERN = /^[^\s\u0000-\u001f\u007f]{1,512}$/
  * every audience is accepted (as for JWT-SVIDs, whose audiences SPIRE never restricts), and the
  * server warns at start. With patterns (`--task-audience`, repeatable): the SPIFFE IDs of the own
  * trust domain (`spiffe://<td>/…`), plus every audience matching a pattern exactly or where `*`
- * stands for any run of characters (`spiffe://td/tools/*`, `https://*.example.com`).
+ * stands for any run of characters but `/` and `**` for any run at all (`spiffe://td/tools/*`,
+ * `https://*.example.com`, `https://api.example.com/**`): a host wildcard never reaches into the
+ * path, so `https://*.example.com` does not match `https://evil.test/.example.com`.
  */
 export class TaskAudiences {
   readonly #patterns: ReadonlyArray<string>
@@ -21,11 +23,8 @@ export class TaskAudiences {
 
   private constructor(patterns: ReadonlyArray<string>, trustDomain: TrustDomain) {
     this.#patterns = patterns
-    const own = `spiffe://${trustDomain.name}/*`
-    this.#regexps =
-      patterns.length === 0
-        ? []
-        : [own, ...patterns].map((p) => new RegExp(`^${p.split('*').map(escapeRegExp).join('.*')}$`, 's'))
+    const own = `spiffe://${trustDomain.name}/**`
+    this.#regexps = patterns.length === 0 ? [] : [own, ...patterns].map(compilePattern)
   }
 
   /** @throws ERR_CONFIG_INVALID when a pattern is empty, has spaces, or there are too many */
@@ -60,6 +59,15 @@ export class TaskAudiences {
         `this server issues no task token for audience ${unknown.slice(0, 4).join(', ')} (see --task-audience)`,
       )
   }
+}
+
+/** `**` any run of characters, `*` any run without `/`, everything else literally. */
+function compilePattern(pattern: string): RegExp {
+  const body = pattern
+    .split('**')
+    .map((part) => part.split('*').map(escapeRegExp).join('[^/]*'))
+    .join('.*')
+  return new RegExp(`^${body}$`, 's')
 }
 
 function escapeRegExp(text: string): string {
