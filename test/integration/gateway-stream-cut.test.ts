@@ -1,5 +1,8 @@
+import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
@@ -41,6 +44,10 @@ let tlsGateway: GatewayProcess
 let audit: AuditFile
 let tlsAudit: AuditFile
 let tasks: TaskClient
+let raw: Server
+let rawGateway: GatewayProcess
+let rawAudit: AuditFile
+const rawSeen: string[] = []
 const gateways: GatewayProcess[] = []
 
 beforeAll(async () => {
@@ -63,11 +70,41 @@ beforeAll(async () => {
   ;({ g: gateway, a: audit } = await start([], 'stream-audit.log'))
   ;({ g: tlsGateway, a: tlsAudit } = await start(['--tls'], 'stream-tls-audit.log'))
   tasks = TaskClient.connect({ endpoint: env.stack.socketPath })
+  raw = startRawUpstream()
+  await once(raw.listen(0, '127.0.0.1'), 'listening')
+  rawAudit = new AuditFile(join(env.stack.dir, 'stream-raw-audit.log'))
+  rawGateway = await startGatewayProcess(
+    [
+      ...['--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${(raw.address() as AddressInfo).port}`],
+      ...['--audience', AUD, '--throttle-failures', '50', '--audit-log-path', rawAudit.path],
+    ],
+    { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}` },
+  )
+  gateways.push(rawGateway)
 })
+
+/**
+ * An upstream whose replies stay open: `/partial` an event stream whose second event is sent only
+ * in part (with the first, in one write), `/chunked` a chunked text reply, `/silent` no answer at all.
+ */
+function startRawUpstream(): Server {
+  return createServer((req, res) => {
+    rawSeen.push(req.url ?? '')
+    if (req.url === '/partial') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write('data: whole\n\ndata: half of an eve')
+    } else if (req.url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      res.write('part of a download')
+    }
+  })
+}
 
 afterAll(async () => {
   tasks?.close()
   for (const g of gateways) await g.stop()
+  raw?.closeAllConnections()
+  raw?.close()
   await env?.stop()
   await mcp?.close()
 })
@@ -233,6 +270,34 @@ describe('a notification stream through tessera gateway', () => {
       cause: 'expired',
       code: 'ERR_JWT_EXPIRED',
     })
+  })
+})
+
+describe('replies through tessera gateway when their JWT-SVID is revoked', () => {
+  it('an event stream ends after its last whole event (the part of the next one is dropped), a chunked reply is cut off, an unanswered request is answered 401', async () => {
+    const token = await env.agentToken(CLAUDE)
+    const call = { headers: bearer(token) }
+    const partial = await openStream(rawGateway.port, { ...call, path: '/partial' })
+    const chunked = await openStream(rawGateway.port, { ...call, path: '/chunked' })
+    const silent = openStream(rawGateway.port, { ...call, path: '/silent' })
+    await waitFor(() => partial.text().length > 0 && chunked.text().length > 0, { timeoutMs: 10_000 })
+    await waitFor(() => rawSeen.includes('/silent'), { timeoutMs: 10_000 })
+    const skip = await recordCount(rawAudit)
+    const revoked = await cli(['svid', 'revoke', '--jti', claimsOf(token).jti, '--reason', 'test'])
+    expect(revoked.code, revoked.stderr).toBe(0)
+    expect(await partial.ended).toBe('end')
+    expect(partial.text()).toBe('data: whole\n\n')
+    expect(await chunked.ended).toBe('cut')
+    expect(chunked.text()).toBe('part of a download')
+    const refused = await silent
+    await refused.ended
+    expect(refused.status).toBe(401)
+    expect(JSON.parse(refused.text())).toMatchObject({ error: 'ERR_CREDENTIAL_REVOKED' })
+    for (const resource of ['/partial', '/chunked', '/silent'])
+      expect(await cutRecord(rawAudit, skip, { resource })).toMatchObject({
+        cause: 'revoked',
+        code: 'ERR_CREDENTIAL_REVOKED',
+      })
   })
 })
 
