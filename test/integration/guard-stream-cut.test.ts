@@ -1,6 +1,6 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, get, type IncomingHttpHeaders, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +14,7 @@ import { TrustDomain } from '../../lib/core/trust-domain.js'
 import { createGuard } from '../../lib/guard/guard.js'
 import { guardRequests } from '../../lib/guard/http-middleware.js'
 import { TestRevocations } from '../helpers/guard-fixture.js'
+import { openStream } from '../helpers/open-stream.js'
 import { waitFor } from '../helpers/processes.js'
 
 /**
@@ -92,39 +93,8 @@ afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve))
 })
 
-/** An open reply as the client sees it: status, headers, the bytes so far, and how it ended. */
-interface OpenReply {
-  readonly status: number
-  readonly headers: IncomingHttpHeaders
-  readonly body: () => string
-  /** `end`: the body ended as HTTP says a body ends; `cut`: the connection went first. */
-  readonly ended: Promise<'end' | 'cut'>
-}
-
-function open(path: string, bearer: string): Promise<OpenReply> {
-  return new Promise((resolve, reject) => {
-    const req = get({
-      host: '127.0.0.1',
-      port,
-      path,
-      agent: false,
-      headers: { authorization: `Bearer ${bearer}` },
-    })
-    req.on('error', reject)
-    req.on('response', (res) => {
-      const chunks: Buffer[] = []
-      let isEnded = false
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        isEnded = true
-      })
-      res.on('error', () => undefined)
-      const ended = new Promise<'end' | 'cut'>((done) => res.on('close', () => done(isEnded ? 'end' : 'cut')))
-      const body = () => Buffer.concat(chunks).toString()
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ended })
-    })
-  })
-}
+const open = (path: string, bearer: string) =>
+  openStream(port, { path, headers: { authorization: `Bearer ${bearer}` } })
 
 const lastDecision = () => audit.events.at(-1)
 
@@ -133,10 +103,10 @@ describe('a reply the guard middleware let through', () => {
     const { token: bearer, jti } = await token()
     const reply = await open('/events', bearer)
     expect(reply.status).toBe(200)
-    await waitFor(() => reply.body() === 'data: one\n\n', { timeoutMs: 5_000 })
+    await waitFor(() => reply.text() === 'data: one\n\n', { timeoutMs: 5_000 })
     revocations.revoke('jwt-id', jti)
     expect(await reply.ended).toBe('end')
-    expect(reply.body()).toBe('data: one\n\n')
+    expect(reply.text()).toBe('data: one\n\n')
     await waitFor(() => !openReplies.has('/events'), { timeoutMs: 5_000 })
     expect(lastDecision()).toMatchObject({
       outcome: 'denied',
@@ -151,7 +121,7 @@ describe('a reply the guard middleware let through', () => {
   it('a chunked reply that is not an event stream is destroyed, so it never looks complete', async () => {
     const { token: bearer, jti } = await token()
     const reply = await open('/chunked', bearer)
-    await waitFor(() => reply.body().length > 0, { timeoutMs: 5_000 })
+    await waitFor(() => reply.text().length > 0, { timeoutMs: 5_000 })
     revocations.revoke('jwt-id', jti)
     expect(await reply.ended).toBe('cut')
     expect(lastDecision()).toMatchObject({ path: '/chunked', code: 'ERR_CREDENTIAL_REVOKED' })
@@ -165,7 +135,7 @@ describe('a reply the guard middleware let through', () => {
     const reply = await answering
     expect(reply.status).toBe(401)
     await reply.ended
-    expect(JSON.parse(reply.body())).toEqual({ error: 'ERR_CREDENTIAL_REVOKED', message: expect.any(String) })
+    expect(JSON.parse(reply.text())).toEqual({ error: 'ERR_CREDENTIAL_REVOKED', message: expect.any(String) })
   })
 
   it('an event stream ends when its JWT-SVID expires by the guard clock', async () => {
