@@ -1,6 +1,6 @@
 import type { AuditCaller } from '../common/log/audit-log.js'
 import { PinoAuditLog } from '../common/log/pino-audit-log.js'
-import type { GatewayAudit, RequestDecided } from '../lib/guard/guard.js'
+import type { GatewayAudit, RequestDecided, StreamCut } from '../lib/guard/guard.js'
 import { resourceOf } from '../lib/guard/request-record.js'
 
 function callerOf(event: RequestDecided): AuditCaller {
@@ -16,7 +16,8 @@ function callerOf(event: RequestDecided): AuditCaller {
  * or the canonical path (the query is never written: it may hold secrets), whose actor is the
  * verified SPIFFE ID, or the peer address when the caller did not authenticate, and whose
  * correlation id is the one passed to the upstream (`X-Request-Id`): the task id when the request
- * carried a valid task token, whose parent task (for a sub-task) is the `delegatedSubject`.
+ * carried a valid task token, whose parent task (for a sub-task) is the `delegatedSubject`; and a
+ * `gateway.stream.cut` line for a reply cut because its credential was revoked or expired.
  * @example
  * const audit = PinoGatewayAudit.open('/var/log/tessera/gateway-audit.log')
  * const guard = createGuard({ ...options, audit })
@@ -43,6 +44,12 @@ export class PinoGatewayAudit extends PinoAuditLog implements GatewayAudit {
       return
     }
     this.callAllowed(call)
+  }
+
+  /** A streamed reply cut on revocation or expiry: one `gateway.stream.cut` line (resource: the path). */
+  streamCut(event: StreamCut): void {
+    const { spiffeId, address, ...rest } = event
+    this.gatewayStreamCut({ ...rest, caller: { kind: 'svid', spiffeId, address } })
   }
 }
 

@@ -1,5 +1,12 @@
 import { once } from 'node:events'
-import { Agent, createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http'
+import {
+  Agent,
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -8,10 +15,11 @@ import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
 import type { AllowedUpgrade, Guard } from '../lib/guard/guard.js'
 import { guardRequests, guardUpgrades, type MiddlewareOptions } from '../lib/guard/http-middleware.js'
+import { endCutResponse } from '../lib/guard/response-watch.js'
 import type { X509Source } from '../lib/workload/x509-source.js'
 import { gatewayTlsOptions, svidCredentials } from './gateway-tls.js'
 import { mcpMiddlewareOptions, RequestBodies } from './mcp-inspection.js'
-import { forwardRequest, type ProxyContext } from './proxy-http.js'
+import { type CutRequest, forwardRequest, type ProxyContext } from './proxy-http.js'
 import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
 import type { UpstreamTarget } from './upstream.js'
 import type { MessageCalls } from './ws-client-messages.js'
@@ -100,10 +108,17 @@ function makeServer(options: GatewayServerOptions, ctx: ProxyContext, tunnels: S
       mcpMethods: options.readsMcpMethods ?? false,
     }),
   }
+  // How each forwarded exchange is cut when its caller's credential is revoked or expires.
+  const cuts = new WeakMap<ServerResponse, CutRequest>()
   const onRequest = guardRequests(
     guard,
-    (req, res) => forwardRequest(req, res, ctx, bodies.prefixOf(req)),
-    middleware,
+    (req, res) => {
+      cuts.set(res, forwardRequest(req, res, ctx, bodies.prefixOf(req)))
+    },
+    {
+      ...middleware,
+      cutResponse: (_req, res, why) => (cuts.get(res) ?? ((w) => endCutResponse(res, w)))(why),
+    },
   )
   const onUpgrade = guardUpgrades(
     guard,

@@ -241,6 +241,31 @@ const EVENTS: ReadonlyArray<readonly [string, Call, Record<string, unknown>]> = 
     },
   ],
   [
+    'gatewayStreamCut',
+    (l) =>
+      l.gatewayStreamCut({
+        method: 'GET',
+        path: '/mcp',
+        cause: 'revoked',
+        code: 'ERR_CREDENTIAL_REVOKED',
+        reason: 'the credential was revoked (task): response cut',
+        via: 'jwt',
+        correlationId: 't1',
+        caller: SVID,
+      }),
+    {
+      event: 'gateway.stream.cut',
+      outcome: 'denied',
+      actor: SVID.spiffeId,
+      action: 'GET',
+      resource: '/mcp',
+      path: '/mcp',
+      cause: 'revoked',
+      code: 'ERR_CREDENTIAL_REVOKED',
+      correlationId: 't1',
+    },
+  ],
+  [
     'bundleChanged',
     (l) => l.bundleChanged({ trustDomain: 'td', action: 'rotated', caller: SYSTEM }),
     { event: 'bundle.changed', outcome: 'allowed', resource: 'td', action: 'rotated', caller: SYSTEM },

@@ -34,6 +34,7 @@ export type AuditEvent =
   | 'audit.checkpoint.conflict'
   | ApprovalEvent
   | 'credential.revoked'
+  | 'gateway.stream.cut'
 
 /**
  * The fields every audit record has, named after the agent-auth drafts' audit fields (docs/audit.md
@@ -177,6 +178,23 @@ export interface CallDenied extends Correlation {
   /** On a summary line only: how many refusals like this one were counted, not written, over `windowMs`. */
   readonly summary?: RefusalSummary
 }
+/**
+ * A reply the gateway was streaming (SSE, chunked, a long download) cut because the credential it
+ * was admitted with was revoked or expired: outcome `denied`, the record's `action` the HTTP method.
+ */
+export interface GatewayStreamCut extends Correlation {
+  readonly method: string
+  /** The canonical path (never its query). */
+  readonly path: string
+  /** `revoked` or `expired`. */
+  readonly cause: 'revoked' | 'expired'
+  /** ERR_CREDENTIAL_REVOKED, ERR_JWT_EXPIRED or ERR_X509_SVID_EXPIRED. */
+  readonly code: ErrorCode
+  readonly reason: string
+  /** How the caller authenticated (`jwt`, `mtls`, `wit`). */
+  readonly via: string
+  readonly caller: AuditCaller
+}
 /** What a summary line of repeated refusals counts (see common/log/audit-summary.ts). */
 export interface RefusalSummary {
   readonly count: number
@@ -222,6 +240,7 @@ export interface AuditLog {
   approvalDenied(e: ApprovalDenied): void
   approvalDropped(e: ApprovalDropped): void
   revocation(e: RevocationRecorded): void
+  gatewayStreamCut(e: GatewayStreamCut): void
 }
 
 const FINGERPRINT_PREFIX = 'sha256:'
@@ -414,6 +433,10 @@ export abstract class AuditRecorder implements AuditLog {
       code,
     } as const
     this.#emit({ ...head, resource: origin }, rest)
+  }
+  gatewayStreamCut({ caller, method, path, code, ...rest }: GatewayStreamCut): void {
+    const head = { event: 'gateway.stream.cut', outcome: 'denied', caller, action: method, code } as const
+    this.#emit({ ...head, resource: path }, { path, ...rest })
   }
   revocation({ caller, value, kind, code, ...rest }: RevocationRecorded): void {
     const outcome = outcomeOf(code, 'error')

@@ -16,6 +16,7 @@ import type {
   CallDenied,
   CheckpointConflict,
   EntryChanged,
+  GatewayStreamCut,
   IssuanceDenied,
   RefusalSummary,
   RevocationRecorded,
@@ -118,6 +119,9 @@ export class SummarisingAuditLog implements AuditLog {
 
   entryChanged(e: EntryChanged): void {
     this.#inner.entryChanged(e)
+  }
+  gatewayStreamCut(e: GatewayStreamCut): void {
+    this.#inner.gatewayStreamCut(e)
   }
   tokenCreated(e: TokenCreated): void {
     this.#inner.tokenCreated(e)

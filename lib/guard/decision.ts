@@ -59,10 +59,41 @@ export interface GuardAllowed {
   readonly task?: TaskToken
 }
 
-/** A WebSocket upgrade the guard allowed, for deciding its messages. */
-export interface AllowedUpgrade {
+/** A request the guard allowed, with its decision: for watching its credential while its reply is open. */
+export interface AllowedRequest {
   readonly request: GuardRequest
   readonly allowed: GuardAllowed
+}
+
+/** A WebSocket upgrade the guard allowed, for deciding its messages. */
+export type AllowedUpgrade = AllowedRequest
+
+/** Why the credential an open reply or WebSocket was admitted with no longer holds. */
+export interface CredentialEnded {
+  /** `revoked`: it (or its task) was revoked; `expired`: its `exp` (or notAfter) came. */
+  readonly cause: 'revoked' | 'expired'
+  /** ERR_CREDENTIAL_REVOKED, ERR_JWT_EXPIRED (JWT-SVID, WIT-SVID, task token) or ERR_X509_SVID_EXPIRED. */
+  readonly code: ErrorCode
+  readonly reason: string
+}
+
+/** One audited cut: an allowed reply still streaming when its credential was revoked or expired. */
+export interface StreamCut {
+  readonly method: string
+  /** The canonical path the request was allowed on. */
+  readonly path: string
+  /** The peer's address (recorded, never trusted). */
+  readonly address: string
+  /** The caller the request was admitted as. */
+  readonly spiffeId: string
+  readonly via: AuthMethod
+  readonly cause: CredentialEnded['cause']
+  readonly code: ErrorCode
+  readonly reason: string
+  /** The request's correlation id: its task id when it carried a task token. */
+  readonly correlationId: string
+  /** For a request acting for a sub-task: the parent task it acts under. */
+  readonly delegatedSubject?: string
 }
 
 /** The HTTP status of a refusal: 400 ambiguous path or refused upgrade, 401 not authenticated, 403 not allowed, 421 wrong Host, 429 throttled. */
@@ -113,4 +144,9 @@ export interface RequestDecided {
 /** Where the guard reports every decision (DESIGN §7). */
 export interface GatewayAudit {
   requestDecided(event: RequestDecided): void
+  /**
+   * A reply cut because its credential was revoked or expired while it streamed. Without this
+   * method, the cut is recorded through `requestDecided` as a denial with its code.
+   */
+  streamCut?(event: StreamCut): void
 }

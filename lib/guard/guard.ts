@@ -5,8 +5,11 @@ import type { RevocationListSource } from '../core/revocation.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, authenticate } from './authenticate.js'
 import { bindCorrelationId, correlationIdOf } from './correlation-id.js'
+import { watchCredential } from './credential-watch.js'
 import type {
+  AllowedRequest,
   AllowedUpgrade,
+  CredentialEnded,
   GatewayAudit,
   GuardAllowed,
   GuardCheckOptions,
@@ -31,7 +34,9 @@ import { ThrottledAudit } from './throttle-audit.js'
 import { publicDecision, refused, type Verdict } from './verdict.js'
 
 export type {
+  AllowedRequest,
   AllowedUpgrade,
+  CredentialEnded,
   GatewayAudit,
   GuardAllowed,
   GuardCheckOptions,
@@ -41,6 +46,7 @@ export type {
   RefusalStatus,
   RequestDecided,
   RequestProblem,
+  StreamCut,
 } from './decision.js'
 
 /** What {@link createGuard} needs. */
@@ -114,6 +120,16 @@ export interface Guard {
     upgrade: AllowedUpgrade,
     onRevoked: (why: { code: ErrorCode; reason: string }) => void,
   ): () => void
+  /**
+   * Calls `onEnded` once when the credential an allowed request was admitted with (or its task) is
+   * revoked, or expires (a timer at its `expiresAtMs`, by the guard's clock): the guard middleware
+   * ends a reply still streaming then. Returns the function that stops watching.
+   * @example
+   * const stop = guard.watchCredential({ request: req, allowed }, (why) => { guard.recordStreamCut({ request: req, allowed }, why); res.end() })
+   */
+  watchCredential(admitted: AllowedRequest, onEnded: (why: CredentialEnded) => void): () => void
+  /** Audits a reply cut because its credential was revoked or expired (`GatewayAudit.streamCut`). */
+  recordStreamCut(admitted: AllowedRequest, why: CredentialEnded): void
 }
 
 function rawPath(target: string | undefined): string {
@@ -349,6 +365,29 @@ function record(s: Settings, { request, path }: Pending, verdict: Verdict, metho
   })
 }
 
+/** Audits a cut reply: `GatewayAudit.streamCut`, else a denial through `requestDecided`. */
+function recordCut(s: Settings, { request, allowed }: AllowedRequest, why: CredentialEnded): void {
+  const { audit } = s.options
+  const pending = { request, options: {}, path: allowed.path }
+  const { id, via, task } = allowed
+  if (audit.streamCut === undefined) {
+    const verdict = refused(401, why.code, why.reason, { id, via, ...(task !== undefined && { task }) })
+    record(s, pending, verdict)
+    return
+  }
+  const delegated = delegatedSubjectOf(task)
+  audit.streamCut({
+    method: request.method ?? 'GET',
+    path: allowed.path,
+    address: request.socket.remoteAddress ?? 'unknown',
+    spiffeId: id.toString(),
+    via,
+    ...why,
+    correlationId: task?.taskId ?? correlationIdOf(request),
+    ...(delegated !== undefined && { delegatedSubject: delegated }),
+  })
+}
+
 async function decide(
   s: Settings,
   request: GuardRequest,
@@ -393,5 +432,13 @@ export function createGuard(options: GuardOptions): Guard {
       record(settings, pending, verdict, 'WS')
     },
     watchRevocation: (upgrade, onRevoked) => watchRevocation(options.revocations, upgrade, onRevoked),
+    watchCredential: (admitted, onEnded) =>
+      watchCredential(
+        { revocations: options.revocations, clock: settings.clock },
+        admitted,
+        onEnded,
+        'response cut',
+      ),
+    recordStreamCut: (admitted, why) => recordCut(settings, admitted, why),
   }
 }

@@ -1,10 +1,14 @@
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import type { AuthMethod } from './authenticate.js'
 import { correlationIdOf, REQUEST_ID_HEADER } from './correlation-id.js'
-import type { Guard, GuardAllowed, GuardCheckOptions, RequestProblem } from './guard.js'
+import type { CredentialEnded, Guard, GuardAllowed, GuardCheckOptions, RequestProblem } from './guard.js'
+import { type Refusal, writeRefusal, writeRefusalToSocket } from './refusal.js'
 import { canonicalTarget } from './request-path.js'
+import { endCutResponse, watchResponse } from './response-watch.js'
+
+export { type Refusal, writeRefusal, writeRefusalToSocket } from './refusal.js'
 
 /** The header that carries the verified caller's SPIFFE ID to the handler or upstream. */
 export const IDENTITY_HEADER = 'x-tessera-spiffe-id'
@@ -34,6 +38,12 @@ export interface MiddlewareOptions {
     res: ServerResponse,
     refusal: Refusal,
   ) => void | Promise<void>
+  /**
+   * Ends an allowed reply that is still open (a stream: SSE, chunked, a long download) when the
+   * credential it was admitted with is revoked or expires (the cut is already audited). Default
+   * {@link endCutResponse}: 401 before the headers, an event stream ended cleanly, anything else destroyed.
+   */
+  readonly cutResponse?: (req: IncomingMessage, res: ServerResponse, why: CredentialEnded) => void
   /** Told of a failure that is a bug, in the guard or the handler (the request is answered 500 if it still can be). */
   readonly onError?: (err: unknown, req: IncomingMessage) => void
 }
@@ -94,61 +104,7 @@ export function callerOf(req: IncomingMessage): VerifiedCaller | undefined {
   return callers.get(req)
 }
 
-function refusalHeaders(refusal: Refusal, length: number) {
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'content-length': String(length),
-    'cache-control': 'no-store',
-  }
-  if (refusal.status === 401)
-    headers['www-authenticate'] =
-      refusal.code === 'ERR_AUTH_MISSING' ? 'Bearer' : 'Bearer error="invalid_token"'
-  if (refusal.retryAfterSeconds !== undefined) headers['retry-after'] = String(refusal.retryAfterSeconds)
-  return headers
-}
-
-/** A refusal as status, headers and its JSON body `{ "error": code, "message": reason }`; a {@link GuardRefused} is one. */
-export interface Refusal {
-  readonly status: number
-  /** The stable code (`ERR_…`), the body's `error`. */
-  readonly code: string
-  /** One line, the body's `message`. */
-  readonly reason: string
-  /** Sent as `Retry-After` (429). */
-  readonly retryAfterSeconds?: number
-}
-
 const INTERNAL: Refusal = { status: 500, code: 'ERR_INTERNAL', reason: 'internal error' }
-
-/**
- * Answers a refused request: its status, `{ "error": code, "message": reason }`, `WWW-Authenticate`
- * on 401 and `Retry-After` on 429.
- * @example
- * if (!decision.allowed) return writeRefusal(res, decision)
- */
-export function writeRefusal(res: ServerResponse, refusal: Refusal): void {
-  const body = JSON.stringify({ error: refusal.code, message: refusal.reason })
-  res.writeHead(refusal.status, refusalHeaders(refusal, Buffer.byteLength(body)))
-  res.end(body)
-}
-
-/**
- * Answers a refused upgrade on the raw socket (there is no `ServerResponse` for an upgrade), then
- * destroys the socket.
- * @example
- * if (!decision.allowed) return writeRefusalToSocket(socket, decision)
- */
-export function writeRefusalToSocket(socket: Duplex, refusal: Refusal): void {
-  const body = JSON.stringify({ error: refusal.code, message: refusal.reason })
-  const headers = { ...refusalHeaders(refusal, Buffer.byteLength(body)), connection: 'close' }
-  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`)
-  const head = `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\n${lines.join('')}\r\n`
-  if (!socket.writable) {
-    socket.destroy()
-    return
-  }
-  socket.end(head + body, () => socket.destroy())
-}
 
 type Outcome = GuardAllowed | (Refusal & { readonly allowed: false })
 
@@ -170,7 +126,8 @@ async function decide(guard: Guard, req: IncomingMessage, options: MiddlewareOpt
 /**
  * Connect/Express-style middleware: allowed requests get `X-Tessera-Spiffe-Id` (client-sent
  * identity headers stripped first) and their canonical `url`, and go to `next()`; refused ones are
- * answered here.
+ * answered here. An allowed reply still open when the caller's credential (or task) is revoked or
+ * expires is cut (`cutResponse`) and the cut audited (`GatewayAudit.streamCut`).
  * @example
  * app.use(guardMiddleware(guard))
  */
@@ -184,6 +141,8 @@ export function guardMiddleware(guard: Guard, options: MiddlewareOptions = {}) {
           return
         }
         admit(req, decision)
+        const cut = options.cutResponse ?? ((_req, r, why) => endCutResponse(r, why))
+        watchResponse(guard, { request: req, allowed: decision }, res, (why) => cut(req, res, why))
         next()
       })
       .catch((err: unknown) => {

@@ -21,7 +21,9 @@ export {
   traceIdOf,
 } from './correlation-id.js'
 export {
+  type AllowedRequest,
   type AllowedUpgrade,
+  type CredentialEnded,
   createGuard,
   type GatewayAudit,
   type Guard,
@@ -34,6 +36,7 @@ export {
   type RefusalStatus,
   type RequestDecided,
   type RequestProblem,
+  type StreamCut,
 } from './guard.js'
 export {
   AUTH_METHOD_HEADER,
@@ -64,4 +67,5 @@ export {
 } from './policy.js'
 export { type GuardProofOptions, TASK_TOKEN_HEADER } from './proof.js'
 export { actorOfRequest, resourceOf } from './request-record.js'
+export { endCutResponse, isEventStream } from './response-watch.js'
 export { FailureThrottle, type ThrottleOptions, type ThrottleVerdict } from './throttle.js'

@@ -1,16 +1,18 @@
 import type { ErrorCode } from '../core/errors.js'
 import type { RevocationList, RevocationListSource } from '../core/revocation.js'
-import type { AllowedUpgrade } from './decision.js'
+import type { AllowedRequest } from './decision.js'
 
 /**
- * Calls `onRevoked` once when the credential an allowed WebSocket was opened with, or its task (or
- * parent task), is revoked, for `source`s that can tell of changes (else never). Returns the
- * unsubscribe function. See `Guard.watchRevocation`.
+ * Calls `onRevoked` once when the credential an allowed request (a WebSocket, a streamed reply) was
+ * admitted with, or its task (or parent task), is revoked, for `source`s that can tell of changes
+ * (else never); `then` ends its reason (`WebSocket closed`). Returns the unsubscribe function. See
+ * `Guard.watchRevocation`.
  */
 export function watchRevocation(
   source: RevocationListSource | undefined,
-  upgrade: AllowedUpgrade,
+  upgrade: AllowedRequest,
   onRevoked: (why: { code: ErrorCode; reason: string }) => void,
+  then = 'WebSocket closed',
 ): () => void {
   const { credential, task } = upgrade.allowed
   if (source?.onUpdate === undefined || credential === undefined) return () => undefined
@@ -31,7 +33,7 @@ export function watchRevocation(
     unsubscribe()
     onRevoked({
       code: 'ERR_CREDENTIAL_REVOKED',
-      reason: `the credential was revoked (${found.kind}): WebSocket closed`,
+      reason: `the credential was revoked (${found.kind}): ${then}`,
     })
   }
   const unsubscribe = source.onUpdate(check)
