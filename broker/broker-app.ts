@@ -14,6 +14,7 @@ import { BundleSource } from '../lib/workload/bundle-source.js'
 import type { RevocationSource } from '../lib/workload/revocation-source.js'
 import { WitSource } from '../lib/workload/wit-source.js'
 import type { BrokerConfig } from './broker-config.js'
+import { redactingLog } from './broker-log.js'
 import { type BrokerRoutes, readRoutes } from './broker-routes.js'
 import { startBrokerServer } from './broker-server.js'
 import { readSecretsFile } from './secrets-file.js'
@@ -71,6 +72,7 @@ export async function startBroker(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<RunningBroker> {
   const { routes, egress } = loadRoutes(config, env)
+  log = redactingLog(log, routes)
   const ca = readCa(config.upstreamCaPath)
   const audit = PinoGatewayAudit.open(config.auditLogPath, {
     checkpoints: { everyLines: config.auditCheckpointLines, everyMs: config.auditCheckpointIntervalMs },

@@ -366,7 +366,7 @@ describe('tessera broker at start, and its logs', () => {
   })
 
   it('never writes a secret, in any form, to its log or its audit log', async () => {
-    await asClaude('/github/forbidden')
+    for (const path of ['/github/forbidden', '/query/echo?key=mine', '/basic/echo']) await asClaude(path)
     const logs = broker.output() + (await readFile(audit.path, 'utf8'))
     expect(logs).toContain('call.forwarded')
     expect(leaksIn(logs)).toEqual([])
