@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { createServer as createHttpServer, type Server } from 'node:http'
+import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -59,6 +61,9 @@ let caPath: string
 let claude: string
 let intruder: string
 
+let plain: Server
+let plainPort: number
+
 function routesFor(echoPort: number, downPort: number) {
   const upstream = `https://localhost:${echoPort}`
   const allowClaude = { rules: [{ effect: 'allow', spiffeIds: [CLAUDE] }] }
@@ -85,7 +90,7 @@ function routesFor(echoPort: number, downPort: number) {
         policy: allowClaude,
       },
     ],
-    egress: [{ spiffeIds: [CLAUDE], hosts: [`localhost:${echoPort}`] }],
+    egress: [{ spiffeIds: [CLAUDE], hosts: [`localhost:${echoPort}`, `localhost:${plainPort}`] }],
   }
 }
 
@@ -93,6 +98,12 @@ beforeAll(async () => {
   requireBuild()
   env = await startGatewayStack()
   echo = await startHttpsEcho()
+  // A plain-HTTP site for absolute-form proxy requests: it says what it got.
+  plain = createHttpServer((req, res) =>
+    res.end(JSON.stringify({ url: req.url, proxyAuthorization: req.headers['proxy-authorization'] ?? null })),
+  ).listen(0, '127.0.0.1')
+  await once(plain, 'listening')
+  plainPort = (plain.address() as AddressInfo).port
   const dir = env.stack.dir
   caPath = join(dir, 'upstream-ca.pem')
   await writeFile(caPath, echo.caPem)
@@ -116,6 +127,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker?.stop()
   await echo?.close()
+  plain?.close()
   await env?.stop()
 })
 
@@ -313,6 +325,28 @@ describe('tessera broker forward proxy (CONNECT, with curl)', () => {
         (r) => r['event'] === 'call.denied' && r['actor'] === INTRUDER && r['action'] === 'CONNECT',
       ),
     ).toMatchObject({ code: 'ERR_EGRESS_REFUSED' })
+  })
+})
+
+describe('tessera broker forward proxy (absolute-form http://, with curl)', () => {
+  it('forwards to a listed host without the Proxy-Authorization, and refuses an unlisted one', async () => {
+    const args = ['-sS', '--max-time', '20', '--proxy', `http://127.0.0.1:${broker.port}`]
+    const header = ['--proxy-header', `Proxy-Authorization: Bearer ${claude}`]
+    const env = { env: { PATH: process.env['PATH'] ?? '' } }
+    const { stdout } = await run('curl', [...args, ...header, `http://localhost:${plainPort}/page?q=1`], env)
+    expect(JSON.parse(stdout)).toEqual({ url: '/page?q=1', proxyAuthorization: null })
+    const refused = await run(
+      'curl',
+      [...args, ...header, '-w', '%{http_code}', `http://127.0.0.1:${plainPort}/`],
+      env,
+    )
+    expect(refused.stdout).toMatch(/ERR_EGRESS_REFUSED.*403$/)
+    const anonymous = await run(
+      'curl',
+      [...args, '-w', '%{http_code}', `http://localhost:${plainPort}/`],
+      env,
+    )
+    expect(anonymous.stdout).toMatch(/ERR_PROXY_AUTH_MISSING.*407$/)
   })
 })
 
