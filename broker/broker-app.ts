@@ -13,6 +13,7 @@ import { FailureThrottle } from '../lib/guard/throttle.js'
 import { BundleSource } from '../lib/workload/bundle-source.js'
 import type { RevocationSource } from '../lib/workload/revocation-source.js'
 import { WitSource } from '../lib/workload/wit-source.js'
+import { X509Source } from '../lib/workload/x509-source.js'
 import type { BrokerConfig } from './broker-config.js'
 import { redactingLog } from './broker-log.js'
 import { type BrokerRoutes, readRoutes } from './broker-routes.js'
@@ -82,8 +83,10 @@ export async function startBroker(
   let bundles: BundleSource | undefined
   let revocations: RevocationSource | undefined
   let wits: WitSource | undefined
+  let svids: X509Source | undefined
   const closeSources = () => {
     audit.close()
+    svids?.close()
     wits?.close()
     revocations?.close()
     bundles?.close()
@@ -92,6 +95,7 @@ export async function startBroker(
     bundles = await BundleSource.create({ endpoint: config.endpoint, onError })
     revocations = await openRevocations(config.endpoint, log, onError)
     wits = await openWits(config, log)
+    if (config.tls) svids = await X509Source.create({ endpoint: config.endpoint, onError })
     const throttle = new FailureThrottle({
       maxFailures: config.throttleFailures,
       baseDelayMs: config.throttleDelayMs,
@@ -139,6 +143,7 @@ export async function startBroker(
       upstreamAgent,
       audit,
       log,
+      ...(svids !== undefined && { tlsSource: svids }),
     }).catch((err: unknown) => {
       upstreamAgent.destroy()
       throw err

@@ -43,6 +43,8 @@ export interface BrokerSettings {
   readonly upstreamCaPath: string | undefined
   /** Names the Host header may carry (`--host`); default the listen host, plus `localhost` on loopback. */
   readonly allowedHosts: readonly string[]
+  /** Serve HTTPS with the broker's own X509-SVID and accept client SVIDs on routes (mTLS) (`--tls`). */
+  readonly tls: boolean
   /** Refuse bearer JWT-SVIDs on routes: WIT + WPT only (`--require-proof`). */
   readonly requireProof: boolean
   /** How long an upstream may take to answer with headers (`--upstream-timeout`, default 30s). */
@@ -107,6 +109,7 @@ const BROKER_SCHEMA: Schema<BrokerSettings> = {
   audience: { kind: listKind(stringKind({ pattern: /^\S+$/, hint: 'an audience without spaces' })) },
   upstreamCaPath: { kind: pathKind(), name: 'upstreamCa', isOptional: true },
   allowedHosts: { kind: listKind(allowedHostKind), flag: 'host', default: defaultHosts },
+  tls: { kind: booleanKind(), default: false },
   requireProof: { kind: booleanKind(), default: false },
   upstreamTimeoutMs: { kind: durationKind(), name: 'upstreamTimeout', default: '30s' },
   maxResponseBytes: { kind: integerKind({ min: 1, max: 2 ** 40 }), default: 64 * 1024 * 1024 },
@@ -129,8 +132,10 @@ function checkBrokerSettings(c: Partial<BrokerSettings>) {
     problems.push('allowedHosts: is required when listening on every interface (set --host)')
   if (c.upstreamTimeoutMs === 0) problems.push('upstreamTimeout: must be more than 0')
   if (c.throttleDelayMs === 0) problems.push('throttleDelay: must be more than 0')
-  if (c.listen !== undefined && !isLoopback(c.listen.host))
-    warnings.push('the broker listens beyond loopback: bearer tokens cross the network in clear')
+  if (c.listen !== undefined && !isLoopback(c.listen.host) && c.tls !== true)
+    warnings.push(
+      'the broker listens beyond loopback without --tls: bearer tokens cross the network in clear',
+    )
   return { problems, warnings }
 }
 

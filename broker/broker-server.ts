@@ -1,15 +1,23 @@
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Agent } from 'node:https'
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import { type Agent, createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { CallDenied } from '../common/log/audit-log.js'
+import { gatewayTlsOptions, svidCredentials } from '../gateway/gateway-tls.js'
 import { IdentityError } from '../lib/core/errors.js'
 import { REQUEST_ID_HEADER } from '../lib/guard/correlation-id.js'
 import type { Guard } from '../lib/guard/guard.js'
 import { callerOf, guardRequests, writeRefusal } from '../lib/guard/http-middleware.js'
 import { canonicalRequestPath } from '../lib/guard/request-path.js'
+import type { X509Source } from '../lib/workload/x509-source.js'
 import type { ListenAddress } from './broker-config.js'
 import { type Route, routeFor } from './broker-routes.js'
 import { type EgressContext, handleAbsoluteRequest, handleConnect } from './egress-proxy.js'
@@ -27,6 +35,8 @@ export interface BrokerServerOptions {
   readonly upstreamAgent: Agent
   readonly audit: { callDenied(e: CallDenied): void }
   readonly log: Logger
+  /** With TLS: the broker's own SVID, whose rotations apply to new connections. */
+  readonly tlsSource?: Pick<X509Source, 'getX509Svid' | 'onUpdate'>
 }
 
 /** A listening broker. */
@@ -63,11 +73,27 @@ function routeHandlers(options: BrokerServerOptions): Map<Route, Handler> {
   return handlers
 }
 
+/** An HTTPS server with the broker's SVID (client certificates asked for, checked by the guard). */
+function makeTlsServer(options: BrokerServerOptions, onRequest: RequestListener): Server {
+  const source = options.tlsSource!
+  const server = createHttpsServer(gatewayTlsOptions(source), onRequest)
+  const unsubscribe = source.onUpdate(() => {
+    try {
+      server.setSecureContext(svidCredentials(source.getX509Svid()))
+    } catch (err) {
+      const code = err instanceof IdentityError ? err.code : 'ERR_INTERNAL'
+      options.log.warn({ code }, 'The broker SVID is no longer issued; still presenting the last one.')
+    }
+  })
+  server.once('close', unsubscribe)
+  return server
+}
+
 function makeServer(options: BrokerServerOptions, tunnels: Set<Duplex>): Server {
   const handlers = routeHandlers(options)
   const screen = guardRequests(options.screen, () => {}, {})
   const all = options.routes.map((r) => r.route)
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     const target = req.url ?? ''
     // Absolute-form (`GET http://host/…`): a forward-proxy request, never a route's.
     if (!target.startsWith('/')) return handleAbsoluteRequest(options.egress, req, res)
@@ -90,7 +116,8 @@ function makeServer(options: BrokerServerOptions, tunnels: Set<Duplex>): Server 
       caller: { kind: 'remote', address: req.socket.remoteAddress ?? 'unknown' },
     })
     writeRefusal(res, { status: 404, code: 'ERR_ROUTE_NOT_FOUND', reason })
-  })
+  }
+  const server = options.tlsSource === undefined ? createServer(onRequest) : makeTlsServer(options, onRequest)
   const connect = handleConnect(options.egress)
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     tunnels.add(socket)
@@ -126,6 +153,7 @@ export async function startBrokerServer(options: BrokerServerOptions): Promise<R
       once(server, 'error').then(([err]) => Promise.reject(err)),
     ])
   } catch (err) {
+    server.emit('close') // it never listened: let the SVID watch go
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
     throw new IdentityError(
       'ERR_CONFIG_INVALID',

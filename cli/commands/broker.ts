@@ -21,6 +21,7 @@ const BROKER_FLAGS: ReadonlyArray<readonly [flags: string, description: string, 
     'a name the Host header may carry (repeatable; default the listen host and localhost)',
     true,
   ],
+  ['--tls', "serve HTTPS with the broker's own X509-SVID and accept client SVIDs (mTLS) on routes"],
   ['--require-proof', 'on routes, refuse bearer JWT-SVIDs: a WIT-SVID with a Workload-Proof-Token is needed'],
   [
     '--socket <address>',

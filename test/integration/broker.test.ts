@@ -17,6 +17,7 @@ import {
 } from '../helpers/gateway-stack.js'
 import { type HttpsEcho, startHttpsEcho } from '../helpers/https-echo.js'
 import { jsonOf, requireBuild, runCli, waitFor } from '../helpers/processes.js'
+import { TestCa } from '../helpers/test-ca.js'
 
 /**
  * `tessera broker` (issue 9 items 1, 2; DESIGN §12) with a real server, agent and broker, and a real
@@ -66,7 +67,7 @@ let plainPort: number
 
 function routesFor(echoPort: number, downPort: number) {
   const upstream = `https://localhost:${echoPort}`
-  const allowClaude = { rules: [{ effect: 'allow', spiffeIds: [CLAUDE] }] }
+  const allowClaude = { rules: [{ effect: 'allow', spiffeIds: [CLAUDE, 'spiffe://partner.org/agents/*'] }] }
   return {
     routes: [
       {
@@ -347,6 +348,44 @@ describe('tessera broker forward proxy (absolute-form http://, with curl)', () =
       env,
     )
     expect(anonymous.stdout).toMatch(/ERR_PROXY_AUTH_MISSING.*407$/)
+  })
+})
+
+describe('tessera broker --tls (mTLS on routes)', () => {
+  it('takes a client X509-SVID a trusted bundle verifies, and refuses one from a rogue CA', async () => {
+    const dir = env.stack.dir
+    const tlsBroker = await startBrokerProcess(
+      [
+        ...['--listen', '127.0.0.1:0', '--routes', join(dir, 'routes.json'), '--tls'],
+        ...['--secrets', join(dir, 'broker-secrets.env'), '--audience', BROKER_AUD, '--upstream-ca', caPath],
+        ...['--audit-log-path', join(dir, 'broker-tls-audit.log')],
+      ],
+      { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}`, QUERY_KEY },
+    )
+    try {
+      const written = await env.stack.cli(['api', 'fetch', 'x509', '--write', join(dir, 'broker-client')])
+      expect(written.code, written.stderr).toBe(0)
+      const ca = await readFile(join(dir, 'broker-client', 'bundle.pem'))
+      const partner = await env.partnerCa.issue('spiffe://partner.org/agents/p')
+      const tls = (cert: string, key: string) => ({ ca, cert, key, checkServerIdentity: () => undefined })
+      const before = echo.received.length
+      const ok = await send(tlsBroker.port, {
+        path: '/github/forbidden',
+        tls: tls(partner.certPem, partner.keyPem),
+      })
+      expect(ok.status, ok.body).toBe(403)
+      expect(echo.received.at(-1)?.headers.authorization).toBe(`Bearer ${GITHUB}`)
+      expect(leaksIn(ok.body + JSON.stringify(ok.headers))).toEqual([])
+      const rogue = await (await TestCa.create('partner.org')).issue('spiffe://partner.org/agents/p')
+      const refused = await send(tlsBroker.port, {
+        path: '/github/echo',
+        tls: tls(rogue.certPem, rogue.keyPem),
+      })
+      expect(refused.status).toBe(401)
+      expect(echo.received.length).toBe(before + 1)
+    } finally {
+      await tlsBroker.stop()
+    }
   })
 })
 
