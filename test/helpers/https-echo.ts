@@ -44,7 +44,7 @@ function formsOf(secret: string) {
  * injected credential included) unless it is one of: `/forbidden` (a 403 whose body and headers
  * echo the credential in every encoding), `/split` (the same body in two writes, the credential cut
  * in the middle), `/gzip` (the echo gzipped whatever was asked), `/redirect` (302 to another host,
- * the credential in the Location), `/slow` (never answers), `/huge` (declares 4 MiB).
+ * the credential in the Location), `/slow` (never answers), `/huge` (declares 4 MiB), `/endless` (streams without a length until cut off).
  */
 export async function startHttpsEcho(): Promise<HttpsEcho> {
   const ca = await TestCa.create('upstream.test')
@@ -59,6 +59,17 @@ export async function startHttpsEcho(): Promise<HttpsEcho> {
     const echo = JSON.stringify({ method: req.method, url, headers: req.headers, forms })
     const path = url.split('?')[0] ?? '/'
     if (path.endsWith('/slow')) return
+    if (path.endsWith('/endless')) {
+      // Chunked, no declared length: 64 KiB at a time until the broker hangs up.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      const more = () => {
+        while (res.write(Buffer.alloc(64 * 1024, 0x62)));
+        if (!res.destroyed) res.once('drain', more)
+      }
+      res.once('close', () => res.removeAllListeners('drain'))
+      more()
+      return
+    }
     if (path.endsWith('/huge')) {
       res.writeHead(200, { 'content-length': String(4 * 1024 * 1024) })
       res.write(Buffer.alloc(64 * 1024, 0x61))

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
-import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -249,6 +249,38 @@ describe('tessera broker routes', () => {
     expect([slow.status, JSON.parse(slow.body).error]).toEqual([504, 'ERR_UPSTREAM_TIMEOUT'])
     const huge = await asClaude('/github/huge')
     expect([huge.status, JSON.parse(huge.body).error]).toEqual([502, 'ERR_UPSTREAM_TOO_LARGE'])
+    // Past the cap without a declared length: the stream is cut, and the audit says why.
+    const cut = await new Promise<number>((resolve) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: broker.port,
+          path: '/github/endless',
+          headers: { authorization: `Bearer ${claude}` },
+        },
+        (res) => {
+          let bytes = 0
+          res.on('data', (d: Buffer) => {
+            bytes += d.length
+          })
+          res.on('close', () => resolve(bytes))
+          res.on('error', () => {})
+        },
+      )
+      req.on('error', () => resolve(-1))
+      req.end()
+    })
+    expect(cut).toBeLessThanOrEqual(1_000_000)
+    await waitFor(
+      async () =>
+        (await audit.records()).some(
+          (r) =>
+            r['event'] === 'call.forwarded' &&
+            r['path'] === '/api/endless' &&
+            r['code'] === 'ERR_UPSTREAM_TOO_LARGE',
+        ),
+      { timeoutMs: 10_000 },
+    )
     const down = await asClaude('/down/echo')
     expect([down.status, JSON.parse(down.body).error]).toEqual([502, 'ERR_UPSTREAM_UNAVAILABLE'])
   })
