@@ -359,6 +359,27 @@ describe('tessera broker forward proxy (CONNECT, with curl)', () => {
       ),
     ).toMatchObject({ code: 'ERR_EGRESS_REFUSED' })
   })
+  it("takes a task token as the caller's identity, under its task id, until the task ends", async () => {
+    const begin = ['task', 'begin', '--spiffe-id', CLAUDE, '--scope', 'net', '--audience', BROKER_AUD]
+    const task = jsonOf<{ task_id: string; token: string }>(
+      await env.stack.cli([...begin, '--purpose', 'fetch packages', '--ttl', '2m', '--output', 'json']),
+    )
+    const allowed = await curl(`https://localhost:${echo.port}/with-task`, task.token)
+    expect(allowed.code, allowed.out).toBe(0)
+    await waitFor(
+      async () =>
+        (await audit.records()).some((r) => r['action'] === 'CONNECT' && r['correlationId'] === task.task_id),
+      { timeoutMs: 10_000 },
+    )
+    expect((await env.stack.cli(['task', 'end', task.task_id])).code).toBe(0)
+    await waitFor(async () => /407/.test((await curl(`https://localhost:${echo.port}/x`, task.token)).out), {
+      timeoutMs: 20_000,
+    })
+    const records = await audit.records()
+    expect(
+      records.filter((r) => r['action'] === 'CONNECT' && r['code'] === 'ERR_CREDENTIAL_REVOKED').length,
+    ).toBeGreaterThan(0)
+  })
 })
 
 describe('tessera broker forward proxy (absolute-form http://, with curl)', () => {
