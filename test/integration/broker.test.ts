@@ -297,6 +297,15 @@ describe('tessera broker routes', () => {
     // The caller's task token and JWT-SVID are its own: neither goes to the third party.
     expect(echo.received.at(-1)?.headers['txn-token']).toBeUndefined()
     expect(echo.received.at(-1)?.headers.authorization).toBe(`Bearer ${GITHUB}`)
+    // The call is audited under its task: the task id is the correlation id.
+    await waitFor(
+      async () =>
+        (await audit.records()).some(
+          (r) =>
+            r['event'] === 'call.forwarded' && r['correlationId'] === task.task_id && r['status'] === 200,
+        ),
+      { timeoutMs: 10_000 },
+    )
     expect((await env.stack.cli(['task', 'end', task.task_id])).code).toBe(0)
     let refused = { status: 0, body: '{}' }
     await waitFor(
