@@ -46,6 +46,7 @@ export default defineConfig({
             'server/**/*.test.ts',
             'agent/**/*.test.ts',
             'gateway/**/*.test.ts',
+            'broker/**/*.test.ts',
             'cli/**/*.test.ts',
           ],
           exclude: ['**/node_modules/**', 'lib/dist/**'],

@@ -5,6 +5,7 @@ import { benchAgentApi } from './agent-api.bench.js'
 import { benchAttestation } from './attestation.bench.js'
 import { benchAuditChain } from './audit-chain.bench.js'
 import { benchBindingCost } from './binding.bench.js'
+import { benchBroker } from './broker.bench.js'
 import { benchCaSigning } from './ca-signing.bench.js'
 import { benchGateway } from './gateway.bench.js'
 import type { BenchResult } from './harness.js'
@@ -26,6 +27,7 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['Workload API binding checks', benchBindingCost],
   ['Workload API audit chain', benchAuditChain],
   ['gateway', benchGateway],
+  ['broker', benchBroker],
   ['revocation', benchRevocation],
   ['tasks', benchTasks],
 ]

@@ -5,6 +5,7 @@ import { registerAgentRunCommand } from './commands/agent-run.js'
 import { registerApiCommands } from './commands/api.js'
 import { registerApprovalCommands } from './commands/approval.js'
 import { registerAuditCommands } from './commands/audit.js'
+import { registerBrokerCommand } from './commands/broker.js'
 import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerTaskCommands(program)
   registerHealthcheckCommand(program)
   registerGatewayCommand(program)
+  registerBrokerCommand(program)
   registerUpCommand(program)
   registerAuditCommands(program)
   registerHelperCommand(program)

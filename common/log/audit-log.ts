@@ -35,6 +35,7 @@ export type AuditEvent =
   | ApprovalEvent
   | 'credential.revoked'
   | 'gateway.stream.cut'
+  | 'call.forwarded'
 
 /**
  * The fields every audit record has, named after the agent-auth drafts' audit fields (docs/audit.md
@@ -193,6 +194,28 @@ export interface GatewayStreamCut extends Correlation {
   readonly reason: string
   /** How the caller authenticated (`jwt`, `mtls`, `wit`). */
   readonly via: string
+  readonly caller: AuditCaller
+}
+/** A call the broker forwarded upstream (DESIGN §12), once its answer is over: what went where and what came back. */
+export interface CallForwarded extends Correlation {
+  /** The HTTP method: the record's `action`. */
+  readonly method: string
+  /** The upstream host the call went to. */
+  readonly host: string
+  /** The upstream path (never the query: it may hold the injected secret). */
+  readonly path: string
+  /** The broker route that forwarded it. */
+  readonly route: string
+  /** The status the caller got (the upstream's, or the broker's 502/504). */
+  readonly status: number
+  /** Request body bytes sent upstream, and response body bytes sent to the caller. */
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** True when the injected credential was found, and replaced, in the answer. */
+  readonly scrubbed: boolean
+  readonly via?: string
+  /** `OK`, or why the call failed (`ERR_UPSTREAM_TIMEOUT`, …). */
+  readonly code: AuditCode
   readonly caller: AuditCaller
 }
 /** What a summary line of repeated refusals counts (see common/log/audit-summary.ts). */
@@ -401,6 +424,14 @@ export abstract class AuditRecorder implements AuditLog {
   callDenied({ caller, method, resource, code, ...rest }: CallDenied): void {
     const head = { event: 'call.denied', outcome: 'denied', caller, action: method, code } as const
     this.#emit({ ...head, resource: resource ?? method }, rest)
+  }
+  callForwarded({ caller, method, host, path, code, ...rest }: CallForwarded): void {
+    const outcome = code === 'OK' ? 'allowed' : 'error'
+    const head = { event: 'call.forwarded', outcome, caller, action: method } as const
+    this.#emit(
+      { ...head, resource: `${host}${path}`, ...(code !== 'OK' && { code }) },
+      { host, path, ...rest },
+    )
   }
   bundleChanged({ caller, trustDomain, action, ...rest }: BundleChanged): void {
     const head = { event: 'bundle.changed', outcome: 'allowed', caller, action } as const

@@ -134,6 +134,14 @@ export type ErrorCode =
   | 'ERR_REVOCATION_INVALID'
   | 'ERR_REVOCATION_LIMIT'
   | 'ERR_TASK_AUDIENCE_UNKNOWN'
+  // the broker (DESIGN §12): a secrets file others can read; no route for the path; an upstream
+  // answer over the size cap; a forward-proxy caller without identity, or asking for a host its
+  // allowlist does not name
+  | 'ERR_SECRETS_FILE_INSECURE'
+  | 'ERR_ROUTE_NOT_FOUND'
+  | 'ERR_UPSTREAM_TOO_LARGE'
+  | 'ERR_PROXY_AUTH_MISSING'
+  | 'ERR_EGRESS_REFUSED'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -1,0 +1,101 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import type { Injection } from './broker-routes.js'
+import type { Scrubber } from './scrubber.js'
+
+/** Headers about one connection (RFC 9110 §7.6.1): never forwarded. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+])
+
+/**
+ * What a caller sends that must not reach a third-party upstream: its own credentials (the broker
+ * injects the route's), what it says about its identity and where it came from, and the encodings
+ * it accepts (the broker asks for `identity`, so the answer can be scrubbed).
+ */
+const CALLER_OWNED: ReadonlySet<string> = new Set([
+  'authorization',
+  'cookie',
+  'txn-token',
+  'workload-identity-token',
+  'workload-proof-token',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-real-ip',
+  'x-request-id',
+  'accept-encoding',
+  'host',
+])
+
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '')
+  return new Set(
+    text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t.length > 0),
+  )
+}
+
+/**
+ * The headers the broker sends upstream: the caller's, minus hop-by-hop headers, its credentials,
+ * identity and forwarding headers (`X-Tessera-*`, anything naming SPIFFE), plus the upstream's own
+ * `Host`, `Accept-Encoding: identity` and the route's credential (a header the caller sent with
+ * the same name is replaced, never doubled).
+ * @example
+ * upstreamHeaders(req.headers, 'api.github.com', { kind: 'header', name: 'authorization', value: 'Bearer …' })
+ */
+export function upstreamHeaders(
+  headers: IncomingHttpHeaders,
+  host: string,
+  injection: Injection,
+): OutgoingHttpHeaders {
+  const listed = connectionTokens(headers)
+  const out: OutgoingHttpHeaders = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || CALLER_OWNED.has(name)) continue
+    if (name.startsWith('x-tessera-') || name.includes('spiffe')) continue
+    out[name] = value
+  }
+  out['host'] = host
+  out['accept-encoding'] = 'identity'
+  if (injection.kind === 'header') out[injection.name] = injection.value
+  return out
+}
+
+/**
+ * The upstream answer's headers for the caller: hop-by-hop headers and `Content-Length` dropped
+ * (scrubbing may change the length; Node frames the body again), `Content-Encoding` dropped when the
+ * broker decoded the body, and every value scrubbed. Returns whether a value was.
+ */
+export function callerHeaders(
+  headers: IncomingHttpHeaders,
+  scrubber: Scrubber,
+  isDecoded: boolean,
+): { headers: OutgoingHttpHeaders; isScrubbed: boolean } {
+  const listed = connectionTokens(headers)
+  const out: OutgoingHttpHeaders = {}
+  let isScrubbed = false
+  const scrub = (text: string) => {
+    const result = scrubber.scrubText(text)
+    isScrubbed ||= result.isChanged
+    return result.text
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || name === 'content-length') continue
+    if (isDecoded && name === 'content-encoding') continue
+    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value)
+  }
+  return { headers: out, isScrubbed }
+}
