@@ -51,6 +51,9 @@ export default defineConfig({
           ],
           exclude: ['**/node_modules/**', 'lib/dist/**'],
           environment: 'node',
+          // Property tests run thousands of cases: 1.7 s on a quiet machine, 9 s was seen beside the
+          // integration project on a loaded one. A busy machine must never fail the suite.
+          testTimeout: 60_000,
           // Runs beside the parallel integration project, which needs the same number (vitest
           // groups projects that run together by their worker count).
           maxWorkers: 3,
