@@ -9,6 +9,7 @@ import { registerBundleCommands } from './commands/bundle.js'
 import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
+import { registerLaunchCommand } from './commands/launch.js'
 import { registerServerCommands } from './commands/server.js'
 import { registerSvidCommands } from './commands/svid.js'
 import { registerTaskCommands } from './commands/task.js'
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerTaskCommands(program)
   registerHealthcheckCommand(program)
   registerGatewayCommand(program)
+  registerLaunchCommand(program)
   registerUpCommand(program)
   registerAuditCommands(program)
   return program

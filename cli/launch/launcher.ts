@@ -1,0 +1,174 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import { closeFd, pidfdOpen } from '../../common/peercred/peercred.js'
+import { IdentityError } from '../../lib/core/errors.js'
+import { requireLaunchName } from '../../lib/core/launch-name.js'
+import type { WorkloadEndpoint } from '../../lib/workload/endpoint.js'
+import { exitCodeOf, resolveCommand } from './child-exit.js'
+import { DelegateClient } from './delegate-client.js'
+import { type Forwarder, type ForwardTarget, parseBrokerAddress, startForwarder } from './forwarder.js'
+import { type LaunchApi, startLaunchApi } from './launch-api.js'
+import { NS_INIT_ENV, type NsInitPlan } from './ns-init-plan.js'
+import { ensureServiceAccount, type ServiceAccount } from './service-account.js'
+
+/** Where per-launch sockets go unless told (a directory per launch inside, 0700, the account's). */
+export const DEFAULT_LAUNCH_SOCKET_DIR = '/run/tessera/launch'
+
+/** What `tessera launch` was asked. */
+export interface LaunchPlan {
+  readonly name: string
+  readonly command: readonly string[]
+  readonly agent: WorkloadEndpoint
+  readonly broker?: string
+  readonly isolateNetwork: boolean
+  readonly socketDir: string
+  /** The launcher's environment, passed on to CMD (minus what the launch sets). */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly cwd: string
+  readonly log: Logger
+}
+
+/** Runs a launch to its end; resolves with CMD's exit code. */
+export type RunningLaunch = Promise<number>
+
+function privilege(step: string, instead: string): IdentityError {
+  return new IdentityError('ERR_LAUNCH_PRIVILEGE', `${step} needs root: ${instead}`)
+}
+
+/**
+ * Checks everything that can be checked before anything is created: the name, the command, the
+ * broker address, the privilege for each step.
+ * @throws ERR_LAUNCH_INVALID, ERR_LAUNCH_COMMAND_NOT_FOUND, ERR_LAUNCH_PRIVILEGE
+ */
+export function checkLaunchPlan(plan: LaunchPlan, isRoot: boolean): { file: string; broker?: ForwardTarget } {
+  requireLaunchName(plan.name)
+  const [command] = plan.command
+  if (command === undefined) throw new IdentityError('ERR_LAUNCH_INVALID', 'no command given (after --)')
+  const file = resolveCommand(command, plan.env.PATH ?? '/usr/bin:/bin', plan.cwd)
+  const broker = plan.broker === undefined ? undefined : parseBrokerAddress(plan.broker)
+  if (plan.broker !== undefined && broker === undefined)
+    throw new IdentityError(
+      'ERR_LAUNCH_INVALID',
+      `--broker ${plan.broker}: expected http://HOST:PORT or unix:/PATH`,
+    )
+  if (!isRoot) {
+    const again = `run the same command as root (sudo tessera launch --as ${plan.name} …)`
+    if (plan.isolateNetwork) throw privilege('a network namespace of its own (--isolate-network)', again)
+    throw privilege(`starting ${command} as the service account tessera-${plan.name}`, again)
+  }
+  return { file, ...(broker && { broker }) }
+}
+
+function proxyEnv(url: string): Record<string, string> {
+  return { HTTPS_PROXY: url, HTTP_PROXY: url, https_proxy: url, http_proxy: url }
+}
+
+function nsInitScript(): string {
+  const here = fileURLToPath(import.meta.url)
+  return join(dirname(here), `ns-init${here.endsWith('.ts') ? '.ts' : '.js'}`)
+}
+
+/**
+ * `tessera launch`: the service account, the per-launch Workload API, the broker's way in (and, with
+ * `--isolate-network`, the only way out), then CMD; cleans up and resolves with CMD's exit code.
+ * @throws what {@link checkLaunchPlan} throws, ERR_LAUNCH_PRIVILEGE when a step fails for privilege
+ */
+export async function runLaunch(plan: LaunchPlan): Promise<number> {
+  const isRoot = process.getuid?.() === 0
+  const { file, broker } = checkLaunchPlan(plan, isRoot)
+  const account = await ensureServiceAccount(plan.name, isRoot)
+  if (account.created) plan.log.info({ user: account.user, uid: account.uid }, 'Service account created.')
+  await mkdir(plan.socketDir, { recursive: true, mode: 0o755 })
+  const dir = await mkdtemp(join(plan.socketDir, `${plan.name}-`))
+  const cleanup: Array<() => Promise<void> | void> = [() => rm(dir, { recursive: true, force: true })]
+  const delegate = new DelegateClient(plan.agent)
+  cleanup.push(() => delegate.close())
+  let root: { pid: number; pidfd: number } | undefined
+  try {
+    const api: LaunchApi = await startLaunchApi({
+      socketPath: join(dir, 'api.sock'),
+      launchName: plan.name,
+      rootPid: () => root?.pid,
+      uid: account.uid,
+      gid: account.gid,
+      delegate,
+      agent: plan.agent,
+      log: plan.log,
+    })
+    cleanup.push(() => api.close())
+    const env: Record<string, string> = {}
+    for (const [k, v] of Object.entries(plan.env)) if (v !== undefined) env[k] = v
+    env.SPIFFE_ENDPOINT_SOCKET = `unix://${join(dir, 'api.sock')}`
+    // The account has no home of its own: the launch's private directory (0700, the account's) is it.
+    Object.assign(env, { HOME: dir, USER: account.user, LOGNAME: account.user })
+    const child = await startChild(plan, { file, account, env, dir, ...(broker && { broker }) }, cleanup)
+    if (child.pid === undefined) throw new IdentityError('ERR_LAUNCH_COMMAND_NOT_FOUND', `cannot run ${file}`)
+    // Opened before this process returns to its event loop: the child cannot have been reaped yet.
+    root = { pid: child.pid, pidfd: pidfdOpen(child.pid) }
+    return await waitFor(child)
+  } finally {
+    if (root) closeFd(root.pidfd)
+    while (cleanup.length > 0) await Promise.resolve(cleanup.pop()?.()).catch(() => undefined)
+  }
+}
+
+interface ChildSpec {
+  readonly file: string
+  readonly account: ServiceAccount
+  readonly env: Record<string, string>
+  readonly dir: string
+  readonly broker?: ForwardTarget
+}
+
+async function startChild(
+  plan: LaunchPlan,
+  spec: ChildSpec,
+  cleanup: Array<() => Promise<void> | void>,
+): Promise<ChildProcess> {
+  const args = plan.command.slice(1)
+  if (!plan.isolateNetwork) {
+    let env = spec.env
+    if (spec.broker && 'path' in spec.broker) {
+      const relay: Forwarder = await startForwarder({ host: '127.0.0.1' }, spec.broker)
+      cleanup.push(() => relay.close())
+      env = { ...env, ...proxyEnv(`http://127.0.0.1:${relay.port}`) }
+    } else if (spec.broker) env = { ...env, ...proxyEnv(`http://${spec.broker.host}:${spec.broker.port}`) }
+    return spawn(spec.file, args, { stdio: 'inherit', uid: spec.account.uid, gid: spec.account.gid, env })
+  }
+  let brokerPath: string | undefined
+  if (spec.broker && 'path' in spec.broker) brokerPath = spec.broker.path
+  else if (spec.broker) {
+    // A TCP broker is not reachable from the new namespace: relay to it from a Unix socket that is.
+    brokerPath = join(spec.dir, 'broker.sock')
+    const relay = await startForwarder({ path: brokerPath }, spec.broker)
+    cleanup.push(() => relay.close())
+  }
+  const nsPlan: NsInitPlan = {
+    file: spec.file,
+    args,
+    uid: spec.account.uid,
+    gid: spec.account.gid,
+    env: spec.env,
+    ...(brokerPath !== undefined && { brokerPath }),
+  }
+  return spawn('unshare', ['--net', '--', process.execPath, nsInitScript()], {
+    stdio: 'inherit',
+    env: { ...spec.env, [NS_INIT_ENV]: JSON.stringify(nsPlan) },
+  })
+}
+
+function waitFor(child: ChildProcess): Promise<number> {
+  const forward = (s: NodeJS.Signals) => () => child.kill(s)
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const)
+  for (const [s, h] of handlers) process.on(s, h)
+  return new Promise((resolve) => {
+    child.once('error', () => resolve(127))
+    child.once('exit', (code, signal) => {
+      for (const [s, h] of handlers) process.off(s, h)
+      resolve(exitCodeOf(code, signal))
+    })
+  })
+}

@@ -1,0 +1,194 @@
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { connect, createServer, type Server } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { firstLine, spawnPiped, stopChild, untilEnd } from '../helpers/child-process.js'
+import { CLI_PATH, isRoot, runCli } from '../helpers/processes.js'
+import {
+  openForOtherUsers,
+  PROBE_PATH,
+  type ProbeResult,
+  probe,
+  type Stack,
+  startStack,
+} from '../helpers/stack.js'
+
+const NETCHECK_PATH = fileURLToPath(new URL('../helpers/launch-netcheck.mjs', import.meta.url))
+const NAME = `t${randomBytes(4).toString('hex')}`
+const USER = `tessera-${NAME}`
+const LAUNCHED_ID = 'spiffe://tessera.local/launched/probe'
+
+if (!isRoot)
+  console.warn(
+    'launch tests skipped: `tessera launch` needs root (it creates a service account, switches uid and makes network namespaces)',
+  )
+
+function uidOf(user: string): number | undefined {
+  try {
+    return Number(execFileSync('id', ['-u', user]).toString().trim())
+  } catch {
+    return undefined
+  }
+}
+
+function launchArgs(stack: Stack, extra: string[], command: string[]): string[] {
+  return [
+    'launch',
+    '--as',
+    NAME,
+    '--socket',
+    `unix://${stack.socketPath}`,
+    '--socket-dir',
+    join(stack.dir, 'launch'),
+    ...extra,
+    '--',
+    ...command,
+  ]
+}
+
+function launch(stack: Stack, command: string[], extra: string[] = []) {
+  return runCli(launchArgs(stack, extra, command), {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    timeoutMs: 60_000,
+  })
+}
+
+function lastJson<T>(stdout: string): T {
+  const line = stdout.trim().split('\n').pop()
+  if (!line) throw new Error('no output')
+  return JSON.parse(line) as T
+}
+
+describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network namespaces)', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack()
+    await openForOtherUsers(stack)
+    await stack.registerEntry({
+      spiffeId: LAUNCHED_ID,
+      selectors: [`tessera:launch:${NAME}`, `unix:user:${USER}`],
+    })
+  }, 120_000)
+  afterAll(async () => {
+    await stack?.stop()
+    if (uidOf(USER) !== undefined) execFileSync('userdel', [USER])
+  })
+
+  it('creates the service account on first use, and the launched process gets the launch identity as it', async () => {
+    expect(uidOf(USER)).toBeUndefined()
+    const r = await launch(stack, [process.execPath, PROBE_PATH, 'env', 'x509'])
+    const uid = uidOf(USER)
+    expect(uid, r.stderr).toBeDefined()
+    const got = lastJson<ProbeResult>(r.stdout)
+    expect(got, `${r.stderr}\n${stack.output()}`).toMatchObject({ ok: true, uid, ids: [LAUNCHED_ID] })
+    expect(r.code).toBe(0)
+  }, 90_000)
+
+  it('reuses the account, serves descendants too (JWT as well), and passes the exit code through', async () => {
+    const uid = uidOf(USER)
+    const script = `${process.execPath} ${PROBE_PATH} env jwt aud1; exit 7`
+    const r = await launch(stack, ['/bin/sh', '-c', script])
+    expect(uidOf(USER)).toBe(uid)
+    expect(lastJson<ProbeResult>(r.stdout)).toMatchObject({ ok: true, uid, ids: [LAUNCHED_ID] })
+    expect(r.code).toBe(7)
+  }, 90_000)
+
+  it('the same program on the normal agent socket, by root or by the service account, does not get the identity', async () => {
+    const uid = uidOf(USER) as number
+    const asRoot = await probe(stack.socketPath, ['x509'])
+    const asAccount = await probe(stack.socketPath, ['x509'], { uid, gid: uid })
+    for (const p of [asRoot, asAccount]) expect(p).toMatchObject({ ok: false, errorCode: 'ERR_NO_IDENTITY' })
+  }, 60_000)
+
+  it('a process outside the launched tree cannot use the per-launch socket (root by the tree check, others by its mode)', async () => {
+    const piped = spawnPiped(
+      process.execPath,
+      [
+        CLI_PATH,
+        ...launchArgs(stack, [], ['/bin/sh', '-c', 'echo "$SPIFFE_ENDPOINT_SOCKET"; exec sleep 60']),
+      ],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+    )
+    try {
+      const socket = (await firstLine(piped)).replace(/^unix:\/\//, '')
+      const outsider = await probe(socket, ['x509'])
+      expect(outsider.ok).toBe(false)
+      const nobody = uidOf('nobody') ?? 65534
+      const other = await probe(socket, ['x509'], { uid: nobody, gid: nobody })
+      expect(other.ok).toBe(false)
+    } finally {
+      await stopChild(piped.child, 'SIGTERM')
+    }
+    const end = await untilEnd(piped).catch((e: Error) => e)
+    if (!(end instanceof Error)) expect(end.code).toBe(143)
+  }, 90_000)
+
+  it('a command that does not exist fails clearly, with a stable code', async () => {
+    const r = await launch(stack, ['/nonexistent/agent-cli'])
+    expect(r.code).toBe(127)
+    expect(r.stderr).toContain('ERR_LAUNCH_COMMAND_NOT_FOUND')
+  }, 60_000)
+
+  describe('--isolate-network', () => {
+    let target: Server
+    let proxy: Server
+    let port = 0
+    const proxyPath = () => join(stack.dir, 'proxy.sock')
+    beforeAll(async () => {
+      target = createServer((s) => s.end('hello from the host\n'))
+      await new Promise<void>((r) => target.listen(0, '0.0.0.0', r))
+      port = (target.address() as { port: number }).port
+      // A small real CONNECT proxy on a Unix socket: what the broker is to a launched agent.
+      proxy = createServer((client) => {
+        client.on('error', () => client.destroy())
+        client.once('data', (head) => {
+          const m = /^CONNECT ([^ ]+):(\d+) /.exec(head.toString())
+          if (!m) return client.end('HTTP/1.1 400 Bad Request\r\n\r\n')
+          const upstream = connect(Number(m[2]), m[1] as string)
+          upstream.once('connect', () => {
+            client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+            upstream.pipe(client)
+            client.pipe(upstream)
+          })
+          upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n'))
+        })
+      })
+      await new Promise<void>((r) => proxy.listen(proxyPath(), r))
+    })
+    afterAll(async () => {
+      target?.close()
+      proxy?.close()
+    })
+
+    it('reaches nothing directly (host loopback, host address), but the broker through the relay', async () => {
+      const hostIp = Object.values(networkInterfaces())
+        .flat()
+        .find((i) => i && i.family === 'IPv4' && !i.internal)?.address
+      const addrs = [`127.0.0.1:${port}`, ...(hostIp ? [`${hostIp}:${port}`] : [])]
+      // The same check outside the namespace reaches both: the refusal inside is the namespace's doing.
+      const r = await launch(
+        stack,
+        [process.execPath, NETCHECK_PATH, ...addrs],
+        ['--isolate-network', '--broker', `unix:${proxyPath()}`],
+      )
+      const got = lastJson<{ direct: Record<string, string>; viaProxy: string }>(r.stdout)
+      for (const a of addrs) expect(got.direct[a], r.stderr).not.toBe('ok')
+      expect(got.viaProxy).toBe('hello from the host')
+      expect(r.code).toBe(0)
+    }, 90_000)
+
+    it('without --isolate-network the same process reaches the host directly', async () => {
+      const r = await launch(
+        stack,
+        [process.execPath, NETCHECK_PATH, `127.0.0.1:${port}`],
+        ['--broker', `unix:${proxyPath()}`],
+      )
+      const got = lastJson<{ direct: Record<string, string>; viaProxy: string }>(r.stdout)
+      expect(got.direct[`127.0.0.1:${port}`], r.stderr).toBe('ok')
+      expect(got.viaProxy).toBe('hello from the host')
+    }, 90_000)
+  })
+})
