@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { connect, createServer, type Server } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { firstLine, spawnPiped, stopChild, untilEnd } from '../helpers/child-process.js'
+import { firstLine, runToEnd, spawnPiped, stopChild } from '../helpers/child-process.js'
 import { CLI_PATH, isRoot, runCli } from '../helpers/processes.js'
 import {
   openForOtherUsers,
@@ -28,7 +28,11 @@ if (!isRoot)
 
 function uidOf(user: string): number | undefined {
   try {
-    return Number(execFileSync('id', ['-u', user]).toString().trim())
+    return Number(
+      execFileSync('id', ['-u', user], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim(),
+    )
   } catch {
     return undefined
   }
@@ -114,17 +118,64 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     )
     try {
       const socket = (await firstLine(piped)).replace(/^unix:\/\//, '')
+      // The launched tree itself is served on it (the control: the socket works for the tree).
+      // Root outside the tree: accepted by the file mode, closed by the tree check at accept.
       const outsider = await probe(socket, ['x509'])
-      expect(outsider.ok).toBe(false)
+      expect(outsider).toMatchObject({ ok: false, code: 14 })
+      expect(piped.output.all()).toContain('ERR_LAUNCH_NOT_IN_TREE')
+      // Another user: the socket's directory (0700, the service account's) keeps it out.
       const nobody = uidOf('nobody') ?? 65534
       const other = await probe(socket, ['x509'], { uid: nobody, gid: nobody })
-      expect(other.ok).toBe(false)
+      expect(other).toMatchObject({ ok: false, code: 14 })
+      expect(other.details).toContain('EACCES')
     } finally {
       await stopChild(piped.child, 'SIGTERM')
     }
-    const end = await untilEnd(piped).catch((e: Error) => e)
-    if (!(end instanceof Error)) expect(end.code).toBe(143)
+    // SIGTERM reached CMD (forwarded), whose end the launcher reports as a shell would.
+    expect(piped.child.exitCode).toBe(143)
   }, 90_000)
+
+  describe("the agent's delegated identity API", () => {
+    const DELEGATE_PROBE = fileURLToPath(new URL('../helpers/delegate-probe.mjs', import.meta.url))
+    const ask = (args: string[], runAs?: { uid: number; gid: number }) =>
+      runToEnd(process.execPath, [DELEGATE_PROBE, stack.socketPath, ...args], {
+        ...(runAs ?? {}),
+        timeoutMs: 30_000,
+      }).then((r) => lastJson<{ ok: boolean; uid: number; errorCode?: string; ids?: string[] }>(r.stdout))
+    let sleeper: ReturnType<typeof spawn> | undefined
+    beforeAll(() => {
+      const uid = uidOf(USER) as number
+      sleeper = spawn('sleep', ['120'], { uid, gid: uid, stdio: 'ignore' })
+    })
+    afterAll(() => {
+      sleeper?.kill('SIGKILL')
+    })
+
+    it('gives uid 0 the identity of a process of the account named by pid, with the launch selector', async () => {
+      const pid = String(sleeper?.pid)
+      expect(await ask([pid, 'own', NAME])).toMatchObject({ ok: true, ids: [LAUNCHED_ID] })
+      // Without the launch name, the same process is only what it is: no launch identity.
+      expect(await ask([pid, 'own', ''])).toMatchObject({ ok: false, errorCode: 'ERR_NO_IDENTITY' })
+    }, 60_000)
+
+    it('refuses a caller that is not uid 0, a pid that is not the process meant, and a malformed name', async () => {
+      const pid = String(sleeper?.pid)
+      const nobody = uidOf('nobody') ?? 65534
+      expect(await ask([pid, 'own', NAME], { uid: nobody, gid: nobody })).toMatchObject({
+        ok: false,
+        errorCode: 'ERR_DELEGATE_UNAUTHORIZED',
+      })
+      expect(await ask([pid, '1', NAME])).toMatchObject({ ok: false, errorCode: 'ERR_DELEGATE_SUBJECT_GONE' })
+      expect(await ask(['999999999', '1', NAME])).toMatchObject({
+        ok: false,
+        errorCode: 'ERR_DELEGATE_SUBJECT_GONE',
+      })
+      expect(await ask([pid, 'own', 'Bad Name'])).toMatchObject({
+        ok: false,
+        errorCode: 'ERR_LAUNCH_INVALID',
+      })
+    }, 60_000)
+  })
 
   it('a command that does not exist fails clearly, with a stable code', async () => {
     const r = await launch(stack, ['/nonexistent/agent-cli'])
