@@ -39,11 +39,10 @@ function privilege(step: string, instead: string): IdentityError {
 }
 
 /**
- * Checks everything that can be checked before anything is created: the name, the command, the
- * broker address, the privilege for each step.
- * @throws ERR_LAUNCH_INVALID, ERR_LAUNCH_COMMAND_NOT_FOUND, ERR_LAUNCH_PRIVILEGE
+ * Checks what can be checked before anything is created: the name, the command, the broker address.
+ * @throws ERR_LAUNCH_INVALID, ERR_LAUNCH_COMMAND_NOT_FOUND
  */
-export function checkLaunchPlan(plan: LaunchPlan, isRoot: boolean): { file: string; broker?: ForwardTarget } {
+export function checkLaunchPlan(plan: LaunchPlan): { file: string; broker?: ForwardTarget } {
   requireLaunchName(plan.name)
   const [command] = plan.command
   if (command === undefined) throw new IdentityError('ERR_LAUNCH_INVALID', 'no command given (after --)')
@@ -54,12 +53,22 @@ export function checkLaunchPlan(plan: LaunchPlan, isRoot: boolean): { file: stri
       'ERR_LAUNCH_INVALID',
       `--broker ${plan.broker}: expected http://HOST:PORT or unix:/PATH`,
     )
-  if (!isRoot) {
-    const again = `run the same command as root (sudo tessera launch --as ${plan.name} …)`
-    if (plan.isolateNetwork) throw privilege('a network namespace of its own (--isolate-network)', again)
-    throw privilege(`starting ${command} as the service account tessera-${plan.name}`, again)
-  }
   return { file, ...(broker && { broker }) }
+}
+
+/**
+ * The first step a launcher without root cannot take, as the error to exit with: creating the
+ * account (with the `useradd` command to run), else the network namespace, else switching uid.
+ */
+async function privilegeProblem(plan: LaunchPlan, command: string): Promise<IdentityError> {
+  try {
+    await ensureServiceAccount(plan.name, false)
+  } catch (err) {
+    if (err instanceof IdentityError) return err
+  }
+  const again = `run the same command as root (sudo tessera launch --as ${plan.name} …)`
+  if (plan.isolateNetwork) return privilege('a network namespace of its own (--isolate-network)', again)
+  return privilege(`starting ${command} as the service account tessera-${plan.name}`, again)
 }
 
 function proxyEnv(url: string): Record<string, string> {
@@ -78,7 +87,8 @@ function nsInitScript(): string {
  */
 export async function runLaunch(plan: LaunchPlan): Promise<number> {
   const isRoot = process.getuid?.() === 0
-  const { file, broker } = checkLaunchPlan(plan, isRoot)
+  const { file, broker } = checkLaunchPlan(plan)
+  if (!isRoot) throw await privilegeProblem(plan, plan.command[0] ?? '')
   const account = await ensureServiceAccount(plan.name, isRoot)
   if (account.created) plan.log.info({ user: account.user, uid: account.uid }, 'Service account created.')
   await mkdir(plan.socketDir, { recursive: true, mode: 0o755 })

@@ -177,6 +177,24 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     }, 60_000)
   })
 
+  it('without root, says which step needs it and what to run instead, with a stable exit code', async () => {
+    const nobody = uidOf('nobody') ?? 65534
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+    const args = (name: string, extra: string[] = []) =>
+      [...launchArgs(stack, extra, ['/bin/true'])].map((a) => (a === NAME ? name : a))
+    const fresh = await runCli(args(`${NAME}x`), { env, runAs: { uid: nobody, gid: nobody } })
+    expect(fresh.code).toBe(77)
+    expect(fresh.stderr).toContain('ERR_LAUNCH_PRIVILEGE')
+    expect(fresh.stderr).toContain(`useradd --system --shell`)
+    expect(uidOf(`${USER}x`)).toBeUndefined()
+    const isolated = await runCli(args(NAME, ['--isolate-network']), {
+      env,
+      runAs: { uid: nobody, gid: nobody },
+    })
+    expect(isolated.code).toBe(77)
+    expect(isolated.stderr).toContain('--isolate-network')
+  }, 60_000)
+
   it('a command that does not exist fails clearly, with a stable code', async () => {
     const r = await launch(stack, ['/nonexistent/agent-cli'])
     expect(r.code).toBe(127)
@@ -189,7 +207,7 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     let port = 0
     const proxyPath = () => join(stack.dir, 'proxy.sock')
     beforeAll(async () => {
-      target = createServer((s) => s.end('hello from the host\n'))
+      target = createServer((s) => s.on('error', () => s.destroy()).end('hello from the host\n'))
       await new Promise<void>((r) => target.listen(0, '0.0.0.0', r))
       port = (target.address() as { port: number }).port
       // A small real CONNECT proxy on a Unix socket: what the broker is to a launched agent.
