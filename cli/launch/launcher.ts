@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
@@ -92,6 +92,7 @@ export async function runLaunch(plan: LaunchPlan): Promise<number> {
   const account = await ensureServiceAccount(plan.name, isRoot)
   if (account.created) plan.log.info({ user: account.user, uid: account.uid }, 'Service account created.')
   await mkdir(plan.socketDir, { recursive: true, mode: 0o755 })
+  await requireReachable(plan.socketDir, account.user)
   const dir = await mkdtemp(join(plan.socketDir, `${plan.name}-`))
   const cleanup: Array<() => Promise<void> | void> = [() => rm(dir, { recursive: true, force: true })]
   const delegate = new DelegateClient(plan.agent)
@@ -122,6 +123,22 @@ export async function runLaunch(plan: LaunchPlan): Promise<number> {
   } finally {
     if (root) closeFd(root.pidfd)
     while (cleanup.length > 0) await Promise.resolve(cleanup.pop()?.()).catch(() => undefined)
+  }
+}
+
+/**
+ * The service account must be able to reach its socket: every directory above it searchable by
+ * others (the account owns only the launch's own directory).
+ * @throws ERR_LAUNCH_INVALID naming the first directory that is not
+ */
+async function requireReachable(dir: string, user: string): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    if (((await stat(d)).mode & 0o001) === 0)
+      throw new IdentityError(
+        'ERR_LAUNCH_INVALID',
+        `--socket-dir ${dir}: ${user} cannot reach it (${d} is not searchable by others; chmod o+x it or choose another)`,
+      )
+    if (dirname(d) === d) return
   }
 }
 

@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
@@ -193,6 +194,18 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     })
     expect(isolated.code).toBe(77)
     expect(isolated.stderr).toContain('--isolate-network')
+  }, 60_000)
+
+  it('a socket directory the service account cannot reach is refused up front, naming the directory', async () => {
+    const closed = join(stack.dir, 'closed')
+    await mkdir(closed, { mode: 0o700 })
+    const args = launchArgs(stack, [], ['/bin/true']).map((a) =>
+      a === join(stack.dir, 'launch') ? join(closed, 'launch') : a,
+    )
+    const r = await runCli(args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } })
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain('ERR_LAUNCH_INVALID')
+    expect(r.stderr).toContain(closed)
   }, 60_000)
 
   it('a command that does not exist fails clearly, with a stable code', async () => {
