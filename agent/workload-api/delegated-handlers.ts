@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Metadata, ServerWritableStream } from '@grpc/grpc-js'
+import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js'
 import type { DelegatedIdentityHandlers } from '../../common/gen/tessera/agent/v1/DelegatedIdentity.js'
 import type { DelegatedSubject__Output } from '../../common/gen/tessera/agent/v1/DelegatedSubject.js'
 import { readProcessFactsOfPid } from '../../common/peercred/process-facts.js'
@@ -10,6 +10,7 @@ import { toServiceError } from '../../lib/grpc/status.js'
 import { type AttestedCaller, attestCaller, requireSecurityHeader } from './caller.js'
 import { type WorkloadApiDeps, workloadCaller } from './context.js'
 import { fetchJwtSvids } from './jwt-handlers.js'
+import { beginTask, callWaitOf, endTask, type TaskDeps } from './task-handlers.js'
 import { streamJwtBundles, streamX509Svids } from './x509-handlers.js'
 
 /**
@@ -84,7 +85,10 @@ function subscribe<Req extends { subject: DelegatedSubject__Output | null }, Res
  * `tessera.agent.v1.DelegatedIdentity` (DESIGN §13, after SPIRE's Delegated Identity API): what a
  * uid-0 delegate obtains for another process, computed exactly as for that process calling itself.
  */
-export function delegatedIdentityHandlers(deps: WorkloadApiDeps): DelegatedIdentityHandlers {
+export function delegatedIdentityHandlers(
+  deps: WorkloadApiDeps,
+  tasks: TaskDeps | undefined,
+): DelegatedIdentityHandlers {
   return {
     SubscribeToX509SVIDs: subscribe(deps, 'DelegatedIdentity/SubscribeToX509SVIDs', (d, call, subject) =>
       streamX509Svids(d, call as unknown as Parameters<typeof streamX509Svids>[1], subject),
@@ -92,24 +96,41 @@ export function delegatedIdentityHandlers(deps: WorkloadApiDeps): DelegatedIdent
     SubscribeToJWTBundles: subscribe(deps, 'DelegatedIdentity/SubscribeToJWTBundles', (d, call, subject) =>
       streamJwtBundles(d, call as unknown as Parameters<typeof streamJwtBundles>[1], subject),
     ) as DelegatedIdentityHandlers['SubscribeToJWTBundles'],
-    FetchJWTSVIDs: (call, callback) => {
-      const method = 'DelegatedIdentity/FetchJWTSVIDs'
-      const run = async () => {
-        const subject = await admitSubject(deps, call, call.request.subject)
-        try {
-          return await fetchJwtSvids(
-            deps,
-            { audience: call.request.audience, spiffe_id: call.request.spiffe_id },
-            subject,
-          )
-        } finally {
-          subject.facts.close()
-        }
+    FetchJWTSVIDs: asSubject(deps, 'DelegatedIdentity/FetchJWTSVIDs', (req, subject) =>
+      fetchJwtSvids(deps, { audience: req.audience, spiffe_id: req.spiffe_id }, subject),
+    ),
+    BeginTask: asSubject(deps, 'DelegatedIdentity/BeginTask', (req, subject, call) => {
+      if (!tasks || !req.request) throw new IdentityError('ERR_UNIMPLEMENTED', 'this agent serves no tasks')
+      return beginTask(deps, tasks, req.request, subject, callWaitOf(call))
+    }),
+    EndTask: asSubject(deps, 'DelegatedIdentity/EndTask', (req, subject) => {
+      if (!tasks || !req.request) throw new IdentityError('ERR_UNIMPLEMENTED', 'this agent serves no tasks')
+      return endTask(deps, tasks, req.request, subject)
+    }),
+  }
+}
+
+/**
+ * A unary delegated call: the delegate and the subject admitted, then `body` as the subject; the
+ * subject's pidfd is released when the call ends (a task keeps its own, to end with the process).
+ */
+function asSubject<Req extends { subject: DelegatedSubject__Output | null }, Res>(
+  deps: WorkloadApiDeps,
+  method: string,
+  body: (req: Req, subject: AttestedCaller, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    const run = async () => {
+      const subject = await admitSubject(deps, call, call.request.subject)
+      try {
+        return await body(call.request, subject, call)
+      } finally {
+        subject.facts.close()
       }
-      run().then(
-        (res) => callback(null, res),
-        (err) => callback(deny(deps, call, method, err)),
-      )
-    },
+    }
+    run().then(
+      (res) => callback(null, res),
+      (err) => callback(deny(deps, call, method, err)),
+    )
   }
 }

@@ -162,9 +162,9 @@ export async function startWorkloadApi(
     })
   }
   const tasks = deps.tasks
-  if (tasks !== undefined) {
-    const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
-    const taskDeps = { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
+  const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
+  const taskDeps = tasks && { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
+  if (taskDeps !== undefined) {
     const callDeps = handlerDeps
     server.grpc.addService(tasksApi().tessera.workload.v1.Tasks.service, {
       BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller, call) =>
@@ -181,7 +181,7 @@ export async function startWorkloadApi(
   // Delegated identity (DESIGN §13): only uid 0 may act for another process (delegated-handlers.ts).
   server.grpc.addService(
     delegatedApi().tessera.agent.v1.DelegatedIdentity.service,
-    delegatedIdentityHandlers(handlerDeps),
+    delegatedIdentityHandlers(handlerDeps, taskDeps),
   )
   server.grpc.addService(
     revocationsApi().tessera.workload.v1.Revocations.service,

@@ -2,13 +2,17 @@ import type { Command } from 'commander'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../common/log/logger.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import { DEFAULT_LAUNCH_SOCKET_DIR, runLaunch } from '../launch/launcher.js'
-import { failAndExit } from '../output.js'
+import { collect, failAndExit } from '../output.js'
 import { loadWorkloadConfig, oneLine } from './workload-command.js'
 
 interface LaunchOptions {
   readonly as: string
   readonly broker?: string
   readonly isolateNetwork?: boolean
+  readonly task?: boolean
+  readonly scope?: string[]
+  readonly audience?: string[]
+  readonly purpose?: string
   readonly socket?: string
   readonly socketDir: string
   readonly logLevel: string
@@ -36,6 +40,13 @@ async function launch(command: string[], options: LaunchOptions): Promise<void> 
       agent: config.endpoint,
       ...(options.broker !== undefined && { broker: options.broker }),
       isolateNetwork: options.isolateNetwork === true,
+      ...(options.task === true && {
+        task: {
+          scopes: options.scope ?? [],
+          audiences: options.audience ?? [],
+          purpose: options.purpose ?? '',
+        },
+      }),
       socketDir: options.socketDir,
       env: process.env,
       cwd: process.cwd(),
@@ -71,6 +82,13 @@ export function registerLaunchCommand(program: Command): void {
       '--isolate-network',
       'run CMD in a network namespace of its own with only loopback; its only way out is a relay to the broker',
     )
+    .option(
+      '--task',
+      'begin a task as CMD (its token in TESSERA_TASK_TOKEN, its id in TESSERA_TASK_ID), ended when CMD exits',
+    )
+    .option('--scope <scope>', 'with --task: an OAuth scope the task holds (repeatable)', collect)
+    .option('--audience <aud>', 'with --task: who the task token is for (repeatable)', collect)
+    .option('--purpose <text>', 'with --task: why, written into the token and the audit')
     .option(
       '--socket <address>',
       "the agent's Workload API (default $SPIFFE_ENDPOINT_SOCKET, else ./.tessera/agent/public/api.sock)",

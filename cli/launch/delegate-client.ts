@@ -4,6 +4,10 @@ import type { DelegatedJWTBundlesResponse__Output } from '../../common/gen/tesse
 import type { DelegatedJWTSVIDsResponse__Output } from '../../common/gen/tessera/agent/v1/DelegatedJWTSVIDsResponse.js'
 import type { DelegatedSubject } from '../../common/gen/tessera/agent/v1/DelegatedSubject.js'
 import type { DelegatedX509SVIDsResponse__Output } from '../../common/gen/tessera/agent/v1/DelegatedX509SVIDsResponse.js'
+import type { BeginTaskRequest } from '../../common/gen/tessera/workload/v1/BeginTaskRequest.js'
+import type { BeginTaskResponse__Output } from '../../common/gen/tessera/workload/v1/BeginTaskResponse.js'
+import type { EndTaskRequest } from '../../common/gen/tessera/workload/v1/EndTaskRequest.js'
+import type { EndTaskResponse__Output } from '../../common/gen/tessera/workload/v1/EndTaskResponse.js'
 import { delegatedApi } from '../../common/grpc/protos.js'
 import type { WorkloadEndpoint } from '../../lib/workload/endpoint.js'
 
@@ -69,6 +73,34 @@ export class DelegateClient {
     return new Promise((resolve, reject) => {
       this.#grpc.FetchJWTSVIDs(
         { subject: toWire(subject), audience: [...audience], spiffe_id: spiffeId },
+        headers(),
+        { deadline: Date.now() + deadlineMs },
+        (err, res) => (err || !res ? reject(err) : resolve(res)),
+      )
+    })
+  }
+
+  /** BeginTask as `subject` (the request as Tasks.BeginTask takes it). */
+  beginTask(
+    subject: Subject,
+    request: BeginTaskRequest,
+    deadlineMs: number,
+  ): Promise<BeginTaskResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.#grpc.BeginTask(
+        { subject: toWire(subject), request },
+        headers(),
+        { deadline: Date.now() + deadlineMs },
+        (err, res) => (err || !res ? reject(err) : resolve(res)),
+      )
+    })
+  }
+
+  /** EndTask as `subject`. */
+  endTask(subject: Subject, request: EndTaskRequest, deadlineMs: number): Promise<EndTaskResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.#grpc.EndTask(
+        { subject: toWire(subject), request },
         headers(),
         { deadline: Date.now() + deadlineMs },
         (err, res) => (err || !res ? reject(err) : resolve(res)),

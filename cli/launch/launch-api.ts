@@ -15,8 +15,12 @@ import { fdOf } from '../../common/peercred/peercred.js'
 import { type ProcessFacts, processStartTime, readProcessFacts } from '../../common/peercred/process-facts.js'
 import { IdentityError } from '../../lib/core/errors.js'
 import type { SpiffeWorkloadAPIHandlers } from '../../lib/gen/SpiffeWorkloadAPI.js'
+import type { BeginTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/BeginTaskRequest.js'
+import type { EndTaskRequest__Output } from '../../lib/gen/tessera/workload/v1/EndTaskRequest.js'
+import type { TasksHandlers } from '../../lib/gen/tessera/workload/v1/Tasks.js'
 import { toServiceError } from '../../lib/grpc/status.js'
 import type { WorkloadEndpoint } from '../../lib/workload/endpoint.js'
+import { tasksApi } from '../../lib/workload/workload-proto.js'
 import type { Cancellable, DelegateClient, Subject } from './delegate-client.js'
 import { isInTree } from './process-tree.js'
 
@@ -26,6 +30,8 @@ export const LAUNCH_SOCKET_DIR_MODE = 0o700
 
 /** How long a unary call to the agent may take. */
 const CALL_DEADLINE_MS = 10_000
+/** How long a BeginTask may wait (for a human's approval of a scope that needs one). */
+const TASK_APPROVAL_DEADLINE_MS = 15 * 60_000
 
 /** What the per-launch Workload API serves and to whom. */
 export interface LaunchApiOptions {
@@ -106,6 +112,10 @@ export async function startLaunchApi(options: LaunchApiOptions): Promise<LaunchA
   )
   const handlers = launchHandlers(options.delegate, subjectOf, agentApi)
   server.grpc.addService(workloadApi().SpiffeWorkloadAPI.service, handlers)
+  server.grpc.addService(
+    tasksApi().tessera.workload.v1.Tasks.service,
+    taskHandlers(options.delegate, subjectOf),
+  )
   await server.listen()
   await chown(options.socketPath, options.uid, options.gid)
   await chown(dirname(options.socketPath), options.uid, options.gid)
@@ -201,6 +211,36 @@ function launchHandlers(
       )
     },
   } as SpiffeWorkloadAPIHandlers
+}
+
+/** A unary call relayed as the caller's process: the agent's answer or refusal passed on as it is. */
+function asCaller<Req, Res>(subjectOf: SubjectOf, send: (subject: Subject, req: Req) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    subjectOf(call)
+      .then((subject) => send(subject, call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(isServiceError(err) ? err : toServiceError(err)),
+      )
+  }
+}
+
+/**
+ * Tessera's task service for the tree (`tessera task begin` inside a launch): BeginTask and EndTask
+ * as the calling process, through the agent's delegated API; a task ends when that process exits.
+ */
+function taskHandlers(delegate: DelegateClient, subjectOf: SubjectOf): TasksHandlers {
+  return {
+    // A scope that needs a human keeps BeginTask open until someone decides: no short deadline.
+    BeginTask: asCaller(subjectOf, (subject, req: BeginTaskRequest__Output) =>
+      delegate.beginTask(subject, req, TASK_APPROVAL_DEADLINE_MS),
+    ),
+    EndTask: asCaller(subjectOf, (subject, req: EndTaskRequest__Output) =>
+      delegate.endTask(subject, req, CALL_DEADLINE_MS),
+    ),
+    ListTasks: (_call, callback) =>
+      callback(toServiceError(new IdentityError('ERR_UNIMPLEMENTED', 'ListTasks is not served in a launch'))),
+  }
 }
 
 function isServiceError(err: unknown): err is ServiceError {

@@ -24,11 +24,20 @@ export interface LaunchPlan {
   readonly agent: WorkloadEndpoint
   readonly broker?: string
   readonly isolateNetwork: boolean
+  /** Begin a task on CMD's behalf (`tessera task begin … -- CMD` inside the launch). */
+  readonly task?: TaskPlan
   readonly socketDir: string
   /** The launcher's environment, passed on to CMD (minus what the launch sets). */
   readonly env: Readonly<Record<string, string | undefined>>
   readonly cwd: string
   readonly log: Logger
+}
+
+/** The task a launch begins for CMD. */
+export interface TaskPlan {
+  readonly scopes: readonly string[]
+  readonly audiences: readonly string[]
+  readonly purpose: string
 }
 
 /** Runs a launch to its end; resolves with CMD's exit code. */
@@ -47,6 +56,11 @@ export function checkLaunchPlan(plan: LaunchPlan): { file: string; broker?: Forw
   const [command] = plan.command
   if (command === undefined) throw new IdentityError('ERR_LAUNCH_INVALID', 'no command given (after --)')
   const file = resolveCommand(command, plan.env.PATH ?? '/usr/bin:/bin', plan.cwd)
+  if (
+    plan.task &&
+    (plan.task.scopes.length === 0 || plan.task.audiences.length === 0 || plan.task.purpose === '')
+  )
+    throw new IdentityError('ERR_LAUNCH_INVALID', '--task needs --scope, --audience and --purpose')
   const broker = plan.broker === undefined ? undefined : parseBrokerAddress(plan.broker)
   if (plan.broker !== undefined && broker === undefined)
     throw new IdentityError(
@@ -115,7 +129,8 @@ export async function runLaunch(plan: LaunchPlan): Promise<number> {
     env.SPIFFE_ENDPOINT_SOCKET = `unix://${join(dir, 'api.sock')}`
     // The account has no home of its own: the launch's private directory (0700, the account's) is it.
     Object.assign(env, { HOME: dir, USER: account.user, LOGNAME: account.user })
-    const child = await startChild(plan, { file, account, env, dir, ...(broker && { broker }) }, cleanup)
+    const argv = withTask(plan.task, [file, ...plan.command.slice(1)])
+    const child = await startChild(plan, { argv, account, env, dir, ...(broker && { broker }) }, cleanup)
     if (child.pid === undefined) throw new IdentityError('ERR_LAUNCH_COMMAND_NOT_FOUND', `cannot run ${file}`)
     // Opened before this process returns to its event loop: the child cannot have been reaped yet.
     root = { pid: child.pid, pidfd: pidfdOpen(child.pid) }
@@ -142,8 +157,29 @@ async function requireReachable(dir: string, user: string): Promise<void> {
   }
 }
 
+/**
+ * CMD run by `tessera task begin` inside the launch when a task is asked for: the task is begun as
+ * that process (through the per-launch socket and the agent's delegated API), its token and id are
+ * in CMD's environment, and it ends when CMD exits.
+ */
+function withTask(
+  task: TaskPlan | undefined,
+  argv: readonly [string, ...string[]],
+): readonly [string, ...string[]] {
+  if (task === undefined) return argv
+  const cli = fileURLToPath(
+    new URL(`../main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+  )
+  const flags = [
+    ...task.scopes.flatMap((s) => ['--scope', s]),
+    ...task.audiences.flatMap((a) => ['--audience', a]),
+    ...['--purpose', task.purpose],
+  ]
+  return [process.execPath, cli, 'task', 'begin', ...flags, '--', ...argv]
+}
+
 interface ChildSpec {
-  readonly file: string
+  readonly argv: readonly [string, ...string[]]
   readonly account: ServiceAccount
   readonly env: Record<string, string>
   readonly dir: string
@@ -155,7 +191,7 @@ async function startChild(
   spec: ChildSpec,
   cleanup: Array<() => Promise<void> | void>,
 ): Promise<ChildProcess> {
-  const args = plan.command.slice(1)
+  const [file, ...args] = spec.argv
   if (!plan.isolateNetwork) {
     let env = spec.env
     if (spec.broker && 'path' in spec.broker) {
@@ -163,7 +199,7 @@ async function startChild(
       cleanup.push(() => relay.close())
       env = { ...env, ...proxyEnv(`http://127.0.0.1:${relay.port}`) }
     } else if (spec.broker) env = { ...env, ...proxyEnv(`http://${spec.broker.host}:${spec.broker.port}`) }
-    return spawn(spec.file, args, { stdio: 'inherit', uid: spec.account.uid, gid: spec.account.gid, env })
+    return spawn(file, args, { stdio: 'inherit', uid: spec.account.uid, gid: spec.account.gid, env })
   }
   let brokerPath: string | undefined
   if (spec.broker && 'path' in spec.broker) brokerPath = spec.broker.path
@@ -174,7 +210,7 @@ async function startChild(
     cleanup.push(() => relay.close())
   }
   const nsPlan: NsInitPlan = {
-    file: spec.file,
+    file,
     args,
     uid: spec.account.uid,
     gid: spec.account.gid,

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { connect, createServer, type Server } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
@@ -207,6 +207,26 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     expect(r.stderr).toContain('ERR_LAUNCH_INVALID')
     expect(r.stderr).toContain(closed)
   }, 60_000)
+
+  it("--task begins a task as the launched process, its token in CMD's environment", async () => {
+    const r = await launch(
+      stack,
+      ['/bin/sh', '-c', 'echo "$TESSERA_TASK_ID $TESSERA_TASK_TOKEN"'],
+      ['--task', '--scope', 'repo:read', '--audience', 'https://tool.example', '--purpose', 'launch test'],
+    )
+    expect(r.code, `${r.stderr}\n${stack.output()}`).toBe(0)
+    const [id, token] = r.stdout.trim().split(' ')
+    expect(id).toMatch(/./)
+    const claims = JSON.parse(
+      Buffer.from((token ?? '').split('.')[1] ?? '', 'base64url').toString(),
+    ) as Record<string, unknown>
+    expect(claims).toMatchObject({ sub: LAUNCHED_ID, scope: 'repo:read', txn: id })
+    // CMD exited: `task begin` ended the task through the launch socket and the delegated API.
+    const ended = (await readFile(join(stack.dir, 'agent', 'audit.log'), 'utf8'))
+      .split('\n')
+      .filter((l) => l.includes(id as string) && l.includes('"EndTask"'))
+    expect(ended).toHaveLength(1)
+  }, 90_000)
 
   it('a command that does not exist fails clearly, with a stable code', async () => {
     const r = await launch(stack, ['/nonexistent/agent-cli'])
