@@ -2,7 +2,7 @@ import { chmod, chown } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import {
   credentials,
-  type Metadata,
+  Metadata,
   type ServerUnaryCall,
   type ServerWritableStream,
   type ServiceError,
@@ -203,11 +203,10 @@ function launchHandlers(
       } catch (err) {
         return callback(toServiceError(err))
       }
-      agent.ValidateJWTSVID(
-        call.request,
-        call.metadata,
-        { deadline: Date.now() + CALL_DEADLINE_MS },
-        (err, res) => callback(err, res as never),
+      const md = new Metadata()
+      md.set('workload.spiffe.io', 'true')
+      agent.ValidateJWTSVID(call.request, md, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) =>
+        callback(err, res as never),
       )
     },
   } as SpiffeWorkloadAPIHandlers

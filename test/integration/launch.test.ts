@@ -101,6 +101,24 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     expect(r.code).toBe(7)
   }, 90_000)
 
+  it('serves the rest of the Workload API to the tree: bundles, and validation through the agent', async () => {
+    const probe = `${process.execPath} ${PROBE_PATH} env`
+    const script = [
+      `${probe} x509-bundles`,
+      `${probe} jwt-bundles`,
+      `tok=$(${probe} jwt aud1 | sed -n 's/.*"tokens":\\["\\([^"]*\\)".*/\\1/p')`,
+      `${probe} validate aud1 "$tok"`,
+    ].join('; ')
+    const r = await launch(stack, ['/bin/sh', '-c', script])
+    const [x509, jwt, valid] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ProbeResult)
+    expect(x509, r.stderr).toMatchObject({ ok: true, trustDomains: ['spiffe://tessera.local'] })
+    expect(Object.keys(jwt?.jwks ?? {})).toEqual(['spiffe://tessera.local'])
+    expect(valid).toMatchObject({ ok: true, id: LAUNCHED_ID })
+  }, 90_000)
+
   it('the same program on the normal agent socket, by root or by the service account, does not get the identity', async () => {
     const uid = uidOf(USER) as number
     const asRoot = await probe(stack.socketPath, ['x509'])
