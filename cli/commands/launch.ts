@@ -8,6 +8,7 @@ import { loadWorkloadConfig, oneLine } from './workload-command.js'
 interface LaunchOptions {
   readonly as: string
   readonly broker?: string
+  readonly brokerAudience?: string
   readonly isolateNetwork?: boolean
   readonly task?: boolean
   readonly scope?: string[]
@@ -39,6 +40,7 @@ async function launch(command: string[], options: LaunchOptions): Promise<void> 
       command,
       agent: config.endpoint,
       ...(options.broker !== undefined && { broker: options.broker }),
+      ...(options.brokerAudience !== undefined && { brokerAudience: options.brokerAudience }),
       isolateNetwork: options.isolateNetwork === true,
       ...(options.task === true && {
         task: {
@@ -77,6 +79,10 @@ export function registerLaunchCommand(program: Command): void {
     .option(
       '--broker <address>',
       'the broker: http://HOST:PORT or unix:/PATH; HTTPS_PROXY and HTTP_PROXY lead to it',
+    )
+    .option(
+      '--broker-audience <aud>',
+      "attach the launched process's JWT-SVID for this audience to every request to the broker (Proxy-Authorization: Bearer)",
     )
     .option(
       '--isolate-network',

@@ -10,6 +10,7 @@ import type { WorkloadEndpoint } from '../../lib/workload/endpoint.js'
 import { exitCodeOf, resolveCommand } from './child-exit.js'
 import { DelegateClient } from './delegate-client.js'
 import { type Forwarder, type ForwardTarget, parseBrokerAddress, startForwarder } from './forwarder.js'
+import { startIdentityRelay } from './identity-relay.js'
 import { type LaunchApi, startLaunchApi } from './launch-api.js'
 import { NS_INIT_ENV, type NsInitPlan } from './ns-init-plan.js'
 import { ensureServiceAccount, type ServiceAccount } from './service-account.js'
@@ -23,6 +24,8 @@ export interface LaunchPlan {
   readonly command: readonly string[]
   readonly agent: WorkloadEndpoint
   readonly broker?: string
+  /** When set, each request to the broker carries the launched process's JWT-SVID for this audience. */
+  readonly brokerAudience?: string
   readonly isolateNetwork: boolean
   /** Begin a task on CMD's behalf (`tessera task begin … -- CMD` inside the launch). */
   readonly task?: TaskPlan
@@ -62,6 +65,8 @@ export function checkLaunchPlan(plan: LaunchPlan): { file: string; broker?: Forw
   )
     throw new IdentityError('ERR_LAUNCH_INVALID', '--task needs --scope, --audience and --purpose')
   const broker = plan.broker === undefined ? undefined : parseBrokerAddress(plan.broker)
+  if (plan.brokerAudience !== undefined && plan.broker === undefined)
+    throw new IdentityError('ERR_LAUNCH_INVALID', '--broker-audience needs --broker')
   if (plan.broker !== undefined && broker === undefined)
     throw new IdentityError(
       'ERR_LAUNCH_INVALID',
@@ -130,7 +135,13 @@ export async function runLaunch(plan: LaunchPlan): Promise<number> {
     // The account has no home of its own: the launch's private directory (0700, the account's) is it.
     Object.assign(env, { HOME: dir, USER: account.user, LOGNAME: account.user })
     const argv = withTask(plan.task, [file, ...plan.command.slice(1)])
-    const child = await startChild(plan, { argv, account, env, dir, ...(broker && { broker }) }, cleanup)
+    const identity = plan.brokerAudience && {
+      audience: plan.brokerAudience,
+      delegate,
+      rootPid: () => root?.pid,
+    }
+    const spec = { argv, account, env, dir, ...(broker && { broker }), ...(identity && { identity }) }
+    const child = await startChild(plan, spec, cleanup)
     if (child.pid === undefined) throw new IdentityError('ERR_LAUNCH_COMMAND_NOT_FOUND', `cannot run ${file}`)
     // Opened before this process returns to its event loop: the child cannot have been reaped yet.
     root = { pid: child.pid, pidfd: pidfdOpen(child.pid) }
@@ -184,6 +195,20 @@ interface ChildSpec {
   readonly env: Record<string, string>
   readonly dir: string
   readonly broker?: ForwardTarget
+  readonly identity?: { audience: string; delegate: DelegateClient; rootPid: () => number | undefined }
+}
+
+/** A relay to the broker: byte for byte, or attaching the launched process's JWT-SVID to each request. */
+function relayTo(
+  plan: LaunchPlan,
+  spec: ChildSpec,
+  listen: { host: string } | { path: string },
+  target: ForwardTarget,
+): Promise<Forwarder> {
+  if (spec.identity === undefined) return startForwarder(listen, target)
+  const { audience, delegate, rootPid } = spec.identity
+  const uid = spec.account.uid
+  return startIdentityRelay({ listen, target, delegate, launchName: plan.name, audience, rootPid, uid })
 }
 
 async function startChild(
@@ -194,19 +219,20 @@ async function startChild(
   const [file, ...args] = spec.argv
   if (!plan.isolateNetwork) {
     let env = spec.env
-    if (spec.broker && 'path' in spec.broker) {
-      const relay: Forwarder = await startForwarder({ host: '127.0.0.1' }, spec.broker)
+    if (spec.broker && ('path' in spec.broker || spec.identity)) {
+      const relay: Forwarder = await relayTo(plan, spec, { host: '127.0.0.1' }, spec.broker)
       cleanup.push(() => relay.close())
       env = { ...env, ...proxyEnv(`http://127.0.0.1:${relay.port}`) }
     } else if (spec.broker) env = { ...env, ...proxyEnv(`http://${spec.broker.host}:${spec.broker.port}`) }
     return spawn(file, args, { stdio: 'inherit', uid: spec.account.uid, gid: spec.account.gid, env })
   }
   let brokerPath: string | undefined
-  if (spec.broker && 'path' in spec.broker) brokerPath = spec.broker.path
+  if (spec.broker && 'path' in spec.broker && !spec.identity) brokerPath = spec.broker.path
   else if (spec.broker) {
-    // A TCP broker is not reachable from the new namespace: relay to it from a Unix socket that is.
+    // A TCP broker is not reachable from the new namespace (nor does a relay there hold identities):
+    // relay to it from a Unix socket that is, in the launch's own directory.
     brokerPath = join(spec.dir, 'broker.sock')
-    const relay = await startForwarder({ path: brokerPath }, spec.broker)
+    const relay = await relayTo(plan, spec, { path: brokerPath }, spec.broker)
     cleanup.push(() => relay.close())
   }
   const nsPlan: NsInitPlan = {

@@ -256,6 +256,7 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
     let target: Server
     let proxy: Server
     let port = 0
+    const heads: string[] = []
     const proxyPath = () => join(stack.dir, 'proxy.sock')
     beforeAll(async () => {
       target = createServer((s) => s.on('error', () => s.destroy()).end('hello from the host\n'))
@@ -265,6 +266,7 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
       proxy = createServer((client) => {
         client.on('error', () => client.destroy())
         client.once('data', (head) => {
+          heads.push(head.toString())
           const m = /^CONNECT ([^ ]+):(\d+) /.exec(head.toString())
           if (!m) return client.end('HTTP/1.1 400 Bad Request\r\n\r\n')
           const upstream = connect(Number(m[2]), m[1] as string)
@@ -298,6 +300,61 @@ describe.skipIf(!isRoot)('tessera launch (root: service accounts, uids, network 
       for (const a of addrs) expect(got.direct[a], r.stderr).not.toBe('ok')
       expect(got.viaProxy).toBe('hello from the host')
       expect(r.code).toBe(0)
+    }, 90_000)
+
+    const bearerClaims = (head: string | undefined) => {
+      const token = /^Proxy-Authorization: Bearer (\S+)$/im.exec(head ?? '')?.[1] ?? ''
+      return JSON.parse(Buffer.from(token.split('.')[1] ?? 'e30', 'base64url').toString()) as Record<
+        string,
+        unknown
+      >
+    }
+
+    it("with --broker-audience, each request to the broker carries the launched process's JWT-SVID", async () => {
+      for (const isolate of [['--isolate-network'], []]) {
+        heads.length = 0
+        const r = await launch(
+          stack,
+          [process.execPath, NETCHECK_PATH, `127.0.0.1:${port}`],
+          [...isolate, '--broker', `unix:${proxyPath()}`, '--broker-audience', 'broker.test'],
+        )
+        const got = lastJson<{ viaProxy: string }>(r.stdout)
+        expect(got.viaProxy, r.stderr).toBe('hello from the host')
+        expect(bearerClaims(heads[0]), heads[0]).toMatchObject({ sub: LAUNCHED_ID, aud: ['broker.test'] })
+      }
+    }, 90_000)
+
+    it('the identity relay answers nothing outside the launch (another uid on the host loopback)', async () => {
+      heads.length = 0
+      const piped = spawnPiped(
+        process.execPath,
+        [
+          CLI_PATH,
+          ...launchArgs(
+            stack,
+            ['--broker', `unix:${proxyPath()}`, '--broker-audience', 'broker.test'],
+            ['/bin/sh', '-c', 'echo "$HTTPS_PROXY"; exec sleep 60'],
+          ),
+        ],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+      )
+      try {
+        const relay = new URL(await firstLine(piped))
+        const answer = await new Promise<string>((resolve) => {
+          const s = connect(Number(relay.port), relay.hostname)
+          let text = ''
+          s.on('connect', () => s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`))
+          s.on('data', (d) => {
+            text += d.toString()
+          })
+          s.on('close', () => resolve(text))
+          s.on('error', () => undefined)
+        })
+        expect(answer).toBe('')
+        expect(heads).toEqual([])
+      } finally {
+        await stopChild(piped.child, 'SIGTERM')
+      }
     }, 90_000)
 
     it('without --isolate-network the same process reaches the host directly', async () => {
