@@ -7,8 +7,8 @@ import { exitCodeOf } from './child-exit.js'
 import { startForwarder } from './forwarder.js'
 import { NS_INIT_ENV, type NsInitPlan } from './ns-init-plan.js'
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`error ERR_LAUNCH_PRIVILEGE: ${message}\n`)
+function fail(message: string, code: number, errorCode = 'ERR_LAUNCH_PRIVILEGE'): never {
+  process.stderr.write(`error ${errorCode}: ${message}\n`)
   process.exit(code)
 }
 
@@ -25,7 +25,9 @@ async function main(): Promise<void> {
   }
   const child = spawn(plan.file, [...plan.args], { stdio: 'inherit', uid: plan.uid, gid: plan.gid, env })
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => child.kill(s))
-  child.once('error', (err) => fail(`cannot run ${plan.file}: ${err.message}`, 127))
+  child.once('error', (err) =>
+    fail(`cannot run ${plan.file}: ${err.message}`, 127, 'ERR_LAUNCH_COMMAND_NOT_FOUND'),
+  )
   child.once('exit', (code, signal) => process.exit(exitCodeOf(code, signal)))
 }
 

@@ -128,6 +128,8 @@ export async function readProcessFactsOfPid(
     if ((await readStartTime(procDir, maxBytes)) !== startTime) throw gone('is not the process meant')
     const facts = await readProcDir(procDir, maxBytes, true)
     if (!pidfdIsAlive(pidfd)) throw gone('exited during attestation')
+    // Not `weak`: the start time to match was read by a delegate that held its own pidfd of the
+    // process, so a pid reused before this pidfd_open shows as another start time.
     return new PeerProcess({ ...facts, pid, weak: false }, pidfd, procDir)
   } catch (err) {
     closeFd(pidfd)
