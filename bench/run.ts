@@ -11,6 +11,7 @@ import { benchGateway } from './gateway.bench.js'
 import type { BenchResult } from './harness.js'
 import { formatTable } from './harness.js'
 import { benchJwt } from './jwt.bench.js'
+import { benchLaunch } from './launch.bench.js'
 import { benchRegistration } from './registration.bench.js'
 import { benchRevocation } from './revocation.bench.js'
 import { benchTasks } from './tasks.bench.js'
@@ -30,6 +31,7 @@ const GROUPS: ReadonlyArray<[string, () => Promise<BenchResult[]>]> = [
   ['broker', benchBroker],
   ['revocation', benchRevocation],
   ['tasks', benchTasks],
+  ['launch', benchLaunch],
 ]
 
 /**

@@ -11,6 +11,7 @@ import { registerEntryCommands } from './commands/entry.js'
 import { registerGatewayCommand } from './commands/gateway.js'
 import { registerHealthcheckCommand } from './commands/healthcheck.js'
 import { registerHelperCommand } from './commands/helper.js'
+import { registerLaunchCommand } from './commands/launch.js'
 import { registerServerCommands } from './commands/server.js'
 import { registerSvidCommands } from './commands/svid.js'
 import { registerTaskCommands } from './commands/task.js'
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerHealthcheckCommand(program)
   registerGatewayCommand(program)
   registerBrokerCommand(program)
+  registerLaunchCommand(program)
   registerUpCommand(program)
   registerAuditCommands(program)
   registerHelperCommand(program)

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { ReportCheckpointRequest__Output } from '../../common/gen/tessera/agent/v1/ReportCheckpointRequest.js'
 import { defaultUidCap, type UidConnectionPolicy } from '../../common/grpc/connection-limits.js'
 import { connectionBudget, openFileLimit } from '../../common/grpc/fd-budget.js'
-import { agentApi, healthApi, workloadApi } from '../../common/grpc/protos.js'
+import { agentApi, delegatedApi, healthApi, workloadApi } from '../../common/grpc/protos.js'
 import { UdsServer } from '../../common/grpc/uds-server.js'
 import type { AuditLog } from '../../common/log/audit-log.js'
 import { SummarisingAuditLog } from '../../common/log/audit-summary.js'
@@ -21,6 +21,7 @@ import { revocationsApi, tasksApi } from '../../lib/workload/workload-proto.js'
 import { bindingHooks, bindOrClose, closeFacts } from './binding.js'
 import { relayCheckpoint } from './checkpoint-relay.js'
 import type { WorkloadApiDeps } from './context.js'
+import { delegatedIdentityHandlers } from './delegated-handlers.js'
 import { healthHandlers } from './health-service.js'
 import { RefusalThrottle, type RefusalThrottleOptions } from './refusal-throttle.js'
 import { revocationHandlers } from './revocation-service.js'
@@ -161,9 +162,9 @@ export async function startWorkloadApi(
     })
   }
   const tasks = deps.tasks
-  if (tasks !== undefined) {
-    const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
-    const taskDeps = { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
+  const throttle = options.beginTaskThrottle ?? { burst: 20, perSecond: 5 }
+  const taskDeps = tasks && { ...tasks, beginThrottle: new RefusalThrottle(given.clock, throttle) }
+  if (taskDeps !== undefined) {
     const callDeps = handlerDeps
     server.grpc.addService(tasksApi().tessera.workload.v1.Tasks.service, {
       BeginTask: unary(callDeps, 'Tasks/BeginTask', (req: BeginTaskRequest__Output, caller, call) =>
@@ -177,6 +178,11 @@ export async function startWorkloadApi(
       ),
     })
   }
+  // Delegated identity (DESIGN §13): only uid 0 may act for another process (delegated-handlers.ts).
+  server.grpc.addService(
+    delegatedApi().tessera.agent.v1.DelegatedIdentity.service,
+    delegatedIdentityHandlers(handlerDeps, taskDeps),
+  )
   server.grpc.addService(
     revocationsApi().tessera.workload.v1.Revocations.service,
     revocationHandlers(handlerDeps),

@@ -101,6 +101,66 @@ export async function readProcessFacts(fd: number, options: ProcessFactsOptions 
   }
 }
 
+/**
+ * The facts of a process named by pid, for a delegate acting on its behalf (DESIGN §13): pidfd_open,
+ * then its start time must equal `startTime` (what the delegate read while it held its own pidfd of
+ * the process: another process that took the pid since has another), then `/proc` as for a socket
+ * peer, then the start time again and the pidfd's liveness.
+ * @throws ERR_DELEGATE_SUBJECT_GONE when no such process exists or it is not the one meant
+ */
+export async function readProcessFactsOfPid(
+  pid: number,
+  startTime: string,
+  options: ProcessFactsOptions = {},
+): Promise<ProcessFacts> {
+  const gone = (why: string, cause?: unknown) =>
+    new IdentityError('ERR_DELEGATE_SUBJECT_GONE', `process ${pid} ${why}`, cause ? { cause } : undefined)
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw gone('is not a valid pid')
+  let pidfd: number
+  try {
+    pidfd = pidfdOpen(pid)
+  } catch (err) {
+    throw gone('does not exist', err)
+  }
+  try {
+    const procDir = join(options.procRoot ?? '/proc', String(pid))
+    const maxBytes = options.maxProcFileBytes ?? DEFAULT_MAX_PROC_FILE_BYTES
+    if ((await readStartTime(procDir, maxBytes)) !== startTime) throw gone('is not the process meant')
+    const facts = await readProcDir(procDir, maxBytes, true)
+    if (!pidfdIsAlive(pidfd)) throw gone('exited during attestation')
+    // Not `weak`: the start time to match was read by a delegate that held its own pidfd of the
+    // process, so a pid reused before this pidfd_open shows as another start time.
+    return new PeerProcess({ ...facts, pid, weak: false }, pidfd, procDir)
+  } catch (err) {
+    closeFd(pidfd)
+    throw err instanceof IdentityError && err.code === 'ERR_DELEGATE_SUBJECT_GONE'
+      ? err
+      : gone('cannot be attested', err)
+  }
+}
+
+/**
+ * A process's start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot), as a string.
+ * @throws ERR_PEER_UNAUTHORIZED when it cannot be read
+ */
+export function processStartTime(pid: number, procRoot = '/proc'): Promise<string> {
+  return readStartTime(join(procRoot, String(pid)), DEFAULT_MAX_PROC_FILE_BYTES)
+}
+
+/**
+ * The parent pid (field 4 of `/proc/<pid>/stat`).
+ * @throws ERR_PEER_UNAUTHORIZED when it cannot be read (the process is gone)
+ */
+export async function parentPidOf(pid: number, procRoot = '/proc'): Promise<number> {
+  const stat = await readBounded(join(procRoot, String(pid), 'stat'), DEFAULT_MAX_PROC_FILE_BYTES)
+  const ppid = stat
+    .slice(stat.lastIndexOf(')') + 1)
+    .trim()
+    .split(/\s+/)[1]
+  if (!ppid || !/^\d+$/.test(ppid)) throw refuse('parent pid unreadable')
+  return Number(ppid)
+}
+
 function openPeerPidfd(fd: number, pid: number, usePeerPidfd: boolean): { pidfd: number; weak: boolean } {
   if (usePeerPidfd) {
     try {

@@ -142,6 +142,15 @@ export type ErrorCode =
   | 'ERR_UPSTREAM_TOO_LARGE'
   | 'ERR_PROXY_AUTH_MISSING'
   | 'ERR_EGRESS_REFUSED'
+  // delegated identity and `tessera launch` (DESIGN §13): a caller not allowed to act for another
+  // process; a subject pid that is gone or not the one meant; a launch name or request that is malformed;
+  // a step the launcher lacks the privilege for; a command that does not exist; a peer outside the tree
+  | 'ERR_DELEGATE_UNAUTHORIZED'
+  | 'ERR_DELEGATE_SUBJECT_GONE'
+  | 'ERR_LAUNCH_INVALID'
+  | 'ERR_LAUNCH_PRIVILEGE'
+  | 'ERR_LAUNCH_COMMAND_NOT_FOUND'
+  | 'ERR_LAUNCH_NOT_IN_TREE'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -1,4 +1,5 @@
 import { IdentityError } from './errors.js'
+import { findTesseraSelectorProblem, LAUNCH_SELECTOR_TYPE } from './launch-name.js'
 
 /** Longest selector type (`unix`, `k8s`, …), in bytes. */
 export const MAX_SELECTOR_TYPE_LENGTH = 64
@@ -103,7 +104,8 @@ function findSelectorProblem(type: string, value: string): string | undefined {
   if (typeof size === 'string') return size
   if (size > room) return TOO_LONG
   // Types of Tessera's own attestors are checked strictly; others (added later) need only be well formed.
-  return type === 'unix' ? findUnixValueProblem(value) : undefined
+  if (type === 'unix') return findUnixValueProblem(value)
+  return type === LAUNCH_SELECTOR_TYPE ? findTesseraSelectorProblem(value) : undefined
 }
 
 function invalid(message: string): IdentityError {

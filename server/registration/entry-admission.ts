@@ -18,10 +18,11 @@ export const DEFAULT_SVID_TTL_FLOORS: SvidTtlFloors = Object.freeze({
 /**
  * Selector types something in Tessera attests, so an entry with them can ever match: `unix`, the
  * agent's workload attestor (`unix:uid:1000`), and `spiffe_id`, the node selector an agent alias
- * matches on (`spiffe_id:spiffe://td/spire/agent/join_token/…`). Any other type, `uid:0` for
+ * matches on (`spiffe_id:spiffe://td/spire/agent/join_token/…`), and `tessera`, which only the agent's
+ * delegated identity API adds (`tessera:launch:NAME`, a process `tessera launch --as NAME` started). Any other type, `uid:0` for
  * `unix:uid:0` for instance, would make an entry that never matches anything.
  */
-export const ATTESTED_SELECTOR_TYPES: ReadonlySet<string> = new Set(['unix', 'spiffe_id'])
+export const ATTESTED_SELECTOR_TYPES: ReadonlySet<string> = new Set(['unix', 'spiffe_id', 'tessera'])
 
 /**
  * Refuses an entry nothing could ever match or that would be re-signed endlessly: a selector of a

@@ -1,11 +1,12 @@
 // A workload process for tests: calls the Workload API once over the socket named in argv and prints
 // one JSON line with what it got. Plain JavaScript (run from dist/), so tests can start it as any uid.
-// Usage: node workload-probe.mjs <socket> x509 | jwt <aud>... | x509-bundles | jwt-bundles | validate <aud> <token> | no-header
+// Usage: node workload-probe.mjs <socket | env (for $SPIFFE_ENDPOINT_SOCKET)> x509 | jwt <aud>... | x509-bundles | jwt-bundles | validate <aud> <token> | no-header
 import { credentials, Metadata } from '@grpc/grpc-js'
 import { workloadApi } from '../../dist/common/grpc/protos.js'
 
 const [socket, action, ...args] = process.argv.slice(2)
-const client = new (workloadApi().SpiffeWorkloadAPI)(`unix://${socket}`, credentials.createInsecure())
+const target = socket === 'env' ? process.env.SPIFFE_ENDPOINT_SOCKET : `unix://${socket}`
+const client = new (workloadApi().SpiffeWorkloadAPI)(target, credentials.createInsecure())
 const md = new Metadata()
 if (action !== 'no-header') md.set('workload.spiffe.io', 'true')
 const deadline = new Date(Date.now() + 10_000)
