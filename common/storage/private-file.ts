@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
@@ -13,7 +14,7 @@ export const PRIVATE_DIR_MODE = 0o700
  */
 export async function writePrivateFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
   const dir = dirname(path)
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`
+  const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE })
   try {
     const fh = await open(tmp, 'wx', PRIVATE_FILE_MODE)
