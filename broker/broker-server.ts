@@ -10,8 +10,8 @@ import { type Agent, createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { svidCredentials, svidTlsOptions } from '../common/guard/svid-tls.js'
 import type { CallDenied } from '../common/log/audit-log.js'
-import { gatewayTlsOptions, svidCredentials } from '../gateway/gateway-tls.js'
 import { IdentityError } from '../lib/core/errors.js'
 import { REQUEST_ID_HEADER } from '../lib/guard/correlation-id.js'
 import type { Guard } from '../lib/guard/guard.js'
@@ -76,7 +76,7 @@ function routeHandlers(options: BrokerServerOptions): Map<Route, Handler> {
 /** An HTTPS server with the broker's SVID (client certificates asked for, checked by the guard). */
 function makeTlsServer(options: BrokerServerOptions, onRequest: RequestListener): Server {
   const source = options.tlsSource!
-  const server = createHttpsServer(gatewayTlsOptions(source), onRequest)
+  const server = createHttpsServer(svidTlsOptions(source), onRequest)
   const unsubscribe = source.onUpdate(() => {
     try {
       server.setSecureContext(svidCredentials(source.getX509Svid()))

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino'
 import { connectCheckpointClient } from '../common/grpc/checkpoint-client.js'
+import { PinoGatewayAudit } from '../common/guard/pino-guard-audit.js'
+import { openRevocations } from '../common/guard/revocation-feed.js'
 import { CheckpointForwarder } from '../common/log/checkpoint-forwarder.js'
 import { localPeerKey } from '../common/peercred/sock-diag.js'
 import { IdentityError } from '../lib/core/errors.js'
@@ -12,10 +14,8 @@ import { BundleSource } from '../lib/workload/bundle-source.js'
 import type { RevocationSource } from '../lib/workload/revocation-source.js'
 import type { WitSource } from '../lib/workload/wit-source.js'
 import { X509Source } from '../lib/workload/x509-source.js'
-import { PinoGatewayAudit } from './gateway-audit.js'
 import type { GatewayConfig } from './gateway-config.js'
 import { openWitBundles, proofOptions } from './gateway-proof.js'
-import { openRevocations } from './gateway-revocations.js'
 import { startGatewayServer } from './gateway-server.js'
 
 /** A gateway serving: where it listens, which SVID it presents (with TLS), and how to stop it. */

@@ -11,13 +11,13 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { svidCredentials, svidTlsOptions } from '../common/guard/svid-tls.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
 import type { AllowedUpgrade, Guard } from '../lib/guard/guard.js'
 import { guardRequests, guardUpgrades, type MiddlewareOptions } from '../lib/guard/http-middleware.js'
 import { endCutResponse } from '../lib/guard/response-watch.js'
 import type { X509Source } from '../lib/workload/x509-source.js'
-import { gatewayTlsOptions, svidCredentials } from './gateway-tls.js'
 import { mcpMiddlewareOptions, RequestBodies } from './mcp-inspection.js'
 import { type CutRequest, forwardRequest, type ProxyContext } from './proxy-http.js'
 import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
@@ -63,7 +63,7 @@ export interface RunningGatewayServer {
 /** An HTTPS server with the gateway's SVID; each rotation applies to new connections. */
 function makeTlsServer(options: GatewayServerOptions, onRequest: RequestListener): Server {
   const source = options.tlsSource!
-  const server = createHttpsServer(gatewayTlsOptions(source), onRequest)
+  const server = createHttpsServer(svidTlsOptions(source), onRequest)
   const unsubscribe = source.onUpdate(() => {
     try {
       const svid = source.getX509Svid()

@@ -1,9 +1,9 @@
 import { status } from '@grpc/grpc-js'
 import type { Logger } from 'pino'
-import type { IdentityError } from '../lib/core/errors.js'
-import type { WorkloadEndpoint } from '../lib/workload/endpoint.js'
-import { RevocationSource } from '../lib/workload/revocation-source.js'
-import { WorkloadApiError } from '../lib/workload/workload-api-error.js'
+import type { IdentityError } from '../../lib/core/errors.js'
+import type { WorkloadEndpoint } from '../../lib/workload/endpoint.js'
+import { RevocationSource } from '../../lib/workload/revocation-source.js'
+import { WorkloadApiError } from '../../lib/workload/workload-api-error.js'
 
 /**
  * The agent's revocation feed for the gateway's guard (DESIGN §11): every request and every open

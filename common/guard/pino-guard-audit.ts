@@ -1,7 +1,7 @@
-import type { AuditCaller } from '../common/log/audit-log.js'
-import { PinoAuditLog } from '../common/log/pino-audit-log.js'
-import type { GatewayAudit, RequestDecided, StreamCut } from '../lib/guard/guard.js'
-import { resourceOf } from '../lib/guard/request-record.js'
+import type { GatewayAudit, RequestDecided, StreamCut } from '../../lib/guard/guard.js'
+import { resourceOf } from '../../lib/guard/request-record.js'
+import type { AuditCaller } from '../log/audit-log.js'
+import { PinoAuditLog } from '../log/pino-audit-log.js'
 
 function callerOf(event: RequestDecided): AuditCaller {
   return event.spiffeId === undefined

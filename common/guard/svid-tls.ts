@@ -1,7 +1,7 @@
 import type { SecureContextOptions, TlsOptions } from 'node:tls'
-import { encodePem } from '../lib/core/x509/pem.js'
-import type { X509Svid } from '../lib/core/x509/x509-svid.js'
-import type { X509SvidSource } from '../lib/workload/x509-source.js'
+import { encodePem } from '../../lib/core/x509/pem.js'
+import type { X509Svid } from '../../lib/core/x509/x509-svid.js'
+import type { X509SvidSource } from '../../lib/workload/x509-source.js'
 
 /**
  * The key and certificate chain of an X509-SVID in the PEM form `tls` takes.
@@ -22,9 +22,9 @@ export function svidCredentials(svid: X509Svid): Pick<SecureContextOptions, 'key
  * without one may authenticate with a bearer JWT-SVID instead.
  * @throws ERR_WORKLOAD_API_UNAVAILABLE, ERR_NO_IDENTITY when the source has no SVID
  * @example
- * https.createServer(gatewayTlsOptions(x509Source), handler)
+ * https.createServer(svidTlsOptions(x509Source), handler)
  */
-export function gatewayTlsOptions(source: X509SvidSource): TlsOptions {
+export function svidTlsOptions(source: X509SvidSource): TlsOptions {
   return {
     ...svidCredentials(source.getX509Svid()),
     minVersion: 'TLSv1.2',
