@@ -1,4 +1,6 @@
-import { runCli } from './processes.js'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 /** One option line of a command's `--help`. */
 export interface HelpOption {
@@ -19,10 +21,16 @@ export interface CommandHelp {
   readonly subcommands: readonly string[]
 }
 
-/** How many `--help` processes run at once. */
-const CONCURRENCY = 4
+const DUMP = fileURLToPath(new URL('./cli-help-dump.mjs', import.meta.url))
+let dumped: Promise<Record<string, string>> | undefined
 
-const cache = new Map<string, Promise<CommandHelp | undefined>>()
+/** What `tessera <path> --help` prints, for every command, from one process (cli-help-dump.mjs). */
+function allHelp(): Promise<Record<string, string>> {
+  dumped ??= promisify(execFile)(process.execPath, [DUMP], { maxBuffer: 64 << 20 }).then(
+    ({ stdout }) => JSON.parse(stdout) as Record<string, string>,
+  )
+  return dumped
+}
 
 /** Every `--long-flag` in a text. */
 export function flagsIn(text: string): string[] {
@@ -74,37 +82,18 @@ export function parseHelp(path: readonly string[], text: string): CommandHelp | 
   return { path, description: description.trim(), options, subcommands }
 }
 
-/** `tessera <path> --help`, parsed (cached); undefined when there is no such command. */
-export function readHelp(path: readonly string[]): Promise<CommandHelp | undefined> {
-  const key = path.join(' ')
-  let help = cache.get(key)
-  if (help === undefined) {
-    help = runCli([...path, '--help']).then((r) => (r.code === 0 ? parseHelp(path, r.stdout) : undefined))
-    cache.set(key, help)
-  }
-  return help
+/** `tessera <path> --help`, parsed; undefined when there is no such command. */
+export async function readHelp(path: readonly string[]): Promise<CommandHelp | undefined> {
+  const text = (await allHelp())[path.join(' ')]
+  return text === undefined ? undefined : parseHelp(path, text)
 }
 
-/** Runs `task` on every item, `CONCURRENCY` at a time. */
-async function mapPooled<T, R>(items: readonly T[], task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await task(items[index] as T)
-    }
-  }
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker))
-  return results
-}
-
-/** Every command of the real CLI, groups included, found by walking `--help` from the top. */
+/** Every command of the real CLI, groups included, found by walking its help from the top. */
 export async function listCommands(): Promise<CommandHelp[]> {
   const found: CommandHelp[] = []
   let level: Array<readonly string[]> = [[]]
   while (level.length > 0) {
-    const helps = await mapPooled(level, readHelp)
+    const helps = await Promise.all(level.map(readHelp))
     const parsed = helps.filter((h): h is CommandHelp => h !== undefined)
     if (parsed.length !== level.length) throw new Error(`unreadable --help among: ${level.join('; ')}`)
     found.push(...parsed)
