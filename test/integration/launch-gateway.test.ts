@@ -13,7 +13,8 @@ import {
   INTRUDER,
   startGatewayStack,
 } from '../helpers/gateway-stack.js'
-import { isRoot, requireBuild, runCli, waitFor } from '../helpers/processes.js'
+import { type HttpsEcho, startHttpsEcho } from '../helpers/https-echo.js'
+import { CLI_PATH, isRoot, requireBuild, runCli, waitFor } from '../helpers/processes.js'
 import { openForOtherUsers, PROBE_PATH } from '../helpers/stack.js'
 
 /**
@@ -27,6 +28,7 @@ const NAME = `g${randomBytes(4).toString('hex')}`
 const USER = `tessera-${NAME}`
 const LAUNCHED = `spiffe://tessera.local/agents/launched-${NAME}`
 const BROKER_AUD = 'broker.local'
+const GITHUB = 'ghp_launchedAgentNeverSeesThis'
 const run = promisify(execFile)
 
 if (!isRoot)
@@ -57,6 +59,7 @@ describe.skipIf(!isRoot)(
     let brokerAudit: AuditFile
     let gatewayAudit: AuditFile
     let toolUrl: string
+    let github: HttpsEcho
 
     beforeAll(async () => {
       requireBuild()
@@ -89,7 +92,19 @@ describe.skipIf(!isRoot)(
       gatewayAudit = audit
       toolUrl = `http://127.0.0.1:${gateway.port}/tools/echo`
       const dir = env.stack.dir
+      github = await startHttpsEcho()
+      await writeFile(join(dir, 'launch-upstream-ca.pem'), github.caPem)
+      await writeFile(join(dir, 'launch-secrets.env'), `GITHUB=${GITHUB}\n`, { mode: 0o600 })
       const routes = {
+        routes: [
+          {
+            name: 'github',
+            prefix: '/github/',
+            upstream: `https://localhost:${github.port}/`,
+            credential: { header: 'Authorization', template: 'Bearer {secret}', secret: 'GITHUB' },
+            policy: { rules: [{ effect: 'allow', spiffeIds: [LAUNCHED] }] },
+          },
+        ],
         egress: [
           {
             spiffeIds: [LAUNCHED, CLAUDE],
@@ -103,6 +118,12 @@ describe.skipIf(!isRoot)(
       broker = await startBrokerProcess(
         [
           ...['--listen', '127.0.0.1:0', '--routes', join(dir, 'launch-routes.json')],
+          ...[
+            '--secrets',
+            join(dir, 'launch-secrets.env'),
+            '--upstream-ca',
+            join(dir, 'launch-upstream-ca.pem'),
+          ],
           ...['--audience', BROKER_AUD, '--audit-log-path', brokerAudit.path, '--log-level', 'debug'],
         ],
         { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}` },
@@ -154,6 +175,33 @@ describe.skipIf(!isRoot)(
       const answer = answerOf(r.stdout)
       expect(answer.status, `${r.stderr}\n${answer.body}`).toBe(200)
       expect(JSON.parse(answer.body)).toMatchObject({ spiffeId: LAUNCHED })
+    }, 90_000)
+
+    it('inside the launch, a route of the broker (GitHub) with the launched process’s own JWT-SVID: the key injected, never seen', async () => {
+      const fetchJwt = `${process.execPath} ${CLI_PATH} api fetch jwt --audience ${BROKER_AUD} --output json`
+      const script = [
+        `T=$(${fetchJwt} | jq -r '.svids[0].svid')`,
+        `curl -s --max-time 20 --noproxy '*' -H "Authorization: Bearer $T" -w '\n%{http_code}' "$http_proxy/github/user"`,
+      ].join('; ')
+      const r = await runCli(
+        [
+          ...['launch', '--as', NAME, '--socket', `unix://${env.stack.socketPath}`],
+          ...['--socket-dir', join(env.stack.dir, 'launch'), '--broker', `http://127.0.0.1:${broker.port}`],
+          ...['--broker-audience', BROKER_AUD, '--', '/bin/sh', '-c', script],
+        ],
+        { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, timeoutMs: 60_000 },
+      )
+      const answer = answerOf(r.stdout)
+      expect(answer.status, `${r.stderr}\n${answer.body}`).toBe(200)
+      expect(github?.received.at(-1)?.headers.authorization).toBe(`Bearer ${GITHUB}`)
+      expect(answer.body).toContain('[REDACTED]')
+      expect(answer.body).not.toContain(GITHUB)
+      await waitFor(async () => (await brokerAudit.last())['route'] === 'github', { timeoutMs: 10_000 })
+      expect(await brokerAudit.last()).toMatchObject({
+        event: 'call.forwarded',
+        actor: LAUNCHED,
+        route: 'github',
+      })
     }, 90_000)
 
     it('a launch without --tool-audience is identified by the broker but has nothing to present: 403', async () => {
