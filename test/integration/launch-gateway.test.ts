@@ -164,6 +164,14 @@ describe.skipIf(!isRoot)(
       expect(await brokerAudit.last()).toMatchObject({ actor: LAUNCHED, attached: 'caller', status: 200 })
     }, 90_000)
 
+    it('with --isolate-network too: the relay in the namespace is the only way out, and the tool is reached the same way', async () => {
+      const r = await launch(['--isolate-network', ...withIdentity], [])
+      const answer = answerOf(r.stdout)
+      expect(answer.status, `${r.stderr}\n${answer.body}`).toBe(200)
+      expect(JSON.parse(answer.body)).toMatchObject({ spiffeId: LAUNCHED })
+      expect(await gatewayAudit.last()).toMatchObject({ event: 'call.allowed', actor: LAUNCHED })
+    }, 90_000)
+
     it('inside the launch, a header the curl forges does not change who it is', async () => {
       const forged = await env.agentToken(CLAUDE, AUD)
       const r = await launch(withIdentity, [
