@@ -122,4 +122,35 @@ describe('compileRoutes', () => {
       ),
     ).toThrow(/control character/)
   })
+
+  it('marks egress hosts as Tessera gateways of one audience, and refuses a host that is both', () => {
+    const ids = ['spiffe://example.org/agents/*']
+    const { egress } = compileRoutes(
+      {
+        egress: [
+          {
+            spiffeIds: ids,
+            hosts: ['127.0.0.1:8443'],
+            identity: { attach: 'caller', audience: 'tool.local' },
+          },
+          { spiffeIds: ids, hosts: ['api.example:443'] },
+        ],
+      },
+      sources,
+    )
+    expect(egress.map((r) => r.attachAudience)).toEqual(['tool.local', undefined])
+    const problems = problemsOf({
+      egress: [
+        { spiffeIds: ids, hosts: ['a.example:80'], identity: { attach: 'broker', audience: 'a,b', x: 1 } },
+        { spiffeIds: ids, hosts: ['t.example:80'], identity: { attach: 'caller', audience: 'tool.local' } },
+        { spiffeIds: ids, hosts: ['t.example:80'] },
+      ],
+    })
+    expect(problems).toEqual([
+      expect.stringContaining('egress[0].identity.x: unknown key'),
+      expect.stringContaining('egress[0].identity.attach: must be "caller"'),
+      expect.stringContaining('egress[0].identity.audience'),
+      expect.stringContaining('egress[2].hosts: t.example:80 is listed elsewhere'),
+    ])
+  })
 })

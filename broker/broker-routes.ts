@@ -31,6 +31,11 @@ export interface EgressRule {
   readonly ids: ReadonlyArray<Matcher>
   /** `host:port`, lower case; IPv6 literals in brackets. */
   readonly hosts: ReadonlySet<string>
+  /**
+   * Set when these hosts are Tessera gateways: the audience of the caller's own JWT-SVID the broker
+   * presents to them (`"identity": {"attach": "caller", "audience": AUD}`).
+   */
+  readonly attachAudience?: string
 }
 
 /** A routes file, compiled. */
@@ -48,7 +53,8 @@ export interface SecretSources {
 const TOP_KEYS = new Set(['description', 'routes', 'egress'])
 const ROUTE_KEYS = new Set(['name', 'description', 'prefix', 'upstream', 'credential', 'policy'])
 const CREDENTIAL_KEYS = new Set(['header', 'template', 'query', 'basic', 'secret', 'env'])
-const EGRESS_KEYS = new Set(['name', 'description', 'spiffeIds', 'hosts'])
+const EGRESS_KEYS = new Set(['name', 'description', 'spiffeIds', 'hosts', 'identity'])
+const IDENTITY_KEYS = new Set(['attach', 'audience'])
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** Headers the broker owns: never a route's credential header. */
 const RESERVED_HEADERS = new Set([
@@ -270,6 +276,23 @@ export function normalizeHostPort(text: unknown): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
 }
 
+/** `"identity": {"attach": "caller", "audience": AUD}`: the audience, or undefined (problems noted). */
+function compileIdentity(value: unknown, where: string, problems: string[]): string | undefined {
+  if (value === undefined) return undefined
+  if (!isObject(value)) {
+    problems.push(`${where}: must be { "attach": "caller", "audience": "<the gateway's audience>" }`)
+    return undefined
+  }
+  problems.push(...unknownKeys(value, IDENTITY_KEYS, where))
+  if (value['attach'] !== 'caller') problems.push(`${where}.attach: must be "caller"`)
+  const audience = value['audience']
+  if (typeof audience !== 'string' || audience === '' || hasControl(audience) || audience.includes(',')) {
+    problems.push(`${where}.audience: must be the gateway's audience (its --audience), one string`)
+    return undefined
+  }
+  return audience
+}
+
 function compileEgress(value: unknown, where: string, problems: string[]): EgressRule | undefined {
   if (!isObject(value)) {
     problems.push(`${where}: must be an object`)
@@ -301,7 +324,22 @@ function compileEgress(value: unknown, where: string, problems: string[]): Egres
         problems.push(`${where}.hosts[${i}]: ${err.message}`)
       }
     })
-  return { ids, hosts: allowed }
+  const attachAudience = compileIdentity(value['identity'], `${where}.identity`, problems)
+  return { ids, hosts: allowed, ...(attachAudience !== undefined && { attachAudience }) }
+}
+
+/** A host listed both as a gateway and as a plain host (or as two gateways) is ambiguous: refused. */
+function checkGatewayHosts(egress: ReadonlyArray<EgressRule>, problems: string[]): void {
+  const seen = new Map<string, string | undefined>()
+  egress.forEach((rule, i) => {
+    for (const host of rule.hosts) {
+      if (seen.has(host) && seen.get(host) !== rule.attachAudience)
+        problems.push(
+          `egress[${i}].hosts: ${host} is listed elsewhere with a different "identity" (a host is a Tessera gateway of one audience in every rule, or in none)`,
+        )
+      else seen.set(host, rule.attachAudience)
+    }
+  })
 }
 
 /**
@@ -333,6 +371,7 @@ export function compileRoutes(value: unknown, sources: SecretSources, source = '
     const rule = compileEgress(e, `egress[${i}]`, problems)
     return rule === undefined ? [] : [rule]
   })
+  checkGatewayHosts(egress, problems)
   if (
     Array.isArray(routesValue) &&
     Array.isArray(egressValue) &&

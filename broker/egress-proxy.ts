@@ -9,12 +9,14 @@ import {
 import { connect, isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import type { AuditCaller, CallAllowed, CallDenied } from '../common/log/audit-log.js'
+import type { AuditCaller, CallAllowed, CallDenied, CallForwarded } from '../common/log/audit-log.js'
 import { localPeerKey } from '../common/peercred/sock-diag.js'
 import type { ErrorCode } from '../lib/core/errors.js'
 import type { SpiffeId } from '../lib/core/spiffe-id.js'
 import type { FailureThrottle } from '../lib/guard/throttle.js'
 import { type EgressRule, normalizeHostPort } from './broker-routes.js'
+import { CALLER_TOKEN_HEADER } from './caller-token.js'
+import { answerAttached, withCallerToken } from './egress-attach.js'
 import { type EgressAuthDeps, identifyProxyCaller } from './egress-auth.js'
 
 /** What the forward proxy needs. */
@@ -22,7 +24,11 @@ export interface EgressContext {
   readonly rules: ReadonlyArray<EgressRule>
   readonly auth: EgressAuthDeps
   readonly throttle: FailureThrottle
-  readonly audit: { callAllowed(e: CallAllowed): void; callDenied(e: CallDenied): void }
+  readonly audit: {
+    callAllowed(e: CallAllowed): void
+    callDenied(e: CallDenied): void
+    callForwarded(e: CallForwarded): void
+  }
   readonly log: Logger
   /** How long connecting to a host may take. */
   readonly connectTimeoutMs: number
@@ -36,8 +42,15 @@ interface Refusal {
 }
 
 /** A decided forward-proxy request: the caller and where it goes, or why not. */
-type Decision =
-  | { readonly allowed: true; readonly id: SpiffeId; readonly via: string; readonly taskId?: string }
+export type Decision =
+  | {
+      readonly allowed: true
+      readonly id: SpiffeId
+      readonly via: string
+      readonly taskId?: string
+      /** The target is a Tessera gateway of this audience: the caller's own token is presented. */
+      readonly attachAudience?: string
+    }
   | (Refusal & { readonly allowed: false; readonly id?: SpiffeId })
 
 const HOP_BY_HOP = new Set([
@@ -65,7 +78,7 @@ function head(refusal: Refusal): string {
   return `${lines.join('\r\n')}\r\n\r\n${body}`
 }
 
-function callerOf(decision: Decision, socket: Socket): AuditCaller {
+export function callerOf(decision: Decision, socket: Socket): AuditCaller {
   const address = socket.remoteAddress ?? 'unknown'
   return decision.id === undefined
     ? { kind: 'remote', address }
@@ -114,8 +127,8 @@ async function decide(
       id: who.id,
     }
   const id = who.id.toString()
-  const isListed = ctx.rules.some((r) => r.hosts.has(target) && r.ids.some((m) => m(id)))
-  if (!isListed)
+  const rule = ctx.rules.find((r) => r.hosts.has(target) && r.ids.some((m) => m(id)))
+  if (rule === undefined)
     return {
       allowed: false,
       status: 403,
@@ -123,7 +136,13 @@ async function decide(
       reason: `${target} is not on the egress allowlist of ${id}`,
       id: who.id,
     }
-  return { allowed: true, id: who.id, via: who.via, ...(who.taskId !== undefined && { taskId: who.taskId }) }
+  return {
+    allowed: true,
+    id: who.id,
+    via: who.via,
+    ...(who.taskId !== undefined && { taskId: who.taskId }),
+    ...(rule.attachAudience !== undefined && { attachAudience: rule.attachAudience }),
+  }
 }
 
 function normalized(hostPort: string): string | undefined {
@@ -213,11 +232,24 @@ function writeRefusal(res: ServerResponse, refusal: Refusal): void {
   res.end(body)
 }
 
-function forwardHeaders(req: IncomingMessage, host: string): OutgoingHttpHeaders {
+/**
+ * The headers sent on: the caller's minus hop-by-hop ones and any `Tessera-Caller-Token` (for the
+ * broker alone); to a Tessera gateway, the caller's own `Authorization` replaced by its attached
+ * token, and `Accept-Encoding: identity` so that the answer can be scrubbed of that token.
+ */
+function forwardHeaders(
+  req: IncomingMessage,
+  host: string,
+  attached: string | undefined,
+): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {}
   for (const [name, value] of Object.entries(req.headers))
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
+    if (value !== undefined && !HOP_BY_HOP.has(name) && name !== CALLER_TOKEN_HEADER) out[name] = value
   out['host'] = host
+  if (attached !== undefined) {
+    out['authorization'] = `Bearer ${attached}`
+    out['accept-encoding'] = 'identity'
+  }
   return out
 }
 
@@ -241,8 +273,10 @@ export function handleAbsoluteRequest(ctx: EgressContext, req: IncomingMessage, 
   }
   const target = url === undefined ? undefined : httpTarget(url)
   const run = async () => {
-    const decision = await decide(ctx, req, target)
-    record(ctx, req.method ?? 'GET', target ?? (req.url ?? '').slice(0, 200), decision, req.socket)
+    const { decision, token } = await withCallerToken(ctx, req, await decide(ctx, req, target))
+    // A call to a gateway is audited once answered (call.forwarded, attached: caller).
+    if (token === undefined)
+      record(ctx, req.method ?? 'GET', target ?? (req.url ?? '').slice(0, 200), decision, req.socket)
     if (!decision.allowed) return writeRefusal(res, decision)
     if (url === undefined || target === undefined) return
     let address: { address: string; port: number }
@@ -260,10 +294,17 @@ export function handleAbsoluteRequest(ctx: EgressContext, req: IncomingMessage, 
       port: address.port,
       method: req.method,
       path: `${url.pathname}${url.search}`,
-      headers: forwardHeaders(req, url.host),
+      headers: forwardHeaders(req, url.host, token),
       agent: false,
     })
     outgoing.on('response', (answer) => {
+      if (token !== undefined)
+        return answerAttached(ctx, req, res, answer, {
+          url,
+          token,
+          decision,
+          caller: callerOf(decision, req.socket),
+        })
       const headers: OutgoingHttpHeaders = {}
       for (const [name, value] of Object.entries(answer.headers))
         if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value

@@ -66,7 +66,8 @@ function safeName(encoded: string): string {
   }
 }
 
-function decoderFor(encoding: string | undefined): Transform | undefined {
+/** The decoder of a `Content-Encoding` the broker can read, else undefined (passed on as it is). */
+export function decoderFor(encoding: string | undefined): Transform | undefined {
   switch ((encoding ?? 'identity').trim().toLowerCase()) {
     case 'identity':
     case '':

@@ -27,6 +27,7 @@ const CALLER_OWNED: ReadonlySet<string> = new Set([
   'txn-token',
   'workload-identity-token',
   'workload-proof-token',
+  'tessera-caller-token',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-proto',

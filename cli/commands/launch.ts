@@ -9,6 +9,7 @@ interface LaunchOptions {
   readonly as: string
   readonly broker?: string
   readonly brokerAudience?: string
+  readonly toolAudience?: string[]
   readonly isolateNetwork?: boolean
   readonly task?: boolean
   readonly scope?: string[]
@@ -41,6 +42,7 @@ async function launch(command: string[], options: LaunchOptions): Promise<void> 
       agent: config.endpoint,
       ...(options.broker !== undefined && { broker: options.broker }),
       ...(options.brokerAudience !== undefined && { brokerAudience: options.brokerAudience }),
+      ...(options.toolAudience !== undefined && { toolAudiences: options.toolAudience }),
       isolateNetwork: options.isolateNetwork === true,
       ...(options.task === true && {
         task: {
@@ -83,6 +85,11 @@ export function registerLaunchCommand(program: Command): void {
     .option(
       '--broker-audience <aud>',
       "attach the launched process's JWT-SVID for this audience to every request to the broker (Proxy-Authorization: Bearer)",
+    )
+    .option(
+      '--tool-audience <aud>',
+      "with --broker-audience: also hand the broker the launched process's JWT-SVID for this audience, which it presents only to a Tessera gateway of that audience (repeatable)",
+      collect,
     )
     .option(
       '--isolate-network',

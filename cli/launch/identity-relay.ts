@@ -20,6 +20,8 @@ export interface IdentityRelayOptions {
   readonly launchName: string
   /** The audience of the JWT-SVID sent to the broker. */
   readonly audience: string
+  /** Tool audiences: a JWT-SVID for each goes to the broker in `Tessera-Caller-Token`. */
+  readonly toolAudiences: readonly string[]
   /** The launched tree's root (the launcher's child). */
   readonly rootPid: () => number | undefined
   /** The service account: the only uid a TCP peer may have. */
@@ -47,21 +49,31 @@ async function isFromLaunch(socket: Socket, options: IdentityRelayOptions): Prom
 }
 
 /**
- * A request head with the caller's identity as the broker reads it: any `Proxy-Authorization` the
- * client sent is dropped and `Proxy-Authorization: Bearer <JWT-SVID>` added; a request other than
- * CONNECT also gets `Connection: close`, so that every request comes on a connection of its own and
- * carries the header (a CONNECT tunnel has only its one head).
+ * A request head with the caller's identity as the broker reads it: any `Proxy-Authorization` and
+ * `Tessera-Caller-Token` the client sent are dropped and `Proxy-Authorization: Bearer <JWT-SVID>`
+ * added; a request other than CONNECT also gets one `Tessera-Caller-Token` per tool token (the
+ * broker presents the one for a gateway's audience to that gateway) and `Connection: close`, so
+ * that every request comes on a connection of its own and carries the headers (a CONNECT tunnel has
+ * only its one head, which the broker never passes on).
  */
-export function withProxyAuthorization(head: string, token: string): string {
+export function withProxyAuthorization(
+  head: string,
+  token: string,
+  toolTokens: readonly string[] = [],
+): string {
   const [requestLine = '', ...lines] = head.split('\r\n')
   const isConnect = requestLine.startsWith('CONNECT ')
   const dropped = isConnect
-    ? ['proxy-authorization']
-    : ['proxy-authorization', 'connection', 'proxy-connection', 'keep-alive']
+    ? ['proxy-authorization', 'tessera-caller-token']
+    : ['proxy-authorization', 'tessera-caller-token', 'connection', 'proxy-connection', 'keep-alive']
   const kept = lines.filter(
     (l) => l !== '' && !dropped.includes(l.slice(0, l.indexOf(':')).trim().toLowerCase()),
   )
-  const added = [`Proxy-Authorization: Bearer ${token}`, ...(isConnect ? [] : ['Connection: close'])]
+  const added = [
+    `Proxy-Authorization: Bearer ${token}`,
+    ...(isConnect ? [] : toolTokens.map((t) => `Tessera-Caller-Token: ${t}`)),
+    ...(isConnect ? [] : ['Connection: close']),
+  ]
   return `${[requestLine, ...kept, ...added].join('\r\n')}\r\n\r\n`
 }
 
@@ -92,14 +104,23 @@ async function relayOne(inbound: Socket, options: IdentityRelayOptions): Promise
   const pid = await launchedProcess(options.rootPid() as number, options.uid)
   if (pid === undefined) throw new Error('the launched process is gone')
   const subject: Subject = { pid, startTime: await processStartTime(pid), launchName: options.launchName }
-  const jwt = await options.delegate.fetchJwt(subject, [options.audience], '', JWT_DEADLINE_MS)
-  const token = jwt.svids[0]?.svid
-  if (token === undefined) throw new Error('no JWT-SVID for the launched process')
+  const isConnect = head.startsWith('CONNECT ')
+  // One JWT-SVID per audience: a token is never stretched to two (the broker's and a tool's).
+  const audiences = [options.audience, ...(isConnect ? [] : options.toolAudiences)]
+  const tokens = await Promise.all(
+    audiences.map(async (aud) => {
+      const jwt = await options.delegate.fetchJwt(subject, [aud], '', JWT_DEADLINE_MS)
+      const svid = jwt.svids[0]?.svid
+      if (svid === undefined) throw new Error(`no JWT-SVID for the launched process (audience ${aud})`)
+      return svid
+    }),
+  )
+  const [token = '', ...toolTokens] = tokens
   const t = options.target
   const outbound = 'path' in t ? connect(t.path) : connect(t.port, t.host)
   outbound.on('error', () => inbound.destroy())
   inbound.on('error', () => outbound.destroy())
-  outbound.write(withProxyAuthorization(head, token))
+  outbound.write(withProxyAuthorization(head, token, toolTokens))
   if (rest.length > 0) outbound.write(rest)
   inbound.pipe(outbound)
   outbound.pipe(inbound)

@@ -26,6 +26,8 @@ export interface LaunchPlan {
   readonly broker?: string
   /** When set, each request to the broker carries the launched process's JWT-SVID for this audience. */
   readonly brokerAudience?: string
+  /** Tool audiences: each request also carries the launched process's JWT-SVID for each, for the broker to present to that gateway. */
+  readonly toolAudiences?: readonly string[]
   readonly isolateNetwork: boolean
   /** Begin a task on CMD's behalf (`tessera task begin … -- CMD` inside the launch). */
   readonly task?: TaskPlan
@@ -67,6 +69,17 @@ export function checkLaunchPlan(plan: LaunchPlan): { file: string; broker?: Forw
   const broker = plan.broker === undefined ? undefined : parseBrokerAddress(plan.broker)
   if (plan.brokerAudience !== undefined && plan.broker === undefined)
     throw new IdentityError('ERR_LAUNCH_INVALID', '--broker-audience needs --broker')
+  if ((plan.toolAudiences ?? []).length > 0 && plan.brokerAudience === undefined)
+    throw new IdentityError(
+      'ERR_LAUNCH_INVALID',
+      '--tool-audience needs --broker-audience (the broker presents a tool token only for the caller it identified)',
+    )
+  for (const aud of plan.toolAudiences ?? [])
+    if (aud === '' || /[\s,]/.test(aud) || aud === plan.brokerAudience)
+      throw new IdentityError(
+        'ERR_LAUNCH_INVALID',
+        `--tool-audience ${JSON.stringify(aud)}: must be one audience, without spaces or commas, other than the broker's`,
+      )
   if (plan.broker !== undefined && broker === undefined)
     throw new IdentityError(
       'ERR_LAUNCH_INVALID',
@@ -137,6 +150,7 @@ export async function runLaunch(plan: LaunchPlan): Promise<number> {
     const argv = withTask(plan.task, [file, ...plan.command.slice(1)])
     const identity = plan.brokerAudience && {
       audience: plan.brokerAudience,
+      toolAudiences: plan.toolAudiences ?? [],
       delegate,
       rootPid: () => root?.pid,
     }
@@ -195,7 +209,12 @@ interface ChildSpec {
   readonly env: Record<string, string>
   readonly dir: string
   readonly broker?: ForwardTarget
-  readonly identity?: { audience: string; delegate: DelegateClient; rootPid: () => number | undefined }
+  readonly identity?: {
+    audience: string
+    toolAudiences: readonly string[]
+    delegate: DelegateClient
+    rootPid: () => number | undefined
+  }
 }
 
 /** A relay to the broker: byte for byte, or attaching the launched process's JWT-SVID to each request. */
@@ -206,9 +225,10 @@ function relayTo(
   target: ForwardTarget,
 ): Promise<Forwarder> {
   if (spec.identity === undefined) return startForwarder(listen, target)
-  const { audience, delegate, rootPid } = spec.identity
+  const { audience, toolAudiences, delegate, rootPid } = spec.identity
   const uid = spec.account.uid
-  return startIdentityRelay({ listen, target, delegate, launchName: plan.name, audience, rootPid, uid })
+  const launchName = plan.name
+  return startIdentityRelay({ listen, target, delegate, launchName, audience, toolAudiences, rootPid, uid })
 }
 
 async function startChild(

@@ -214,6 +214,8 @@ export interface CallForwarded extends Correlation {
   /** True when the injected credential was found, and replaced, in the answer. */
   readonly scrubbed: boolean
   readonly via?: string
+  /** `caller`: the caller's own JWT-SVID was presented to a Tessera gateway (no secret injected). */
+  readonly attached?: 'caller'
   /** `OK`, or why the call failed (`ERR_UPSTREAM_TIMEOUT`, …). */
   readonly code: AuditCode
   readonly caller: AuditCaller

@@ -151,6 +151,10 @@ export type ErrorCode =
   | 'ERR_LAUNCH_PRIVILEGE'
   | 'ERR_LAUNCH_COMMAND_NOT_FOUND'
   | 'ERR_LAUNCH_NOT_IN_TREE'
+  // the broker attaching a launched caller's own identity to a request for a Tessera gateway: no
+  // Tessera-Caller-Token for the gateway's audience; one that fails to verify or names another subject
+  | 'ERR_CALLER_TOKEN_MISSING'
+  | 'ERR_CALLER_TOKEN_INVALID'
 
 /** The one error type thrown by `lib/` and use-case code. Foreign errors are wrapped and kept as `cause`. */
 export class IdentityError extends Error {

@@ -122,6 +122,8 @@ export const statusFor: Record<ErrorCode, status> = {
   ERR_LAUNCH_PRIVILEGE: status.FAILED_PRECONDITION,
   ERR_LAUNCH_COMMAND_NOT_FOUND: status.NOT_FOUND,
   ERR_LAUNCH_NOT_IN_TREE: status.PERMISSION_DENIED,
+  ERR_CALLER_TOKEN_MISSING: status.UNAUTHENTICATED,
+  ERR_CALLER_TOKEN_INVALID: status.PERMISSION_DENIED,
 }
 
 /** The metadata key that carries the stable error code next to the gRPC status. */

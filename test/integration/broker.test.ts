@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type BrokerProcess, startBrokerProcess } from '../helpers/broker.js'
 import { send } from '../helpers/gateway.js'
 import {
+  AUD,
   AuditFile,
   CLAUDE,
   type GatewayStack,
@@ -64,6 +65,8 @@ let intruder: string
 
 let plain: Server
 let plainPort: number
+let toolGateway: { port: number; audit: AuditFile }
+const stackOf = () => env
 
 function routesFor(echoPort: number, downPort: number) {
   const upstream = `https://localhost:${echoPort}`
@@ -91,7 +94,15 @@ function routesFor(echoPort: number, downPort: number) {
         policy: allowClaude,
       },
     ],
-    egress: [{ spiffeIds: [CLAUDE], hosts: [`localhost:${echoPort}`, `localhost:${plainPort}`] }],
+    egress: [
+      { spiffeIds: [CLAUDE], hosts: [`localhost:${echoPort}`, `localhost:${plainPort}`] },
+      // A Tessera gateway: the caller's own JWT-SVID for its audience is presented to it.
+      {
+        spiffeIds: [CLAUDE],
+        hosts: [`127.0.0.1:${toolGateway.port}`],
+        identity: { attach: 'caller', audience: AUD },
+      },
+    ],
   }
 }
 
@@ -101,10 +112,18 @@ beforeAll(async () => {
   echo = await startHttpsEcho()
   // A plain-HTTP site for absolute-form proxy requests: it says what it got.
   plain = createHttpServer((req, res) =>
-    res.end(JSON.stringify({ url: req.url, proxyAuthorization: req.headers['proxy-authorization'] ?? null })),
+    res.end(
+      JSON.stringify({
+        url: req.url,
+        proxyAuthorization: req.headers['proxy-authorization'] ?? null,
+        callerToken: req.headers['tessera-caller-token'] ?? null,
+      }),
+    ),
   ).listen(0, '127.0.0.1')
   await once(plain, 'listening')
   plainPort = (plain.address() as AddressInfo).port
+  const started = await env.startGateway([], 'tool-gateway-audit.log')
+  toolGateway = { port: started.gateway.port, audit: started.audit }
   const dir = env.stack.dir
   caPath = join(dir, 'upstream-ca.pem')
   await writeFile(caPath, echo.caPem)
@@ -396,8 +415,13 @@ describe('tessera broker forward proxy (absolute-form http://, with curl)', () =
     const args = ['-sS', '--max-time', '20', '--proxy', `http://127.0.0.1:${broker.port}`]
     const header = ['--proxy-header', `Proxy-Authorization: Bearer ${claude}`]
     const env = { env: { PATH: process.env['PATH'] ?? '' } }
-    const { stdout } = await run('curl', [...args, ...header, `http://localhost:${plainPort}/page?q=1`], env)
-    expect(JSON.parse(stdout)).toEqual({ url: '/page?q=1', proxyAuthorization: null })
+    const callerToken = ['-H', `Tessera-Caller-Token: ${await stackOf().agentToken(CLAUDE, AUD)}`]
+    const { stdout } = await run(
+      'curl',
+      [...args, ...header, ...callerToken, `http://localhost:${plainPort}/page?q=1`],
+      env,
+    )
+    expect(JSON.parse(stdout)).toEqual({ url: '/page?q=1', proxyAuthorization: null, callerToken: null })
     const refused = await run(
       'curl',
       [...args, ...header, '-w', '%{http_code}', `http://127.0.0.1:${plainPort}/`],
@@ -410,6 +434,71 @@ describe('tessera broker forward proxy (absolute-form http://, with curl)', () =
       env,
     )
     expect(anonymous.stdout).toMatch(/ERR_PROXY_AUTH_MISSING.*407$/)
+  })
+})
+
+describe('tessera broker in front of a Tessera gateway (egress "identity": {"attach": "caller"})', () => {
+  const curl = async (headers: string[]) => {
+    const args = [
+      '-sS',
+      '--max-time',
+      '20',
+      '--proxy',
+      `http://127.0.0.1:${broker.port}`,
+      '-w',
+      '\n%{http_code}',
+    ]
+    const url = `http://127.0.0.1:${toolGateway.port}/tools/echo`
+    const { stdout } = await run('curl', [...args, ...headers, url], {
+      env: { PATH: process.env['PATH'] ?? '' },
+    })
+    const at = stdout.lastIndexOf('\n')
+    return { status: Number(stdout.slice(at + 1)), body: stdout.slice(0, at) }
+  }
+  const proxyAs = (token: string) => ['--proxy-header', `Proxy-Authorization: Bearer ${token}`]
+  const attached = (token: string) => ['-H', `Tessera-Caller-Token: ${token}`]
+
+  it("presents the caller's own token for the gateway's audience: the tool sees the caller, the answer never holds the token", async () => {
+    const toolToken = await env.agentToken(CLAUDE, AUD)
+    // Another audience's token alongside (a second tool's) is passed over, not an error.
+    const other = await env.agentToken(CLAUDE, 'other.tool')
+    const answer = await curl([...proxyAs(claude), ...attached(other), ...attached(toolToken)])
+    expect(answer.status, answer.body).toBe(200)
+    expect(JSON.parse(answer.body)).toMatchObject({ spiffeId: CLAUDE, url: '/tools/echo' })
+    expect(answer.body).not.toContain(toolToken)
+    expect(await toolGateway.audit.last()).toMatchObject({
+      event: 'call.allowed',
+      actor: CLAUDE,
+      resource: '/tools/echo',
+    })
+    await waitFor(async () => (await audit.last())['event'] === 'call.forwarded', { timeoutMs: 10_000 })
+    expect(await audit.last()).toMatchObject({
+      event: 'call.forwarded',
+      actor: CLAUDE,
+      attached: 'caller',
+      route: 'egress',
+      status: 200,
+    })
+  })
+
+  it("refuses a request without the caller's token, with another identity's, or with only the broker's; the gateway never sees them", async () => {
+    const before = env.tool.seen.length
+    const missing = await curl(proxyAs(claude))
+    expect(missing.status, missing.body).toBe(403)
+    expect(JSON.parse(missing.body)).toMatchObject({ error: 'ERR_CALLER_TOKEN_MISSING' })
+    const intruderTool = await env.agentToken(INTRUDER, AUD)
+    const someoneElse = await curl([...proxyAs(claude), ...attached(intruderTool)])
+    expect(someoneElse.status, someoneElse.body).toBe(403)
+    expect(JSON.parse(someoneElse.body)).toMatchObject({ error: 'ERR_CALLER_TOKEN_INVALID' })
+    expect(someoneElse.body).toContain(INTRUDER)
+    // The broker's own token is not stretched to the tool's audience.
+    const stretched = await curl([...proxyAs(claude), ...attached(claude)])
+    expect(stretched.status, stretched.body).toBe(403)
+    expect(JSON.parse(stretched.body)).toMatchObject({ error: 'ERR_CALLER_TOKEN_INVALID' })
+    const anonymous = await curl(attached(await env.agentToken(CLAUDE, AUD)))
+    expect(anonymous.status, anonymous.body).toBe(407)
+    expect(env.tool.seen.length).toBe(before)
+    expect(await audit.last()).toMatchObject({ event: 'call.denied', code: 'ERR_PROXY_AUTH_MISSING' })
   })
 })
 

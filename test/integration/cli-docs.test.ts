@@ -69,7 +69,7 @@ describe('docs/cli.md', () => {
     expect(problems).toEqual([])
   })
 
-  it.each(['cloud.md', 'helper.md'])('uses only real commands and flags in %s', async (page) => {
+  it.each(['cloud.md', 'helper.md', 'agents.md'])('uses only real commands and flags in %s', async (page) => {
     requireBuild()
     const invocations = tesseraInvocationsIn(readDoc(page))
     expect(invocations.length).toBeGreaterThanOrEqual(2)
