@@ -180,7 +180,10 @@ export function forwardOnRoute(
     let received = 0
     const capped = counter((n) => {
       received += n
-      if (received > ctx.maxResponseBytes) capped.destroy(new TooLarge())
+      if (received <= ctx.maxResponseBytes) return
+      // Set here, not when the pipeline rejects: destroying it closes `res`, whose audit may run first.
+      code = 'ERR_UPSTREAM_TOO_LARGE'
+      capped.destroy(new TooLarge())
     })
     const transforms: Transform[] = [capped, ...(decoder === undefined ? [] : [decoder])]
     transforms.push(
