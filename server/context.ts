@@ -27,6 +27,8 @@ export interface ServerSettingsView {
   readonly agentSvidTtlMs: number
   readonly joinTokenTtlMs: number
   readonly pendingTtlMs: number
+  /** Repeated refusals of one kind within this window are audited as one summary line (absent: 10 s). */
+  readonly auditSummaryWindowMs?: number
   readonly denyTtlMs: number
   readonly maxPendingRequests: number
   /** Task scopes that need a human (DESIGN §11), and how long a BeginTask waits for one. */

@@ -70,6 +70,8 @@ export interface ServerSettings {
   /** Sign an audit checkpoint after this many lines (and at the interval, and at stop). */
   readonly auditCheckpointLines: number
   readonly auditCheckpointIntervalMs: number
+  /** Repeated refusals of one kind (uid, call, code) within this window are audited as one summary line. */
+  readonly auditSummaryWindowMs: number
   readonly dbPath: string
   /**
    * The `iss` of every JWT-SVID and the OIDC discovery issuer (`--jwt-issuer`): an https URL with
@@ -143,6 +145,7 @@ const SERVER_SCHEMA: Schema<ServerSettings> = {
   auditLogPath: { kind: pathKind({ allowStdout: true }), default: inDataDir('audit.log') },
   auditCheckpointLines: { kind: integerKind({ min: 1, max: 1_000_000 }), default: 1000 },
   auditCheckpointIntervalMs: { kind: durationKind(), name: 'auditCheckpointInterval', default: '60s' },
+  auditSummaryWindowMs: { kind: durationKind(), name: 'auditSummaryWindow', default: '10s' },
   dbPath: { kind: pathKind(), default: inDataDir('datastore.sqlite3') },
   jwtIssuer: { kind: issuerUrlKind(), isOptional: true },
   oidcDiscoveryAddress: { kind: hostKind(), default: '127.0.0.1' },

@@ -66,6 +66,10 @@ export function registerServerCommands(program: Command): void {
       '--audit-checkpoint-interval <duration>',
       'and at least this often while lines come (default 60s)',
     )
+    .option(
+      '--audit-summary-window <duration>',
+      'repeated refusals of one kind within this window are audited as one summary line (default 10s)',
+    )
     .option('--db-path <path>', 'SQLite datastore (default <data-dir>/datastore.sqlite3)')
     .option(
       '--jwt-issuer <url>',

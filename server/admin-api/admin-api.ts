@@ -76,7 +76,10 @@ export async function startAdminApi(ctx: ServerContext, options: AdminApiOptions
   const allowed = new Set([serverUid, ...ctx.settings.adminUids])
   const isShared = ctx.settings.adminUids.length > 0
   const holder: { server?: UdsServer<AdminPeer> } = {}
-  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
+  const audit = new SummarisingAuditLog(ctx.audit, {
+    clock: ctx.clock,
+    windowMs: ctx.settings.auditSummaryWindowMs,
+  })
   const peerOf = (call: { getPeer(): string }) => holder.server?.peerOf(call)
   const server = new UdsServer<AdminPeer>({
     path: ctx.settings.adminSocket,

@@ -68,7 +68,10 @@ export async function startAgentApi(
 ): Promise<AgentApi> {
   const log = ctx.log.child({ component: 'agent-api' })
   // Refusals (a peer presenting a bad or unknown SVID, again and again) are audited summarised.
-  const audit = new SummarisingAuditLog(ctx.audit, { clock: ctx.clock })
+  const audit = new SummarisingAuditLog(ctx.audit, {
+    clock: ctx.clock,
+    windowMs: ctx.settings.auditSummaryWindowMs,
+  })
   const summarised: ServerContext = { ...ctx, audit }
   const auth = new AgentAuthenticator(summarised)
   const authorized = new AuthorizedEntries({
