@@ -1,18 +1,16 @@
 import type { Command } from 'commander'
 import { loadBrokerConfig } from '../../broker/broker-config.js'
-import { createLogger } from '../../common/log/logger.js'
-import { failAndExit } from '../output.js'
 import {
-  addFlags,
   CONFIG_FLAG,
   type FlagRow,
   HOST_FLAG,
   listenFlag,
+  registerGuardedAppCommand,
   SOCKET_FLAG,
+  startAppLog,
   stopOnSignals,
   throttleAndLogFlags,
-} from './guarded-app-flags.js'
-import { oneLine } from './workload-command.js'
+} from './guarded-app-command.js'
 
 /** The flags of `tessera broker` (the config's keys; see `loadBrokerConfig`). */
 const BROKER_FLAGS: readonly FlagRow[] = [
@@ -36,24 +34,18 @@ const BROKER_FLAGS: readonly FlagRow[] = [
 
 /** `tessera broker`: injects credentials agents never hold, and lets them reach only listed hosts. */
 export function registerBrokerCommand(program: Command): void {
-  const command = program
-    .command('broker')
-    .description(
+  registerGuardedAppCommand(program, {
+    name: 'broker',
+    description:
       'hold upstream credentials for agents: forward allowed calls with the credential injected and scrubbed from answers; a forward proxy with a per-identity egress allowlist',
-    )
-  addFlags(command, BROKER_FLAGS).action(async (opts: Record<string, unknown>) => {
-    try {
-      await runBroker(opts)
-    } catch (err) {
-      failAndExit(oneLine(err))
-    }
+    flags: BROKER_FLAGS,
+    run: runBroker,
   })
 }
 
 async function runBroker(flags: Record<string, unknown>): Promise<void> {
   const config = loadBrokerConfig({ flags, env: process.env, cwd: process.cwd() })
-  const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'broker' })
-  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  const log = startAppLog(config, 'broker')
   const { startBroker } = await import('../../broker/broker-app.js')
   const broker = await startBroker(config, log)
   log.info({ listen: broker.listen, routes: broker.routes, egressRules: broker.egressRules }, 'broker ready')

@@ -1,18 +1,16 @@
 import type { Command } from 'commander'
-import { createLogger } from '../../common/log/logger.js'
 import { loadGatewayConfig } from '../../gateway/gateway-config.js'
-import { failAndExit } from '../output.js'
 import {
-  addFlags,
   CONFIG_FLAG,
   type FlagRow,
   HOST_FLAG,
   listenFlag,
+  registerGuardedAppCommand,
   SOCKET_FLAG,
+  startAppLog,
   stopOnSignals,
   throttleAndLogFlags,
-} from './guarded-app-flags.js'
-import { oneLine } from './workload-command.js'
+} from './guarded-app-command.js'
 
 /** The flags of `tessera gateway` (the config's keys; see `loadGatewayConfig`). */
 const GATEWAY_FLAGS: readonly FlagRow[] = [
@@ -45,24 +43,18 @@ const GATEWAY_FLAGS: readonly FlagRow[] = [
 
 /** `tessera gateway`: an identity-checking reverse proxy in front of a local tool. */
 export function registerGatewayCommand(program: Command): void {
-  const command = program
-    .command('gateway')
-    .description(
+  registerGuardedAppCommand(program, {
+    name: 'gateway',
+    description:
       'put a local tool behind per-request SPIFFE authentication: every request and WebSocket upgrade needs an SVID',
-    )
-  addFlags(command, GATEWAY_FLAGS).action(async (opts: Record<string, unknown>) => {
-    try {
-      await runGateway(opts)
-    } catch (err) {
-      failAndExit(oneLine(err))
-    }
+    flags: GATEWAY_FLAGS,
+    run: runGateway,
   })
 }
 
 async function runGateway(flags: Record<string, unknown>): Promise<void> {
   const config = loadGatewayConfig({ flags, env: process.env, cwd: process.cwd() })
-  const log = createLogger({ level: config.logLevel, format: config.logFormat, name: 'gateway' })
-  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  const log = startAppLog(config, 'gateway')
   // Loaded here, not at the top: every other command starts without the gateway's modules.
   const { startGateway } = await import('../../gateway/gateway-app.js')
   const gateway = await startGateway(config, log)

@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
-import { collect } from '../output.js'
+import { createLogger, type LogFormat, type LogLevel } from '../../common/log/logger.js'
+import { collect, failAndExit } from '../output.js'
+import { oneLine } from './workload-command.js'
 
 /** One flag of a command: commander's flags, its help text, and whether it may be given again. */
 export type FlagRow = readonly [flags: string, description: string, isRepeatable?: boolean]
@@ -58,4 +60,38 @@ export function stopOnSignals(log: Logger, app: string, close: () => Promise<unk
   }
   process.once('SIGINT', () => void stop('SIGINT'))
   process.once('SIGTERM', () => void stop('SIGTERM'))
+}
+
+/** A guarded app's command: its name, one-line description, flag rows, and what it runs with the parsed flags. */
+export interface GuardedAppCommand {
+  readonly name: 'gateway' | 'broker'
+  readonly description: string
+  readonly flags: readonly FlagRow[]
+  run(flags: Record<string, unknown>): Promise<void>
+}
+
+/** Adds `tessera <name>` to `program`: its flags, and `run`, whose failure is printed on one line (exit 1). */
+export function registerGuardedAppCommand(program: Command, spec: GuardedAppCommand): void {
+  const command = program.command(spec.name).description(spec.description)
+  addFlags(command, spec.flags).action(async (opts: Record<string, unknown>) => {
+    try {
+      await spec.run(opts)
+    } catch (err) {
+      failAndExit(oneLine(err))
+    }
+  })
+}
+
+/** The app's root logger, as its config says, with each config warning logged. */
+export function startAppLog(
+  config: {
+    readonly logLevel: LogLevel
+    readonly logFormat: LogFormat
+    readonly warnings: readonly string[]
+  },
+  name: 'gateway' | 'broker',
+): Logger {
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, name })
+  for (const warning of config.warnings) log.warn({ warning }, 'Configuration is unwise.')
+  return log
 }
