@@ -2,27 +2,20 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BenchResult } from './harness.js'
 import type { BareProxyReady } from './load/bare-proxy.js'
-import { type HeldLoad, holdLoad, runLoad } from './load/children.js'
-import type { GatewayLoadFigures, GatewayLoadTarget, GatewayLoadTask } from './load/gateway-http.js'
+import { type HeldLoad, holdLoad } from './load/children.js'
+import type { GatewayLoadTarget } from './load/gateway-http.js'
+import { type HttpLoadRound, measureHttpLoad } from './load/gateway-http-rows.js'
 import type { HttpsUpstreamReady } from './load/https-upstream.js'
 import { comparedRow, plainRow } from './load/rows.js'
-import { type BenchStack, type Child, CLI_PATH, spawnNode, startBenchStack, waitForOutput } from './stack.js'
+import { type BenchStack, type HttpFront, startBenchStack, startHttpFront } from './stack.js'
 
 const AUDIENCE = 'broker.bench'
-/** Each target's best of 2 interleaved rounds: warm-up 0.5 s (1 s in the first), then 3 s measured. */
-const ROUNDS = { rounds: 2, warmupMs: 500, measureMs: 3000 }
-const CONCURRENCIES = [1, 16] as const
-
-interface Broker {
-  readonly child: Child
-  readonly port: number
-}
 
 /**
  * `tessera broker` with one route, `/bench/` → the HTTPS upstream, injecting a bearer secret from a
  * 0600 secrets file and scrubbing every answer; its audit log in a file (two lines per request).
  */
-async function startBroker(stack: BenchStack, upstream: HttpsUpstreamReady): Promise<Broker> {
+async function startBroker(stack: BenchStack, upstream: HttpsUpstreamReady): Promise<HttpFront> {
   const ca = join(stack.dir, 'broker-upstream-ca.pem')
   const secrets = join(stack.dir, 'broker-secrets.env')
   const routes = join(stack.dir, 'broker-routes.json')
@@ -35,28 +28,15 @@ async function startBroker(stack: BenchStack, upstream: HttpsUpstreamReady): Pro
     policy: { rules: [{ effect: 'allow', spiffeIds: [`spiffe://${stack.trustDomain}/**`] }] },
   }
   await writeFile(routes, JSON.stringify({ routes: [route] }))
-  const args = ['broker', '--listen', '127.0.0.1:0', '--routes', routes, '--secrets', secrets]
+  const args = ['--listen', '127.0.0.1:0', '--routes', routes, '--secrets', secrets]
   args.push('--audience', AUDIENCE, '--upstream-ca', ca, '--socket', `unix://${stack.socketPath}`)
   args.push('--audit-log-path', join(stack.dir, 'broker-audit.log'))
-  const child = spawnNode(CLI_PATH, args)
-  try {
-    const ready = await waitForOutput(child, /"listen":"[^"]*:(\d+)".*"broker ready"/)
-    return { child, port: Number(ready[1]) }
-  } catch (err) {
-    await child.stop()
-    throw err
-  }
+  return await startHttpFront('broker', args)
 }
 
-function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>): BenchResult[] {
-  const get = (name: string) => {
-    const f = report[name]
-    if (!f) throw new Error(`the load child measured no ${name}`)
-    return f
-  }
-  const clients = `${c} client${c === 1 ? '' : 's'}`
-  const broker = get('broker')
-  const proxy = get('proxy')
+function rowsAt({ figuresOf, clients, errors }: HttpLoadRound): BenchResult[] {
+  const broker = figuresOf('broker')
+  const proxy = figuresOf('proxy')
   return [
     // DESIGN §8's limit for a proxy: a bare Node reverse proxy over the same HTTPS upstream (target
     // ≥ 0.8 after issue 10; printed, not yet judged).
@@ -78,7 +58,7 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
       unit: 'µs',
       digits: 0,
     }),
-    plainRow(`  requests failed and retried, ${clients}`, broker.errors + proxy.errors, 'requests'),
+    plainRow(`  requests failed and retried, ${clients}`, errors, 'requests'),
   ]
 }
 
@@ -92,7 +72,7 @@ export async function benchBroker(): Promise<BenchResult[]> {
   const stack = await startBenchStack('bench-broker.local')
   let upstream: HeldLoad<HttpsUpstreamReady> | undefined
   let proxy: HeldLoad<BareProxyReady> | undefined
-  let broker: Broker | undefined
+  let broker: HttpFront | undefined
   try {
     upstream = await holdLoad<HttpsUpstreamReady>('https-upstream', {})
     const { port, caPem } = upstream.ready
@@ -102,19 +82,7 @@ export async function benchBroker(): Promise<BenchResult[]> {
       { name: 'proxy', kind: 'direct', port: proxy.ready.port, pid: proxy.ready.pid },
       { name: 'broker', kind: 'jwt', port: broker.port, pid: broker.child.pid },
     ]
-    const rows: BenchResult[] = []
-    for (const concurrency of CONCURRENCIES) {
-      const task: GatewayLoadTask = {
-        targets,
-        concurrency,
-        ...ROUNDS,
-        endpoint: `unix://${stack.socketPath}`,
-        audience: AUDIENCE,
-        trustDomain: stack.trustDomain,
-      }
-      rows.push(...rowsAt(concurrency, await runLoad('gateway-http', task)))
-    }
-    return rows
+    return await measureHttpLoad(targets, { ...stack, audience: AUDIENCE }, rowsAt)
   } finally {
     await broker?.child.stop()
     await proxy?.finish()

@@ -1,45 +1,31 @@
 import { join } from 'node:path'
 import type { BenchResult } from './harness.js'
 import type { BareProxyReady } from './load/bare-proxy.js'
-import { type HeldLoad, holdLoad, runLoad } from './load/children.js'
-import type { GatewayLoadFigures, GatewayLoadTarget, GatewayLoadTask } from './load/gateway-http.js'
+import { type HeldLoad, holdLoad } from './load/children.js'
+import type { GatewayLoadFigures, GatewayLoadTarget } from './load/gateway-http.js'
+import { type HttpLoadRound, measureHttpLoad } from './load/gateway-http-rows.js'
 import type { UpstreamReady } from './load/gateway-upstream.js'
 import { comparedRow, plainRow } from './load/rows.js'
-import { type BenchStack, type Child, CLI_PATH, spawnNode, startBenchStack, waitForOutput } from './stack.js'
+import { type BenchStack, type Child, type HttpFront, startBenchStack, startHttpFront } from './stack.js'
 
 const AUDIENCE = 'gateway.bench'
-/** Each target's best of 2 interleaved rounds: warm-up 0.5 s (1 s in the first), then 3 s measured. */
-const ROUNDS = { rounds: 2, warmupMs: 500, measureMs: 3000 }
-const CONCURRENCIES = [1, 16] as const
 const NAMES = {
   jwt: 'JWT-SVID bearer',
   mtls: 'mTLS client X509-SVID (--tls)',
   wit: 'WIT-SVID + WPT per request (--require-proof)',
 } as const
 
-interface Gateway {
-  readonly child: Child
-  readonly port: number
-}
-
 /** `tessera gateway` in front of the upstream's Unix socket, its audit log in a file (one line per request). */
 async function startGateway(
   stack: BenchStack,
   upstreamSocket: string,
   mode: 'plain' | 'tls' | 'proof',
-): Promise<Gateway> {
-  const args = ['gateway', '--listen', '127.0.0.1:0', '--upstream', `unix://${upstreamSocket}`]
+): Promise<HttpFront> {
+  const args = ['--listen', '127.0.0.1:0', '--upstream', `unix://${upstreamSocket}`]
   args.push('--audience', AUDIENCE, '--socket', `unix://${stack.socketPath}`)
   args.push('--audit-log-path', join(stack.dir, `gateway-${mode}-audit.log`))
   const extra = { plain: [], tls: ['--tls'], proof: ['--require-proof'] }[mode]
-  const child = spawnNode(CLI_PATH, [...args, ...extra])
-  try {
-    const ready = await waitForOutput(child, /"listen":"[^"]*:(\d+)".*"gateway ready"/)
-    return { child, port: Number(ready[1]) }
-  } catch (err) {
-    await child.stop()
-    throw err
-  }
+  return await startHttpFront('gateway', [...args, ...extra])
 }
 
 const rate = (name: string, f: GatewayLoadFigures, direct: GatewayLoadFigures) =>
@@ -53,13 +39,7 @@ const rate = (name: string, f: GatewayLoadFigures, direct: GatewayLoadFigures) =
 const ms = (name: string, value: number, baseline: number) =>
   comparedRow(name, { value, baseline, unit: 'ms', digits: 2 })
 
-function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>): BenchResult[] {
-  const get = (name: string) => {
-    const f = report[name]
-    if (!f) throw new Error(`the gateway load child measured no ${name}`)
-    return f
-  }
-  const clients = `${c} client${c === 1 ? '' : 's'}`
+function rowsAt({ figuresOf: get, clients, errors }: HttpLoadRound): BenchResult[] {
   const direct = get('direct')
   const rows: BenchResult[] = []
   for (const kind of ['jwt', 'mtls', 'wit'] as const) {
@@ -84,7 +64,6 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
   rows.push(rate(`  bare Node reverse proxy vs upstream direct, ${clients}`, proxy, direct))
   for (const kind of ['jwt', 'wit'] as const)
     rows.push(rate(`  gateway ${NAMES[kind]} vs bare Node reverse proxy, ${clients}`, get(kind), proxy))
-  const errors = Object.values(report).reduce((n, f) => n + (f?.errors ?? 0), 0)
   rows.push(plainRow(`  requests failed and retried, ${clients} (all targets, rounds)`, errors, 'requests'))
   return rows
 }
@@ -92,7 +71,7 @@ function rowsAt(c: number, report: Partial<Record<string, GatewayLoadFigures>>):
 async function measure(
   stack: BenchStack,
   upstream: HeldLoad<UpstreamReady>,
-  gateways: { plain: Gateway; tls: Gateway; proof: Gateway },
+  gateways: { plain: HttpFront; tls: HttpFront; proof: HttpFront },
   proxy: BareProxyReady,
 ): Promise<BenchResult[]> {
   const targets: GatewayLoadTarget[] = [
@@ -102,19 +81,7 @@ async function measure(
     { name: 'mtls', kind: 'mtls', port: gateways.tls.port, pid: gateways.tls.child.pid },
     { name: 'wit', kind: 'wit', port: gateways.proof.port, pid: gateways.proof.child.pid },
   ]
-  const rows: BenchResult[] = []
-  for (const concurrency of CONCURRENCIES) {
-    const task: GatewayLoadTask = {
-      targets,
-      concurrency,
-      ...ROUNDS,
-      endpoint: `unix://${stack.socketPath}`,
-      audience: AUDIENCE,
-      trustDomain: stack.trustDomain,
-    }
-    rows.push(...rowsAt(concurrency, await runLoad('gateway-http', task)))
-  }
-  return rows
+  return await measureHttpLoad(targets, { ...stack, audience: AUDIENCE }, rowsAt)
 }
 
 /**

@@ -6,7 +6,7 @@ import { TaskClient } from '../lib/workload/task-client.js'
 import { WorkloadClient } from '../lib/workload/workload-client.js'
 import type { BenchResult } from './harness.js'
 import { plainRow } from './load/rows.js'
-import { type BenchStack, type Child, CLI_PATH, spawnNode, startBenchStack, waitForOutput } from './stack.js'
+import { type BenchStack, type Child, type HttpFront, startBenchStack, startHttpFront } from './stack.js'
 
 const AUDIENCE = 'revocation.bench'
 const SAMPLES = 20
@@ -14,18 +14,11 @@ const SAMPLES = 20
 const GIVE_UP_MS = 10_000
 
 /** `tessera gateway` with no upstream: an allowed request gets 502, a refused one 401. */
-async function startGateway(stack: BenchStack): Promise<{ child: Child; port: number }> {
-  const args = ['gateway', '--listen', '127.0.0.1:0', '--upstream', `unix://${join(stack.dir, 'none.sock')}`]
+async function startGateway(stack: BenchStack): Promise<HttpFront> {
+  const args = ['--listen', '127.0.0.1:0', '--upstream', `unix://${join(stack.dir, 'none.sock')}`]
   args.push('--audience', AUDIENCE, '--socket', `unix://${stack.socketPath}`, '--throttle-failures', '1000')
   args.push('--audit-log-path', join(stack.dir, 'gateway-revocation-audit.log'))
-  const child = spawnNode(CLI_PATH, args)
-  try {
-    const ready = await waitForOutput(child, /"listen":"[^"]*:(\d+)".*"gateway ready"/)
-    return { child, port: Number(ready[1]) }
-  } catch (err) {
-    await child.stop()
-    throw err
-  }
+  return await startHttpFront('gateway', args)
 }
 
 function statusOf(port: number, token: string, taskToken?: string): Promise<number> {

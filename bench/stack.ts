@@ -66,6 +66,27 @@ export async function waitForOutput(child: Child, pattern: RegExp, timeoutMs = R
   }
 }
 
+/** A `tessera gateway` or `tessera broker` child and the port it logged it listens on. */
+export interface HttpFront {
+  readonly child: Child
+  readonly port: number
+}
+
+/**
+ * Runs `tessera <app> <args>` (listening on port 0) until it logs `"<app> ready"` with its listen
+ * address; a child that fails to get there is stopped.
+ */
+export async function startHttpFront(app: 'gateway' | 'broker', args: readonly string[]): Promise<HttpFront> {
+  const child = spawnNode(CLI_PATH, [app, ...args])
+  try {
+    const ready = await waitForOutput(child, new RegExp(`"listen":"[^"]*:(\\d+)".*"${app} ready"`))
+    return { child, port: Number(ready[1]) }
+  } catch (err) {
+    await child.stop()
+    throw err
+  }
+}
+
 /** Current and peak resident set size of a process, in MiB (`VmRSS`, `VmHWM`). */
 export function rssOf(pid: number): { rssMib: number; peakMib: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

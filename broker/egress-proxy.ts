@@ -9,6 +9,7 @@ import {
 import { connect, isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import { withoutHopByHop } from '../common/http/hop-by-hop.js'
 import type { AuditCaller, CallAllowed, CallDenied, CallForwarded } from '../common/log/audit-log.js'
 import { localPeerKey } from '../common/peercred/sock-diag.js'
 import type { ErrorCode } from '../lib/core/errors.js'
@@ -52,18 +53,6 @@ export type Decision =
       readonly attachAudience?: string
     }
   | (Refusal & { readonly allowed: false; readonly id?: SpiffeId })
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-])
 
 function head(refusal: Refusal): string {
   const body = JSON.stringify({ error: refusal.code, message: refusal.reason })
@@ -242,9 +231,7 @@ function forwardHeaders(
   host: string,
   attached: string | undefined,
 ): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {}
-  for (const [name, value] of Object.entries(req.headers))
-    if (value !== undefined && !HOP_BY_HOP.has(name) && name !== CALLER_TOKEN_HEADER) out[name] = value
+  const out = withoutHopByHop(req.headers, (name) => name === CALLER_TOKEN_HEADER)
   out['host'] = host
   if (attached !== undefined) {
     out['authorization'] = `Bearer ${attached}`
@@ -305,10 +292,7 @@ export function handleAbsoluteRequest(ctx: EgressContext, req: IncomingMessage, 
           decision,
           caller: callerOf(decision, req.socket),
         })
-      const headers: OutgoingHttpHeaders = {}
-      for (const [name, value] of Object.entries(answer.headers))
-        if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value
-      res.writeHead(answer.statusCode ?? 502, headers)
+      res.writeHead(answer.statusCode ?? 502, withoutHopByHop(answer.headers))
       answer.pipe(res)
     })
     outgoing.on('error', () => {

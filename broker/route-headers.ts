@@ -1,20 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import { withoutHopByHop } from '../common/http/hop-by-hop.js'
 import type { Injection } from './broker-routes.js'
 import type { Scrubber } from './scrubber.js'
-
-/** Headers about one connection (RFC 9110 §7.6.1): never forwarded. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-])
 
 /**
  * What a caller sends that must not reach a third-party upstream: its own credentials (the broker
@@ -38,17 +25,6 @@ const CALLER_OWNED: ReadonlySet<string> = new Set([
   'host',
 ])
 
-function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
-  const value = headers.connection
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '')
-  return new Set(
-    text
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t.length > 0),
-  )
-}
-
 /**
  * The headers the broker sends upstream: the caller's, minus hop-by-hop headers, its credentials,
  * identity and forwarding headers (`X-Tessera-*`, anything naming SPIFFE), plus the upstream's own
@@ -62,13 +38,10 @@ export function upstreamHeaders(
   host: string,
   injection: Injection,
 ): OutgoingHttpHeaders {
-  const listed = connectionTokens(headers)
-  const out: OutgoingHttpHeaders = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || CALLER_OWNED.has(name)) continue
-    if (name.startsWith('x-tessera-') || name.includes('spiffe')) continue
-    out[name] = value
-  }
+  const out = withoutHopByHop(
+    headers,
+    (name) => CALLER_OWNED.has(name) || name.startsWith('x-tessera-') || name.includes('spiffe'),
+  )
   out['host'] = host
   out['accept-encoding'] = 'identity'
   if (injection.kind === 'header') out[injection.name] = injection.value
@@ -85,18 +58,18 @@ export function callerHeaders(
   scrubber: Scrubber,
   isDecoded: boolean,
 ): { headers: OutgoingHttpHeaders; isScrubbed: boolean } {
-  const listed = connectionTokens(headers)
-  const out: OutgoingHttpHeaders = {}
   let isScrubbed = false
   const scrub = (text: string) => {
     const result = scrubber.scrubText(text)
     isScrubbed ||= result.isChanged
     return result.text
   }
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || name === 'content-length') continue
-    if (isDecoded && name === 'content-encoding') continue
-    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value)
-  }
+  const kept = withoutHopByHop(
+    headers,
+    (name) => name === 'content-length' || (isDecoded && name === 'content-encoding'),
+  )
+  const out: OutgoingHttpHeaders = {}
+  for (const [name, value] of Object.entries(kept))
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.map(scrub) : scrub(String(value))
   return { headers: out, isScrubbed }
 }

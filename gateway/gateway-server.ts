@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import type { ListenAddress } from '../common/config/guarded-app-config.js'
 import { svidCredentials, svidTlsOptions } from '../common/guard/svid-tls.js'
 import { type Clock, systemClock } from '../lib/core/clock.js'
 import { IdentityError } from '../lib/core/errors.js'
@@ -23,12 +24,6 @@ import { type CutRequest, forwardRequest, type ProxyContext } from './proxy-http
 import { forwardUpgrade, type WebSocketSession } from './proxy-upgrade.js'
 import type { UpstreamTarget } from './upstream.js'
 import type { MessageCalls } from './ws-client-messages.js'
-
-/** Where the gateway listens. Port 0 picks a free port. */
-export interface ListenAddress {
-  readonly host: string
-  readonly port: number
-}
 
 /** What {@link startGatewayServer} needs. */
 export interface GatewayServerOptions {

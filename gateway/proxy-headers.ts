@@ -1,20 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http'
+import { withoutHopByHop } from '../common/http/hop-by-hop.js'
 import { REQUEST_ID_HEADER } from '../lib/guard/correlation-id.js'
 import { AUTH_METHOD_HEADER, IDENTITY_HEADER } from '../lib/guard/http-middleware.js'
-
-/** Headers about one connection (RFC 9110 §7.6.1), never forwarded as they are. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-])
 
 /**
  * Headers the gateway consumes or replaces: the caller's credential (the upstream gets the verified
@@ -31,28 +18,6 @@ const GATEWAY_OWNED: ReadonlySet<string> = new Set([
   'x-forwarded-host',
   'x-real-ip',
 ])
-
-/** The names listed in `Connection` (they are hop-by-hop too). */
-function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
-  const value = headers.connection
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '')
-  return new Set(
-    text
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t.length > 0),
-  )
-}
-
-function without(headers: IncomingHttpHeaders, drop: (name: string) => boolean): OutgoingHttpHeaders {
-  const listed = connectionTokens(headers)
-  const out: OutgoingHttpHeaders = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || drop(name)) continue
-    out[name] = value
-  }
-  return out
-}
 
 /** What {@link upstreamRequestHeaders} needs besides the request. */
 export interface UpstreamHeaderOptions {
@@ -78,7 +43,7 @@ export function upstreamRequestHeaders(
   req: IncomingMessage,
   options: UpstreamHeaderOptions,
 ): OutgoingHttpHeaders {
-  const out = without(req.headers, (name) => GATEWAY_OWNED.has(name))
+  const out = withoutHopByHop(req.headers, (name) => GATEWAY_OWNED.has(name))
   out['host'] = options.upstreamHost
   if (req.headers.host !== undefined) out['x-forwarded-host'] = req.headers.host
   // Set again: a client could name them in `Connection` to have them dropped.
@@ -105,5 +70,5 @@ export function upstreamRequestHeaders(
  * res.writeHead(upstream.statusCode ?? 502, clientResponseHeaders(upstream.headers))
  */
 export function clientResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  return without(headers, () => false)
+  return withoutHopByHop(headers)
 }

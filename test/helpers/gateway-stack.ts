@@ -77,6 +77,15 @@ export interface GatewayStack {
     extra: ReadonlyArray<string>,
     auditFile: string,
   ): Promise<{ gateway: GatewayProcess; audit: AuditFile }>
+  /**
+   * `tessera gateway` for `AUD` in front of `upstream` (`unix://…` or `http://…`) with `extra` flags,
+   * on a free port, its audit log in `auditFile` in the stack's directory; stopped by `stop()`.
+   */
+  startGatewayBefore(
+    upstream: string,
+    extra: ReadonlyArray<string>,
+    auditFile: string,
+  ): Promise<{ gateway: GatewayProcess; audit: AuditFile }>
   stop(): Promise<void>
 }
 
@@ -128,6 +137,14 @@ export async function startGatewayStack(): Promise<GatewayStack> {
   const tool = await startEchoTool(join(stack.dir, 'tool.sock'))
   await writeFile(join(stack.dir, 'policy.json'), JSON.stringify(TEST_POLICY))
   const gateways: GatewayProcess[] = []
+  const startGatewayBefore: GatewayStack['startGatewayBefore'] = async (upstream, extra, auditFile) => {
+    const audit = new AuditFile(join(stack.dir, auditFile))
+    const args = ['--listen', '127.0.0.1:0', '--upstream', upstream, '--audience', AUD]
+    args.push('--audit-log-path', audit.path, ...extra)
+    const gateway = await startGatewayProcess(args, { SPIFFE_ENDPOINT_SOCKET: `unix://${stack.socketPath}` })
+    gateways.push(gateway)
+    return { gateway, audit }
+  }
   return {
     stack,
     tool,
@@ -155,17 +172,12 @@ export async function startGatewayStack(): Promise<GatewayStack> {
         nowMs,
         ttlMs: 300_000,
       }),
-    async startGateway(extra, auditFile) {
-      const audit = new AuditFile(join(stack.dir, auditFile))
-      const args = ['--listen', '127.0.0.1:0', '--upstream', `unix://${tool.socketPath}`, '--audience', AUD]
-      args.push('--policy', join(stack.dir, 'policy.json'), '--allow-origin', 'https://app.example')
-      args.push('--throttle-failures', '20', '--log-level', 'debug', '--audit-log-path', audit.path, ...extra)
-      const gateway = await startGatewayProcess(args, {
-        SPIFFE_ENDPOINT_SOCKET: `unix://${stack.socketPath}`,
-      })
-      gateways.push(gateway)
-      return { gateway, audit }
+    startGateway(extra, auditFile) {
+      const args = ['--policy', join(stack.dir, 'policy.json'), '--allow-origin', 'https://app.example']
+      args.push('--throttle-failures', '20', '--log-level', 'debug', ...extra)
+      return startGatewayBefore(`unix://${tool.socketPath}`, args, auditFile)
     },
+    startGatewayBefore,
     async stop() {
       await Promise.all(gateways.map((g) => g.stop()))
       await tool.close()

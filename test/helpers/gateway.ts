@@ -1,37 +1,18 @@
-import type { ChildProcess } from 'node:child_process'
 import { request as httpRequest, type IncomingHttpHeaders, type RequestOptions } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Duplex } from 'node:stream'
-import { hasExited, spawnPiped, stopChild } from './child-process.js'
-import { CLI_PATH, waitFor } from './processes.js'
+import { type HttpFrontProcess, startHttpFrontProcess } from './http-front.js'
 import { FrameReader, newWebSocketKey } from './ws-frames.js'
 
 /** A `tessera gateway` child. */
-export interface GatewayProcess {
-  readonly child: ChildProcess
-  readonly port: number
-  output(): string
-  stop(): Promise<void>
-}
+export type GatewayProcess = HttpFrontProcess
 
 /** Spawns `tessera gateway <args>` with `env` only and waits for its `gateway ready` line. */
-export async function startGatewayProcess(
+export function startGatewayProcess(
   args: ReadonlyArray<string>,
   env: Readonly<Record<string, string>>,
 ): Promise<GatewayProcess> {
-  const { child, output } = spawnPiped(process.execPath, [CLI_PATH, 'gateway', ...args], { env: { ...env } })
-  const stop = () => stopChild(child)
-  try {
-    await waitFor(() => output.all().includes('"msg":"gateway ready"'), {
-      timeoutMs: 60_000,
-      failFast: () => hasExited(child),
-    })
-  } catch (err) {
-    await stop()
-    throw new Error(`the gateway did not get ready (${(err as Error).message}); its output:\n${output.all()}`)
-  }
-  const port = Number(/"listen":"[^"]*:(\d+)"/.exec(output.all())?.[1])
-  return { child, port, output: output.all, stop }
+  return startHttpFrontProcess('gateway', args, env)
 }
 
 /** A finished HTTP exchange. */

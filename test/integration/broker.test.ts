@@ -117,6 +117,7 @@ beforeAll(async () => {
         url: req.url,
         proxyAuthorization: req.headers['proxy-authorization'] ?? null,
         callerToken: req.headers['tessera-caller-token'] ?? null,
+        connectionListed: req.headers['x-private'] ?? null,
       }),
     ),
   ).listen(0, '127.0.0.1')
@@ -411,17 +412,23 @@ describe('tessera broker forward proxy (CONNECT, with curl)', () => {
 })
 
 describe('tessera broker forward proxy (absolute-form http://, with curl)', () => {
-  it('forwards to a listed host without the Proxy-Authorization, and refuses an unlisted one', async () => {
+  it('forwards to a listed host without the Proxy-Authorization (nor a header Connection names), and refuses an unlisted one', async () => {
     const args = ['-sS', '--max-time', '20', '--proxy', `http://127.0.0.1:${broker.port}`]
     const header = ['--proxy-header', `Proxy-Authorization: Bearer ${claude}`]
     const env = { env: { PATH: process.env['PATH'] ?? '' } }
     const callerToken = ['-H', `Tessera-Caller-Token: ${await stackOf().agentToken(CLAUDE, AUD)}`]
+    const connectionListed = ['-H', 'Connection: X-Private', '-H', 'X-Private: 1']
     const { stdout } = await run(
       'curl',
-      [...args, ...header, ...callerToken, `http://localhost:${plainPort}/page?q=1`],
+      [...args, ...header, ...callerToken, ...connectionListed, `http://localhost:${plainPort}/page?q=1`],
       env,
     )
-    expect(JSON.parse(stdout)).toEqual({ url: '/page?q=1', proxyAuthorization: null, callerToken: null })
+    expect(JSON.parse(stdout)).toEqual({
+      url: '/page?q=1',
+      proxyAuthorization: null,
+      callerToken: null,
+      connectionListed: null,
+    })
     const refused = await run(
       'curl',
       [...args, ...header, '-w', '%{http_code}', `http://127.0.0.1:${plainPort}/`],

@@ -4,10 +4,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway.js'
+import type { GatewayProcess } from '../helpers/gateway.js'
 import {
-  AUD,
-  AuditFile,
+  type AuditFile,
   bearer,
   CLAUDE,
   type GatewayStack,
@@ -49,14 +48,8 @@ beforeAll(async () => {
   mcp = await startMcpTool()
   const policyPath = join(env.stack.dir, 'mcp-policy.json')
   await writeFile(policyPath, JSON.stringify(POLICY))
-  audit = new AuditFile(join(env.stack.dir, 'mcp-audit.log'))
-  gateway = await startGatewayProcess(
-    [
-      ...['--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${mcp.port}`, '--audience', AUD],
-      ...['--policy', policyPath, '--throttle-failures', '20', '--audit-log-path', audit.path],
-    ],
-    { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}` },
-  )
+  const extra = ['--policy', policyPath, '--throttle-failures', '20']
+  ;({ gateway, audit } = await env.startGatewayBefore(`http://127.0.0.1:${mcp.port}`, extra, 'mcp-audit.log'))
   token = await env.agentToken(CLAUDE)
   transport = new StreamableHTTPClientTransport(new URL(gatewayUrl()), {
     requestInit: { headers: bearer(token) },

@@ -9,10 +9,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseX509SvidPem } from '../../lib/core/x509/x509-svid.js'
 import { TaskClient } from '../../lib/workload/task-client.js'
-import { type Call, type GatewayProcess, send, startGatewayProcess } from '../helpers/gateway.js'
+import { type Call, type GatewayProcess, send } from '../helpers/gateway.js'
 import {
   AUD,
-  AuditFile,
+  type AuditFile,
   bearer,
   CLAUDE,
   type GatewayStack,
@@ -56,30 +56,26 @@ beforeAll(async () => {
   const policyPath = join(env.stack.dir, 'stream-policy.json')
   await writeFile(policyPath, JSON.stringify(POLICY))
   const start = async (extra: string[], file: string) => {
-    const a = new AuditFile(join(env.stack.dir, file))
-    const g = await startGatewayProcess(
-      [
-        ...['--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${mcp.port}`, '--audience', AUD],
-        ...['--policy', policyPath, '--throttle-failures', '50', '--audit-log-path', a.path, ...extra],
-      ],
-      { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}` },
+    const started = await env.startGatewayBefore(
+      `http://127.0.0.1:${mcp.port}`,
+      ['--policy', policyPath, '--throttle-failures', '50', ...extra],
+      file,
     )
-    gateways.push(g)
-    return { g, a }
+    gateways.push(started.gateway)
+    return started
   }
-  ;({ g: gateway, a: audit } = await start([], 'stream-audit.log'))
-  ;({ g: tlsGateway, a: tlsAudit } = await start(['--tls'], 'stream-tls-audit.log'))
+  ;({ gateway, audit } = await start([], 'stream-audit.log'))
+  ;({ gateway: tlsGateway, audit: tlsAudit } = await start(['--tls'], 'stream-tls-audit.log'))
   tasks = TaskClient.connect({ endpoint: env.stack.socketPath })
   raw = startRawUpstream()
   await once(raw.listen(0, '127.0.0.1'), 'listening')
-  rawAudit = new AuditFile(join(env.stack.dir, 'stream-raw-audit.log'))
-  rawGateway = await startGatewayProcess(
-    [
-      ...['--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${(raw.address() as AddressInfo).port}`],
-      ...['--audience', AUD, '--throttle-failures', '50', '--audit-log-path', rawAudit.path],
-    ],
-    { SPIFFE_ENDPOINT_SOCKET: `unix://${env.stack.socketPath}` },
-  )
+  const rawUpstream = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`
+  const rawFlags = ['--throttle-failures', '50']
+  ;({ gateway: rawGateway, audit: rawAudit } = await env.startGatewayBefore(
+    rawUpstream,
+    rawFlags,
+    'stream-raw-audit.log',
+  ))
   gateways.push(rawGateway)
 })
 

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -8,12 +7,11 @@ import { validateTaskToken } from '../../lib/verify/task-token.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
 import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { type BeginTaskParams, TaskClient } from '../../lib/workload/task-client.js'
-import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { spawnPiped, untilEnd } from '../helpers/child-process.js'
 import { codeOf } from '../helpers/error-code.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
-import { untilServed } from '../helpers/task-calls.js'
+import { fetchJwtBundlesAt, readAuditLines, untilServed } from '../helpers/task-calls.js'
 
 /**
  * Scopes that need a human (DESIGN §11, docs/tasks.md): with `server run --human-scope`, a BeginTask
@@ -97,14 +95,7 @@ function beginWaiting(params: BeginTaskParams, c = client) {
   return { awaiting, begun }
 }
 
-async function jwtBundles() {
-  const w = WorkloadClient.connect({ endpoint: stack.socketPath })
-  try {
-    return await w.fetchJwtBundles()
-  } finally {
-    w.close()
-  }
-}
+const jwtBundles = () => fetchJwtBundlesAt(stack.socketPath)
 
 /** Validates `token` with the agent's revocation feed until it is refused (or a generous deadline passes). */
 async function untilRefused(token: string, bundles: Awaited<ReturnType<typeof jwtBundles>>) {
@@ -118,13 +109,7 @@ async function untilRefused(token: string, bundles: Awaited<ReturnType<typeof jw
   }
 }
 
-async function serverAudit(): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(stack.dir, 'server', 'audit.log'), 'utf8')
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
+const serverAudit = () => readAuditLines(join(stack.dir, 'server', 'audit.log'))
 
 const base = { audiences: ['https://mcp.example'], purpose: 'fix issue 12' }
 

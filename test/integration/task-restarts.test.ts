@@ -1,16 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { readFile, stat } from 'node:fs/promises'
+import type { ChildProcess } from 'node:child_process'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { validateTaskToken } from '../../lib/verify/task-token.js'
 import { LinearBackoff } from '../../lib/workload/backoff.js'
 import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { TaskClient } from '../../lib/workload/task-client.js'
-import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { codeOf } from '../helpers/error-code.js'
 import { type Stack, startStack } from '../helpers/stack.js'
-import { untilServed } from '../helpers/task-calls.js'
+import { fetchJwtBundlesAt, readAuditLines, startTaskChild, untilServed } from '../helpers/task-calls.js'
 
 /**
  * Tasks across restarts and the server's known audiences (issue 8): a server restarted keeps its
@@ -23,7 +21,6 @@ const TD = 'tessera.local'
 const ME = `spiffe://${TD}/me`
 const AUD = 'https://mcp.example.com'
 const uid = process.getuid?.() ?? 0
-const TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
 let stack: Stack
 const children: ChildProcess[] = []
 const params = { audiences: [AUD], scopes: ['repo:read'], purpose: 'survive restarts' }
@@ -50,14 +47,7 @@ async function withClient<T>(fn: (c: TaskClient) => Promise<T>): Promise<T> {
   }
 }
 
-async function jwtBundles() {
-  const w = WorkloadClient.connect({ endpoint: stack.socketPath })
-  try {
-    return await w.fetchJwtBundles()
-  } finally {
-    w.close()
-  }
-}
+const jwtBundles = () => fetchJwtBundlesAt(stack.socketPath)
 
 /** Retries `fn` while the agent (re)connects, for up to 20 s; throws its last failure. */
 async function retrying<T>(fn: () => Promise<T>): Promise<T> {
@@ -96,38 +86,12 @@ async function untilRefused(token: string): Promise<string | undefined> {
 
 /** A child process that begins a task and then idles: its pid, task id and token. */
 async function taskChild(): Promise<{ child: ChildProcess; taskId: string; token: string }> {
-  const script = `
-    import { TaskClient } from ${JSON.stringify(TASK_CLIENT_JS)}
-    const c = TaskClient.connect({ endpoint: ${JSON.stringify(stack.socketPath)} })
-    const t = await c.beginTask(${JSON.stringify(params)})
-    c.close()
-    process.stdout.write(t.taskId + ' ' + t.token + '\\n')
-    setInterval(() => {}, 1000)
-  `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  children.push(child)
-  const [taskId, token] = await new Promise<[string, string]>((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.includes('\n')) resolve(out.trim().split(' ') as [string, string])
-    })
-    child.once('exit', (code) =>
-      reject(new Error(`the task child exited (${code}) before beginning: ${out}`)),
-    )
-  })
-  return { child, taskId, token }
+  const started = await startTaskChild(stack.socketPath, params, { closeClient: true })
+  children.push(started.child)
+  return started
 }
 
-async function serverAudit(): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(stack.dir, 'server', 'audit.log'), 'utf8')
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
+const serverAudit = () => readAuditLines(join(stack.dir, 'server', 'audit.log'))
 
 describe('known task audiences', () => {
   it('refuses an audience no --task-audience allows, mints nothing and audits it; the own trust domain is known', async () => {

@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { readdir, readFile } from 'node:fs/promises'
+import type { ChildProcess } from 'node:child_process'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseTaskTokenInsecure } from '../../lib/core/task/task-token.js'
 import { validateTaskToken } from '../../lib/verify/task-token.js'
@@ -9,11 +8,10 @@ import { LinearBackoff } from '../../lib/workload/backoff.js'
 import { RevocationSource } from '../../lib/workload/revocation-source.js'
 import { TaskClient, type TaskInfo } from '../../lib/workload/task-client.js'
 import { TaskSource } from '../../lib/workload/task-source.js'
-import { WorkloadClient } from '../../lib/workload/workload-client.js'
 import { codeOf } from '../helpers/error-code.js'
 import { CLI_PATH, jsonOf } from '../helpers/processes.js'
 import { type Stack, startStack } from '../helpers/stack.js'
-import { untilServed } from '../helpers/task-calls.js'
+import { fetchJwtBundlesAt, readAuditLines, startTaskChild, untilServed } from '../helpers/task-calls.js'
 
 /**
  * Tasks end to end (DESIGN §11, docs/tasks.md): a real server mints task tokens through a real agent
@@ -24,7 +22,6 @@ import { untilServed } from '../helpers/task-calls.js'
 const TD = 'tessera.local'
 const ME = `spiffe://${TD}/me`
 const uid = process.getuid?.() ?? 0
-const TASK_CLIENT_JS = fileURLToPath(new URL('../../dist/lib/workload/task-client.js', import.meta.url))
 let stack: Stack
 let client: TaskClient
 let revocations: RevocationSource
@@ -50,22 +47,9 @@ afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.error(stack?.output())
 })
 
-async function jwtBundles() {
-  const w = WorkloadClient.connect({ endpoint: stack.socketPath })
-  try {
-    return await w.fetchJwtBundles()
-  } finally {
-    w.close()
-  }
-}
+const jwtBundles = () => fetchJwtBundlesAt(stack.socketPath)
 
-async function serverAudit(): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(stack.dir, 'server', 'audit.log'), 'utf8')
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
+const serverAudit = () => readAuditLines(join(stack.dir, 'server', 'audit.log'))
 
 /**
  * Validates `token` with the agent's revocation feed until it is refused (or a generous deadline
@@ -190,27 +174,8 @@ describe('tasks through the agent', () => {
   })
 
   it('the task ends when the process that began it is killed', async () => {
-    const script = `
-      import { TaskClient } from ${JSON.stringify(TASK_CLIENT_JS)}
-      const c = TaskClient.connect({ endpoint: ${JSON.stringify(stack.socketPath)} })
-      const t = await c.beginTask(${JSON.stringify(params)})
-      process.stdout.write(t.taskId + ' ' + t.token + '\\n')
-      setInterval(() => {}, 1000)
-    `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const { child, taskId, token } = await startTaskChild(stack.socketPath, params, { closeClient: false })
     children.push(child)
-    const [taskId, token] = await new Promise<[string, string]>((resolve, reject) => {
-      let out = ''
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('\n')) resolve(out.trim().split(' ') as [string, string])
-      })
-      child.once('exit', (code) =>
-        reject(new Error(`the task child exited (${code}) before beginning: ${out}`)),
-      )
-    })
     expect(await untilTask(taskId, () => true)).toMatchObject({ pid: child.pid })
     expect((await client.listTasks()).find((t) => t.taskId === taskId)?.endedAtMs).toBeUndefined()
     await validateTaskToken(token, await jwtBundles(), { audience: 'https://mcp.example', revocations })
