@@ -117,6 +117,10 @@ export function forwardRequest(
   let gate: SseEventGate | undefined
   let isCut = false
   upstream.on('response', (received) => {
+    if (isCut || res.writableEnded || res.destroyed) {
+      received.resume()
+      return
+    }
     answer = received
     gate = relayAnswer(received, res)
     received.on('error', () => isCut || res.destroy())

@@ -143,6 +143,9 @@ export function guardMiddleware(guard: Guard, options: MiddlewareOptions = {}) {
         admit(req, decision)
         const cut = options.cutResponse ?? ((_req, r, why) => endCutResponse(r, why))
         watchResponse(guard, { request: req, allowed: decision }, res, (why) => cut(req, res, why))
+        // A credential admitted within the JWT leeway may already be past its expiry: the watch has
+        // cut the reply then, and the handler must not start on an answered response.
+        if (res.writableEnded || res.destroyed) return
         next()
       })
       .catch((err: unknown) => {

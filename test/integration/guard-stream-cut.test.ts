@@ -33,6 +33,8 @@ let audit: MemoryGatewayAudit
 let clock: ManualClock
 let revocations: TestRevocations
 const openReplies = new Set<string>()
+/** Every path a handler was run for. */
+const handled: string[] = []
 
 async function token(ttlMs = 60_000): Promise<{ token: string; jti: string }> {
   const minted = await mintJwtSvid({
@@ -61,6 +63,7 @@ function startTool(): Server {
   return createServer(
     guardRequests(guard, (req, res) => {
       const url = req.url ?? ''
+      handled.push(url)
       openReplies.add(url)
       res.once('close', () => openReplies.delete(url))
       if (url === '/events') {
@@ -146,6 +149,16 @@ describe('a reply the guard middleware let through', () => {
     clock.advance(2_000)
     expect(await reply.ended).toBe('end')
     expect(lastDecision()).toMatchObject({ path: '/events', code: 'ERR_JWT_EXPIRED' })
+  })
+
+  it('a token admitted within the leeway but already past its expiry is answered 401, and the handler never runs', async () => {
+    const { token: bearer } = await token(1_000)
+    clock.advance(5_000) // past exp, within the 30 s leeway: the guard admits it, the watch cuts at once
+    const reply = await open('/events?late', bearer)
+    expect(reply.status).toBe(401)
+    await reply.ended
+    expect(JSON.parse(reply.text())).toMatchObject({ error: 'ERR_JWT_EXPIRED' })
+    expect(handled).not.toContain('/events?late')
   })
 
   it('a reply whose client went away leaves no watch behind and nothing to cut', async () => {
