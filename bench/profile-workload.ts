@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { formatTable } from './harness.js'
 import { holdLoad, runLoad } from './load/children.js'
@@ -49,7 +50,7 @@ const top = (m: Map<string, number>, total: number, n: number) =>
 
 /**
  * Profiles the real agent (`node --cpu-prof`) while one client calls it back to back:
- * `node dist/bench/profile-workload.js jwt|x509 [seconds] [out dir]`. Prints the calls made and the
+ * `node dist/bench/profile-workload.js jwt|x509 [seconds] [out dir, default a new temp dir]`. Prints the calls made and the
  * agent's self time by module and by function over the whole run (start-up included, a small part).
  * `… profile-workload.js <file>.cpuprofile` prints a written profile; `… rates` only the rate rows.
  */
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'rates') return rates()
   const kind = (process.argv[2] ?? 'jwt') as RateKind
   const seconds = Number(process.argv[3] ?? 8)
-  const out = resolve(process.argv[4] ?? join(process.cwd(), 'profile-out', kind))
+  const out = resolve(process.argv[4] ?? (await mkdtemp(join(tmpdir(), `tessera-profile-${kind}-`))))
   await mkdir(out, { recursive: true })
   const stack = await startBenchStack('bench.local', [], ['--cpu-prof', '--cpu-prof-dir', out])
   let calls = 0
