@@ -29,8 +29,12 @@ export interface Child {
 }
 
 /** Spawns `node <script> <args>` with an empty environment and collects what it prints. */
-export function spawnNode(script: string, args: ReadonlyArray<string>): Child {
-  const child = spawn(process.execPath, [script, ...args], { cwd: '/', env: {}, stdio: 'pipe' })
+export function spawnNode(
+  script: string,
+  args: ReadonlyArray<string>,
+  nodeArgs: ReadonlyArray<string> = [],
+): Child {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { cwd: '/', env: {}, stdio: 'pipe' })
   let output = ''
   const collect = (d: Buffer) => {
     output += d.toString()
@@ -131,6 +135,7 @@ export function workloadEntry(trustDomain: string, path: string, parentId: strin
 export async function startBenchStack(
   trustDomain = 'bench.local',
   extraAgentArgs: ReadonlyArray<string> = [],
+  agentNodeArgs: ReadonlyArray<string> = [],
 ): Promise<BenchStack> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-wl-'))
   const common = ['--trust-domain', trustDomain, '--log-level', 'info']
@@ -163,7 +168,7 @@ export async function startBenchStack(
     await writeFile(join(dir, 'bundle.pem'), bundle.pem)
     const agentArgs = ['agent', 'run', '--data-dir', join(dir, 'agent'), ...common, ...extraAgentArgs]
     agentArgs.push('--server-address', `127.0.0.1:${ready[1]}`, '--trust-bundle', join(dir, 'bundle.pem'))
-    agent = spawnNode(CLI_PATH, [...agentArgs, '--join-token', token.token])
+    agent = spawnNode(CLI_PATH, [...agentArgs, '--join-token', token.token], agentNodeArgs)
     await waitForOutput(agent, /"agent ready"/)
     const running = agent
     return {

@@ -5,8 +5,9 @@ import { Selector } from '../../lib/core/selector.js'
 import { attestCaller, SELECTOR_REUSE_MS, type SelectorAttestor } from './caller.js'
 
 /** Facts whose liveness and `/proc/<pid>/exe` the test controls. */
-function fakeFacts(exe = '/usr/bin/app'): ProcessFacts & { exeNow: string; alive: boolean } {
+function fakeFacts(exe = '/usr/bin/app'): ProcessFacts & { exeNow: string; alive: boolean; checks: number } {
   return {
+    checks: 0,
     pid: 42,
     uid: 1000,
     gid: 1000,
@@ -18,6 +19,7 @@ function fakeFacts(exe = '/usr/bin/app'): ProcessFacts & { exeNow: string; alive
     exeNow: exe,
     alive: true,
     isAlive() {
+      this.checks += 1
       return this.alive
     },
     readExe() {
@@ -74,6 +76,27 @@ describe('attestCaller', () => {
     await attested(b, one, 0)
     await attested(a, two, 0)
     expect([one.calls, two.calls]).toEqual([2, 1])
+  })
+
+  it('checks liveness after the attestor read /proc, and only once when nothing was read', async () => {
+    const facts = fakeFacts()
+    const attestor = countingAttestor()
+    await attested(facts, attestor, 0)
+    expect(facts.checks).toBe(2)
+    await attested(facts, attestor, 1)
+    expect(facts.checks).toBe(3)
+  })
+
+  it('refuses a caller that exited while it was being attested', async () => {
+    const facts = fakeFacts()
+    const attestor: SelectorAttestor = {
+      attest: async () => {
+        facts.alive = false
+        return [Selector.from('unix', 'uid:1000')]
+      },
+    }
+    const err = await attestCaller(facts, attestor, 0).catch((e: unknown) => e)
+    expect(isIdentityError(err, 'ERR_ATTESTATION_FAILED')).toBe(true)
   })
 
   it('refuses a caller that exited, even with selectors to reuse', async () => {

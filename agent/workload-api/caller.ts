@@ -52,10 +52,12 @@ const callerExited = () =>
 
 /**
  * Attests the process behind a call from the facts fixed at accept: the connection's facts must
- * still belong to a live process (its pidfd is checked before and after), then the attestor
- * derives selectors, minus the binary pins (`unix:sha256`, `unix:path`) when the connection's
- * binding withholds them (preloaded or foreign code). A repeat caller on the same connection reuses
- * its last selectors for up to {@link SELECTOR_REUSE_MS}.
+ * belong to a live process (its pidfd is checked first, and again after the attestor read `/proc`,
+ * so that what it read was this process's), then the attestor derives selectors, minus the binary
+ * pins (`unix:sha256`, `unix:path`) when the connection's binding withholds them (preloaded or
+ * foreign code). A repeat caller on the same connection reuses its last selectors for up to
+ * {@link SELECTOR_REUSE_MS}: nothing is read then, so one liveness check suffices (the binding
+ * checks it again before the answer: {@link verifyBeforeAnswer}).
  * @throws ERR_ATTESTATION_FAILED (UNAVAILABLE), as SPIRE answers any attestation error;
  *   ERR_PEER_EXECUTED when the process runs another image than at accept
  */
@@ -65,8 +67,10 @@ export async function attestCaller(
   nowMs: number = performance.now(),
 ): Promise<AttestedCaller> {
   if (!facts?.isAlive()) throw callerExited()
+  const reused = reusedSelectors(facts, attestor, nowMs)
+  if (reused !== undefined) return { facts, selectors: reused }
   try {
-    const selectors = await selectorsOf(facts, attestor, nowMs)
+    const selectors = await attestNow(facts, attestor, nowMs)
     if (!facts.isAlive()) throw callerExited()
     return { facts, selectors }
   } catch (err) {
@@ -79,18 +83,31 @@ export async function attestCaller(
   }
 }
 
-async function selectorsOf(
-  facts: ProcessFacts,
-  attestor: SelectorAttestor,
-  nowMs: number,
-): Promise<ReadonlyArray<Selector>> {
+function byFactsOf(attestor: SelectorAttestor): WeakMap<ProcessFacts, Reusable> {
   let byFacts = reusable.get(attestor)
   if (byFacts === undefined) {
     byFacts = new WeakMap()
     reusable.set(attestor, byFacts)
   }
-  const last = byFacts.get(facts)
-  if (last !== undefined && nowMs < last.untilMs) return last.selectors
+  return byFacts
+}
+
+/** The connection's last selectors while they may still be reused; undefined otherwise. */
+function reusedSelectors(
+  facts: ProcessFacts,
+  attestor: SelectorAttestor,
+  nowMs: number,
+): ReadonlyArray<Selector> | undefined {
+  const last = reusable.get(attestor)?.get(facts)
+  return last !== undefined && nowMs < last.untilMs ? last.selectors : undefined
+}
+
+async function attestNow(
+  facts: ProcessFacts,
+  attestor: SelectorAttestor,
+  nowMs: number,
+): Promise<ReadonlyArray<Selector>> {
+  const byFacts = byFactsOf(attestor)
   byFacts.delete(facts)
   const attested = await attestor.attest(facts)
   const selectors = bindingOf(facts)?.pinBlock ? attested.filter((s) => !isBinaryPin(s)) : attested

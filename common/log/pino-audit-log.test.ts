@@ -1,7 +1,7 @@
-import type { DestinationStream } from 'pino'
+import { type DestinationStream, pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { type AuditCaller, type AuditLog, fingerprintToken } from './audit-log.js'
-import { PinoAuditLog } from './pino-audit-log.js'
+import { type AuditCaller, type AuditLog, type AuditRecord, fingerprintToken } from './audit-log.js'
+import { auditLine, PinoAuditLog } from './pino-audit-log.js'
 import { REDACT_CENSOR, SECRET_FIELDS } from './secret-fields.js'
 
 function memoryAudit() {
@@ -12,6 +12,31 @@ function memoryAudit() {
 }
 
 const WORKLOAD = { kind: 'workload', pid: 7, uid: 1000, gid: 1000, exe: '/bin/tool' } as const
+
+describe('auditLine', () => {
+  it('writes each record byte for byte as the pino logger the audit log used before did', () => {
+    const written: string[] = []
+    const time = '2026-01-02T03:04:05.678Z'
+    const logger = pino(
+      {
+        level: 'info',
+        base: undefined,
+        timestamp: () => `"time":"${time}"`,
+        formatters: { level: () => ({}) },
+      },
+      { write: (line: string) => void written.push(line) },
+    )
+    const records = [
+      { event: 'svid.issued', outcome: 'allowed', actor: 'spiffe://td/a', caller: WORKLOAD, ttlMs: 5 },
+      { event: 'e', outcome: 'denied', reason: 'quote " back\\ \n é 🔑 \u0001', skipped: undefined },
+      { event: 'e', outcome: 'error', audience: ['x', 'y'], n: Number.NaN, nested: { u: undefined } },
+      {},
+    ] as unknown as AuditRecord[]
+    for (const record of records) logger.info(record)
+    const ours = records.map((r) => auditLine(r).replace(/"time":"[^"]*"/, `"time":"${time}"`))
+    expect(ours).toEqual(written)
+  })
+})
 
 describe('PinoAuditLog', () => {
   it('writes one JSON line a record, with an ISO time and no level or message', () => {
