@@ -4,6 +4,7 @@ import { TLSSocket } from 'node:tls'
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
 import { IdentityError, isIdentityError } from '../core/errors.js'
 import { parseJwtSvidInsecure } from '../core/jwt/jwt-svid.js'
+import type { ValidatedJwtSvidCache } from '../core/jwt/jwt-svid-cache.js'
 import { jwtCredentialOf } from '../core/jwt/jwt-svid-validate.js'
 import type { RevocableCredential, RevocationListSource } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
@@ -48,6 +49,8 @@ export interface AuthenticateDeps {
   readonly jwtLeewayMs?: number
   /** Revoked credentials: a revoked one fails with ERR_CREDENTIAL_REVOKED. */
   readonly revocations?: RevocationListSource | undefined
+  /** Bearer JWT-SVIDs whose signature verified before (the guard keeps one); default none. */
+  readonly jwtCache?: ValidatedJwtSvidCache | undefined
 }
 
 /** Client certificates by connection: a TLS peer's certificate cannot change on a connection. */
@@ -126,11 +129,15 @@ export async function authenticate(
   try {
     token = bearerTokenOf(header)
     const leeway = deps.jwtLeewayMs === undefined ? {} : { leewayMs: deps.jwtLeewayMs }
-    const svid = await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), {
+    const opts = {
       nowMs: deps.nowMs,
       ...leeway,
       ...(deps.revocations !== undefined && { revocations: deps.revocations }),
-    })
+    }
+    const svid =
+      deps.jwtCache === undefined
+        ? await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), opts)
+        : await deps.jwtCache.validate(token, deps.jwtBundles, deps.audience, opts)
     const credential = jwtCredentialOf(svid)
     return { kind: 'verified', id: svid.id, via: 'jwt', expiresAtMs: svid.expiresAtMs, credential }
   } catch (err) {
