@@ -2,6 +2,7 @@ import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-so
 import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
 import { ValidatedJwtSvidCache } from '../core/jwt/jwt-svid-cache.js'
+import { VerifiedSignatures } from '../core/jwt/verified-signatures.js'
 import type { RevocationListSource } from '../core/revocation.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, authenticate } from './authenticate.js'
@@ -161,6 +162,8 @@ interface Settings {
   readonly proof: ProofSettings | undefined
   /** Bearer JWT-SVIDs already verified, by token: one signature check per token and bundle. */
   readonly jwtCache: ValidatedJwtSvidCache
+  /** Task tokens whose signature verified, by token and key. */
+  readonly taskSignatures: VerifiedSignatures
 }
 
 function settle(options: GuardOptions): Settings {
@@ -184,6 +187,7 @@ function settle(options: GuardOptions): Settings {
     authorize: options.authorizer ?? authorizeAny(),
     proof: settleProof(options.proof),
     jwtCache: new ValidatedJwtSvidCache(),
+    taskSignatures: new VerifiedSignatures(),
   }
 }
 
@@ -303,6 +307,7 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
     audience: s.audience,
     nowMs: s.clock.nowMs(),
     revocations: s.options.revocations,
+    signatures: s.taskSignatures,
   })
   if (checked.kind === 'refused') return refused(checked.status, checked.code, checked.reason, { id, via })
   const task = checked.kind === 'valid' ? checked.task : undefined
