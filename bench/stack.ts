@@ -28,6 +28,15 @@ export interface Child {
   stop(): Promise<void>
 }
 
+/**
+ * `node --cpu-prof` options for a gateway or broker when `TESSERA_BENCH_CPU_PROF` names a directory
+ * (docs/performance.md: how the profiles there were taken); none otherwise.
+ */
+function profiled(): string[] {
+  const dir = process.env.TESSERA_BENCH_CPU_PROF
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+}
+
 /** Spawns `node <script> <args>` with an empty environment and collects what it prints. */
 export function spawnNode(
   script: string,
@@ -81,7 +90,7 @@ export interface HttpFront {
  * address; a child that fails to get there is stopped.
  */
 export async function startHttpFront(app: 'gateway' | 'broker', args: readonly string[]): Promise<HttpFront> {
-  const child = spawnNode(CLI_PATH, [app, ...args])
+  const child = spawnNode(CLI_PATH, [app, ...args], profiled())
   try {
     const ready = await waitForOutput(child, new RegExp(`"listen":"[^"]*:(\\d+)".*"${app} ready"`))
     return { child, port: Number(ready[1]) }

@@ -82,6 +82,8 @@ export class Scrubber {
 
   /** `buf[from, to)` with `hits` (inside it) replaced. */
   #replaced(buf: Buffer, hits: ReadonlyArray<Hit>, to: number): Buffer {
+    // Nothing to replace (nearly every chunk): a view, not a copy of the chunk.
+    if (hits.length === 0) return buf.subarray(0, to)
     const parts: Buffer[] = []
     let at = 0
     for (const hit of hits) {

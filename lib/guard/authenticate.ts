@@ -2,11 +2,15 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
+import type { X509Bundle } from '../core/bundle/x509-bundle.js'
 import { IdentityError, isIdentityError } from '../core/errors.js'
 import { parseJwtSvidInsecure } from '../core/jwt/jwt-svid.js'
+import type { ValidatedJwtSvidCache } from '../core/jwt/jwt-svid-cache.js'
 import { jwtCredentialOf } from '../core/jwt/jwt-svid-validate.js'
-import type { RevocableCredential, RevocationListSource } from '../core/revocation.js'
+import { checkNotRevoked, type RevocableCredential, type RevocationListSource } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
+import type { TrustDomain } from '../core/trust-domain.js'
+import type { VerifiedX509Peer } from '../core/x509/verify-chain.js'
 import { authorizeAny } from '../verify/authorizer.js'
 import { bearerTokenOf, verifyJwtPeer } from '../verify/jwt-peer.js'
 import { type PeerCertificateLike, verifyPeerCertificate } from '../verify/x509-peer.js'
@@ -48,6 +52,8 @@ export interface AuthenticateDeps {
   readonly jwtLeewayMs?: number
   /** Revoked credentials: a revoked one fails with ERR_CREDENTIAL_REVOKED. */
   readonly revocations?: RevocationListSource | undefined
+  /** Bearer JWT-SVIDs whose signature verified before (the guard keeps one); default none. */
+  readonly jwtCache?: ValidatedJwtSvidCache | undefined
 }
 
 /** Client certificates by connection: a TLS peer's certificate cannot change on a connection. */
@@ -67,6 +73,65 @@ function clientCertificate(socket: Socket): PeerCertificateLike | undefined {
     certificates.set(socket, cert)
   }
   return cert ?? undefined
+}
+
+/** A connection's client certificate as verified, with the bundle it verified against. */
+interface VerifiedSocket {
+  readonly peer: VerifiedX509Peer
+  readonly bundle: X509Bundle | undefined
+  /** The window in which every certificate of the verified path is valid. */
+  readonly notBeforeMs: number
+  readonly notAfterMs: number
+}
+
+/** Verified client certificates by connection (the same certificate for the connection's life). */
+const verifiedSockets = new WeakMap<TLSSocket, VerifiedSocket>()
+
+function x509BundleOf(bundles: X509BundleSource, td: TrustDomain): X509Bundle | undefined {
+  try {
+    return bundles.getX509BundleForTrustDomain(td)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The client certificate of `socket` verified against the current bundles at `deps.nowMs`: once per
+ * connection while the bundle of its trust domain is the same object and the time is inside the
+ * path's validity window; the revocation list is checked on every request.
+ * @throws as `verifyPeerCertificate`
+ */
+function verifyClient(
+  socket: TLSSocket,
+  cert: PeerCertificateLike,
+  deps: AuthenticateDeps,
+): VerifiedX509Peer {
+  const memo = verifiedSockets.get(socket)
+  if (
+    memo !== undefined &&
+    deps.nowMs >= memo.notBeforeMs &&
+    deps.nowMs <= memo.notAfterMs &&
+    memo.bundle !== undefined &&
+    x509BundleOf(deps.x509Bundles, memo.peer.id.trustDomain) === memo.bundle
+  ) {
+    const leaf = memo.peer.path[0]
+    if (leaf !== undefined) {
+      const { serialHex, notBeforeMs } = leaf
+      checkNotRevoked(deps.revocations, { kind: 'x509', id: memo.peer.id, serialHex, notBeforeMs })
+    }
+    return memo.peer
+  }
+  verifiedSockets.delete(socket)
+  const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), {
+    nowMs: deps.nowMs,
+    ...(deps.revocations !== undefined && { revocations: deps.revocations }),
+  })
+  // verifyPeerCertificate is synchronous: this is the bundle it verified against.
+  const bundle = x509BundleOf(deps.x509Bundles, peer.id.trustDomain)
+  const notBeforeMs = Math.max(...peer.path.map((c) => c.notBeforeMs))
+  const notAfterMs = Math.min(...peer.path.map((c) => c.notAfterMs))
+  verifiedSockets.set(socket, { peer, bundle, notBeforeMs, notAfterMs })
+  return peer
 }
 
 /** True when the `Authorization` header uses the Bearer scheme (well formed or not). */
@@ -102,10 +167,7 @@ export async function authenticate(
   const cert = clientCertificate(request.socket)
   if (cert !== undefined) {
     try {
-      const peer = verifyPeerCertificate(cert, deps.x509Bundles, authorizeAny(), {
-        nowMs: deps.nowMs,
-        ...(deps.revocations !== undefined && { revocations: deps.revocations }),
-      })
+      const peer = verifyClient(request.socket as TLSSocket, cert, deps)
       const expiresAtMs = Math.min(...peer.path.map((c) => c.notAfterMs))
       const leaf = peer.path[0]
       const credential = {
@@ -126,11 +188,15 @@ export async function authenticate(
   try {
     token = bearerTokenOf(header)
     const leeway = deps.jwtLeewayMs === undefined ? {} : { leewayMs: deps.jwtLeewayMs }
-    const svid = await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), {
+    const opts = {
       nowMs: deps.nowMs,
       ...leeway,
       ...(deps.revocations !== undefined && { revocations: deps.revocations }),
-    })
+    }
+    const svid =
+      deps.jwtCache === undefined
+        ? await verifyJwtPeer(token, deps.jwtBundles, deps.audience, authorizeAny(), opts)
+        : await deps.jwtCache.validate(token, deps.jwtBundles, deps.audience, opts)
     const credential = jwtCredentialOf(svid)
     return { kind: 'verified', id: svid.id, via: 'jwt', expiresAtMs: svid.expiresAtMs, credential }
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { JwtBundleSource } from '../core/bundle/bundle-source.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
+import type { VerifiedSignatures } from '../core/jwt/verified-signatures.js'
 import type { RevocationListSource } from '../core/revocation.js'
 import type { SpiffeId } from '../core/spiffe-id.js'
 import { type TaskToken, validateTaskTokenAt } from '../core/task/task-token.js'
@@ -16,6 +17,8 @@ export interface TaskTokenDeps {
   readonly audience: ReadonlyArray<string>
   readonly nowMs: number
   readonly revocations?: RevocationListSource | undefined
+  /** Task tokens whose signature verified before: one signature check per token and key. */
+  readonly signatures?: VerifiedSignatures | undefined
 }
 
 /** A request's task token: none sent, valid for this caller, or refused with a code. */
@@ -60,6 +63,7 @@ export async function checkTaskToken(
     task = await validateTaskTokenAt(token, deps.jwtBundles, {
       nowMs: deps.nowMs,
       ...(deps.revocations !== undefined && { revocations: deps.revocations }),
+      ...(deps.signatures !== undefined && { signatures: deps.signatures }),
     })
   } catch (err) {
     if (!isIdentityError(err)) throw err

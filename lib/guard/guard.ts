@@ -1,6 +1,8 @@
 import type { JwtBundleSource, X509BundleSource } from '../core/bundle/bundle-source.js'
 import { type Clock, systemClock } from '../core/clock.js'
 import { type ErrorCode, IdentityError, isIdentityError } from '../core/errors.js'
+import { ValidatedJwtSvidCache } from '../core/jwt/jwt-svid-cache.js'
+import { VerifiedSignatures } from '../core/jwt/verified-signatures.js'
 import type { RevocationListSource } from '../core/revocation.js'
 import { type Authorizer, authorizeAny } from '../verify/authorizer.js'
 import { type Authentication, authenticate } from './authenticate.js'
@@ -158,6 +160,10 @@ interface Settings {
   readonly peerKey: (request: GuardRequest) => string
   readonly authorize: Authorizer
   readonly proof: ProofSettings | undefined
+  /** Bearer JWT-SVIDs already verified, by token: one signature check per token and bundle. */
+  readonly jwtCache: ValidatedJwtSvidCache
+  /** Task tokens whose signature verified, by token and key. */
+  readonly taskSignatures: VerifiedSignatures
 }
 
 function settle(options: GuardOptions): Settings {
@@ -180,6 +186,8 @@ function settle(options: GuardOptions): Settings {
     peerKey: options.peerKey ?? ((r) => r.socket.remoteAddress ?? 'unknown'),
     authorize: options.authorizer ?? authorizeAny(),
     proof: settleProof(options.proof),
+    jwtCache: new ValidatedJwtSvidCache(),
+    taskSignatures: new VerifiedSignatures(),
   }
 }
 
@@ -241,7 +249,7 @@ async function authenticateAny(s: Settings, request: GuardRequest): Promise<Auth
     return authenticateProof(request, s.proof, nowMs, s.options.revocations)
   const { jwtBundles, x509Bundles, jwtLeewayMs, revocations } = s.options
   const deps = { jwtBundles, x509Bundles, audience: s.audience, nowMs, jwtLeewayMs, revocations }
-  return authenticate(request, deps)
+  return authenticate(request, { ...deps, jwtCache: s.jwtCache })
 }
 
 /** A 429; only the first of each block of a key is audited, with a count of the previous block's others. */
@@ -299,6 +307,7 @@ async function authorizeCaller(s: Settings, pending: Pending, caller: Verified):
     audience: s.audience,
     nowMs: s.clock.nowMs(),
     revocations: s.options.revocations,
+    signatures: s.taskSignatures,
   })
   if (checked.kind === 'refused') return refused(checked.status, checked.code, checked.reason, { id, via })
   const task = checked.kind === 'valid' ? checked.task : undefined

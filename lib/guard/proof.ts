@@ -74,13 +74,11 @@ export async function authenticateProof(
 ): Promise<Authentication> {
   const wit = single(request.headers[WIT_HEADER])
   const wpt = single(request.headers[WPT_HEADER])
-  const claimedId = claimed(wit)
-  const failed = (error: IdentityError): Authentication => ({
-    kind: 'failed',
-    via: 'wit',
-    error,
-    ...(claimedId !== undefined && { claimedId }),
-  })
+  // Only a refusal names the claimed ID (for the audit): parsing the WIT for it imports its cnf key.
+  const failed = (error: IdentityError): Authentication => {
+    const claimedId = claimed(wit)
+    return { kind: 'failed', via: 'wit', error, ...(claimedId !== undefined && { claimedId }) }
+  }
   if (wit === undefined) return failed(new IdentityError('ERR_PROOF_INVALID', 'send exactly one WIT'))
   if (wpt === undefined)
     return failed(

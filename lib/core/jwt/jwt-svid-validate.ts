@@ -55,16 +55,52 @@ export async function validateJwtSvid(
   expectedAudience: string | ReadonlyArray<string>,
   opts: ValidateJwtSvidOptions,
 ): Promise<JwtSvid> {
-  const expected = typeof expectedAudience === 'string' ? [expectedAudience] : expectedAudience
-  const { nowMs, leewayMs } = checkOptions(opts)
+  checkOptions(opts)
+  const { svid } = await verifyJwtSvidSignature(token, bundles)
+  checkJwtSvidClaims(svid, expectedAudience, opts)
+  return svid
+}
+
+/**
+ * The first half of {@link validateJwtSvid}: the token decoded and its signature checked against the
+ * JWT bundle of its trust domain, which is returned with it (looked up before any await, so it is the
+ * bundle the signature was checked against). @internal
+ */
+export async function verifyJwtSvidSignature(
+  token: string,
+  bundles: JwtBundleSource,
+): Promise<{ readonly svid: JwtSvid; readonly bundle: JwtBundle }> {
   const { header, svid } = decodeJwtSvid(token)
   const bundle = findBundle(bundles, svid.id.trustDomain)
   if (header.kid === undefined) await verifyWithAnyAuthority(token, header, bundle)
   else await verifySignature(token, header, findAuthority(bundle, header.kid, header.alg))
+  return { svid, bundle }
+}
+
+/**
+ * The second half of {@link validateJwtSvid}, which depends on the time and the revocations and so
+ * is repeated on every use of a token whose signature verified before: audience, times, revocation.
+ * @internal
+ */
+export function checkJwtSvidClaims(
+  svid: JwtSvid,
+  expectedAudience: string | ReadonlyArray<string>,
+  opts: ValidateJwtSvidOptions,
+): void {
+  const expected = typeof expectedAudience === 'string' ? [expectedAudience] : expectedAudience
+  const { nowMs, leewayMs } = checkOptions(opts)
   checkAudience(svid.audience, expected)
   checkTimes(svid.claims, nowMs, leewayMs)
   checkNotRevoked(opts.revocations, jwtCredentialOf(svid))
-  return svid
+}
+
+/** The JWT bundle of `td` from `bundles`, or undefined (also when the source throws). @internal */
+export function currentJwtBundle(bundles: JwtBundleSource, td: TrustDomain): JwtBundle | undefined {
+  try {
+    return bundles.getJwtBundleForTrustDomain(td)
+  } catch {
+    return undefined
+  }
 }
 
 /** A validated token as a revocation list looks it up: `sub`, `jti` and `iat`. */

@@ -5,6 +5,7 @@ import type { JwtBundleSource } from '../bundle/bundle-source.js'
 import { IdentityError, isIdentityError } from '../errors.js'
 import { toLowS } from '../jwt/ecdsa-low-s.js'
 import { cryptoKeyFor } from '../jwt/jwt-svid.js'
+import type { VerifiedSignatures } from '../jwt/verified-signatures.js'
 import { checkNotRevoked, type RevocationListSource } from '../revocation.js'
 import { SpiffeId } from '../spiffe-id.js'
 import { decodeCompactJwt } from '../wit/compact-jwt.js'
@@ -192,6 +193,11 @@ export interface ValidateTaskTokenOptions {
   readonly leewayMs?: number
   /** Revoked credentials (an agent's feed): the task, its parent, its `jti` or its subject revoked → refused. */
   readonly revocations?: RevocationListSource | undefined
+  /**
+   * Task tokens whose signature verified before (a guard keeps one): a token whose `kid` still names
+   * the key it verified with skips the signature check; everything else is checked every time.
+   */
+  readonly signatures?: VerifiedSignatures | undefined
 }
 
 /**
@@ -217,7 +223,10 @@ export async function validateTaskTokenAt(
   const authority = bundle.findAuthority(parsed.kid)
   if (authority === undefined)
     throw new IdentityError('ERR_JWT_KEY_NOT_FOUND', `no JWT authority "${parsed.kid}" for ${td.name}`)
-  await verifyJws(token, parsed.alg as Parameters<typeof verifyJws>[1], authority.key, 'task token')
+  if (opts.signatures?.has(token, authority.key) !== true) {
+    await verifyJws(token, parsed.alg as Parameters<typeof verifyJws>[1], authority.key, 'task token')
+    opts.signatures?.add(token, authority.key)
+  }
   if (parsed.expiresAtMs <= opts.nowMs - leewayMs)
     throw new IdentityError('ERR_JWT_EXPIRED', 'the task token has expired')
   if (parsed.issuedAtMs > opts.nowMs + leewayMs)
