@@ -53,6 +53,7 @@ describe('loadServerConfig defaults', () => {
       auditLogPath: '/home/op/.tessera/server/audit.log',
       auditCheckpointLines: 1000,
       auditCheckpointIntervalMs: 60_000,
+      auditSummaryWindowMs: 10_000,
       dbPath: '/home/op/.tessera/server/datastore.sqlite3',
       oidcDiscoveryAddress: '127.0.0.1',
       oidcInsecureHttp: false,
